@@ -1,0 +1,128 @@
+//! `bench`: training throughput of a model, printed beside PyTorch's measured in the same run.
+
+use std::process::Command as Process;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Value, json};
+
+use super::args::BenchArgs;
+use crate::data::Dataset;
+use crate::model::ModelKind;
+use crate::plan::ExperimentPlan;
+use crate::prune::{At, Schedule};
+use crate::train::{Session, select};
+
+/// Warm-up steps before timing (allocator, caches, autotune).
+const WARMUP: u64 = 20;
+
+/// Samples per second over `steps` training steps with a 50% unstructured mask re-applied
+/// after every step, as in a real pruning run.
+pub fn measure(model: ModelKind, batch: usize, steps: u64, backend: &str) -> Result<(f64, String)> {
+    let mut plan = ExperimentPlan::preset("quick-demo")?;
+    plan.model = model;
+    plan.training.batch = batch;
+    plan.training.backend = backend.parse().map_err(|e: String| anyhow!(e))?;
+    plan.pruning.layers.clear();
+    plan.pruning.granularity = crate::prune::Granularity::Unstructured;
+    plan.pruning.schedule = Schedule::Constant {
+        target: 0.5,
+        begin: At::Step(0),
+        end: Some(At::Step(0)),
+        frequency: 1,
+    };
+    let data = Arc::new(Dataset::builtin()?);
+    let per_epoch = plan.steps_per_epoch(data.train.len());
+    plan.training.epochs = ((steps + WARMUP).div_ceil(per_epoch) + 1) as u32;
+    let (device, info) = select(plan.training.backend)?;
+    let mut session = Session::new(plan, data, device, info.clone())?;
+    for _ in 0..WARMUP {
+        session.train_step()?;
+    }
+    let before = session.trained_samples();
+    let t0 = Instant::now();
+    for _ in 0..steps {
+        session.train_step()?;
+    }
+    let samples = session.trained_samples() - before;
+    Ok((
+        samples as f64 / t0.elapsed().as_secs_f64(),
+        format!("{} ({})", info.backend, info.device),
+    ))
+}
+
+/// Runs PyTorch's reference script for one model and returns its samples/s.
+fn reference(args: &BenchArgs, model: ModelKind) -> Result<(f64, String)> {
+    let script = args.reference.as_ref().expect("called with a reference");
+    let name = match model {
+        ModelKind::Mlp => "mlp",
+        ModelKind::Lenet5 => "lenet5",
+        ModelKind::SeedCnn => "seed_cnn",
+        ModelKind::SmallCnn => bail!("the PyTorch reference has no small-cnn"),
+    };
+    let output = Process::new(&args.python)
+        .arg(script)
+        .args(["--models", name])
+        .args(["--batch", &args.batch.to_string()])
+        .args(["--steps", &args.steps.to_string()])
+        .args(["--threads", &args.threads.to_string()])
+        .output()
+        .with_context(|| format!("cannot run {} {}", args.python, script.display()))?;
+    if !output.status.success() {
+        bail!(
+            "the PyTorch reference failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line: Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .last()
+        .ok_or_else(|| anyhow!("the PyTorch reference printed no JSON: {stdout}"))?;
+    let sps = line["samples_per_s"]
+        .as_f64()
+        .ok_or_else(|| anyhow!("no samples_per_s in {line}"))?;
+    Ok((sps, line["framework"].as_str().unwrap_or("pytorch").to_string()))
+}
+
+pub fn bench(args: &BenchArgs) -> Result<()> {
+    let model: ModelKind = args.model.parse().map_err(|e: String| anyhow!(e))?;
+    let (ours, device) = measure(model, args.batch, args.steps, &args.backend)?;
+    let torch = args
+        .reference
+        .as_ref()
+        .map(|_| reference(args, model))
+        .transpose()?;
+    if args.json {
+        let mut line = json!({
+            "event": "bench",
+            "model": model.name(),
+            "batch": args.batch,
+            "steps": args.steps,
+            "backend": device,
+            "samples_per_s": ours,
+        });
+        if let Some((t, framework)) = &torch {
+            line["reference"] = json!(framework);
+            line["reference_samples_per_s"] = json!(t);
+            line["ratio"] = json!(ours / t);
+        }
+        println!("{line}");
+    } else {
+        println!(
+            "{} batch {} on {device}: {ours:.0} training samples/s (masks re-applied every step)",
+            model.name(),
+            args.batch
+        );
+        if let Some((t, framework)) = torch {
+            println!(
+                "{framework} ({} threads), same model and batch: {t:.0} samples/s",
+                args.threads
+            );
+            println!("ratio: {:.2}x PyTorch", ours / t);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! The headless front end: the same worker as the window, with a progress bar or JSON lines.
+
+pub mod args;
+pub mod bench;
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+pub use args::{BenchArgs, Cli, CliCommand, PlanArgs, RunArgs};
+
+use crate::masks_file::{NamedMask, save_masks};
+use crate::plan::{ExperimentPlan, PRESETS};
+use crate::train::{Command, Event, LayerSnapshot, Summary, Worker};
+
+/// Runs the parsed command line.
+pub fn main(cli: Cli) -> Result<()> {
+    match cli.command {
+        Some(CliCommand::Run(args)) => run(&args),
+        Some(CliCommand::Bench(args)) => bench::bench(&args),
+        Some(CliCommand::Presets { name }) => presets(name.as_deref()),
+        None => run(&RunArgs {
+            plan: PlanArgs::default(),
+            json: false,
+            save_masks: None,
+            save_plan: None,
+            print_plan: false,
+        }),
+    }
+}
+
+fn presets(name: Option<&str>) -> Result<()> {
+    match name {
+        Some(n) => print!("{}", ExperimentPlan::preset(n)?.to_toml()),
+        None => {
+            for (n, _) in PRESETS {
+                let plan = ExperimentPlan::preset(n)?;
+                println!("{n:16} {}", plan.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Trains one plan to the end through a [`Worker`] and reports it.
+pub fn run(args: &RunArgs) -> Result<()> {
+    let plan = args.plan.build()?;
+    if let Some(path) = &args.save_plan {
+        plan.save(path)
+            .with_context(|| format!("cannot save the plan to {}", path.display()))?;
+    }
+    if args.print_plan {
+        print!("{}", plan.to_toml());
+        return Ok(());
+    }
+    let worker = Worker::spawn(None);
+    worker.send(Command::Start(Box::new(plan.clone())));
+    let mut out = std::io::stdout().lock();
+    let mut bar: Option<ProgressBar> = None;
+    let mut last_accuracy: Option<f64> = None;
+    let summary = loop {
+        let event = match worker.recv_timeout(Duration::from_secs(3600)) {
+            Ok(e) => e,
+            Err(true) => bail!("the training worker stopped without a result"),
+            Err(false) => continue,
+        };
+        if args.json && !matches!(event, Event::Finished { .. } | Event::Snapshot(_)) {
+            writeln!(out, "{}", serde_json::to_string(&event)?)?;
+        }
+        match event {
+            Event::Started {
+                backend,
+                dataset,
+                total_steps,
+                ..
+            } if !args.json => {
+                eprintln!(
+                    "{} on {dataset} | backend {} ({}){}",
+                    plan.model,
+                    backend.backend,
+                    backend.device,
+                    backend.note.map(|n| format!(": {n}")).unwrap_or_default()
+                );
+                let b = ProgressBar::new(total_steps);
+                b.set_style(
+                    ProgressStyle::with_template("{bar:30.cyan/blue} {pos:>5}/{len} {msg}")
+                        .expect("valid template"),
+                );
+                bar = Some(b);
+            }
+            Event::Notice { message } if !args.json => match &bar {
+                Some(b) => b.println(format!("note: {message}")),
+                None => eprintln!("note: {message}"),
+            },
+            Event::Evaluation { accuracy, .. } => last_accuracy = Some(accuracy),
+            Event::Progress {
+                step,
+                epoch,
+                loss,
+                samples_per_s,
+                sparsity,
+                ..
+            } => {
+                if let Some(b) = &bar {
+                    b.set_position(step);
+                    b.set_message(format!(
+                        "epoch {epoch:.1} loss {loss:.3} acc {} sparsity {sparsity:.3} {samples_per_s:.0} samples/s",
+                        last_accuracy.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into())
+                    ));
+                }
+            }
+            Event::Error { message, .. } => {
+                if let Some(b) = &bar {
+                    b.abandon();
+                }
+                return Err(anyhow!(message));
+            }
+            Event::Finished { summary, .. } => break summary,
+            _ => {}
+        }
+    };
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if let Some(path) = &args.save_masks {
+        let snapshots = collect_snapshots(&worker, summary.layers.len())?;
+        let masks: Vec<NamedMask> = snapshots
+            .into_iter()
+            .map(|s| NamedMask {
+                dims: s.shape.dims(),
+                name: s.name,
+                mask: s.mask,
+            })
+            .collect();
+        save_masks(path, &masks, &plan.to_toml())?;
+        if !args.json {
+            eprintln!("masks saved to {}", path.display());
+        }
+    }
+    if args.json {
+        let mut line = serde_json::to_value(&summary)?;
+        line["event"] = json!("summary");
+        writeln!(out, "{}", serde_json::to_string(&line)?)?;
+    } else {
+        print_summary(&mut out, &summary)?;
+    }
+    Ok(())
+}
+
+fn collect_snapshots(worker: &Worker, count: usize) -> Result<Vec<LayerSnapshot>> {
+    worker.send(Command::Snapshot { layer: None });
+    let mut snaps = Vec::with_capacity(count);
+    while snaps.len() < count {
+        match worker.recv_timeout(Duration::from_secs(600)) {
+            Ok(Event::Snapshot(s)) => snaps.push(s),
+            Ok(Event::Error { message, .. }) => bail!(message),
+            Ok(_) => {}
+            Err(_) => bail!("the training worker did not send the masks"),
+        }
+    }
+    Ok(snaps)
+}
+
+/// The final table: per-layer sparsity and dense vs pruned accuracy.
+pub fn print_summary(out: &mut impl Write, s: &Summary) -> std::io::Result<()> {
+    writeln!(out, "{:<8} {:<18} {:<14} {:>7} {:>9}", "layer", "shape", "granularity", "target", "sparsity")?;
+    for l in &s.layers {
+        let shape = format!("{:?}", l.shape);
+        writeln!(
+            out,
+            "{:<8} {:<18} {:<14} {:>7.3} {:>9.4}",
+            l.name, shape, l.granularity, l.target, l.sparsity
+        )?;
+    }
+    writeln!(out, "overall sparsity {:.4}", s.sparsity)?;
+    writeln!(
+        out,
+        "dense accuracy {:.4} | pruned accuracy {:.4} ({:+.2} points)",
+        s.dense_accuracy,
+        s.final_accuracy,
+        100.0 * (s.final_accuracy - s.dense_accuracy)
+    )?;
+    writeln!(
+        out,
+        "{} steps in {:.1} s, {:.0} training samples/s on {} ({})",
+        s.steps, s.wall_s, s.train_samples_per_s, s.backend, s.device
+    )
+}

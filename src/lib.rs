@@ -1,0 +1,44 @@
+//! sparsity-explorer: train small networks on MNIST-like digits and watch them being pruned.
+//!
+//! Layers, each knowing only the ones below it:
+//! - [`prune`]: pure pruning math on host slices (masks, granularities, schedules);
+//! - [`data`]: IDX files, the built-in digits, batches;
+//! - [`model`]: the burn models and their prunable layers;
+//! - [`train`]: the session that trains and the worker thread that runs it;
+//! - [`cli`]: the headless front end.
+//!
+//! [`plan::ExperimentPlan`] is the one description of an experiment that all of them share.
+
+pub mod cli;
+pub mod data;
+pub mod masks_file;
+pub mod model;
+pub mod plan;
+pub mod prune;
+pub mod train;
+
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename,
+/// so a crash never leaves a half-written file under the final name.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other(format!("{} is not a file path", path.display())))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

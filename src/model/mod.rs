@@ -1,0 +1,227 @@
+//! The burn models and the one trait that exposes their prunable layers by name.
+//!
+//! Adding a model means one file with a `#[derive(Module)]` struct implementing
+//! [`Architecture`], and one variant in [`ModelKind`] and [`Network`].
+
+mod lenet5;
+mod mlp;
+mod seed_cnn;
+mod small_cnn;
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::nn::conv::Conv2d;
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+pub use lenet5::LeNet5;
+pub use mlp::Mlp;
+pub use seed_cnn::SeedCnn;
+pub use small_cnn::SmallCnn;
+
+use crate::prune::{LayerShape, LayerSpec};
+
+/// A prunable layer, borrowed.
+pub enum LayerHandle<'a> {
+    Linear(&'a Linear),
+    Conv2d(&'a Conv2d),
+}
+
+/// A prunable layer, borrowed mutably.
+pub enum LayerHandleMut<'a> {
+    Linear(&'a mut Linear),
+    Conv2d(&'a mut Conv2d),
+}
+
+/// What every model provides: a forward pass on `[batch, 1, 28, 28]` images giving
+/// `[batch, 10]` logits, and its prunable layers in a fixed order matching
+/// [`Architecture::layer_specs`].
+pub trait Architecture {
+    /// Names and PyTorch-layout shapes of the prunable layers, without building the model.
+    fn layer_specs() -> Vec<LayerSpec>
+    where
+        Self: Sized;
+    fn forward(&self, images: Tensor<4>) -> Tensor<2>;
+    fn prunable(&self) -> Vec<LayerHandle<'_>>;
+    fn prunable_mut(&mut self) -> Vec<LayerHandleMut<'_>>;
+}
+
+/// Which model to train. Written as `mlp`, `lenet5`, `seed-cnn`, `small-cnn`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// LeNet-300-100.
+    #[default]
+    Mlp,
+    Lenet5,
+    SeedCnn,
+    SmallCnn,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 4] = [
+        ModelKind::Mlp,
+        ModelKind::Lenet5,
+        ModelKind::SeedCnn,
+        ModelKind::SmallCnn,
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModelKind::Mlp => "mlp",
+            ModelKind::Lenet5 => "lenet5",
+            ModelKind::SeedCnn => "seed-cnn",
+            ModelKind::SmallCnn => "small-cnn",
+        }
+    }
+
+    /// One line on what the model is.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            ModelKind::Mlp => "LeNet-300-100: 784-300-100-10, ReLU",
+            ModelKind::Lenet5 => "LeNet-5: conv 6, conv 16, dense 120-84-10",
+            ModelKind::SeedCnn => "tfmot CNN: conv 32, conv 64 + batch norm, dense 1024, dropout",
+            ModelKind::SmallCnn => "tfmot guide CNN: conv 12 3x3, dense 10",
+        }
+    }
+
+    pub fn layer_specs(&self) -> Vec<LayerSpec> {
+        match self {
+            ModelKind::Mlp => Mlp::layer_specs(),
+            ModelKind::Lenet5 => LeNet5::layer_specs(),
+            ModelKind::SeedCnn => SeedCnn::layer_specs(),
+            ModelKind::SmallCnn => SmallCnn::layer_specs(),
+        }
+    }
+
+    pub fn init(&self, device: &Device) -> Network {
+        match self {
+            ModelKind::Mlp => Network::Mlp(Mlp::new(device)),
+            ModelKind::Lenet5 => Network::Lenet5(LeNet5::new(device)),
+            ModelKind::SeedCnn => Network::SeedCnn(SeedCnn::new(device)),
+            ModelKind::SmallCnn => Network::SmallCnn(SmallCnn::new(device)),
+        }
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ModelKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim().to_ascii_lowercase();
+        ModelKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s || (s == "lenet300" && *k == ModelKind::Mlp))
+            .ok_or_else(|| {
+                format!("unknown model {s:?}: expected one of mlp, lenet5, seed-cnn, small-cnn")
+            })
+    }
+}
+
+/// Any of the models, as one burn module.
+#[derive(Module, Debug)]
+pub enum Network {
+    Mlp(Mlp),
+    Lenet5(LeNet5),
+    SeedCnn(SeedCnn),
+    SmallCnn(SmallCnn),
+}
+
+impl Network {
+    fn arch(&self) -> &dyn Architecture {
+        match self {
+            Network::Mlp(m) => m,
+            Network::Lenet5(m) => m,
+            Network::SeedCnn(m) => m,
+            Network::SmallCnn(m) => m,
+        }
+    }
+
+    fn arch_mut(&mut self) -> &mut dyn Architecture {
+        match self {
+            Network::Mlp(m) => m,
+            Network::Lenet5(m) => m,
+            Network::SeedCnn(m) => m,
+            Network::SmallCnn(m) => m,
+        }
+    }
+
+    /// `[batch, 1, 28, 28]` images to `[batch, 10]` logits.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.arch().forward(images)
+    }
+
+    /// Weights of every prunable layer, on the host, in PyTorch layout.
+    pub fn read_weights(&self) -> Vec<Vec<f32>> {
+        self.arch().prunable().iter().map(read_weight).collect()
+    }
+
+    /// Multiplies every prunable weight by its mask (`None`: left as is). Pruned weights
+    /// become exactly 0.0 and the parameters stay leaves that require gradients.
+    pub fn apply_masks(&mut self, masks: &[Option<DeviceMask>]) {
+        for (layer, mask) in self.arch_mut().prunable_mut().into_iter().zip(masks) {
+            match (layer, mask) {
+                (LayerHandleMut::Linear(l), Some(DeviceMask::Linear(m))) => mask_param(&mut l.weight, m),
+                (LayerHandleMut::Conv2d(c), Some(DeviceMask::Conv2d(m))) => mask_param(&mut c.weight, m),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A mask uploaded to the device in burn's layout for its layer (Linear `[in, out]`,
+/// Conv2d `[out, in, kh, kw]`), without autodiff.
+#[derive(Clone, Debug)]
+pub enum DeviceMask {
+    Linear(Tensor<2>),
+    Conv2d(Tensor<4>),
+}
+
+impl DeviceMask {
+    /// Uploads a host mask (PyTorch layout, 1 kept / 0 pruned).
+    pub fn upload(mask: &[u8], shape: &LayerShape, device: &Device) -> Self {
+        let values: Vec<f32> = mask.iter().map(|&m| m as f32).collect();
+        let device = device.clone().inner();
+        match shape.kind {
+            crate::prune::LayerKind::Linear => {
+                let t = Tensor::<2>::from_data(TensorData::new(values, [shape.out, shape.inp]), &device);
+                DeviceMask::Linear(t.transpose()) // [in, out]
+            }
+            crate::prune::LayerKind::Conv2d => DeviceMask::Conv2d(Tensor::<4>::from_data(
+                TensorData::new(values, [shape.out, shape.inp, shape.kh, shape.kw]),
+                &device,
+            )),
+        }
+    }
+}
+
+fn read_weight(layer: &LayerHandle<'_>) -> Vec<f32> {
+    let data = match layer {
+        // burn stores Linear as [in, out]; PyTorch layout is [out, in]
+        LayerHandle::Linear(l) => l.weight.val().transpose().into_data(),
+        LayerHandle::Conv2d(c) => c.weight.val().into_data(),
+    };
+    data.iter::<f32>().collect()
+}
+
+fn mask_param<const D: usize>(param: &mut Param<Tensor<D>>, mask: &Tensor<D>) {
+    *param = param.clone().map(|w| {
+        let requires_grad = w.is_require_grad();
+        let tracked = w.is_autodiff();
+        let masked = w.inner() * mask.clone();
+        let masked = if tracked { masked.autodiff() } else { masked };
+        if requires_grad {
+            masked.require_grad()
+        } else {
+            masked
+        }
+    });
+}

@@ -1,0 +1,184 @@
+//! The experiment plan: one serde type, saved as TOML, shared by the CLI, the window,
+//! the presets and the tests.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::data::DatasetSource;
+use crate::model::ModelKind;
+use crate::prune::{PlanError, PruningPlan, StepSchedule};
+use crate::train::BackendChoice;
+
+/// Optimizer and loop settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Training {
+    pub epochs: u32,
+    pub batch: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub backend: BackendChoice,
+    /// Evaluate on the test split every this many steps (0: at the end of each epoch).
+    #[serde(default)]
+    pub eval_every: u64,
+}
+
+/// Everything a run needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentPlan {
+    /// Free text shown in the window and in saved files.
+    #[serde(default)]
+    pub name: String,
+    pub model: ModelKind,
+    #[serde(default)]
+    pub dataset: DatasetSource,
+    pub training: Training,
+    pub pruning: PruningPlan,
+}
+
+/// A plan that cannot be read or cannot run.
+#[derive(Debug, Error)]
+pub enum PlanFileError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{origin}: not a valid plan: {message}")]
+    Parse { origin: String, message: String },
+    #[error("unknown preset {name:?}: available presets are {known}")]
+    UnknownPreset { name: String, known: String },
+    #[error("invalid plan: {0}")]
+    Invalid(String),
+    #[error("invalid plan: {0}")]
+    Pruning(#[from] PlanError),
+}
+
+/// The presets shipped in the binary, by name.
+pub const PRESETS: &[(&str, &str)] = &[
+    (
+        "quick-demo",
+        include_str!("../assets/presets/quick-demo.toml"),
+    ),
+    (
+        "lenet300-agp90",
+        include_str!("../assets/presets/lenet300-agp90.toml"),
+    ),
+    (
+        "seed-polynomial",
+        include_str!("../assets/presets/seed-polynomial.toml"),
+    ),
+    ("seed-2by4", include_str!("../assets/presets/seed-2by4.toml")),
+];
+
+impl ExperimentPlan {
+    /// Parses a plan from TOML text; `origin` names the source in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, PlanFileError> {
+        toml::from_str(text).map_err(|e| PlanFileError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a plan always serializes to TOML")
+    }
+
+    pub fn load(path: &Path) -> Result<Self, PlanFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PlanFileError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Writes the plan atomically (temporary file, then rename).
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        crate::atomic_write(path, self.to_toml().as_bytes())
+    }
+
+    pub fn preset(name: &str) -> Result<Self, PlanFileError> {
+        PRESETS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| PlanFileError::UnknownPreset {
+                name: name.to_string(),
+                known: PRESETS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+            .and_then(|(n, text)| Self::from_toml(text, &format!("preset {n}")))
+    }
+
+    /// Optimizer steps per epoch for a training split of `train_len` examples.
+    pub fn steps_per_epoch(&self, train_len: usize) -> u64 {
+        train_len.div_ceil(self.training.batch.max(1)) as u64
+    }
+
+    /// Checks everything that does not need the data: numbers in range, the schedule, and
+    /// the pruning rules against the model's layers. Returns the resolved schedule.
+    pub fn validate(&self, train_len: usize) -> Result<StepSchedule, PlanFileError> {
+        let t = &self.training;
+        if t.epochs == 0 {
+            return Err(PlanFileError::Invalid("training.epochs must be at least 1".into()));
+        }
+        if t.batch == 0 {
+            return Err(PlanFileError::Invalid("training.batch must be at least 1".into()));
+        }
+        if !(t.lr.is_finite() && t.lr > 0.0) {
+            return Err(PlanFileError::Invalid(format!(
+                "training.lr must be a positive number, found {}",
+                t.lr
+            )));
+        }
+        self.pruning.rules(&self.model.layer_specs())?;
+        let schedule = self
+            .pruning
+            .schedule
+            .resolve(self.steps_per_epoch(train_len))
+            .map_err(PlanError::from)?;
+        Ok(schedule)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::BUILTIN_TRAIN;
+
+    #[test]
+    fn every_preset_parses_validates_and_round_trips() {
+        for (name, _) in PRESETS {
+            let plan = ExperimentPlan::preset(name).unwrap();
+            plan.validate(BUILTIN_TRAIN)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let again = ExperimentPlan::from_toml(&plan.to_toml(), "round trip").unwrap();
+            assert_eq!(plan, again, "{name}");
+        }
+    }
+
+    #[test]
+    fn bad_plans_name_the_problem() {
+        let mut plan = ExperimentPlan::preset("quick-demo").unwrap();
+        plan.training.lr = f64::NAN;
+        assert!(plan.validate(8000).unwrap_err().to_string().contains("training.lr"));
+        let mut plan = ExperimentPlan::preset("quick-demo").unwrap();
+        plan.pruning.schedule.set_final_target(1.0);
+        assert!(plan.validate(8000).unwrap_err().to_string().contains("[0, 1)"));
+        let e = ExperimentPlan::from_toml("model = \"mlp\"\n[training]\nepochs = 1\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("t.toml: not a valid plan"), "{e}");
+        let e = ExperimentPlan::preset("nope").unwrap_err().to_string();
+        assert!(e.contains("quick-demo"), "{e}");
+    }
+}

@@ -1,0 +1,20 @@
+//! The pruning core: plain Rust on host slices, no tensors.
+//!
+//! Masks for every granularity (unstructured, N:M, block, channel), criteria (magnitude,
+//! random), scopes (per layer, global) and schedules (constant, one-shot, iterative,
+//! tfmot's polynomial decay). Everything that a paper or tfmot defines is a pure function
+//! here, tested against its definition.
+
+pub mod granularity;
+pub mod layer;
+pub mod mask;
+pub mod plan;
+pub mod schedule;
+pub mod score;
+
+pub use granularity::{BlockScore, Granularity, GranularityError, Ineligible};
+pub use layer::{LayerKind, LayerShape};
+pub use mask::{GlobalLayer, MaskError, global_masks, keep_count, layer_mask, nm_mask, sparsity};
+pub use plan::{LayerOverride, LayerRule, LayerSpec, PlanError, PruningPlan, Scope};
+pub use schedule::{At, Schedule, ScheduleError, StepSchedule};
+pub use score::{Criterion, random_score};

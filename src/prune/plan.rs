@@ -1,0 +1,387 @@
+//! The pruning part of an experiment plan, and how it turns into one rule per layer and
+//! then into masks.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::granularity::Granularity;
+use super::layer::LayerShape;
+use super::mask::{GlobalLayer, MaskError, global_masks, layer_mask};
+use super::schedule::{Schedule, ScheduleError};
+use super::score::Criterion;
+
+/// Whether each layer hits its own target or one threshold ranks all layers together.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    #[default]
+    Layer,
+    Global,
+}
+
+impl std::str::FromStr for Scope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "layer" | "per-layer" => Ok(Scope::Layer),
+            "global" => Ok(Scope::Global),
+            other => Err(format!("unknown scope {other:?}: expected `layer` or `global`")),
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Scope::Layer => "layer",
+            Scope::Global => "global",
+        })
+    }
+}
+
+/// What one layer does differently from the plan's defaults.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerOverride {
+    /// Leave the layer dense.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip: bool,
+    /// The layer's own final sparsity; the schedule's curve is scaled to end there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub granularity: Option<Granularity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criterion: Option<Criterion>,
+}
+
+/// How to prune: defaults for every prunable layer, a schedule, and per-layer overrides.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruningPlan {
+    pub granularity: Granularity,
+    #[serde(default)]
+    pub criterion: Criterion,
+    #[serde(default)]
+    pub scope: Scope,
+    pub schedule: Schedule,
+    /// Overrides by layer name (`conv1`, `fc2`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub layers: BTreeMap<String, LayerOverride>,
+}
+
+/// A prunable layer as the plan sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerSpec {
+    pub name: String,
+    pub shape: LayerShape,
+}
+
+impl LayerSpec {
+    pub fn new(name: &str, shape: LayerShape) -> Self {
+        Self {
+            name: name.to_string(),
+            shape,
+        }
+    }
+}
+
+/// A pruning plan that cannot be applied to the model.
+#[derive(Debug, Error, PartialEq, Clone)]
+pub enum PlanError {
+    #[error("the plan names layer {name:?}, which the model does not have (it has {known})")]
+    UnknownLayer { name: String, known: String },
+    #[error("layer {layer}: {granularity} cannot be applied: {reason}")]
+    Ineligible {
+        layer: String,
+        granularity: Granularity,
+        reason: String,
+    },
+    #[error("layer {layer}: target sparsity must be in [0, 1), found {value}")]
+    LayerTarget { layer: String, value: f64 },
+    #[error("schedule: {0}")]
+    Schedule(#[from] ScheduleError),
+    #[error("{0}")]
+    Mask(#[from] MaskError),
+}
+
+/// The rule one layer follows, after defaults, overrides and eligibility.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayerRule {
+    pub name: String,
+    pub shape: LayerShape,
+    /// `None`: the layer stays dense (skipped by the plan or unable to take the default).
+    pub granularity: Option<Granularity>,
+    pub criterion: Criterion,
+    /// The layer's own final target, if it has one.
+    pub own_target: Option<f64>,
+    /// Why the layer stays dense, when it does.
+    pub dense_reason: Option<String>,
+}
+
+impl LayerRule {
+    /// Sparsity this layer aims at when the schedule says `value` out of a final `final_target`.
+    pub fn target(&self, value: f64, final_target: f64) -> f64 {
+        match (self.granularity, self.own_target) {
+            (None, _) => 0.0,
+            (Some(g), _) if g.fixed_sparsity().is_some() => {
+                if value > 0.0 {
+                    g.fixed_sparsity().unwrap_or(0.0)
+                } else {
+                    0.0
+                }
+            }
+            (Some(_), Some(own)) if final_target > 0.0 => (value / final_target * own).min(own),
+            (Some(_), Some(own)) => own,
+            (Some(_), None) => value,
+        }
+    }
+
+    /// Whether this layer joins the global ranking under `plan`.
+    fn joins_global(&self, plan: &PruningPlan) -> bool {
+        plan.scope == Scope::Global
+            && self.own_target.is_none()
+            && self.granularity == Some(plan.granularity)
+            && plan.granularity.fixed_sparsity().is_none()
+    }
+}
+
+impl PruningPlan {
+    /// Checks the plan against a model's layers and returns one rule per layer, in the
+    /// model's order. A layer that cannot take the *default* granularity stays dense with a
+    /// reason; one whose *own* granularity does not fit is an error naming it.
+    pub fn rules(&self, layers: &[LayerSpec]) -> Result<Vec<LayerRule>, PlanError> {
+        self.granularity
+            .validate()
+            .map_err(|e| PlanError::Ineligible {
+                layer: "(all)".into(),
+                granularity: self.granularity,
+                reason: e.to_string(),
+            })?;
+        for name in self.layers.keys() {
+            if !layers.iter().any(|l| &l.name == name) {
+                return Err(PlanError::UnknownLayer {
+                    name: name.clone(),
+                    known: layers
+                        .iter()
+                        .map(|l| l.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+        layers
+            .iter()
+            .map(|spec| {
+                let o = self.layers.get(&spec.name).cloned().unwrap_or_default();
+                if let Some(t) = o.target
+                    && !(0.0..1.0).contains(&t)
+                {
+                    return Err(PlanError::LayerTarget {
+                        layer: spec.name.clone(),
+                        value: t,
+                    });
+                }
+                let mut rule = LayerRule {
+                    name: spec.name.clone(),
+                    shape: spec.shape,
+                    granularity: None,
+                    criterion: o.criterion.unwrap_or(self.criterion),
+                    own_target: o.target,
+                    dense_reason: None,
+                };
+                if o.skip {
+                    rule.dense_reason = Some("skipped by the plan".into());
+                    return Ok(rule);
+                }
+                let g = o.granularity.unwrap_or(self.granularity);
+                let explicit = o.granularity.is_some();
+                if let Err(e) = g.validate() {
+                    return Err(PlanError::Ineligible {
+                        layer: spec.name.clone(),
+                        granularity: g,
+                        reason: e.to_string(),
+                    });
+                }
+                match g.check_layer(&spec.shape) {
+                    Ok(()) => rule.granularity = Some(g),
+                    Err(why) if explicit => {
+                        return Err(PlanError::Ineligible {
+                            layer: spec.name.clone(),
+                            granularity: g,
+                            reason: why.0,
+                        });
+                    }
+                    Err(why) => {
+                        rule.dense_reason = Some(format!("left dense: {g} does not fit: {why}"))
+                    }
+                }
+                Ok(rule)
+            })
+            .collect()
+    }
+
+    /// Masks for every layer at schedule value `value`. `weights[i]` belongs to `rules[i]`;
+    /// dense layers get `None`. `seed` feeds the random criterion (each layer mixes in its
+    /// position so layers do not share a pattern).
+    pub fn masks(
+        &self,
+        rules: &[LayerRule],
+        weights: &[&[f32]],
+        value: f64,
+        seed: u64,
+    ) -> Result<Vec<Option<Vec<u8>>>, PlanError> {
+        let final_target = self.schedule.final_target();
+        let layer_seed = |i: usize| seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
+        let mut out: Vec<Option<Vec<u8>>> = vec![None; rules.len()];
+        let global: Vec<usize> = (0..rules.len())
+            .filter(|&i| rules[i].joins_global(self))
+            .collect();
+        if !global.is_empty() {
+            let members: Vec<GlobalLayer> = global
+                .iter()
+                .map(|&i| GlobalLayer {
+                    weights: weights[i],
+                    shape: rules[i].shape,
+                    seed: layer_seed(i),
+                })
+                .collect();
+            let masks = global_masks(&members, self.granularity, self.criterion, value)?;
+            for (&i, m) in global.iter().zip(masks) {
+                out[i] = Some(m);
+            }
+        }
+        for (i, rule) in rules.iter().enumerate() {
+            let Some(g) = rule.granularity else { continue };
+            if out[i].is_some() {
+                continue;
+            }
+            let target = rule.target(value, final_target);
+            out[i] = Some(layer_mask(
+                weights[i],
+                &rule.shape,
+                g,
+                rule.criterion,
+                target,
+                layer_seed(i),
+            )?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prune::{At, mask::sparsity};
+
+    fn specs() -> Vec<LayerSpec> {
+        vec![
+            LayerSpec {
+                name: "conv1".into(),
+                shape: LayerShape::conv2d(4, 1, 3, 3),
+            },
+            LayerSpec {
+                name: "fc1".into(),
+                shape: LayerShape::linear(8, 16),
+            },
+        ]
+    }
+
+    fn plan(g: &str) -> PruningPlan {
+        PruningPlan {
+            granularity: g.parse().unwrap(),
+            criterion: Criterion::Magnitude,
+            scope: Scope::Layer,
+            schedule: Schedule::Constant {
+                target: 0.5,
+                begin: At::Step(0),
+                end: None,
+                frequency: 10,
+            },
+            layers: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn default_pattern_skips_layers_that_cannot_take_it() {
+        let rules = plan("2:4").rules(&specs()).unwrap();
+        assert_eq!(rules[0].granularity, None);
+        assert!(rules[0].dense_reason.as_ref().unwrap().contains("2:4"));
+        assert_eq!(rules[1].granularity, Some("2:4".parse().unwrap()));
+    }
+
+    #[test]
+    fn an_explicit_pattern_that_does_not_fit_is_an_error_naming_the_layer() {
+        let mut p = plan("unstructured");
+        p.layers.insert(
+            "conv1".into(),
+            LayerOverride {
+                granularity: Some("2:4".parse().unwrap()),
+                ..Default::default()
+            },
+        );
+        let err = p.rules(&specs()).unwrap_err();
+        assert!(err.to_string().contains("conv1"), "{err}");
+    }
+
+    #[test]
+    fn unknown_layers_and_bad_targets_are_errors() {
+        let mut p = plan("unstructured");
+        p.layers.insert("fc9".into(), LayerOverride::default());
+        assert!(matches!(
+            p.rules(&specs()),
+            Err(PlanError::UnknownLayer { .. })
+        ));
+        let mut p = plan("unstructured");
+        p.layers.insert(
+            "fc1".into(),
+            LayerOverride {
+                target: Some(1.0),
+                ..Default::default()
+            },
+        );
+        assert!(matches!(p.rules(&specs()), Err(PlanError::LayerTarget { .. })));
+    }
+
+    #[test]
+    fn own_targets_scale_the_schedule() {
+        let mut p = plan("unstructured");
+        p.layers.insert(
+            "conv1".into(),
+            LayerOverride {
+                target: Some(0.25),
+                criterion: Some(Criterion::Random),
+                ..Default::default()
+            },
+        );
+        let rules = p.rules(&specs()).unwrap();
+        assert_eq!(rules[0].target(0.5, 0.5), 0.25);
+        assert_eq!(rules[0].target(0.25, 0.5), 0.125);
+        assert_eq!(rules[1].target(0.25, 0.5), 0.25);
+        let w0 = vec![1.0f32; 36];
+        let w1: Vec<f32> = (0..128).map(|i| i as f32).collect();
+        let masks = p.masks(&rules, &[&w0, &w1], 0.5, 1).unwrap();
+        assert_eq!(sparsity(masks[0].as_ref().unwrap()), 9.0 / 36.0);
+        assert_eq!(sparsity(masks[1].as_ref().unwrap()), 0.5);
+    }
+
+    #[test]
+    fn global_scope_hits_the_overall_target() {
+        let mut p = plan("unstructured");
+        p.scope = Scope::Global;
+        let rules = p.rules(&specs()).unwrap();
+        let w0: Vec<f32> = (0..36).map(|i| 10.0 + i as f32).collect();
+        let w1: Vec<f32> = (0..128).map(|i| i as f32 / 100.0).collect();
+        let masks = p.masks(&rules, &[&w0, &w1], 0.5, 1).unwrap();
+        let zeros: usize = masks
+            .iter()
+            .flatten()
+            .map(|m| m.iter().filter(|&&k| k == 0).count())
+            .sum();
+        assert_eq!(zeros, 82); // round(0.5 * 164)
+        assert_eq!(sparsity(masks[0].as_ref().unwrap()), 0.0);
+    }
+}

@@ -1,0 +1,523 @@
+//! Pruning schedules: when masks are recomputed, and to which sparsity.
+//!
+//! A plan writes moments as steps (`begin = 500`) or epochs (`begin = { epoch = 8 }`);
+//! [`Schedule::resolve`] turns them into optimizer steps once the number of steps per
+//! epoch is known, giving a [`StepSchedule`] whose two functions, [`StepSchedule::value`]
+//! and [`StepSchedule::should_prune`], are the whole definition.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// A moment in training: an optimizer step, or a (possibly fractional) epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum At {
+    Step(u64),
+    Epoch { epoch: f64 },
+}
+
+impl At {
+    pub fn resolve(&self, steps_per_epoch: u64) -> u64 {
+        match *self {
+            At::Step(s) => s,
+            At::Epoch { epoch } => (epoch * steps_per_epoch as f64).round().max(0.0) as u64,
+        }
+    }
+}
+
+fn default_power() -> f64 {
+    3.0
+}
+fn default_frequency() -> u64 {
+    100
+}
+fn at_zero() -> At {
+    At::Step(0)
+}
+
+/// How sparsity evolves over training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Schedule {
+    /// tfmot's `ConstantSparsity`: the same target at every pruning step from `begin`
+    /// (every `frequency` steps, up to `end` if given).
+    Constant {
+        target: f64,
+        #[serde(default = "at_zero")]
+        begin: At,
+        #[serde(default)]
+        end: Option<At>,
+        #[serde(default = "default_frequency")]
+        frequency: u64,
+    },
+    /// Train dense, prune once at `at`, then fine-tune with the mask fixed.
+    OneShot { target: f64, at: At },
+    /// `prune_steps` pruning steps evenly spaced from `begin` to `end`; the k-th of K takes
+    /// the sparsity to `target * k / K`, with training in between.
+    Iterative {
+        target: f64,
+        begin: At,
+        end: At,
+        prune_steps: u32,
+    },
+    /// tfmot's `PolynomialDecay`: `s(t) = final + (initial - final) * (1 - p)^power` with
+    /// `p = clamp((t - begin) / (end - begin), 0, 1)`, applied on steps where
+    /// `(t - begin) % frequency == 0` inside `[begin, end]`.
+    Polynomial {
+        initial: f64,
+        #[serde(rename = "final")]
+        final_sparsity: f64,
+        begin: At,
+        end: At,
+        #[serde(default = "default_power")]
+        power: f64,
+        #[serde(default = "default_frequency")]
+        frequency: u64,
+    },
+}
+
+/// A schedule that cannot run.
+#[derive(Debug, Error, PartialEq, Clone)]
+pub enum ScheduleError {
+    #[error("{what} sparsity must be in [0, 1), found {value}")]
+    SparsityOutOfRange { what: &'static str, value: f64 },
+    #[error("the schedule must end after it begins (begin step {begin}, end step {end})")]
+    EndBeforeBegin { begin: u64, end: u64 },
+    #[error("pruning frequency must be at least 1 step")]
+    ZeroFrequency,
+    #[error("an iterative schedule needs at least one pruning step")]
+    NoPruneSteps,
+    #[error("the polynomial power must be positive and finite, found {0}")]
+    BadPower(f64),
+}
+
+impl Schedule {
+    /// The sparsity the schedule ends at: what the target slider moves.
+    pub fn final_target(&self) -> f64 {
+        match *self {
+            Schedule::Constant { target, .. }
+            | Schedule::OneShot { target, .. }
+            | Schedule::Iterative { target, .. } => target,
+            Schedule::Polynomial { final_sparsity, .. } => final_sparsity,
+        }
+    }
+
+    /// Moves the final target, keeping the shape of the schedule. A polynomial whose initial
+    /// sparsity would end above the new final is lowered with it.
+    pub fn set_final_target(&mut self, value: f64) {
+        match self {
+            Schedule::Constant { target, .. }
+            | Schedule::OneShot { target, .. }
+            | Schedule::Iterative { target, .. } => *target = value,
+            Schedule::Polynomial {
+                initial,
+                final_sparsity,
+                ..
+            } => {
+                *final_sparsity = value;
+                *initial = initial.min(value);
+            }
+        }
+    }
+
+    /// Short name, as written in plans (`kind = ...`).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Schedule::Constant { .. } => "constant",
+            Schedule::OneShot { .. } => "one-shot",
+            Schedule::Iterative { .. } => "iterative",
+            Schedule::Polynomial { .. } => "polynomial",
+        }
+    }
+
+    /// Fixes every moment to a step and checks the result.
+    pub fn resolve(&self, steps_per_epoch: u64) -> Result<StepSchedule, ScheduleError> {
+        let r = |a: &At| a.resolve(steps_per_epoch);
+        let s = match self {
+            Schedule::Constant {
+                target,
+                begin,
+                end,
+                frequency,
+            } => StepSchedule::Constant {
+                target: *target,
+                begin: r(begin),
+                end: end.as_ref().map(r),
+                frequency: *frequency,
+            },
+            Schedule::OneShot { target, at } => StepSchedule::OneShot {
+                target: *target,
+                at: r(at),
+            },
+            Schedule::Iterative {
+                target,
+                begin,
+                end,
+                prune_steps,
+            } => StepSchedule::Iterative {
+                target: *target,
+                begin: r(begin),
+                end: r(end),
+                prune_steps: *prune_steps,
+            },
+            Schedule::Polynomial {
+                initial,
+                final_sparsity,
+                begin,
+                end,
+                power,
+                frequency,
+            } => StepSchedule::Polynomial {
+                initial: *initial,
+                final_sparsity: *final_sparsity,
+                begin: r(begin),
+                end: r(end),
+                power: *power,
+                frequency: *frequency,
+            },
+        };
+        s.validate()?;
+        Ok(s)
+    }
+}
+
+/// A schedule with every moment in optimizer steps.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepSchedule {
+    Constant {
+        target: f64,
+        begin: u64,
+        end: Option<u64>,
+        frequency: u64,
+    },
+    OneShot {
+        target: f64,
+        at: u64,
+    },
+    Iterative {
+        target: f64,
+        begin: u64,
+        end: u64,
+        prune_steps: u32,
+    },
+    Polynomial {
+        initial: f64,
+        final_sparsity: f64,
+        begin: u64,
+        end: u64,
+        power: f64,
+        frequency: u64,
+    },
+}
+
+fn check_sparsity(what: &'static str, value: f64) -> Result<(), ScheduleError> {
+    if (0.0..1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(ScheduleError::SparsityOutOfRange { what, value })
+    }
+}
+
+impl StepSchedule {
+    pub fn validate(&self) -> Result<(), ScheduleError> {
+        match *self {
+            StepSchedule::Constant {
+                target,
+                begin,
+                end,
+                frequency,
+            } => {
+                check_sparsity("target", target)?;
+                if frequency == 0 {
+                    return Err(ScheduleError::ZeroFrequency);
+                }
+                if let Some(end) = end
+                    && end < begin
+                {
+                    return Err(ScheduleError::EndBeforeBegin { begin, end });
+                }
+            }
+            StepSchedule::OneShot { target, .. } => check_sparsity("target", target)?,
+            StepSchedule::Iterative {
+                target,
+                begin,
+                end,
+                prune_steps,
+            } => {
+                check_sparsity("target", target)?;
+                if prune_steps == 0 {
+                    return Err(ScheduleError::NoPruneSteps);
+                }
+                if end < begin {
+                    return Err(ScheduleError::EndBeforeBegin { begin, end });
+                }
+            }
+            StepSchedule::Polynomial {
+                initial,
+                final_sparsity,
+                begin,
+                end,
+                power,
+                frequency,
+            } => {
+                check_sparsity("initial", initial)?;
+                check_sparsity("final", final_sparsity)?;
+                if end <= begin {
+                    return Err(ScheduleError::EndBeforeBegin { begin, end });
+                }
+                if frequency == 0 {
+                    return Err(ScheduleError::ZeroFrequency);
+                }
+                if !(power.is_finite() && power > 0.0) {
+                    return Err(ScheduleError::BadPower(power));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The steps of an iterative schedule at which it prunes, in order.
+    fn iterative_steps(begin: u64, end: u64, k: u32) -> impl Iterator<Item = u64> {
+        (0..k as u64).map(move |i| {
+            if k == 1 {
+                begin
+            } else {
+                begin + ((end - begin) as f64 * i as f64 / (k as u64 - 1) as f64).round() as u64
+            }
+        })
+    }
+
+    /// The schedule's sparsity at `step` (tfmot's `__call__` value; for one-shot and
+    /// iterative, the sparsity reached by the last pruning step at or before `step`).
+    pub fn value(&self, step: u64) -> f64 {
+        match *self {
+            StepSchedule::Constant { target, .. } => target,
+            StepSchedule::OneShot { target, at } => {
+                if step >= at {
+                    target
+                } else {
+                    0.0
+                }
+            }
+            StepSchedule::Iterative {
+                target,
+                begin,
+                end,
+                prune_steps,
+            } => {
+                let done = Self::iterative_steps(begin, end, prune_steps)
+                    .filter(|&s| s <= step)
+                    .count();
+                target * done as f64 / prune_steps as f64
+            }
+            StepSchedule::Polynomial {
+                initial,
+                final_sparsity,
+                begin,
+                end,
+                power,
+                ..
+            } => {
+                let p = ((step as f64 - begin as f64) / (end as f64 - begin as f64)).clamp(0.0, 1.0);
+                (initial - final_sparsity) * (1.0 - p).powf(power) + final_sparsity
+            }
+        }
+    }
+
+    /// Whether masks are recomputed before training on `step`.
+    pub fn should_prune(&self, step: u64) -> bool {
+        match *self {
+            StepSchedule::Constant {
+                begin,
+                end,
+                frequency,
+                ..
+            } => step >= begin && end.is_none_or(|e| step <= e) && (step - begin) % frequency == 0,
+            StepSchedule::OneShot { at, .. } => step == at,
+            StepSchedule::Iterative {
+                begin,
+                end,
+                prune_steps,
+                ..
+            } => Self::iterative_steps(begin, end, prune_steps).any(|s| s == step),
+            StepSchedule::Polynomial {
+                begin,
+                end,
+                frequency,
+                ..
+            } => step >= begin && step <= end && (step - begin) % frequency == 0,
+        }
+    }
+
+    /// The first step that prunes, if any step does.
+    pub fn first_prune_step(&self) -> u64 {
+        match *self {
+            StepSchedule::Constant { begin, .. }
+            | StepSchedule::Iterative { begin, .. }
+            | StepSchedule::Polynomial { begin, .. } => begin,
+            StepSchedule::OneShot { at, .. } => at,
+        }
+    }
+
+    /// The sparsity masks hold during each of `steps` steps: the value at the last
+    /// pruning step at or before it (0 before the first). What the plot draws ahead.
+    pub fn mask_targets(&self, steps: u64) -> Vec<(u64, f64)> {
+        let mut current = 0.0;
+        let mut curve = Vec::new();
+        for s in 0..steps {
+            if self.should_prune(s) {
+                current = self.value(s);
+                curve.push((s, current));
+            }
+        }
+        if curve.last().is_none_or(|&(s, _)| s + 1 < steps) && steps > 0 {
+            curve.push((steps - 1, current));
+        }
+        curve
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poly(initial: f64, fin: f64, begin: u64, end: u64, freq: u64) -> StepSchedule {
+        StepSchedule::Polynomial {
+            initial,
+            final_sparsity: fin,
+            begin,
+            end,
+            power: 3.0,
+            frequency: freq,
+        }
+    }
+
+    #[test]
+    fn polynomial_matches_tfmot_values() {
+        // tfmot PolynomialDecay(0.5, 0.8, begin_step=0, end_step=1000):
+        // sparsity(step) = (0.5 - 0.8) * (1 - step/1000)^3 + 0.8
+        let s = poly(0.5, 0.8, 0, 1000, 100);
+        assert!((s.value(0) - 0.5).abs() < 1e-12);
+        assert!((s.value(500) - (0.8 - 0.3 * 0.125)).abs() < 1e-12);
+        assert!((s.value(1000) - 0.8).abs() < 1e-12);
+        assert!((s.value(5000) - 0.8).abs() < 1e-12);
+        assert!(s.should_prune(0) && s.should_prune(100) && s.should_prune(1000));
+        assert!(!s.should_prune(50) && !s.should_prune(1100));
+    }
+
+    #[test]
+    fn polynomial_before_begin_holds_initial_but_does_not_prune() {
+        let s = poly(0.2, 0.9, 100, 200, 10);
+        assert!((s.value(0) - 0.2).abs() < 1e-12);
+        assert!(!s.should_prune(0) && !s.should_prune(90));
+        assert!(s.should_prune(100) && s.should_prune(110) && !s.should_prune(105));
+    }
+
+    #[test]
+    fn one_shot_prunes_exactly_once() {
+        let s = StepSchedule::OneShot { target: 0.7, at: 30 };
+        let prunes: Vec<u64> = (0..100).filter(|&t| s.should_prune(t)).collect();
+        assert_eq!(prunes, vec![30]);
+        assert_eq!(s.value(29), 0.0);
+        assert_eq!(s.value(30), 0.7);
+    }
+
+    #[test]
+    fn iterative_steps_evenly_and_rises_linearly() {
+        let s = StepSchedule::Iterative {
+            target: 0.8,
+            begin: 100,
+            end: 400,
+            prune_steps: 4,
+        };
+        let prunes: Vec<u64> = (0..1000).filter(|&t| s.should_prune(t)).collect();
+        assert_eq!(prunes, vec![100, 200, 300, 400]);
+        assert!((s.value(99) - 0.0).abs() < 1e-12);
+        assert!((s.value(100) - 0.2).abs() < 1e-12);
+        assert!((s.value(250) - 0.4).abs() < 1e-12);
+        assert!((s.value(400) - 0.8).abs() < 1e-12);
+    }
+
+    #[test]
+    fn constant_prunes_every_frequency_steps_from_begin() {
+        let s = StepSchedule::Constant {
+            target: 0.5,
+            begin: 10,
+            end: Some(250),
+            frequency: 100,
+        };
+        let prunes: Vec<u64> = (0..1000).filter(|&t| s.should_prune(t)).collect();
+        assert_eq!(prunes, vec![10, 110, 210]);
+    }
+
+    #[test]
+    fn epochs_resolve_to_steps() {
+        let s = Schedule::Polynomial {
+            initial: 0.0,
+            final_sparsity: 0.9,
+            begin: At::Epoch { epoch: 8.0 },
+            end: At::Epoch { epoch: 16.0 },
+            power: 3.0,
+            frequency: 50,
+        };
+        match s.resolve(63).unwrap() {
+            StepSchedule::Polynomial { begin, end, .. } => assert_eq!((begin, end), (504, 1008)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn impossible_schedules_are_errors() {
+        assert!(matches!(
+            poly(0.5, 1.0, 0, 10, 1).validate(),
+            Err(ScheduleError::SparsityOutOfRange { what: "final", .. })
+        ));
+        assert!(matches!(
+            poly(0.5, 0.8, 10, 10, 1).validate(),
+            Err(ScheduleError::EndBeforeBegin { .. })
+        ));
+        assert_eq!(
+            poly(0.5, 0.8, 0, 10, 0).validate(),
+            Err(ScheduleError::ZeroFrequency)
+        );
+        assert_eq!(
+            StepSchedule::Iterative {
+                target: 0.5,
+                begin: 0,
+                end: 10,
+                prune_steps: 0
+            }
+            .validate(),
+            Err(ScheduleError::NoPruneSteps)
+        );
+    }
+
+    #[test]
+    fn toml_forms() {
+        #[derive(Deserialize)]
+        struct H {
+            schedule: Schedule,
+        }
+        let h: H = toml::from_str(
+            "[schedule]\nkind = \"polynomial\"\ninitial = 0.5\nfinal = 0.8\nbegin = 0\nend = { epoch = 2 }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            h.schedule,
+            Schedule::Polynomial {
+                initial: 0.5,
+                final_sparsity: 0.8,
+                begin: At::Step(0),
+                end: At::Epoch { epoch: 2.0 },
+                power: 3.0,
+                frequency: 100
+            }
+        );
+    }
+
+    #[test]
+    fn mask_targets_are_piecewise_constant() {
+        let s = StepSchedule::OneShot { target: 0.6, at: 5 };
+        assert_eq!(s.mask_targets(10), vec![(5, 0.6), (9, 0.6)]);
+    }
+}

@@ -1,0 +1,202 @@
+//! Criteria and the units they score: single weights, blocks or whole channels.
+
+use serde::{Deserialize, Serialize};
+
+use super::granularity::{BlockScore, Granularity};
+use super::layer::LayerShape;
+
+/// What decides which units go first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Criterion {
+    /// The smallest by magnitude go first.
+    #[default]
+    Magnitude,
+    /// A seeded, reproducible random order: the baseline magnitude has to beat.
+    Random,
+}
+
+impl std::str::FromStr for Criterion {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "magnitude" => Ok(Criterion::Magnitude),
+            "random" => Ok(Criterion::Random),
+            other => Err(format!(
+                "unknown criterion {other:?}: expected `magnitude` or `random`"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Criterion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Criterion::Magnitude => "magnitude",
+            Criterion::Random => "random",
+        })
+    }
+}
+
+/// A uniform number in `[0, 1)` that depends only on `(seed, index)` (SplitMix64).
+///
+/// A pure function rather than a generator, so a random mask is the same whatever order
+/// the units are visited in, and the same score survives from one pruning step to the next:
+/// raising the target only ever adds units to the pruned set.
+pub fn random_score(seed: u64, index: u64) -> f64 {
+    let mut z = seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(index)
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// How a layer's weights group into units for a (non N:M) granularity.
+#[derive(Clone, Copy, Debug)]
+pub struct UnitLayout {
+    shape: LayerShape,
+    granularity: Granularity,
+}
+
+impl UnitLayout {
+    /// `granularity` must not be N:M (N:M ranks inside groups, not across units) and must
+    /// already have passed [`Granularity::check_layer`].
+    pub fn new(shape: LayerShape, granularity: Granularity) -> Self {
+        debug_assert!(!matches!(granularity, Granularity::NOfM { .. }));
+        Self { shape, granularity }
+    }
+
+    /// Number of units in the layer.
+    pub fn count(&self) -> usize {
+        match self.granularity {
+            Granularity::Block { rows, cols, .. } => {
+                (self.shape.out / rows) * (self.shape.row_len() / cols)
+            }
+            Granularity::Channel => self.shape.out,
+            _ => self.shape.numel(),
+        }
+    }
+
+    /// Weights per unit.
+    pub fn size(&self) -> usize {
+        match self.granularity {
+            Granularity::Block { rows, cols, .. } => rows * cols,
+            Granularity::Channel => self.shape.row_len(),
+            _ => 1,
+        }
+    }
+
+    /// The unit that holds weight `index` (flat, PyTorch layout).
+    pub fn unit_of(&self, index: usize) -> usize {
+        let row_len = self.shape.row_len();
+        match self.granularity {
+            Granularity::Block { rows, cols, .. } => {
+                let (r, c) = (index / row_len, index % row_len);
+                (r / rows) * (row_len / cols) + c / cols
+            }
+            Granularity::Channel => index / row_len,
+            _ => index,
+        }
+    }
+
+    /// Score of every unit; lower scores are pruned first.
+    ///
+    /// Magnitude: `|w|` for single weights, mean or max `|w|` for blocks, and for channels
+    /// the L2 norm divided by `sqrt(size)` (the RMS: the same order as L2 inside a layer, and
+    /// comparable across layers of different fan-in when ranking globally).
+    pub fn scores(&self, weights: &[f32], criterion: Criterion, seed: u64) -> Vec<f64> {
+        let count = self.count();
+        if criterion == Criterion::Random {
+            return (0..count as u64).map(|u| random_score(seed, u)).collect();
+        }
+        match self.granularity {
+            Granularity::Block {
+                score: BlockScore::Max,
+                ..
+            } => {
+                let mut s = vec![0.0f64; count];
+                for (i, w) in weights.iter().enumerate() {
+                    let u = self.unit_of(i);
+                    s[u] = s[u].max(w.abs() as f64);
+                }
+                s
+            }
+            Granularity::Block { .. } => {
+                let mut s = vec![0.0f64; count];
+                for (i, w) in weights.iter().enumerate() {
+                    s[self.unit_of(i)] += w.abs() as f64;
+                }
+                let size = self.size() as f64;
+                s.iter_mut().for_each(|v| *v /= size);
+                s
+            }
+            Granularity::Channel => weights
+                .chunks(self.shape.row_len())
+                .map(|row| {
+                    let sq: f64 = row.iter().map(|&w| (w as f64) * (w as f64)).sum();
+                    (sq / row.len() as f64).sqrt()
+                })
+                .collect(),
+            _ => weights.iter().map(|w| w.abs() as f64).collect(),
+        }
+    }
+
+    /// Expands a per-unit keep decision into a per-weight mask (1 kept, 0 pruned).
+    pub fn expand(&self, unit_kept: &[bool]) -> Vec<u8> {
+        (0..self.shape.numel())
+            .map(|i| unit_kept[self.unit_of(i)] as u8)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_score_is_uniform_enough_and_pure() {
+        let xs: Vec<f64> = (0..10_000).map(|i| random_score(7, i)).collect();
+        assert!(xs.iter().all(|&x| (0.0..1.0).contains(&x)));
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        assert!((mean - 0.5).abs() < 0.02, "mean {mean}");
+        assert_eq!(random_score(7, 3), xs[3]);
+        assert_ne!(random_score(8, 3), xs[3]);
+    }
+
+    #[test]
+    fn block_units_tile_row_major() {
+        // 4x6 weight, 2x3 blocks -> 2x2 grid of units
+        let l = UnitLayout::new(
+            LayerShape::linear(4, 6),
+            Granularity::Block {
+                rows: 2,
+                cols: 3,
+                score: BlockScore::Mean,
+            },
+        );
+        assert_eq!(l.count(), 4);
+        let units: Vec<usize> = (0..24).map(|i| l.unit_of(i)).collect();
+        assert_eq!(
+            units,
+            vec![
+                0, 0, 0, 1, 1, 1, //
+                0, 0, 0, 1, 1, 1, //
+                2, 2, 2, 3, 3, 3, //
+                2, 2, 2, 3, 3, 3,
+            ]
+        );
+        let w: Vec<f32> = (0..24).map(|i| if i % 6 < 3 { -1.0 } else { 3.0 }).collect();
+        assert_eq!(l.scores(&w, Criterion::Magnitude, 0), vec![1.0, 3.0, 1.0, 3.0]);
+    }
+
+    #[test]
+    fn channel_score_is_rms_of_the_row() {
+        let l = UnitLayout::new(LayerShape::linear(2, 2), Granularity::Channel);
+        let s = l.scores(&[3.0, 4.0, 0.0, 1.0], Criterion::Magnitude, 0);
+        assert!((s[0] - (25.0f64 / 2.0).sqrt()).abs() < 1e-12);
+        assert!((s[1] - (0.5f64).sqrt()).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,159 @@
+//! The two message types between the worker and whoever drives it (window or CLI).
+
+use serde::Serialize;
+
+use super::backend::BackendInfo;
+use crate::plan::ExperimentPlan;
+use crate::prune::LayerShape;
+
+/// What the worker is asked to do. Everything is taken before the next training step.
+#[derive(Clone, Debug)]
+pub enum Command {
+    /// Build a session from the plan (loading data, choosing the device) and train.
+    Start(Box<ExperimentPlan>),
+    Pause,
+    Resume,
+    /// Train exactly one batch, then stay paused.
+    Step,
+    /// End the run now; the session stays for snapshots.
+    Stop,
+    /// Replace the pruning plan (and learning rate, evaluation interval, epochs) live.
+    UpdatePlan(Box<ExperimentPlan>),
+    /// Send a [`LayerSnapshot`] of one layer (by name) or of every prunable layer.
+    Snapshot { layer: Option<String> },
+    /// Panic inside the worker on purpose, to check that a crash becomes an
+    /// [`Event::Error`] and the worker stays usable.
+    Crash,
+    /// Leave the worker thread.
+    Shutdown,
+}
+
+/// One layer's state on the host: weights and mask in PyTorch layout.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerSnapshot {
+    pub step: u64,
+    pub name: String,
+    pub shape: LayerShape,
+    pub weights: Vec<f32>,
+    /// 1 kept, 0 pruned.
+    pub mask: Vec<u8>,
+}
+
+/// A layer's target and achieved sparsity at a pruning step.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayerSparsity {
+    pub name: String,
+    /// Granularity in its text form, or `dense`.
+    pub granularity: String,
+    pub target: f64,
+    pub sparsity: f64,
+}
+
+/// A prunable layer as reported when a run starts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayerInfo {
+    pub name: String,
+    pub shape: LayerShape,
+    pub params: usize,
+    /// Granularity in its text form, or `dense`.
+    pub granularity: String,
+    /// Why the layer stays dense, when it does.
+    pub dense_reason: Option<String>,
+}
+
+/// Per-layer line of the final summary.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayerSummary {
+    pub name: String,
+    /// PyTorch layout.
+    pub shape: Vec<usize>,
+    pub granularity: String,
+    pub target: f64,
+    pub sparsity: f64,
+}
+
+/// The result of a run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    pub model: String,
+    pub dataset: String,
+    /// Test accuracy right before the first pruning step (or at the end if none came).
+    pub dense_accuracy: f64,
+    pub final_accuracy: f64,
+    /// Fraction of zero weights over all prunable layers.
+    pub sparsity: f64,
+    pub layers: Vec<LayerSummary>,
+    pub steps: u64,
+    pub wall_s: f64,
+    /// Training examples per second over the training steps alone.
+    pub train_samples_per_s: f64,
+    pub backend: String,
+    pub device: String,
+}
+
+/// What the worker reports.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    Started {
+        backend: BackendInfo,
+        dataset: String,
+        train_examples: usize,
+        test_examples: usize,
+        layers: Vec<LayerInfo>,
+        steps_per_epoch: u64,
+        total_steps: u64,
+        /// The planned mask sparsity: `(step, target)` at every pruning step.
+        schedule: Vec<(u64, f64)>,
+    },
+    Progress {
+        step: u64,
+        total_steps: u64,
+        epoch: f64,
+        loss: f64,
+        samples_per_s: f64,
+        sparsity: f64,
+        elapsed_s: f64,
+    },
+    Evaluation {
+        step: u64,
+        epoch: f64,
+        accuracy: f64,
+        loss: f64,
+        sparsity: f64,
+        /// This is the dense baseline, taken right before the first pruning step.
+        baseline: bool,
+    },
+    Pruned {
+        step: u64,
+        /// The schedule's sparsity at this step.
+        target: f64,
+        /// Achieved fraction of zeros over all prunable layers.
+        sparsity: f64,
+        layers: Vec<LayerSparsity>,
+    },
+    PlanUpdated {
+        schedule: Vec<(u64, f64)>,
+        total_steps: u64,
+    },
+    Snapshot(LayerSnapshot),
+    Paused {
+        step: u64,
+    },
+    Resumed {
+        step: u64,
+    },
+    /// Something the user should know that does not stop the run.
+    Notice {
+        message: String,
+    },
+    Finished {
+        /// The run was stopped before its last step.
+        stopped: bool,
+        summary: Summary,
+    },
+    Error {
+        message: String,
+        step: Option<u64>,
+    },
+}

@@ -1,0 +1,12 @@
+//! Training: the backend choice, the session that trains, and the worker thread that runs
+//! it behind two channels.
+
+pub mod backend;
+pub mod event;
+pub mod session;
+pub mod worker;
+
+pub use backend::{BackendChoice, BackendInfo, select};
+pub use event::{Command, Event, LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary};
+pub use session::{Evaluation, PruneReport, Session, SessionError, StepOutcome};
+pub use worker::{Waker, Worker};

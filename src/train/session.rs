@@ -1,0 +1,484 @@
+//! A training session: model, optimizer, data, device and masks. One thing at a time:
+//! a step (prune if due, forward, loss, backward, Adam, masks re-applied), an evaluation,
+//! a snapshot.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use burn::module::Module;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use thiserror::Error;
+
+use super::backend::BackendInfo;
+use super::event::{
+    LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary,
+};
+use crate::data::{Dataset, EpochOrder, IMAGE_PIXELS, Split};
+use crate::model::{DeviceMask, Network};
+use crate::plan::{ExperimentPlan, PlanFileError};
+use crate::prune::{LayerRule, StepSchedule, sparsity};
+
+/// Test examples per evaluation batch.
+const EVAL_BATCH: usize = 500;
+
+/// Why a session cannot go on.
+#[derive(Debug, Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Plan(#[from] PlanFileError),
+    #[error("loss became {value} at step {step}: training diverged (try a lower learning rate)")]
+    NonFiniteLoss { step: u64, value: f64 },
+    #[error("{0} cannot change during a run; reset to apply it")]
+    NeedsReset(&'static str),
+    #[error("no prunable layer named {0:?}")]
+    UnknownLayer(String),
+}
+
+/// What one step did.
+#[derive(Clone, Debug)]
+pub struct StepOutcome {
+    /// The step that was trained (0-based).
+    pub step: u64,
+    pub loss: f64,
+    /// Set when masks were recomputed before this step.
+    pub pruned: Option<PruneReport>,
+    /// Set when the dense baseline was measured before pruning started.
+    pub baseline: Option<Evaluation>,
+}
+
+/// Masks recomputed at a step.
+#[derive(Clone, Debug)]
+pub struct PruneReport {
+    pub step: u64,
+    pub target: f64,
+    pub sparsity: f64,
+    pub layers: Vec<LayerSparsity>,
+}
+
+/// Accuracy and mean loss on the test split.
+#[derive(Clone, Copy, Debug)]
+pub struct Evaluation {
+    pub step: u64,
+    pub accuracy: f64,
+    pub loss: f64,
+}
+
+/// One run of one plan on one device.
+pub struct Session {
+    plan: ExperimentPlan,
+    backend: BackendInfo,
+    device: Device,
+    /// Always `Some` between calls; taken only while the optimizer consumes it.
+    model: Option<Network>,
+    optim: ModuleOptimizer,
+    loss_fn: CrossEntropyLoss,
+    data: Arc<Dataset>,
+    order: EpochOrder,
+    epoch_order: Vec<usize>,
+    rules: Vec<LayerRule>,
+    schedule: StepSchedule,
+    masks: Vec<Option<Vec<u8>>>,
+    device_masks: Vec<Option<DeviceMask>>,
+    step: u64,
+    steps_per_epoch: u64,
+    dense_accuracy: Option<f64>,
+    last_evaluation: Option<Evaluation>,
+    started: Instant,
+    train_time: Duration,
+    trained_samples: u64,
+}
+
+impl Session {
+    /// Builds the model on `device` (an autodiff device is derived from it) and checks the
+    /// plan against the data.
+    pub fn new(
+        plan: ExperimentPlan,
+        data: Arc<Dataset>,
+        device: Device,
+        backend: BackendInfo,
+    ) -> Result<Self, SessionError> {
+        let schedule = plan.validate(data.train.len())?;
+        let rules = plan.pruning.rules(&plan.model.layer_specs()).map_err(PlanFileError::from)?;
+        device.seed(plan.training.seed);
+        let device = device.autodiff();
+        let model = plan.model.init(&device);
+        let order = EpochOrder::new(plan.training.seed, data.train.len(), plan.training.batch);
+        let epoch_order = order.epoch(0);
+        let n = rules.len();
+        Ok(Self {
+            steps_per_epoch: plan.steps_per_epoch(data.train.len()),
+            optim: AdamConfig::new().init(),
+            loss_fn: CrossEntropyLossConfig::new().init(&device),
+            plan,
+            backend,
+            device,
+            model: Some(model),
+            data,
+            order,
+            epoch_order,
+            rules,
+            schedule,
+            masks: vec![None; n],
+            device_masks: vec![None; n],
+            step: 0,
+            dense_accuracy: None,
+            last_evaluation: None,
+            started: Instant::now(),
+            train_time: Duration::ZERO,
+            trained_samples: 0,
+        })
+    }
+
+    /// The model being trained.
+    pub fn network(&self) -> &Network {
+        self.model.as_ref().expect("the model is present between steps")
+    }
+
+    pub fn plan(&self) -> &ExperimentPlan {
+        &self.plan
+    }
+
+    pub fn backend(&self) -> &BackendInfo {
+        &self.backend
+    }
+
+    pub fn dataset(&self) -> &Dataset {
+        &self.data
+    }
+
+    /// Steps trained so far (the next step's index).
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    pub fn steps_per_epoch(&self) -> u64 {
+        self.steps_per_epoch
+    }
+
+    pub fn total_steps(&self) -> u64 {
+        self.plan.training.epochs as u64 * self.steps_per_epoch
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.step >= self.total_steps()
+    }
+
+    /// Fractional epochs trained.
+    pub fn epoch(&self) -> f64 {
+        self.step as f64 / self.steps_per_epoch as f64
+    }
+
+    pub fn rules(&self) -> &[LayerRule] {
+        &self.rules
+    }
+
+    /// The planned mask sparsity at each pruning step over the whole run.
+    pub fn planned_schedule(&self) -> Vec<(u64, f64)> {
+        self.schedule.mask_targets(self.total_steps())
+    }
+
+    pub fn layer_infos(&self) -> Vec<LayerInfo> {
+        self.rules
+            .iter()
+            .map(|r| LayerInfo {
+                name: r.name.clone(),
+                shape: r.shape,
+                params: r.shape.numel(),
+                granularity: granularity_name(r),
+                dense_reason: r.dense_reason.clone(),
+            })
+            .collect()
+    }
+
+    /// Training examples seen so far.
+    pub fn trained_samples(&self) -> u64 {
+        self.trained_samples
+    }
+
+    /// Training examples per second over the training steps alone.
+    pub fn samples_per_s(&self) -> f64 {
+        let t = self.train_time.as_secs_f64();
+        if t > 0.0 {
+            self.trained_samples as f64 / t
+        } else {
+            0.0
+        }
+    }
+
+    /// Fraction of pruned weights over all prunable layers, from the masks.
+    pub fn mask_sparsity(&self) -> f64 {
+        let (mut zeros, mut total) = (0usize, 0usize);
+        for (rule, mask) in self.rules.iter().zip(&self.masks) {
+            total += rule.shape.numel();
+            if let Some(m) = mask {
+                zeros += m.iter().filter(|&&k| k == 0).count();
+            }
+        }
+        if total == 0 {
+            0.0
+        } else {
+            zeros as f64 / total as f64
+        }
+    }
+
+    /// Takes a new plan mid-run. Pruning settings, learning rate, evaluation interval and
+    /// epochs may change; model, dataset, batch size, seed and backend need a reset.
+    pub fn update_plan(&mut self, plan: ExperimentPlan) -> Result<(), SessionError> {
+        let (old, new) = (&self.plan, &plan);
+        if old.model != new.model {
+            return Err(SessionError::NeedsReset("the model"));
+        }
+        if old.dataset != new.dataset {
+            return Err(SessionError::NeedsReset("the dataset"));
+        }
+        if old.training.batch != new.training.batch {
+            return Err(SessionError::NeedsReset("the batch size"));
+        }
+        if old.training.seed != new.training.seed {
+            return Err(SessionError::NeedsReset("the seed"));
+        }
+        if old.training.backend != new.training.backend {
+            return Err(SessionError::NeedsReset("the backend"));
+        }
+        let schedule = plan.validate(self.data.train.len())?;
+        let rules = plan.pruning.rules(&plan.model.layer_specs()).map_err(PlanFileError::from)?;
+        // a layer that is now dense loses its mask at once
+        for (i, rule) in rules.iter().enumerate() {
+            if rule.granularity.is_none() {
+                self.masks[i] = None;
+                self.device_masks[i] = None;
+            }
+        }
+        self.plan = plan;
+        self.rules = rules;
+        self.schedule = schedule;
+        Ok(())
+    }
+
+    /// Trains one batch: recomputes masks first when the schedule says so (measuring the
+    /// dense baseline right before the first time), then forward, loss, backward, Adam, and
+    /// masks re-applied so pruned weights stay exactly 0.0.
+    pub fn train_step(&mut self) -> Result<StepOutcome, SessionError> {
+        let step = self.step;
+        let mut baseline = None;
+        let mut pruned = None;
+        if self.schedule.should_prune(step) {
+            if self.dense_accuracy.is_none() {
+                let e = self.evaluate();
+                self.dense_accuracy = Some(e.accuracy);
+                baseline = Some(e);
+            }
+            pruned = Some(self.prune(self.schedule.value(step))?);
+        }
+
+        let t0 = Instant::now();
+        let per_epoch = self.steps_per_epoch;
+        let batch_in_epoch = (step % per_epoch) as usize;
+        if batch_in_epoch == 0 && step > 0 {
+            self.epoch_order = self.order.epoch(step / per_epoch);
+        }
+        let indices = self.order.batch(&self.epoch_order, batch_in_epoch).to_vec();
+        let (images, labels) = batch_tensors(&self.data.train, &indices, &self.device);
+        let logits = self.network().forward(images); // [batch, 10]
+        let loss = self.loss_fn.forward(logits, labels); // [1]
+        let loss_value = scalar(&loss);
+        if !loss_value.is_finite() {
+            return Err(SessionError::NonFiniteLoss {
+                step,
+                value: loss_value,
+            });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), self.network());
+        let model = self.model.take().expect("the model is present between steps");
+        let mut model = self.optim.step(self.plan.training.lr, model, grads);
+        model.apply_masks(&self.device_masks);
+        self.model = Some(model);
+        self.train_time += t0.elapsed();
+        self.trained_samples += indices.len() as u64;
+        self.step += 1;
+        Ok(StepOutcome {
+            step,
+            loss: loss_value,
+            pruned,
+            baseline,
+        })
+    }
+
+    /// Recomputes every mask at schedule value `value` from the current weights, uploads
+    /// them and applies them.
+    pub fn prune(&mut self, value: f64) -> Result<PruneReport, SessionError> {
+        let weights = self.network().read_weights();
+        let refs: Vec<&[f32]> = weights.iter().map(|w| w.as_slice()).collect();
+        let masks = self
+            .plan
+            .pruning
+            .masks(&self.rules, &refs, value, self.plan.training.seed)
+            .map_err(PlanFileError::from)?;
+        let inner = self.device.clone().inner();
+        self.device_masks = masks
+            .iter()
+            .zip(&self.rules)
+            .map(|(m, r)| m.as_ref().map(|m| DeviceMask::upload(m, &r.shape, &inner)))
+            .collect();
+        self.masks = masks;
+        if let Some(model) = self.model.as_mut() {
+            model.apply_masks(&self.device_masks);
+        }
+        let final_target = self.schedule_final();
+        let layers = self
+            .rules
+            .iter()
+            .zip(&self.masks)
+            .map(|(r, m)| LayerSparsity {
+                name: r.name.clone(),
+                granularity: granularity_name(r),
+                target: r.target(value, final_target),
+                sparsity: m.as_deref().map(sparsity).unwrap_or(0.0),
+            })
+            .collect();
+        Ok(PruneReport {
+            step: self.step,
+            target: value,
+            sparsity: self.mask_sparsity(),
+            layers,
+        })
+    }
+
+    fn schedule_final(&self) -> f64 {
+        self.plan.pruning.schedule.final_target()
+    }
+
+    /// Accuracy and mean loss on the test split, in evaluation mode (no dropout, batch norm
+    /// on running statistics).
+    pub fn evaluate(&mut self) -> Evaluation {
+        let model = self.network().valid();
+        let device = self.device.clone().inner();
+        let test = &self.data.test;
+        let (mut correct, mut loss_sum) = (0usize, 0.0f64);
+        let all: Vec<usize> = (0..test.len()).collect();
+        for chunk in all.chunks(EVAL_BATCH) {
+            let (images, labels) = batch_tensors(test, chunk, &device);
+            let logits = model.forward(images); // [n, 10]
+            let loss = self.loss_fn.forward(logits.clone(), labels.clone());
+            loss_sum += scalar(&loss) * chunk.len() as f64;
+            let predicted = logits.argmax(1).squeeze_dim::<1>(1); // [n]
+            let hits = predicted.equal(labels).int().sum(); // [1]
+            correct += hits.into_data().iter::<i64>().next().unwrap_or(0) as usize;
+        }
+        let e = Evaluation {
+            step: self.step,
+            accuracy: correct as f64 / test.len() as f64,
+            loss: loss_sum / test.len() as f64,
+        };
+        self.last_evaluation = Some(e);
+        e
+    }
+
+    /// The most recent evaluation, if any.
+    pub fn last_evaluation(&self) -> Option<Evaluation> {
+        self.last_evaluation
+    }
+
+    /// Seconds since the session was built.
+    pub fn summary_elapsed(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    pub fn dense_accuracy(&self) -> Option<f64> {
+        self.dense_accuracy
+    }
+
+    /// Host copy of one layer's weights and mask.
+    pub fn snapshot(&self, name: &str) -> Result<LayerSnapshot, SessionError> {
+        let i = self
+            .rules
+            .iter()
+            .position(|r| r.name == name)
+            .ok_or_else(|| SessionError::UnknownLayer(name.to_string()))?;
+        Ok(self.snapshot_at(i, &self.network().read_weights()))
+    }
+
+    /// Host copies of every prunable layer.
+    pub fn snapshots(&self) -> Vec<LayerSnapshot> {
+        let weights = self.network().read_weights();
+        (0..self.rules.len())
+            .map(|i| self.snapshot_at(i, &weights))
+            .collect()
+    }
+
+    fn snapshot_at(&self, i: usize, weights: &[Vec<f32>]) -> LayerSnapshot {
+        let rule = &self.rules[i];
+        LayerSnapshot {
+            step: self.step,
+            name: rule.name.clone(),
+            shape: rule.shape,
+            weights: weights[i].clone(),
+            mask: self.masks[i]
+                .clone()
+                .unwrap_or_else(|| vec![1; rule.shape.numel()]),
+        }
+    }
+
+    /// The run's result. Evaluates if the last evaluation is not of the current weights.
+    pub fn summary(&mut self) -> Summary {
+        let last = match self.last_evaluation {
+            Some(e) if e.step == self.step => e,
+            _ => self.evaluate(),
+        };
+        let weights = self.network().read_weights();
+        let final_target = self.schedule_final();
+        let (mut zeros, mut total) = (0usize, 0usize);
+        let layers = self
+            .rules
+            .iter()
+            .zip(&weights)
+            .map(|(r, w)| {
+                let z = w.iter().filter(|&&v| v == 0.0).count();
+                zeros += z;
+                total += w.len();
+                LayerSummary {
+                    name: r.name.clone(),
+                    shape: r.shape.dims(),
+                    granularity: granularity_name(r),
+                    target: r.target(final_target, final_target),
+                    sparsity: z as f64 / w.len().max(1) as f64,
+                }
+            })
+            .collect();
+        Summary {
+            model: self.plan.model.to_string(),
+            dataset: self.data.name.clone(),
+            dense_accuracy: self.dense_accuracy.unwrap_or(last.accuracy),
+            final_accuracy: last.accuracy,
+            sparsity: zeros as f64 / total.max(1) as f64,
+            layers,
+            steps: self.step,
+            wall_s: self.started.elapsed().as_secs_f64(),
+            train_samples_per_s: self.samples_per_s(),
+            backend: self.backend.backend.clone(),
+            device: self.backend.device.clone(),
+        }
+    }
+}
+
+fn granularity_name(rule: &LayerRule) -> String {
+    rule.granularity
+        .map(|g| g.to_string())
+        .unwrap_or_else(|| "dense".into())
+}
+
+/// `[n, 1, 28, 28]` images in `[0, 1]` and `[n]` class indices.
+fn batch_tensors(split: &Split, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+    let (x, y) = split.gather(indices);
+    let n = indices.len();
+    debug_assert_eq!(x.len(), n * IMAGE_PIXELS);
+    let images = Tensor::<4>::from_data(TensorData::new(x, [n, 1, 28, 28]), device);
+    let labels = Tensor::<1, Int>::from_data(TensorData::new(y, [n]), device);
+    (images, labels)
+}
+
+fn scalar(t: &Tensor<1>) -> f64 {
+    t.clone().into_data().iter::<f64>().next().unwrap_or(f64::NAN)
+}

@@ -1,0 +1,315 @@
+//! The real binary: the reference recipe end to end, saved masks, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use sparsity_explorer::masks_file::load_masks;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sparsity-explorer"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("the binary runs")
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("se-cli-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Parses JSON lines; every line is an object with an "event" field.
+fn events(out: &Output) -> Vec<Value> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            assert!(v["event"].is_string(), "no event field: {l}");
+            v
+        })
+        .collect()
+}
+
+fn summary(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ev = events(out);
+    let last = ev.last().expect("some output").clone();
+    assert_eq!(last["event"], "summary");
+    last
+}
+
+#[test]
+fn lenet300_agp90_reaches_the_reference_numbers() {
+    let out = run(&["run", "--preset", "lenet300-agp90", "--backend", "flex", "--json"]);
+    let s = summary(&out);
+    let dense = s["dense_accuracy"].as_f64().unwrap();
+    let fin = s["final_accuracy"].as_f64().unwrap();
+    let sparsity = s["sparsity"].as_f64().unwrap();
+    eprintln!("lenet300-agp90: dense {dense:.4} final {fin:.4} sparsity {sparsity:.4}");
+    assert!(dense >= 0.925, "dense accuracy {dense}");
+    assert!(fin >= 0.935, "final accuracy {fin}");
+    assert!((sparsity - 0.90).abs() <= 0.005, "sparsity {sparsity}");
+    assert_eq!(s["steps"], 20 * 63);
+    assert_eq!(s["backend"], "flex");
+    assert!(s["train_samples_per_s"].as_f64().unwrap() > 0.0);
+    assert!(s["wall_s"].as_f64().unwrap() > 0.0);
+    let layers = s["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3);
+    assert_eq!(layers[0]["name"], "fc1");
+    assert_eq!(layers[0]["shape"], serde_json::json!([300, 784]));
+    assert_eq!(layers[0]["granularity"], "unstructured");
+    // every pruning step is an event with its step, target and achieved sparsity
+    let ev = events(&out);
+    let prunes: Vec<&Value> = ev.iter().filter(|e| e["event"] == "pruned").collect();
+    assert!(prunes.len() >= 10);
+    for p in &prunes {
+        assert!(p["step"].is_u64() && p["target"].is_f64() && p["sparsity"].is_f64());
+        assert!((p["target"].as_f64().unwrap() - p["sparsity"].as_f64().unwrap()).abs() < 1e-3);
+    }
+}
+
+#[test]
+fn two_of_four_on_the_mlp_keeps_accuracy_and_every_saved_group_is_valid() {
+    let dir = temp_dir("nm");
+    let masks = dir.join("masks.safetensors");
+    let out = run(&[
+        "run",
+        "--preset",
+        "lenet300-agp90",
+        "--backend",
+        "flex",
+        "--granularity",
+        "2:4",
+        "--epochs",
+        "14",
+        "--json",
+        "--save-masks",
+        masks.to_str().unwrap(),
+    ]);
+    let s = summary(&out);
+    let dense = s["dense_accuracy"].as_f64().unwrap();
+    let fin = s["final_accuracy"].as_f64().unwrap();
+    eprintln!("2:4 mlp: dense {dense:.4} final {fin:.4}");
+    assert!(fin >= dense - 0.01, "2:4 lost more than a point: {dense} -> {fin}");
+    assert!((s["sparsity"].as_f64().unwrap() - 0.5).abs() < 1e-6);
+    let (saved, plan) = load_masks(&masks).unwrap();
+    assert!(plan.unwrap().contains("granularity = \"2:4\""));
+    assert_eq!(
+        saved.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+        ["fc1", "fc2", "fc3"]
+    );
+    assert_eq!(saved[0].dims, vec![300, 784]);
+    for m in &saved {
+        // PyTorch layout [out, in]: groups of 4 consecutive inputs in each row
+        for group in m.mask.chunks(4) {
+            assert_eq!(group.iter().filter(|&&k| k == 0).count(), 2, "{}", m.name);
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_default_pattern_skips_a_layer_that_cannot_take_it_and_says_so() {
+    let out = run(&[
+        "run",
+        "--model",
+        "small-cnn",
+        "--backend",
+        "flex",
+        "--granularity",
+        "2:4",
+        "--epochs",
+        "1",
+        "--begin",
+        "10",
+        "--end",
+        "40",
+        "--json",
+    ]);
+    let s = summary(&out);
+    let ev = events(&out);
+    let notice = ev
+        .iter()
+        .find(|e| e["event"] == "notice")
+        .expect("a notice about conv1");
+    assert!(notice["message"].as_str().unwrap().starts_with("conv1"), "{notice}");
+    let layers = s["layers"].as_array().unwrap();
+    assert_eq!(layers[0]["granularity"], "dense");
+    assert_eq!(layers[0]["sparsity"], 0.0);
+    assert_eq!(layers[1]["granularity"], "2:4");
+    assert!((layers[1]["sparsity"].as_f64().unwrap() - 0.5).abs() < 1e-9);
+}
+
+fn assert_clean_failure(args: &[&str], expect: &str) {
+    let out = run(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(stderr.contains(expect), "{args:?}: {stderr:?} lacks {expect:?}");
+    assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "not one line: {stderr}");
+}
+
+fn write_dataset(dir: &Path, truncate_train_images: bool) {
+    use sparsity_explorer::data::IMAGE_PIXELS;
+    let images = |n: u32| {
+        let mut b = vec![0, 0, 8, 3];
+        b.extend(n.to_be_bytes());
+        b.extend(28u32.to_be_bytes());
+        b.extend(28u32.to_be_bytes());
+        b.extend(std::iter::repeat_n(7u8, n as usize * IMAGE_PIXELS));
+        b
+    };
+    let labels = |n: u32| {
+        let mut b = vec![0, 0, 8, 1];
+        b.extend(n.to_be_bytes());
+        b.extend((0..n).map(|i| (i % 10) as u8));
+        b
+    };
+    let mut train = images(64);
+    if truncate_train_images {
+        train.truncate(train.len() - 100);
+    }
+    std::fs::write(dir.join("train-images-idx3-ubyte"), train).unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), labels(64)).unwrap();
+    std::fs::write(dir.join("t10k-images-idx3-ubyte"), images(16)).unwrap();
+    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), labels(16)).unwrap();
+}
+
+#[test]
+fn bad_input_fails_with_one_clear_line() {
+    let dir = temp_dir("bad");
+    assert_clean_failure(
+        &["run", "--dataset", "/nonexistent/data"],
+        "/nonexistent/data: no train-images-idx3-ubyte",
+    );
+    let corrupt = dir.join("corrupt");
+    std::fs::create_dir_all(&corrupt).unwrap();
+    write_dataset(&corrupt, true);
+    assert_clean_failure(
+        &["run", "--backend", "flex", "--dataset", corrupt.to_str().unwrap()],
+        "train-images-idx3-ubyte: header says 64 x 784 bytes",
+    );
+    assert_clean_failure(&["run", "--target", "1.5"], "must be in [0, 1), found 1.5");
+    assert_clean_failure(&["run", "--granularity", "4:4"], "N:M needs 1 <= N < M, found 4:4");
+    assert_clean_failure(
+        &["run", "--layer", "fc1:granularity=block:7x7"],
+        "layer fc1: block:7x7 cannot be applied: 7x7 blocks do not tile the 300x784",
+    );
+    assert_clean_failure(
+        &["run", "--model", "seed-cnn", "--layer", "conv1:granularity=2:4"],
+        "layer conv1: 2:4 cannot be applied",
+    );
+    assert_clean_failure(&["run", "--preset", "nope"], "unknown preset \"nope\"");
+    assert_clean_failure(&["run", "--layer", "conv9:skip"], "layer \"conv9\"");
+    assert_clean_failure(&["run", "--lr", "-1"], "training.lr must be a positive number");
+    assert_clean_failure(
+        &["run", "--schedule", "polynomial", "--begin", "100", "--end", "50"],
+        "must end after it begins",
+    );
+    let plan = dir.join("broken.toml");
+    std::fs::write(&plan, "model = \"mlp\"\n[training\nepochs = 2\n").unwrap();
+    assert_clean_failure(&["run", plan.to_str().unwrap()], "broken.toml: not a valid plan");
+    assert_clean_failure(
+        &["run", dir.join("missing.toml").to_str().unwrap()],
+        "missing.toml: cannot read",
+    );
+    assert_clean_failure(
+        &["run", "--backend", "flex", "--lr", "1e30", "--epochs", "1"],
+        "training diverged",
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_folder_dataset_trains() {
+    let dir = temp_dir("folder");
+    write_dataset(&dir, false);
+    let out = run(&[
+        "run",
+        "--backend",
+        "flex",
+        "--dataset",
+        dir.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--batch",
+        "16",
+        "--begin",
+        "2",
+        "--end",
+        "6",
+        "--frequency",
+        "2",
+        "--json",
+    ]);
+    let s = summary(&out);
+    assert_eq!(s["steps"], 8);
+    assert!((s["sparsity"].as_f64().unwrap() - 0.9).abs() < 0.005);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn plans_round_trip_through_files_and_presets_are_listed() {
+    let dir = temp_dir("plan");
+    let path = dir.join("plan.toml");
+    let out = run(&[
+        "run",
+        "--preset",
+        "seed-2by4",
+        "--target",
+        "0.6",
+        "--save-plan",
+        path.to_str().unwrap(),
+        "--print-plan",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(printed.contains("target = 0.6"), "{printed}");
+    let again = run(&["run", path.to_str().unwrap(), "--print-plan"]);
+    assert_eq!(String::from_utf8_lossy(&again.stdout), printed);
+    let list = run(&["presets"]);
+    let list = String::from_utf8_lossy(&list.stdout);
+    for name in ["quick-demo", "lenet300-agp90", "seed-polynomial", "seed-2by4"] {
+        assert!(list.contains(name), "{list}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn fashion_mnist_from_the_debian_package_trains() {
+    // .ci/run installs dataset-fashion-mnist; 60,000 training images at batch 128
+    let out = run(&[
+        "run",
+        "--dataset",
+        "fashion-mnist",
+        "--backend",
+        "flex",
+        "--epochs",
+        "1",
+        "--begin",
+        "200",
+        "--end",
+        "400",
+        "--json",
+    ]);
+    let s = summary(&out);
+    assert_eq!(s["dataset"], "Fashion-MNIST");
+    assert_eq!(s["steps"], 469); // ceil(60000 / 128)
+    let fin = s["final_accuracy"].as_f64().unwrap();
+    eprintln!("fashion-mnist 1 epoch to 90%: final {fin:.4}");
+    assert!(fin > 0.75, "final accuracy {fin}");
+    let started = events(&out)
+        .into_iter()
+        .find(|e| e["event"] == "started")
+        .unwrap();
+    assert_eq!(started["train_examples"], 60_000);
+    assert_eq!(started["test_examples"], 10_000);
+}
