@@ -22,17 +22,15 @@ pub struct NamedMask {
 
 #[derive(Debug, Error)]
 pub enum MasksFileError {
-    #[error("{path}: cannot write: {source}")]
+    #[error("{path}: cannot write: {cause}")]
     Write {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {cause}")]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path}: not a valid safetensors file: {message}")]
     Format { path: PathBuf, message: String },
@@ -65,23 +63,27 @@ pub fn save_masks(path: &Path, masks: &[NamedMask], plan_toml: &str) -> Result<(
     }
     let metadata = HashMap::from([
         ("plan".to_string(), plan_toml.to_string()),
-        ("format".to_string(), "sparsity-explorer masks: 1 kept, 0 pruned".to_string()),
+        (
+            "format".to_string(),
+            "sparsity-explorer masks: 1 kept, 0 pruned".to_string(),
+        ),
     ]);
-    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| MasksFileError::Format {
+    let bytes =
+        safetensors::serialize(views, Some(metadata)).map_err(|e| MasksFileError::Format {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+    crate::atomic_write(path, &bytes).map_err(|cause| MasksFileError::Write {
         path: path.into(),
-        message: e.to_string(),
-    })?;
-    crate::atomic_write(path, &bytes).map_err(|source| MasksFileError::Write {
-        path: path.into(),
-        source,
+        cause,
     })
 }
 
 /// Reads masks back, sorted by name, with the plan text if the file has one.
 pub fn load_masks(path: &Path) -> Result<(Vec<NamedMask>, Option<String>), MasksFileError> {
-    let bytes = std::fs::read(path).map_err(|source| MasksFileError::Read {
+    let bytes = std::fs::read(path).map_err(|cause| MasksFileError::Read {
         path: path.into(),
-        source,
+        cause,
     })?;
     let format = |e: safetensors::SafeTensorError| MasksFileError::Format {
         path: path.into(),
@@ -138,7 +140,10 @@ mod tests {
         assert_eq!(back, masks);
         assert_eq!(plan.as_deref(), Some("model = \"mlp\""));
         std::fs::write(&path, b"not safetensors").unwrap();
-        assert!(matches!(load_masks(&path), Err(MasksFileError::Format { .. })));
+        assert!(matches!(
+            load_masks(&path),
+            Err(MasksFileError::Format { .. })
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

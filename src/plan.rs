@@ -45,12 +45,8 @@ pub struct ExperimentPlan {
 /// A plan that cannot be read or cannot run.
 #[derive(Debug, Error)]
 pub enum PlanFileError {
-    #[error("{path}: cannot read: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{path}: cannot read: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error("{origin}: not a valid plan: {message}")]
     Parse { origin: String, message: String },
     #[error("unknown preset {name:?}: available presets are {known}")]
@@ -75,15 +71,29 @@ pub const PRESETS: &[(&str, &str)] = &[
         "seed-polynomial",
         include_str!("../assets/presets/seed-polynomial.toml"),
     ),
-    ("seed-2by4", include_str!("../assets/presets/seed-2by4.toml")),
+    (
+        "seed-2by4",
+        include_str!("../assets/presets/seed-2by4.toml"),
+    ),
 ];
 
 impl ExperimentPlan {
     /// Parses a plan from TOML text; `origin` names the source in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, PlanFileError> {
-        toml::from_str(text).map_err(|e| PlanFileError::Parse {
-            origin: origin.to_string(),
-            message: e.to_string(),
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            let place = e
+                .span()
+                .map(|span| {
+                    let before = &text[..span.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!("line {line}, column {column}: ")
+                })
+                .unwrap_or_default();
+            PlanFileError::Parse {
+                origin: origin.to_string(),
+                message: format!("{place}{}", e.message().trim()),
+            }
         })
     }
 
@@ -92,9 +102,9 @@ impl ExperimentPlan {
     }
 
     pub fn load(path: &Path) -> Result<Self, PlanFileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PlanFileError::Io {
+        let text = std::fs::read_to_string(path).map_err(|cause| PlanFileError::Io {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         Self::from_toml(&text, &path.display().to_string())
     }
@@ -129,10 +139,14 @@ impl ExperimentPlan {
     pub fn validate(&self, train_len: usize) -> Result<StepSchedule, PlanFileError> {
         let t = &self.training;
         if t.epochs == 0 {
-            return Err(PlanFileError::Invalid("training.epochs must be at least 1".into()));
+            return Err(PlanFileError::Invalid(
+                "training.epochs must be at least 1".into(),
+            ));
         }
         if t.batch == 0 {
-            return Err(PlanFileError::Invalid("training.batch must be at least 1".into()));
+            return Err(PlanFileError::Invalid(
+                "training.batch must be at least 1".into(),
+            ));
         }
         if !(t.lr.is_finite() && t.lr > 0.0) {
             return Err(PlanFileError::Invalid(format!(
@@ -170,10 +184,20 @@ mod tests {
     fn bad_plans_name_the_problem() {
         let mut plan = ExperimentPlan::preset("quick-demo").unwrap();
         plan.training.lr = f64::NAN;
-        assert!(plan.validate(8000).unwrap_err().to_string().contains("training.lr"));
+        assert!(
+            plan.validate(8000)
+                .unwrap_err()
+                .to_string()
+                .contains("training.lr")
+        );
         let mut plan = ExperimentPlan::preset("quick-demo").unwrap();
         plan.pruning.schedule.set_final_target(1.0);
-        assert!(plan.validate(8000).unwrap_err().to_string().contains("[0, 1)"));
+        assert!(
+            plan.validate(8000)
+                .unwrap_err()
+                .to_string()
+                .contains("[0, 1)")
+        );
         let e = ExperimentPlan::from_toml("model = \"mlp\"\n[training]\nepochs = 1\n", "t.toml")
             .unwrap_err()
             .to_string();

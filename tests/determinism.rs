@@ -25,7 +25,13 @@ fn the_same_seed_gives_the_same_run() {
     let run = || {
         let mut s = Session::new(plan.clone(), data.clone(), device.clone(), info.clone()).unwrap();
         let losses: Vec<f64> = (0..12).map(|_| s.train_step().unwrap().loss).collect();
-        (losses, s.snapshots().into_iter().map(|x| x.mask).collect::<Vec<_>>())
+        (
+            losses,
+            s.snapshots()
+                .into_iter()
+                .map(|x| x.mask)
+                .collect::<Vec<_>>(),
+        )
     };
     let (a, ma) = run();
     let (b, mb) = run();

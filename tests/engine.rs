@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 use sparsity_explorer::data::Dataset;
 use sparsity_explorer::plan::ExperimentPlan;
 use sparsity_explorer::prune::{At, Granularity, Schedule};
-use sparsity_explorer::train::{
-    BackendChoice, Command, Event, Session, Summary, Worker, select,
-};
+use sparsity_explorer::train::{BackendChoice, Command, Event, Session, Summary, Worker, select};
 
 fn quick_plan() -> ExperimentPlan {
     let mut plan = ExperimentPlan::preset("quick-demo").unwrap();
@@ -113,7 +111,13 @@ fn a_run_reports_start_baseline_pruning_evaluations_and_summary() {
     assert!(
         events
             .iter()
-            .filter(|e| matches!(e, Event::Evaluation { baseline: false, .. }))
+            .filter(|e| matches!(
+                e,
+                Event::Evaluation {
+                    baseline: false,
+                    ..
+                }
+            ))
             .count()
             >= 5
     );
@@ -122,7 +126,12 @@ fn a_run_reports_start_baseline_pruning_evaluations_and_summary() {
     assert_eq!(s.steps, 4 * 63);
     assert!((s.sparsity - 0.9).abs() < 0.005, "sparsity {}", s.sparsity);
     for l in &s.layers {
-        assert!((l.sparsity - 0.9).abs() < 0.005, "{} at {}", l.name, l.sparsity);
+        assert!(
+            (l.sparsity - 0.9).abs() < 0.005,
+            "{} at {}",
+            l.name,
+            l.sparsity
+        );
     }
     assert!(s.dense_accuracy > 0.8, "dense {}", s.dense_accuracy);
     assert!(s.final_accuracy > 0.85, "final {}", s.final_accuracy);
@@ -157,7 +166,10 @@ fn a_live_target_change_reaches_the_next_pruning_step() {
     else {
         unreachable!()
     };
-    assert_eq!(*step, 20, "the change applies at the very next pruning step");
+    assert_eq!(
+        *step, 20,
+        "the change applies at the very next pruning step"
+    );
     assert_eq!(*target, 0.7);
     assert!((sparsity - 0.7).abs() < 1e-3);
     assert!(layers.iter().all(|l| (l.sparsity - 0.7).abs() < 1e-2));
@@ -178,7 +190,9 @@ fn a_live_target_change_reaches_the_next_pruning_step() {
     worker.send(Command::UpdatePlan(Box::new(nm)));
     until(&worker, 120, |e| matches!(e, Event::Pruned { .. }));
     worker.send(Command::Pause);
-    worker.send(Command::Snapshot { layer: Some("fc1".into()) });
+    worker.send(Command::Snapshot {
+        layer: Some("fc1".into()),
+    });
     let seen = until(&worker, 60, |e| matches!(e, Event::Snapshot(_)));
     let Some(Event::Snapshot(snap)) = seen.last() else {
         unreachable!()
@@ -230,18 +244,27 @@ fn pause_step_and_resume() {
         }
     }
     worker.send(Command::Step);
-    worker.send(Command::Snapshot { layer: Some("fc3".into()) });
+    worker.send(Command::Snapshot {
+        layer: Some("fc3".into()),
+    });
     let seen = until(&worker, 60, |e| matches!(e, Event::Snapshot(_)));
     let Some(Event::Snapshot(s)) = seen.last() else {
         unreachable!()
     };
     assert_eq!(s.step, paused_at + 1, "Step trains exactly one batch");
     worker.send(Command::Resume);
-    let seen = until(&worker, 60, |e| matches!(e, Event::Progress { step, .. } if *step > paused_at + 1));
+    let seen = until(
+        &worker,
+        60,
+        |e| matches!(e, Event::Progress { step, .. } if *step > paused_at + 1),
+    );
     assert!(seen.iter().any(|e| matches!(e, Event::Resumed { .. })));
     worker.send(Command::Stop);
     let seen = until(&worker, 60, |e| matches!(e, Event::Finished { .. }));
-    assert!(matches!(seen.last(), Some(Event::Finished { stopped: true, .. })));
+    assert!(matches!(
+        seen.last(),
+        Some(Event::Finished { stopped: true, .. })
+    ));
 }
 
 #[test]
@@ -254,7 +277,10 @@ fn a_diverging_run_stops_with_an_error_naming_the_step() {
     let Some(Event::Error { message, step }) = seen.last() else {
         unreachable!()
     };
-    assert!(message.contains("loss became") && message.contains("at step"), "{message}");
+    assert!(
+        message.contains("loss became") && message.contains("at step"),
+        "{message}"
+    );
     assert!(step.is_some());
 }
 

@@ -9,7 +9,6 @@ use crate::data::DatasetSource;
 use crate::model::ModelKind;
 use crate::plan::ExperimentPlan;
 use crate::prune::{At, Criterion, Granularity, LayerOverride, Schedule, Scope};
-use crate::train::BackendChoice;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
     /// Train and prune from a plan, a preset and flags; print progress and a summary.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Measure training throughput (samples/s), optionally against PyTorch's reference.
     Bench(BenchArgs),
     /// List the built-in presets, or print one as TOML.
@@ -184,11 +183,10 @@ pub fn parse_layer_override(spec: &str) -> Result<(String, LayerOverride)> {
             .ok_or_else(|| anyhow!("--layer {spec:?}: {item:?} is not key=value or skip"))?;
         match key {
             "target" => {
-                o.target = Some(
-                    value
-                        .parse()
-                        .map_err(|_| anyhow!("--layer {spec:?}: target {value:?} is not a number"))?,
-                )
+                o.target =
+                    Some(value.parse().map_err(|_| {
+                        anyhow!("--layer {spec:?}: target {value:?} is not a number")
+                    })?)
             }
             "granularity" => {
                 o.granularity = Some(

@@ -78,13 +78,16 @@ fn reference(args: &BenchArgs, model: ModelKind) -> Result<(f64, String)> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line: Value = stdout
         .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .last()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
         .ok_or_else(|| anyhow!("the PyTorch reference printed no JSON: {stdout}"))?;
     let sps = line["samples_per_s"]
         .as_f64()
         .ok_or_else(|| anyhow!("no samples_per_s in {line}"))?;
-    Ok((sps, line["framework"].as_str().unwrap_or("pytorch").to_string()))
+    Ok((
+        sps,
+        line["framework"].as_str().unwrap_or("pytorch").to_string(),
+    ))
 }
 
 pub fn bench(args: &BenchArgs) -> Result<()> {

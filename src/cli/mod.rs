@@ -166,7 +166,11 @@ fn collect_snapshots(worker: &Worker, count: usize) -> Result<Vec<LayerSnapshot>
 
 /// The final table: per-layer sparsity and dense vs pruned accuracy.
 pub fn print_summary(out: &mut impl Write, s: &Summary) -> std::io::Result<()> {
-    writeln!(out, "{:<8} {:<18} {:<14} {:>7} {:>9}", "layer", "shape", "granularity", "target", "sparsity")?;
+    writeln!(
+        out,
+        "{:<8} {:<18} {:<14} {:>7} {:>9}",
+        "layer", "shape", "granularity", "target", "sparsity"
+    )?;
     for l in &s.layers {
         let shape = format!("{:?}", l.shape);
         writeln!(

@@ -19,17 +19,15 @@ pub const MAX_FILE_BYTES: u64 = 1 << 30;
 /// A data file that cannot be used, with the file it came from.
 #[derive(Debug, Error)]
 pub enum DataError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("{path}: not a valid gzip stream: {source}")]
+    #[error("{path}: not a valid gzip stream: {cause}")]
     Gzip {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path}: larger than {MAX_FILE_BYTES} bytes once decompressed")]
     TooLarge { path: PathBuf },
@@ -95,9 +93,9 @@ pub fn decompress(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, DataError> {
     GzDecoder::new(bytes.as_slice())
         .take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut out)
-        .map_err(|source| DataError::Gzip {
+        .map_err(|cause| DataError::Gzip {
             path: path.into(),
-            source,
+            cause,
         })?;
     if out.len() as u64 > MAX_FILE_BYTES {
         return Err(DataError::TooLarge { path: path.into() });
@@ -107,9 +105,9 @@ pub fn decompress(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, DataError> {
 
 /// Reads a file from disk, decompressing it if it is gzip.
 pub fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+    let bytes = std::fs::read(path).map_err(|cause| DataError::Io {
         path: path.into(),
-        source,
+        cause,
     })?;
     decompress(path, bytes)
 }
@@ -227,7 +225,10 @@ pub(crate) mod tests {
         let img = parse_images(p(), &idx_images(3, 28, 28, 7)).unwrap();
         assert_eq!((img.count, img.rows, img.cols), (3, 28, 28));
         assert_eq!(img.pixels.len(), 3 * 784);
-        assert_eq!(parse_labels(p(), &idx_labels(&[0, 9, 3])).unwrap(), vec![0, 9, 3]);
+        assert_eq!(
+            parse_labels(p(), &idx_labels(&[0, 9, 3])).unwrap(),
+            vec![0, 9, 3]
+        );
     }
 
     #[test]
@@ -236,13 +237,19 @@ pub(crate) mod tests {
         b[4..8].copy_from_slice(&0x8000_0000u32.to_be_bytes());
         assert!(matches!(
             parse_images(p(), &b),
-            Err(DataError::PayloadLength { count: 0x8000_0000, .. })
+            Err(DataError::PayloadLength {
+                count: 0x8000_0000,
+                ..
+            })
         ));
         let mut b = idx_images(1, 28, 28, 0);
         b[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
         b[12..16].copy_from_slice(&u32::MAX.to_be_bytes());
         b[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert!(matches!(parse_images(p(), &b), Err(DataError::PayloadLength { .. })));
+        assert!(matches!(
+            parse_images(p(), &b),
+            Err(DataError::PayloadLength { .. })
+        ));
     }
 
     #[test]
@@ -265,7 +272,11 @@ pub(crate) mod tests {
         ));
         assert!(matches!(
             parse_labels(p(), &idx_labels(&[1, 12])),
-            Err(DataError::LabelOutOfRange { index: 1, value: 12, .. })
+            Err(DataError::LabelOutOfRange {
+                index: 1,
+                value: 12,
+                ..
+            })
         ));
         assert!(matches!(
             parse_labels(p(), &idx_labels(&[])),

@@ -126,7 +126,9 @@ impl FromStr for ModelKind {
     }
 }
 
-/// Any of the models, as one burn module.
+/// Any of the models, as one burn module. A session holds exactly one, so the size
+/// difference between variants costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Network {
     Mlp(Mlp),
@@ -169,8 +171,12 @@ impl Network {
     pub fn apply_masks(&mut self, masks: &[Option<DeviceMask>]) {
         for (layer, mask) in self.arch_mut().prunable_mut().into_iter().zip(masks) {
             match (layer, mask) {
-                (LayerHandleMut::Linear(l), Some(DeviceMask::Linear(m))) => mask_param(&mut l.weight, m),
-                (LayerHandleMut::Conv2d(c), Some(DeviceMask::Conv2d(m))) => mask_param(&mut c.weight, m),
+                (LayerHandleMut::Linear(l), Some(DeviceMask::Linear(m))) => {
+                    mask_param(&mut l.weight, m)
+                }
+                (LayerHandleMut::Conv2d(c), Some(DeviceMask::Conv2d(m))) => {
+                    mask_param(&mut c.weight, m)
+                }
                 _ => {}
             }
         }
@@ -192,7 +198,10 @@ impl DeviceMask {
         let device = device.clone().inner();
         match shape.kind {
             crate::prune::LayerKind::Linear => {
-                let t = Tensor::<2>::from_data(TensorData::new(values, [shape.out, shape.inp]), &device);
+                let t = Tensor::<2>::from_data(
+                    TensorData::new(values, [shape.out, shape.inp]),
+                    &device,
+                );
                 DeviceMask::Linear(t.transpose()) // [in, out]
             }
             crate::prune::LayerKind::Conv2d => DeviceMask::Conv2d(Tensor::<4>::from_data(

@@ -45,7 +45,10 @@ impl Architecture for SmallCnn {
     }
 
     fn prunable(&self) -> Vec<LayerHandle<'_>> {
-        vec![LayerHandle::Conv2d(&self.conv1), LayerHandle::Linear(&self.fc1)]
+        vec![
+            LayerHandle::Conv2d(&self.conv1),
+            LayerHandle::Linear(&self.fc1),
+        ]
     }
 
     fn prunable_mut(&mut self) -> Vec<LayerHandleMut<'_>> {

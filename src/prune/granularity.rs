@@ -81,7 +81,7 @@ impl Granularity {
         match *self {
             Granularity::Unstructured | Granularity::Channel => Ok(()),
             Granularity::NOfM { n, m } => {
-                if shape.inp % m == 0 {
+                if shape.inp.is_multiple_of(m) {
                     Ok(())
                 } else {
                     Err(Ineligible(format!(
@@ -195,7 +195,15 @@ mod tests {
 
     #[test]
     fn parses_every_form_and_prints_it_back() {
-        for text in ["unstructured", "2:4", "1:4", "3:8", "block:4x4", "block:2x8:max", "channel"] {
+        for text in [
+            "unstructured",
+            "2:4",
+            "1:4",
+            "3:8",
+            "block:4x4",
+            "block:2x8:max",
+            "channel",
+        ] {
             let g: Granularity = text.parse().unwrap();
             assert_eq!(g.to_string(), text);
         }
@@ -229,7 +237,10 @@ mod tests {
         ));
         for junk in ["", "2-4", "block:4", "block:4x4:median", "blocky", "a:b"] {
             assert!(
-                matches!(junk.parse::<Granularity>(), Err(GranularityError::Unreadable(_))),
+                matches!(
+                    junk.parse::<Granularity>(),
+                    Err(GranularityError::Unreadable(_))
+                ),
                 "{junk:?} parsed"
             );
         }

@@ -192,11 +192,7 @@ pub fn global_masks(
         let scores = layout.scores(l.weights, criterion, l.seed);
         units.extend(scores.into_iter().enumerate().map(|(u, s)| (s, li, u)));
     }
-    units.sort_unstable_by(|a, b| {
-        a.0.total_cmp(&b.0)
-            .then(a.1.cmp(&b.1))
-            .then(a.2.cmp(&b.2))
-    });
+    units.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
     let total: usize = layers.iter().map(|l| l.shape.numel()).sum();
     let goal = (total as f64 * target).round() as usize;
     let mut kept: Vec<Vec<bool>> = layouts.iter().map(|l| vec![true; l.count()]).collect();
@@ -241,8 +237,15 @@ mod tests {
     fn unstructured_prunes_the_smallest_magnitudes() {
         let w = [0.5f32, -0.1, 0.3, -0.9, 0.05, 0.7];
         let shape = LayerShape::linear(2, 3);
-        let m = layer_mask(&w, &shape, Granularity::Unstructured, Criterion::Magnitude, 0.5, 0)
-            .unwrap();
+        let m = layer_mask(
+            &w,
+            &shape,
+            Granularity::Unstructured,
+            Criterion::Magnitude,
+            0.5,
+            0,
+        )
+        .unwrap();
         assert_eq!(m, vec![1, 0, 0, 1, 0, 1]);
     }
 
@@ -250,8 +253,15 @@ mod tests {
     fn ties_are_broken_by_position() {
         let w = [0.0f32; 8];
         let shape = LayerShape::linear(2, 4);
-        let m = layer_mask(&w, &shape, Granularity::Unstructured, Criterion::Magnitude, 0.25, 0)
-            .unwrap();
+        let m = layer_mask(
+            &w,
+            &shape,
+            Granularity::Unstructured,
+            Criterion::Magnitude,
+            0.25,
+            0,
+        )
+        .unwrap();
         assert_eq!(m, vec![0, 0, 1, 1, 1, 1, 1, 1]);
     }
 
@@ -271,10 +281,7 @@ mod tests {
             0,
         )
         .unwrap();
-        assert_eq!(
-            m,
-            vec![0, 1, 1, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 0, 0, 1]
-        );
+        assert_eq!(m, vec![0, 1, 1, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 0, 0, 1]);
     }
 
     #[test]
@@ -335,10 +342,24 @@ mod tests {
             cols: 2,
             score,
         };
-        let mean =
-            layer_mask(&w, &shape, block(BlockScore::Mean), Criterion::Magnitude, 0.5, 0).unwrap();
-        let max =
-            layer_mask(&w, &shape, block(BlockScore::Max), Criterion::Magnitude, 0.5, 0).unwrap();
+        let mean = layer_mask(
+            &w,
+            &shape,
+            block(BlockScore::Mean),
+            Criterion::Magnitude,
+            0.5,
+            0,
+        )
+        .unwrap();
+        let max = layer_mask(
+            &w,
+            &shape,
+            block(BlockScore::Max),
+            Criterion::Magnitude,
+            0.5,
+            0,
+        )
+        .unwrap();
         assert_eq!(mean, vec![0, 0, 1, 1]);
         assert_eq!(max, vec![1, 1, 0, 0]);
     }
@@ -349,12 +370,26 @@ mod tests {
         let w = [1.0f32; 4];
         for t in [1.0, 1.5, -0.1, f64::NAN] {
             assert!(matches!(
-                layer_mask(&w, &shape, Granularity::Unstructured, Criterion::Magnitude, t, 0),
+                layer_mask(
+                    &w,
+                    &shape,
+                    Granularity::Unstructured,
+                    Criterion::Magnitude,
+                    t,
+                    0
+                ),
                 Err(MaskError::TargetOutOfRange(_))
             ));
         }
         assert!(matches!(
-            layer_mask(&w[..3], &shape, Granularity::Unstructured, Criterion::Magnitude, 0.5, 0),
+            layer_mask(
+                &w[..3],
+                &shape,
+                Granularity::Unstructured,
+                Criterion::Magnitude,
+                0.5,
+                0
+            ),
             Err(MaskError::ShapeMismatch { .. })
         ));
         assert!(matches!(
@@ -386,8 +421,13 @@ mod tests {
                 seed: 1,
             },
         ];
-        let masks =
-            global_masks(&layers, Granularity::Unstructured, Criterion::Magnitude, 0.5).unwrap();
+        let masks = global_masks(
+            &layers,
+            Granularity::Unstructured,
+            Criterion::Magnitude,
+            0.5,
+        )
+        .unwrap();
         assert_eq!(masks[0], vec![0, 1, 1, 1]);
         assert_eq!(masks[1], vec![0, 0, 0, 1]);
     }
@@ -395,18 +435,22 @@ mod tests {
     #[test]
     fn raising_the_target_only_adds_to_the_pruned_set() {
         let shape = LayerShape::linear(8, 8);
-        let w: Vec<f32> = (0..64).map(|i| ((i * 37 % 64) as f32 - 32.0) / 10.0).collect();
+        let w: Vec<f32> = (0..64)
+            .map(|i| ((i * 37 % 64) as f32 - 32.0) / 10.0)
+            .collect();
         for criterion in [Criterion::Magnitude, Criterion::Random] {
             let mut prev = vec![1u8; 64];
             let mut weights = w.clone();
             for t in [0.2, 0.4, 0.6, 0.8] {
-                let m =
-                    layer_mask(&weights, &shape, Granularity::Unstructured, criterion, t, 3)
-                        .unwrap();
+                let m = layer_mask(&weights, &shape, Granularity::Unstructured, criterion, t, 3)
+                    .unwrap();
                 for (a, b) in prev.iter().zip(&m) {
                     assert!(*b <= *a, "a pruned weight came back at {t}");
                 }
-                weights.iter_mut().zip(&m).for_each(|(w, &k)| *w *= k as f32);
+                weights
+                    .iter_mut()
+                    .zip(&m)
+                    .for_each(|(w, &k)| *w *= k as f32);
                 prev = m;
             }
         }

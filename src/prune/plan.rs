@@ -27,7 +27,9 @@ impl std::str::FromStr for Scope {
         match s.trim().to_ascii_lowercase().as_str() {
             "layer" | "per-layer" => Ok(Scope::Layer),
             "global" => Ok(Scope::Global),
-            other => Err(format!("unknown scope {other:?}: expected `layer` or `global`")),
+            other => Err(format!(
+                "unknown scope {other:?}: expected `layer` or `global`"
+            )),
         }
     }
 }
@@ -343,7 +345,10 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert!(matches!(p.rules(&specs()), Err(PlanError::LayerTarget { .. })));
+        assert!(matches!(
+            p.rules(&specs()),
+            Err(PlanError::LayerTarget { .. })
+        ));
     }
 
     #[test]

@@ -318,7 +318,8 @@ impl StepSchedule {
                 power,
                 ..
             } => {
-                let p = ((step as f64 - begin as f64) / (end as f64 - begin as f64)).clamp(0.0, 1.0);
+                let p =
+                    ((step as f64 - begin as f64) / (end as f64 - begin as f64)).clamp(0.0, 1.0);
                 (initial - final_sparsity) * (1.0 - p).powf(power) + final_sparsity
             }
         }
@@ -332,7 +333,7 @@ impl StepSchedule {
                 end,
                 frequency,
                 ..
-            } => step >= begin && end.is_none_or(|e| step <= e) && (step - begin) % frequency == 0,
+            } => step >= begin && end.is_none_or(|e| step <= e) && (step - begin).is_multiple_of(frequency),
             StepSchedule::OneShot { at, .. } => step == at,
             StepSchedule::Iterative {
                 begin,
@@ -345,7 +346,7 @@ impl StepSchedule {
                 end,
                 frequency,
                 ..
-            } => step >= begin && step <= end && (step - begin) % frequency == 0,
+            } => step >= begin && step <= end && (step - begin).is_multiple_of(frequency),
         }
     }
 
@@ -415,7 +416,10 @@ mod tests {
 
     #[test]
     fn one_shot_prunes_exactly_once() {
-        let s = StepSchedule::OneShot { target: 0.7, at: 30 };
+        let s = StepSchedule::OneShot {
+            target: 0.7,
+            at: 30,
+        };
         let prunes: Vec<u64> = (0..100).filter(|&t| s.should_prune(t)).collect();
         assert_eq!(prunes, vec![30]);
         assert_eq!(s.value(29), 0.0);

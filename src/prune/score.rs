@@ -188,8 +188,13 @@ mod tests {
                 2, 2, 2, 3, 3, 3,
             ]
         );
-        let w: Vec<f32> = (0..24).map(|i| if i % 6 < 3 { -1.0 } else { 3.0 }).collect();
-        assert_eq!(l.scores(&w, Criterion::Magnitude, 0), vec![1.0, 3.0, 1.0, 3.0]);
+        let w: Vec<f32> = (0..24)
+            .map(|i| if i % 6 < 3 { -1.0 } else { 3.0 })
+            .collect();
+        assert_eq!(
+            l.scores(&w, Criterion::Magnitude, 0),
+            vec![1.0, 3.0, 1.0, 3.0]
+        );
     }
 
     #[test]

@@ -20,7 +20,9 @@ pub enum Command {
     /// Replace the pruning plan (and learning rate, evaluation interval, epochs) live.
     UpdatePlan(Box<ExperimentPlan>),
     /// Send a [`LayerSnapshot`] of one layer (by name) or of every prunable layer.
-    Snapshot { layer: Option<String> },
+    Snapshot {
+        layer: Option<String>,
+    },
     /// Panic inside the worker on purpose, to check that a crash becomes an
     /// [`Event::Error`] and the worker stays usable.
     Crash,

@@ -12,9 +12,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use thiserror::Error;
 
 use super::backend::BackendInfo;
-use super::event::{
-    LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary,
-};
+use super::event::{LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary};
 use crate::data::{Dataset, EpochOrder, IMAGE_PIXELS, Split};
 use crate::model::{DeviceMask, Network};
 use crate::plan::{ExperimentPlan, PlanFileError};
@@ -100,7 +98,10 @@ impl Session {
         backend: BackendInfo,
     ) -> Result<Self, SessionError> {
         let schedule = plan.validate(data.train.len())?;
-        let rules = plan.pruning.rules(&plan.model.layer_specs()).map_err(PlanFileError::from)?;
+        let rules = plan
+            .pruning
+            .rules(&plan.model.layer_specs())
+            .map_err(PlanFileError::from)?;
         device.seed(plan.training.seed);
         let device = device.autodiff();
         let model = plan.model.init(&device);
@@ -133,7 +134,9 @@ impl Session {
 
     /// The model being trained.
     pub fn network(&self) -> &Network {
-        self.model.as_ref().expect("the model is present between steps")
+        self.model
+            .as_ref()
+            .expect("the model is present between steps")
     }
 
     pub fn plan(&self) -> &ExperimentPlan {
@@ -243,7 +246,10 @@ impl Session {
             return Err(SessionError::NeedsReset("the backend"));
         }
         let schedule = plan.validate(self.data.train.len())?;
-        let rules = plan.pruning.rules(&plan.model.layer_specs()).map_err(PlanFileError::from)?;
+        let rules = plan
+            .pruning
+            .rules(&plan.model.layer_specs())
+            .map_err(PlanFileError::from)?;
         // a layer that is now dense loses its mask at once
         for (i, rule) in rules.iter().enumerate() {
             if rule.granularity.is_none() {
@@ -291,7 +297,10 @@ impl Session {
             });
         }
         let grads = GradientsParams::from_grads(loss.backward(), self.network());
-        let model = self.model.take().expect("the model is present between steps");
+        let model = self
+            .model
+            .take()
+            .expect("the model is present between steps");
         let mut model = self.optim.step(self.plan.training.lr, model, grads);
         model.apply_masks(&self.device_masks);
         self.model = Some(model);
@@ -480,5 +489,9 @@ fn batch_tensors(split: &Split, indices: &[usize], device: &Device) -> (Tensor<4
 }
 
 fn scalar(t: &Tensor<1>) -> f64 {
-    t.clone().into_data().iter::<f64>().next().unwrap_or(f64::NAN)
+    t.clone()
+        .into_data()
+        .iter::<f64>()
+        .next()
+        .unwrap_or(f64::NAN)
 }

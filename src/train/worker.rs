@@ -66,7 +66,9 @@ impl Worker {
 
     /// The next event, waiting up to `timeout`. `Err(true)` when the worker is gone.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, bool> {
-        self.events.recv_timeout(timeout).map_err(|e| e == RecvTimeoutError::Disconnected)
+        self.events
+            .recv_timeout(timeout)
+            .map_err(|e| e == RecvTimeoutError::Disconnected)
     }
 }
 
@@ -167,7 +169,11 @@ impl WorkerLoop {
                 }
             }
             Command::Stop => {
-                if self.session.as_ref().is_some_and(|s| !s.is_done() || self.running) {
+                if self
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| !s.is_done() || self.running)
+                {
                     self.running = false;
                     self.finish(true);
                 }
@@ -238,7 +244,12 @@ impl WorkerLoop {
         }));
         let session = match built {
             Ok(Ok(s)) => s,
-            Ok(Err(message)) => return self.emit(Event::Error { message, step: None }),
+            Ok(Err(message)) => {
+                return self.emit(Event::Error {
+                    message,
+                    step: None,
+                });
+            }
             Err(p) => {
                 return self.emit(Event::Error {
                     message: format!(
@@ -386,9 +397,7 @@ impl WorkerLoop {
             let before = session.last_evaluation().map(|e| e.step);
             let summary = session.summary();
             // report the closing evaluation unless it was already reported at this step
-            let e = session
-                .last_evaluation()
-                .filter(|e| before != Some(e.step));
+            let e = session.last_evaluation().filter(|e| before != Some(e.step));
             (summary, e, session.mask_sparsity(), session.epoch())
         })) {
             Ok((summary, e, sparsity, epoch)) => {
