@@ -355,3 +355,72 @@ fn pruned_weights_stay_exactly_zero_through_training() {
         }
     }
 }
+
+#[test]
+fn a_checkpoint_resumes_the_same_weights_masks_and_step() {
+    let dir = std::env::temp_dir().join(format!("se-engine-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("run.ckpt");
+    let worker = Worker::spawn(None);
+    worker.send(Command::Start(Box::new(constant_plan(0.6, 10))));
+    until(&worker, 60, |e| matches!(e, Event::Pruned { step: 20, .. }));
+    worker.send(Command::Pause);
+    let seen = until(&worker, 60, |e| matches!(e, Event::Paused { .. }));
+    let Some(Event::Paused { step }) = seen.last() else {
+        unreachable!()
+    };
+    let step = *step;
+    worker.send(Command::Snapshot { layer: None });
+    let mut before = Vec::new();
+    while before.len() < 3 {
+        if let Event::Snapshot(s) = next(&worker, 60) {
+            before.push(s);
+        }
+    }
+    worker.send(Command::SaveCheckpoint {
+        path: path.clone(),
+        history_json: "{\"points\":[1,2]}".into(),
+    });
+    until(&worker, 60, |e| matches!(e, Event::CheckpointSaved { .. }));
+    drop(worker);
+
+    let worker = Worker::spawn(None);
+    worker.send(Command::LoadCheckpoint { path: path.clone() });
+    let seen = until(&worker, 60, |e| matches!(e, Event::CheckpointLoaded { .. }));
+    assert!(matches!(seen[0], Event::Started { .. }));
+    let Some(Event::CheckpointLoaded {
+        step: loaded,
+        history_json,
+        ..
+    }) = seen.last()
+    else {
+        unreachable!()
+    };
+    assert_eq!(*loaded, step);
+    assert_eq!(history_json, "{\"points\":[1,2]}");
+    worker.send(Command::Snapshot { layer: None });
+    let mut after = Vec::new();
+    while after.len() < 3 {
+        if let Event::Snapshot(s) = next(&worker, 60) {
+            after.push(s);
+        }
+    }
+    for (a, b) in before.iter().zip(&after) {
+        assert_eq!(a.name, b.name);
+        assert_eq!(a.step, b.step);
+        assert_eq!(a.mask, b.mask);
+        assert_eq!(a.weights, b.weights, "{} weights differ", a.name);
+    }
+    worker.send(Command::Resume);
+    let seen = until(&worker, 120, |e| matches!(e, Event::Finished { .. }));
+    assert_eq!(finished(&seen).steps, 3 * 63);
+
+    std::fs::write(&path, b"garbage").unwrap();
+    worker.send(Command::LoadCheckpoint { path: path.clone() });
+    let seen = until(&worker, 60, |e| matches!(e, Event::Error { .. }));
+    let Some(Event::Error { message, .. }) = seen.last() else {
+        unreachable!()
+    };
+    assert!(message.contains("run.ckpt"), "{message}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

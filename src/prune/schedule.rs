@@ -333,7 +333,11 @@ impl StepSchedule {
                 end,
                 frequency,
                 ..
-            } => step >= begin && end.is_none_or(|e| step <= e) && (step - begin).is_multiple_of(frequency),
+            } => {
+                step >= begin
+                    && end.is_none_or(|e| step <= e)
+                    && (step - begin).is_multiple_of(frequency)
+            }
             StepSchedule::OneShot { at, .. } => step == at,
             StepSchedule::Iterative {
                 begin,

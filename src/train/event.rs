@@ -1,5 +1,7 @@
 //! The two message types between the worker and whoever drives it (window or CLI).
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 
 use super::backend::BackendInfo;
@@ -22,6 +24,16 @@ pub enum Command {
     /// Send a [`LayerSnapshot`] of one layer (by name) or of every prunable layer.
     Snapshot {
         layer: Option<String>,
+    },
+    /// Save the session (weights, Adam state, masks, step, plan) with the front end's
+    /// history (JSON) to one file.
+    SaveCheckpoint {
+        path: PathBuf,
+        history_json: String,
+    },
+    /// Replace the session with one restored from a checkpoint; it starts paused.
+    LoadCheckpoint {
+        path: PathBuf,
     },
     /// Panic inside the worker on purpose, to check that a crash becomes an
     /// [`Event::Error`] and the worker stays usable.
@@ -148,6 +160,15 @@ pub enum Event {
     /// Something the user should know that does not stop the run.
     Notice {
         message: String,
+    },
+    CheckpointSaved {
+        path: PathBuf,
+    },
+    /// A checkpoint was restored; a `Started` event for it came just before.
+    CheckpointLoaded {
+        path: PathBuf,
+        step: u64,
+        history_json: String,
     },
     Finished {
         /// The run was stopped before its last step.

@@ -2,11 +2,13 @@
 //! it behind two channels.
 
 pub mod backend;
+pub mod checkpoint;
 pub mod event;
 pub mod session;
 pub mod worker;
 
 pub use backend::{BackendChoice, BackendInfo, select};
+pub use checkpoint::{CheckpointData, CheckpointError};
 pub use event::{Command, Event, LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary};
 pub use session::{Evaluation, PruneReport, Session, SessionError, StepOutcome};
 pub use worker::{Waker, Worker};

@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
 use thiserror::Error;
 
 use super::backend::BackendInfo;
+use super::checkpoint::{CheckpointData, CheckpointError};
 use super::event::{LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary};
 use crate::data::{Dataset, EpochOrder, IMAGE_PIXELS, Split};
 use crate::model::{DeviceMask, Network};
@@ -32,6 +34,8 @@ pub enum SessionError {
     NeedsReset(&'static str),
     #[error("no prunable layer named {0:?}")]
     UnknownLayer(String),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
 }
 
 /// What one step did.
@@ -325,16 +329,8 @@ impl Session {
             .pruning
             .masks(&self.rules, &refs, value, self.plan.training.seed)
             .map_err(PlanFileError::from)?;
-        let inner = self.device.clone().inner();
-        self.device_masks = masks
-            .iter()
-            .zip(&self.rules)
-            .map(|(m, r)| m.as_ref().map(|m| DeviceMask::upload(m, &r.shape, &inner)))
-            .collect();
         self.masks = masks;
-        if let Some(model) = self.model.as_mut() {
-            model.apply_masks(&self.device_masks);
-        }
+        self.upload_masks();
         let final_target = self.schedule_final();
         let layers = self
             .rules
@@ -353,6 +349,20 @@ impl Session {
             sparsity: self.mask_sparsity(),
             layers,
         })
+    }
+
+    /// Uploads the host masks to the device and applies them to the weights.
+    fn upload_masks(&mut self) {
+        let inner = self.device.clone().inner();
+        self.device_masks = self
+            .masks
+            .iter()
+            .zip(&self.rules)
+            .map(|(m, r)| m.as_ref().map(|m| DeviceMask::upload(m, &r.shape, &inner)))
+            .collect();
+        if let Some(model) = self.model.as_mut() {
+            model.apply_masks(&self.device_masks);
+        }
     }
 
     fn schedule_final(&self) -> f64 {
@@ -469,6 +479,91 @@ impl Session {
             backend: self.backend.backend.clone(),
             device: self.backend.device.clone(),
         }
+    }
+}
+
+impl Session {
+    /// Everything needed to resume this session later; `history_json` is the front end's.
+    pub fn to_checkpoint(&self, history_json: String) -> Result<CheckpointData, SessionError> {
+        let encode = |what: &'static str, e: &dyn std::fmt::Display| CheckpointError::Encode {
+            what,
+            reason: e.to_string(),
+        };
+        let model = self
+            .network()
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| encode("model", &e))?;
+        let optimizer = self
+            .optim
+            .into_bytes()
+            .map_err(|e| encode("optimizer", &e))?;
+        let masks = self
+            .rules
+            .iter()
+            .zip(&self.masks)
+            .filter_map(|(r, m)| {
+                m.as_ref()
+                    .map(|m| (r.name.clone(), r.shape.dims(), m.clone()))
+            })
+            .collect();
+        Ok(CheckpointData {
+            plan_toml: self.plan.to_toml(),
+            step: self.step,
+            dense_accuracy: self.dense_accuracy,
+            history_json,
+            model: model.to_vec(),
+            optimizer: optimizer.to_vec(),
+            masks,
+        })
+    }
+
+    /// Rebuilds a session from a checkpoint: same plan, weights, Adam state, masks and step.
+    pub fn from_checkpoint(
+        data: &CheckpointData,
+        dataset: Arc<Dataset>,
+        device: Device,
+        backend: BackendInfo,
+    ) -> Result<Self, SessionError> {
+        let plan = ExperimentPlan::from_toml(&data.plan_toml, "checkpoint plan")?;
+        let mut s = Session::new(plan, dataset, device, backend)?;
+        let bad = |reason: String| {
+            SessionError::Checkpoint(CheckpointError::Format {
+                path: "checkpoint".into(),
+                reason,
+            })
+        };
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(data.model.clone()))
+            .map_err(|e| bad(format!("model: {e}")))?;
+        let model = s.model.take().expect("the model is present between steps");
+        s.model = Some(
+            model
+                .try_load_record(record)
+                .map_err(|e| bad(format!("model does not match the plan: {e}")))?,
+        );
+        s.optim = s
+            .optim
+            .clone()
+            .from_bytes(Bytes::from_bytes_vec(data.optimizer.clone()))
+            .map_err(|e| bad(format!("optimizer: {e}")))?;
+        for (name, dims, mask) in &data.masks {
+            let i = s
+                .rules
+                .iter()
+                .position(|r| &r.name == name)
+                .ok_or_else(|| bad(format!("mask for unknown layer {name}")))?;
+            if *dims != s.rules[i].shape.dims() || mask.len() != s.rules[i].shape.numel() {
+                return Err(bad(format!("mask {name} has shape {dims:?}")));
+            }
+            s.masks[i] = Some(mask.clone());
+        }
+        s.upload_masks();
+        s.step = data.step;
+        s.dense_accuracy = data.dense_accuracy;
+        let per_epoch = s.steps_per_epoch;
+        s.epoch_order = s.order.epoch(s.step / per_epoch);
+        Ok(s)
     }
 }
 

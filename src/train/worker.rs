@@ -8,7 +8,10 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel}
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::path::PathBuf;
+
 use super::backend::select;
+use super::checkpoint::CheckpointData;
 use super::event::{Command, Event};
 use super::session::{Session, SessionError, StepOutcome};
 use crate::data::{Dataset, DatasetSource};
@@ -196,6 +199,24 @@ impl WorkerLoop {
                 }
             }
             Command::Snapshot { layer } => self.snapshot(layer),
+            Command::SaveCheckpoint { path, history_json } => {
+                let Some(s) = &self.session else {
+                    return self.emit(Event::Notice {
+                        message: "nothing to save: no run yet".into(),
+                    });
+                };
+                let saved = s
+                    .to_checkpoint(history_json)
+                    .and_then(|c| c.write(&path).map_err(SessionError::from));
+                match saved {
+                    Ok(()) => self.emit(Event::CheckpointSaved { path }),
+                    Err(e) => self.emit(Event::Error {
+                        message: format!("checkpoint not saved: {e}"),
+                        step: None,
+                    }),
+                }
+            }
+            Command::LoadCheckpoint { path } => self.load_checkpoint(path),
             Command::Crash => {
                 self.crash_requested = true;
                 self.guarded_step();
@@ -235,31 +256,67 @@ impl WorkerLoop {
     }
 
     fn start(&mut self, plan: ExperimentPlan) {
-        self.running = false;
-        self.session = None;
-        let built = catch_unwind(AssertUnwindSafe(|| -> Result<Session, String> {
-            let data = self.dataset(&plan.dataset)?;
+        let built = self.build(|this| {
+            let data = this.dataset(&plan.dataset)?;
             let (device, backend) = select(plan.training.backend).map_err(|e| e.to_string())?;
             Session::new(plan, data, device, backend).map_err(|e| e.to_string())
-        }));
-        let session = match built {
-            Ok(Ok(s)) => s,
+        });
+        if let Some(session) = built {
+            self.announce(session, true);
+        }
+    }
+
+    fn load_checkpoint(&mut self, path: PathBuf) {
+        let built = self.build(|this| {
+            let data = CheckpointData::read(&path).map_err(|e| e.to_string())?;
+            let plan = ExperimentPlan::from_toml(&data.plan_toml, &path.display().to_string())
+                .map_err(|e| e.to_string())?;
+            let dataset = this.dataset(&plan.dataset)?;
+            let (device, backend) = select(plan.training.backend).map_err(|e| e.to_string())?;
+            let session = Session::from_checkpoint(&data, dataset, device, backend)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok((session, data.history_json))
+        });
+        if let Some((session, history_json)) = built {
+            let step = session.step();
+            self.announce(session, false);
+            self.emit(Event::CheckpointLoaded {
+                path,
+                step,
+                history_json,
+            });
+            self.emit(Event::Paused { step });
+        }
+    }
+
+    /// Drops the current session and builds a new one, turning errors and panics into events.
+    fn build<T>(&mut self, make: impl FnOnce(&mut Self) -> Result<T, String>) -> Option<T> {
+        self.running = false;
+        self.session = None;
+        match catch_unwind(AssertUnwindSafe(|| make(self))) {
+            Ok(Ok(s)) => Some(s),
             Ok(Err(message)) => {
-                return self.emit(Event::Error {
+                self.emit(Event::Error {
                     message,
                     step: None,
                 });
+                None
             }
             Err(p) => {
-                return self.emit(Event::Error {
+                self.emit(Event::Error {
                     message: format!(
                         "the worker crashed while starting: {}",
                         panic_message(p.as_ref())
                     ),
                     step: None,
                 });
+                None
             }
-        };
+        }
+    }
+
+    /// Reports a new session and makes it current.
+    fn announce(&mut self, session: Session, run: bool) {
         let data = session.dataset();
         self.emit(Event::Started {
             backend: session.backend().clone(),
@@ -282,7 +339,7 @@ impl WorkerLoop {
         }
         self.session = Some(session);
         self.last_progress = None;
-        self.running = true;
+        self.running = run;
     }
 
     fn fail(&mut self, message: String) {
