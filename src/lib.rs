@@ -5,10 +5,12 @@
 //! - [`data`]: IDX files, the built-in digits, batches;
 //! - [`model`]: the burn models and their prunable layers;
 //! - [`train`]: the session that trains and the worker thread that runs it;
+//! - [`app`]: the window;
 //! - [`cli`]: the headless front end.
 //!
 //! [`plan::ExperimentPlan`] is the one description of an experiment that all of them share.
 
+pub mod app;
 pub mod cli;
 pub mod data;
 pub mod masks_file;

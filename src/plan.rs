@@ -129,6 +129,24 @@ impl ExperimentPlan {
             .and_then(|(n, text)| Self::from_toml(text, &format!("preset {n}")))
     }
 
+    /// Why switching a running session from `self` to `next` needs a reset (a new model,
+    /// new data or a new random stream), or `None` when it can be applied live.
+    pub fn reset_reason(&self, next: &ExperimentPlan) -> Option<&'static str> {
+        if self.model != next.model {
+            Some("the model")
+        } else if self.dataset != next.dataset {
+            Some("the dataset")
+        } else if self.training.batch != next.training.batch {
+            Some("the batch size")
+        } else if self.training.seed != next.training.seed {
+            Some("the seed")
+        } else if self.training.backend != next.training.backend {
+            Some("the backend")
+        } else {
+            None
+        }
+    }
+
     /// Optimizer steps per epoch for a training split of `train_len` examples.
     pub fn steps_per_epoch(&self, train_len: usize) -> u64 {
         train_len.div_ceil(self.training.batch.max(1)) as u64

@@ -16,11 +16,30 @@ use crate::prune::{At, Criterion, Granularity, LayerOverride, Schedule, Scope};
     version,
     about = "Train small networks on MNIST-like digits and watch them being pruned",
     long_about = "Train small networks on MNIST-like digits and watch them being pruned.\n\n\
-                  With no subcommand, runs the quick-demo preset on the terminal."
+                  With no subcommand, opens the window."
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<CliCommand>,
+    #[command(flatten)]
+    pub window: WindowArgs,
+}
+
+/// Options of the window (no subcommand).
+#[derive(Debug, Args, Default)]
+pub struct WindowArgs {
+    /// Open with this preset instead of the last plan.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Start training as soon as the window opens.
+    #[arg(long)]
+    pub autostart: bool,
+    /// Record how long each frame takes to build; print p50/p95 (JSON) on exit.
+    #[arg(long)]
+    pub frame_stats: bool,
+    /// Close the window after this many seconds (demos, measurements).
+    #[arg(long, value_name = "SECONDS")]
+    pub exit_after: Option<f64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,11 +10,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-pub use args::{BenchArgs, Cli, CliCommand, PlanArgs, RunArgs};
+pub use args::{BenchArgs, Cli, CliCommand, PlanArgs, RunArgs, WindowArgs};
 
-use crate::masks_file::{NamedMask, save_masks};
 use crate::plan::{ExperimentPlan, PRESETS};
-use crate::train::{Command, Event, LayerSnapshot, Summary, Worker};
+use crate::train::{Command, Event, Summary, Worker};
 
 /// Runs the parsed command line.
 pub fn main(cli: Cli) -> Result<()> {
@@ -22,12 +21,11 @@ pub fn main(cli: Cli) -> Result<()> {
         Some(CliCommand::Run(args)) => run(&args),
         Some(CliCommand::Bench(args)) => bench::bench(&args),
         Some(CliCommand::Presets { name }) => presets(name.as_deref()),
-        None => run(&RunArgs {
-            plan: PlanArgs::default(),
-            json: false,
-            save_masks: None,
-            save_plan: None,
-            print_plan: false,
+        None => crate::app::run_window(crate::app::AppOptions {
+            preset: cli.window.preset,
+            autostart: cli.window.autostart,
+            frame_stats: cli.window.frame_stats,
+            exit_after: cli.window.exit_after,
         }),
     }
 }
@@ -126,16 +124,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
         b.finish_and_clear();
     }
     if let Some(path) = &args.save_masks {
-        let snapshots = collect_snapshots(&worker, summary.layers.len())?;
-        let masks: Vec<NamedMask> = snapshots
-            .into_iter()
-            .map(|s| NamedMask {
-                dims: s.shape.dims(),
-                name: s.name,
-                mask: s.mask,
-            })
-            .collect();
-        save_masks(path, &masks, &plan.to_toml())?;
+        worker.send(Command::SaveMasks { path: path.clone() });
+        loop {
+            match worker.recv_timeout(Duration::from_secs(600)) {
+                Ok(Event::MasksSaved { .. }) => break,
+                Ok(Event::Error { message, .. }) => bail!(message),
+                Ok(_) => {}
+                Err(_) => bail!("the training worker did not save the masks"),
+            }
+        }
         if !args.json {
             eprintln!("masks saved to {}", path.display());
         }
@@ -148,20 +145,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
         print_summary(&mut out, &summary)?;
     }
     Ok(())
-}
-
-fn collect_snapshots(worker: &Worker, count: usize) -> Result<Vec<LayerSnapshot>> {
-    worker.send(Command::Snapshot { layer: None });
-    let mut snaps = Vec::with_capacity(count);
-    while snaps.len() < count {
-        match worker.recv_timeout(Duration::from_secs(600)) {
-            Ok(Event::Snapshot(s)) => snaps.push(s),
-            Ok(Event::Error { message, .. }) => bail!(message),
-            Ok(_) => {}
-            Err(_) => bail!("the training worker did not send the masks"),
-        }
-    }
-    Ok(snaps)
 }
 
 /// The final table: per-layer sparsity and dense vs pruned accuracy.

@@ -25,6 +25,10 @@ pub enum Command {
     Snapshot {
         layer: Option<String>,
     },
+    /// Write the current masks as safetensors (see [`crate::masks_file`]).
+    SaveMasks {
+        path: PathBuf,
+    },
     /// Save the session (weights, Adam state, masks, step, plan) with the front end's
     /// history (JSON) to one file.
     SaveCheckpoint {
@@ -162,6 +166,9 @@ pub enum Event {
         message: String,
     },
     CheckpointSaved {
+        path: PathBuf,
+    },
+    MasksSaved {
         path: PathBuf,
     },
     /// A checkpoint was restored; a `Started` event for it came just before.

@@ -233,21 +233,8 @@ impl Session {
     /// Takes a new plan mid-run. Pruning settings, learning rate, evaluation interval and
     /// epochs may change; model, dataset, batch size, seed and backend need a reset.
     pub fn update_plan(&mut self, plan: ExperimentPlan) -> Result<(), SessionError> {
-        let (old, new) = (&self.plan, &plan);
-        if old.model != new.model {
-            return Err(SessionError::NeedsReset("the model"));
-        }
-        if old.dataset != new.dataset {
-            return Err(SessionError::NeedsReset("the dataset"));
-        }
-        if old.training.batch != new.training.batch {
-            return Err(SessionError::NeedsReset("the batch size"));
-        }
-        if old.training.seed != new.training.seed {
-            return Err(SessionError::NeedsReset("the seed"));
-        }
-        if old.training.backend != new.training.backend {
-            return Err(SessionError::NeedsReset("the backend"));
+        if let Some(what) = self.plan.reset_reason(&plan) {
+            return Err(SessionError::NeedsReset(what));
         }
         let schedule = plan.validate(self.data.train.len())?;
         let rules = plan

@@ -15,6 +15,7 @@ use super::checkpoint::CheckpointData;
 use super::event::{Command, Event};
 use super::session::{Session, SessionError, StepOutcome};
 use crate::data::{Dataset, DatasetSource};
+use crate::masks_file::{NamedMask, save_masks};
 use crate::plan::ExperimentPlan;
 
 /// Smallest interval between two progress events.
@@ -217,6 +218,29 @@ impl WorkerLoop {
                 }
             }
             Command::LoadCheckpoint { path } => self.load_checkpoint(path),
+            Command::SaveMasks { path } => {
+                let Some(s) = &self.session else {
+                    return self.emit(Event::Notice {
+                        message: "no masks yet: start a run first".into(),
+                    });
+                };
+                let masks: Vec<NamedMask> = s
+                    .snapshots()
+                    .into_iter()
+                    .map(|snap| NamedMask {
+                        dims: snap.shape.dims(),
+                        name: snap.name,
+                        mask: snap.mask,
+                    })
+                    .collect();
+                match save_masks(&path, &masks, &s.plan().to_toml()) {
+                    Ok(()) => self.emit(Event::MasksSaved { path }),
+                    Err(e) => self.emit(Event::Error {
+                        message: format!("masks not saved: {e}"),
+                        step: None,
+                    }),
+                }
+            }
             Command::Crash => {
                 self.crash_requested = true;
                 self.guarded_step();

@@ -1,0 +1,88 @@
+//! File choices: every dialog goes through one function, [`FilePicker`], which tests replace.
+//! Dialogs and file I/O run on helper threads; results come back through a channel the
+//! window polls, so the UI thread never waits on a file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+
+use crate::plan::ExperimentPlan;
+
+/// What a file is being chosen for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileAction {
+    OpenPlan,
+    SavePlan,
+    SaveMasks,
+    SaveCheckpoint,
+    LoadCheckpoint,
+    OpenDatasetFolder,
+}
+
+/// Chooses a path for an action, or `None` when cancelled. Called on a helper thread.
+pub type FilePicker = Arc<dyn Fn(FileAction) -> Option<PathBuf> + Send + Sync>;
+
+/// The native dialogs (rfd: the XDG portal, or zenity).
+pub fn native_picker() -> FilePicker {
+    Arc::new(|action| {
+        let d = rfd::FileDialog::new();
+        match action {
+            FileAction::OpenPlan => d.add_filter("plan", &["toml"]).pick_file(),
+            FileAction::SavePlan => d
+                .add_filter("plan", &["toml"])
+                .set_file_name("plan.toml")
+                .save_file(),
+            FileAction::SaveMasks => d
+                .add_filter("safetensors", &["safetensors"])
+                .set_file_name("masks.safetensors")
+                .save_file(),
+            FileAction::SaveCheckpoint => d
+                .add_filter("checkpoint", &["ckpt"])
+                .set_file_name("run.ckpt")
+                .save_file(),
+            FileAction::LoadCheckpoint => d.add_filter("checkpoint", &["ckpt"]).pick_file(),
+            FileAction::OpenDatasetFolder => d.pick_folder(),
+        }
+    })
+}
+
+/// What a helper thread reports.
+#[derive(Debug)]
+pub enum IoDone {
+    Picked(FileAction, PathBuf),
+    PlanLoaded(PathBuf, Box<ExperimentPlan>),
+    PlanSaved(PathBuf),
+    Failed(String),
+}
+
+/// Runs `picker` for `action` on a helper thread.
+pub fn pick(picker: &FilePicker, action: FileAction, done: &Sender<IoDone>) {
+    let (picker, done) = (picker.clone(), done.clone());
+    std::thread::spawn(move || {
+        if let Some(path) = picker(action) {
+            let _ = done.send(IoDone::Picked(action, path));
+        }
+    });
+}
+
+/// Reads a plan on a helper thread.
+pub fn load_plan(path: PathBuf, done: &Sender<IoDone>) {
+    let done = done.clone();
+    std::thread::spawn(move || {
+        let _ = done.send(match ExperimentPlan::load(&path) {
+            Ok(plan) => IoDone::PlanLoaded(path, Box::new(plan)),
+            Err(e) => IoDone::Failed(e.to_string()),
+        });
+    });
+}
+
+/// Writes a plan atomically on a helper thread.
+pub fn save_plan(plan: ExperimentPlan, path: PathBuf, done: &Sender<IoDone>) {
+    let done = done.clone();
+    std::thread::spawn(move || {
+        let _ = done.send(match plan.save(&path) {
+            Ok(()) => IoDone::PlanSaved(path),
+            Err(e) => IoDone::Failed(format!("{}: cannot save the plan: {e}", path.display())),
+        });
+    });
+}

@@ -1,0 +1,499 @@
+//! The left panel: every part of the experiment plan as a control that teaches its concept.
+
+use std::collections::BTreeMap;
+
+use eframe::egui;
+use egui::{DragValue, Slider, Ui};
+
+use crate::data::{DatasetSource, FASHION_MNIST_DIR};
+use crate::model::ModelKind;
+use crate::plan::ExperimentPlan;
+use crate::prune::{
+    At, BlockScore, Criterion, Granularity, LayerOverride, LayerSpec, Schedule, Scope,
+};
+use crate::train::BackendChoice;
+
+/// What the plan panel asks the app to do besides editing the plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlanAction {
+    OpenDatasetFolder,
+}
+
+pub mod tips {
+    pub const DATASET: &str = "The images to train on. Built-in: 10,000 MNIST digits shipped with the program (8,000 train / 2,000 test). Fashion-MNIST: 70,000 clothing images, when Debian's dataset-fashion-mnist is installed.";
+    pub const MODEL: &str = "The network to train and prune. LeNet-300-100 is all dense layers; the CNNs show how convolutions react to pruning (they are usually more sensitive than late dense layers).";
+    pub const BACKEND: &str = "Where training runs. auto picks a real GPU through wgpu and falls back to burn's CPU backend (flex) when there is none; a software GPU such as llvmpipe is far slower than flex.";
+    pub const LR: &str = "Adam's learning rate. Too high and the loss explodes (the run stops and says so); 1e-3 is a safe start.";
+    pub const BATCH: &str =
+        "Examples per training step. An epoch is the training set divided by this, rounded up.";
+    pub const EPOCHS: &str = "Passes over the training set. Pruning needs time after the last pruning step to recover: fine-tuning.";
+    pub const SEED: &str = "Seeds weight initialisation, shuffling and the random criterion: the same seed gives the same run.";
+    pub const EVAL: &str = "Evaluate on the test split every this many steps (0: once per epoch). Each evaluation is one point on the accuracy-vs-sparsity plot.";
+    pub const UNSTRUCTURED: &str = "Any weight can go on its own. Reaches high sparsity at little cost in accuracy, but dense hardware cannot skip scattered zeros: speed-ups need sparse kernels.";
+    pub const NM: &str = "N:M keeps at most N of every M consecutive weights along the input axis. 2:4 is what NVIDIA's sparse tensor cores run at twice the speed: the pattern is regular, so the hardware knows where the zeros are. Sparsity is fixed at 1 - N/M.";
+    pub const BLOCK: &str = "Prunes whole R x C tiles of the weight matrix (conv filters flattened). Blocks map onto vector units and tiles of sparse kernels; larger blocks are easier to accelerate and cost more accuracy.";
+    pub const CHANNEL: &str = "Removes whole output neurons (dense) or whole filters (conv), ranked by L2 norm. The layer physically shrinks, so it is faster everywhere, but it is the coarsest cut and costs the most accuracy.";
+    pub const MAGNITUDE: &str = "Prune the weights (or blocks, channels) with the smallest magnitude first: small weights contribute least to the output.";
+    pub const RANDOM: &str = "Prune in a seeded random order: the baseline that shows how much magnitude ranking is worth.";
+    pub const PER_LAYER: &str = "Every layer reaches the target on its own.";
+    pub const GLOBAL: &str = "One threshold across all layers (torch's global_unstructured): layers with many small weights (usually the large dense ones) are pruned harder, sensitive small layers less.";
+    pub const CONSTANT: &str =
+        "tfmot's ConstantSparsity: the same target at every pruning step from the begin step.";
+    pub const ONE_SHOT: &str =
+        "Train dense, prune to the target once, then fine-tune with the mask fixed.";
+    pub const ITERATIVE: &str = "Prune a step, retrain, repeat: K pruning steps evenly spaced, each raising sparsity by target / K.";
+    pub const POLYNOMIAL: &str = "tfmot's PolynomialDecay (automated gradual pruning): sparsity rises from initial to final as 1 - (1 - p)^3, fast at first while the network has slack, then slowly near the end so it can recover.";
+    pub const TARGET: &str = "The sparsity the schedule ends at: the fraction of weights set to zero. 50-70% usually costs little accuracy; beyond 90% the cost grows fast. Drag it during training: the next pruning step follows.";
+    pub const FREQUENCY: &str =
+        "Masks are recomputed every this many steps; in between, training adapts to the last cut.";
+    pub const POWER: &str = "The exponent of the polynomial: 3 (tfmot's default) front-loads pruning; 1 is a straight line.";
+    pub const BEGIN: &str =
+        "When pruning starts. The test accuracy right before it is the run's dense baseline.";
+    pub const END: &str = "When the schedule reaches its final sparsity.";
+    pub const LAYER_SKIP: &str = "Leave this layer dense. The last layer is often kept dense: it is small and every weight matters.";
+    pub const LAYER_TARGET: &str =
+        "This layer's own final sparsity; the schedule's curve is scaled to end there.";
+    pub const LAYER_PATTERN: &str = "This layer's own granularity. The first conv of a grey image has one input channel, so it cannot take N:M groups along its input axis.";
+}
+
+/// A moment edited in epochs (fractional) or steps.
+fn at_editor(ui: &mut Ui, label: &str, at: &mut At, tip: &str, steps_per_epoch: u64) {
+    ui.horizontal(|ui| {
+        ui.label(label).on_hover_text(tip);
+        match at {
+            At::Epoch { epoch } => {
+                ui.add(
+                    DragValue::new(epoch)
+                        .range(0.0..=1000.0)
+                        .speed(0.1)
+                        .suffix(" ep"),
+                )
+                .on_hover_text(tip);
+                if ui
+                    .small_button("steps")
+                    .on_hover_text("Give this moment in steps")
+                    .clicked()
+                {
+                    *at = At::Step((*epoch * steps_per_epoch as f64).round() as u64);
+                }
+            }
+            At::Step(step) => {
+                ui.add(DragValue::new(step).range(0..=10_000_000).suffix(" steps"))
+                    .on_hover_text(tip);
+                if ui
+                    .small_button("epochs")
+                    .on_hover_text("Give this moment in epochs")
+                    .clicked()
+                {
+                    *at = At::Epoch {
+                        epoch: *step as f64 / steps_per_epoch.max(1) as f64,
+                    };
+                }
+            }
+        }
+    });
+}
+
+fn sparsity_slider(ui: &mut Ui, value: &mut f64, text: &str, tip: &str) {
+    ui.add(Slider::new(value, 0.0..=0.99).text(text).fixed_decimals(2))
+        .on_hover_text(tip);
+}
+
+/// Data, model, backend and optimizer settings. `detected` is what the worker reported.
+pub fn training_ui(
+    ui: &mut Ui,
+    plan: &mut ExperimentPlan,
+    detected: Option<&str>,
+) -> Option<PlanAction> {
+    let mut action = None;
+    ui.label("Dataset").on_hover_text(tips::DATASET);
+    ui.horizontal_wrapped(|ui| {
+        ui.selectable_value(&mut plan.dataset, DatasetSource::BuiltIn, "built-in MNIST")
+            .on_hover_text(tips::DATASET);
+        let fashion = std::path::Path::new(FASHION_MNIST_DIR).is_dir();
+        ui.add_enabled_ui(fashion, |ui| {
+            ui.selectable_value(&mut plan.dataset, DatasetSource::FashionMnist, "Fashion-MNIST")
+                .on_hover_text(tips::DATASET)
+                .on_disabled_hover_text("Install Debian's dataset-fashion-mnist to use it.");
+        });
+        if ui.button("Open folder…").on_hover_text("A folder with the four MNIST-format files (train-images-idx3-ubyte, ..., raw or .gz).").clicked() {
+            action = Some(PlanAction::OpenDatasetFolder);
+        }
+    });
+    if let DatasetSource::Folder(p) = &plan.dataset {
+        ui.small(format!("folder: {}", p.display()));
+    }
+    ui.horizontal(|ui| {
+        ui.label("Model").on_hover_text(tips::MODEL);
+        egui::ComboBox::from_id_salt("model")
+            .selected_text(plan.model.name())
+            .show_ui(ui, |ui| {
+                for m in ModelKind::ALL {
+                    ui.selectable_value(&mut plan.model, m, m.name())
+                        .on_hover_text(m.describe());
+                }
+            })
+            .response
+            .on_hover_text(tips::MODEL);
+    });
+    ui.horizontal(|ui| {
+        ui.label("Backend").on_hover_text(tips::BACKEND);
+        for (b, name) in [
+            (BackendChoice::Auto, "auto"),
+            (BackendChoice::Wgpu, "wgpu"),
+            (BackendChoice::Flex, "flex"),
+        ] {
+            ui.selectable_value(&mut plan.training.backend, b, name)
+                .on_hover_text(tips::BACKEND);
+        }
+    });
+    ui.small(detected.unwrap_or("detected when training starts"));
+    egui::Grid::new("training").num_columns(2).show(ui, |ui| {
+        let t = &mut plan.training;
+        ui.label("learning rate").on_hover_text(tips::LR);
+        ui.add(
+            DragValue::new(&mut t.lr)
+                .range(1e-6..=1.0)
+                .speed(1e-5)
+                .min_decimals(4),
+        )
+        .on_hover_text(tips::LR);
+        ui.end_row();
+        ui.label("batch").on_hover_text(tips::BATCH);
+        ui.add(DragValue::new(&mut t.batch).range(1..=4096))
+            .on_hover_text(tips::BATCH);
+        ui.end_row();
+        ui.label("epochs").on_hover_text(tips::EPOCHS);
+        ui.add(DragValue::new(&mut t.epochs).range(1..=1000))
+            .on_hover_text(tips::EPOCHS);
+        ui.end_row();
+        ui.label("seed").on_hover_text(tips::SEED);
+        ui.add(DragValue::new(&mut t.seed))
+            .on_hover_text(tips::SEED);
+        ui.end_row();
+        ui.label("evaluate every").on_hover_text(tips::EVAL);
+        ui.add(
+            DragValue::new(&mut t.eval_every)
+                .range(0..=100_000)
+                .suffix(" steps"),
+        )
+        .on_hover_text(tips::EVAL);
+        ui.end_row();
+    });
+    action
+}
+
+/// The granularity kind a selectable button stands for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Unstructured,
+    NOfM,
+    Block,
+    Channel,
+}
+
+fn kind_of(g: &Granularity) -> Kind {
+    match g {
+        Granularity::Unstructured => Kind::Unstructured,
+        Granularity::NOfM { .. } => Kind::NOfM,
+        Granularity::Block { .. } => Kind::Block,
+        Granularity::Channel => Kind::Channel,
+    }
+}
+
+fn granularity_ui(ui: &mut Ui, g: &mut Granularity) {
+    let mut kind = kind_of(g);
+    ui.horizontal_wrapped(|ui| {
+        ui.selectable_value(&mut kind, Kind::Unstructured, "unstructured")
+            .on_hover_text(tips::UNSTRUCTURED);
+        ui.selectable_value(&mut kind, Kind::NOfM, "N:M")
+            .on_hover_text(tips::NM);
+        ui.selectable_value(&mut kind, Kind::Block, "block")
+            .on_hover_text(tips::BLOCK);
+        ui.selectable_value(&mut kind, Kind::Channel, "channel")
+            .on_hover_text(tips::CHANNEL);
+    });
+    if kind != kind_of(g) {
+        *g = match kind {
+            Kind::Unstructured => Granularity::Unstructured,
+            Kind::NOfM => Granularity::NOfM { n: 2, m: 4 },
+            Kind::Block => Granularity::Block {
+                rows: 4,
+                cols: 4,
+                score: BlockScore::Mean,
+            },
+            Kind::Channel => Granularity::Channel,
+        };
+    }
+    match g {
+        Granularity::NOfM { n, m } => {
+            ui.horizontal(|ui| {
+                ui.label("keep N").on_hover_text(tips::NM);
+                ui.add(DragValue::new(n).range(1..=(*m - 1).max(1)));
+                ui.label("of every M").on_hover_text(tips::NM);
+                ui.add(DragValue::new(m).range(2..=32));
+                *n = (*n).clamp(1, *m - 1);
+                ui.label(format!(
+                    "= {:.0}% sparse",
+                    100.0 * (1.0 - *n as f64 / *m as f64)
+                ));
+            });
+        }
+        Granularity::Block { rows, cols, score } => {
+            ui.horizontal(|ui| {
+                ui.label("block").on_hover_text(tips::BLOCK);
+                ui.add(DragValue::new(rows).range(1..=64));
+                ui.label("x");
+                ui.add(DragValue::new(cols).range(1..=64));
+                ui.selectable_value(score, BlockScore::Mean, "mean |w|")
+                    .on_hover_text("Score a block by the mean magnitude of its weights.");
+                ui.selectable_value(score, BlockScore::Max, "max |w|")
+                    .on_hover_text("Score a block by its largest weight: a block with one important weight survives.");
+            });
+        }
+        _ => {}
+    }
+}
+
+/// Switches the schedule kind, keeping target, begin and end where they make sense.
+fn convert_schedule(s: &Schedule, kind: &str) -> Schedule {
+    let target = s.final_target();
+    let (begin, end) = match s {
+        Schedule::Constant { begin, end, .. } => (*begin, end.unwrap_or(At::Epoch { epoch: 3.0 })),
+        Schedule::OneShot { at, .. } => (*at, At::Epoch { epoch: 3.0 }),
+        Schedule::Iterative { begin, end, .. } | Schedule::Polynomial { begin, end, .. } => {
+            (*begin, *end)
+        }
+    };
+    match kind {
+        "constant" => Schedule::Constant {
+            target,
+            begin,
+            end: None,
+            frequency: 100,
+        },
+        "one-shot" => Schedule::OneShot { target, at: begin },
+        "iterative" => Schedule::Iterative {
+            target,
+            begin,
+            end,
+            prune_steps: 5,
+        },
+        _ => Schedule::Polynomial {
+            initial: 0.0,
+            final_sparsity: target,
+            begin,
+            end,
+            power: 3.0,
+            frequency: 50,
+        },
+    }
+}
+
+/// Granularity, criterion, scope, schedule and target.
+pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) {
+    let p = &mut plan.pruning;
+    ui.label("Granularity");
+    granularity_ui(ui, &mut p.granularity);
+    ui.horizontal(|ui| {
+        ui.label("Criterion");
+        ui.selectable_value(&mut p.criterion, Criterion::Magnitude, "magnitude")
+            .on_hover_text(tips::MAGNITUDE);
+        ui.selectable_value(&mut p.criterion, Criterion::Random, "random")
+            .on_hover_text(tips::RANDOM);
+    });
+    ui.horizontal(|ui| {
+        ui.label("Scope");
+        ui.selectable_value(&mut p.scope, Scope::Layer, "per layer")
+            .on_hover_text(tips::PER_LAYER);
+        ui.selectable_value(&mut p.scope, Scope::Global, "global")
+            .on_hover_text(tips::GLOBAL);
+    });
+    ui.label("Schedule");
+    ui.horizontal_wrapped(|ui| {
+        for (kind, tip) in [
+            ("constant", tips::CONSTANT),
+            ("one-shot", tips::ONE_SHOT),
+            ("iterative", tips::ITERATIVE),
+            ("polynomial", tips::POLYNOMIAL),
+        ] {
+            if ui
+                .selectable_label(p.schedule.kind_name() == kind, kind)
+                .on_hover_text(tip)
+                .clicked()
+                && p.schedule.kind_name() != kind
+            {
+                p.schedule = convert_schedule(&p.schedule, kind);
+            }
+        }
+    });
+    let mut target = p.schedule.final_target();
+    sparsity_slider(ui, &mut target, "target sparsity", tips::TARGET);
+    if target != p.schedule.final_target() {
+        p.schedule.set_final_target(target);
+    }
+    match &mut p.schedule {
+        Schedule::Constant {
+            begin,
+            end,
+            frequency,
+            ..
+        } => {
+            at_editor(ui, "begin", begin, tips::BEGIN, steps_per_epoch);
+            let mut has_end = end.is_some();
+            ui.checkbox(&mut has_end, "stop pruning at")
+                .on_hover_text(tips::END);
+            match (has_end, end.as_mut()) {
+                (true, Some(e)) => at_editor(ui, "end", e, tips::END, steps_per_epoch),
+                (true, None) => *end = Some(At::Epoch { epoch: 3.0 }),
+                (false, _) => *end = None,
+            }
+            frequency_ui(ui, frequency);
+        }
+        Schedule::OneShot { at, .. } => at_editor(ui, "prune at", at, tips::BEGIN, steps_per_epoch),
+        Schedule::Iterative {
+            begin,
+            end,
+            prune_steps,
+            ..
+        } => {
+            at_editor(ui, "begin", begin, tips::BEGIN, steps_per_epoch);
+            at_editor(ui, "end", end, tips::END, steps_per_epoch);
+            ui.horizontal(|ui| {
+                ui.label("pruning steps").on_hover_text(tips::ITERATIVE);
+                ui.add(DragValue::new(prune_steps).range(1..=1000));
+            });
+        }
+        Schedule::Polynomial {
+            initial,
+            final_sparsity,
+            begin,
+            end,
+            power,
+            frequency,
+        } => {
+            sparsity_slider(ui, initial, "initial sparsity", tips::POLYNOMIAL);
+            *initial = initial.min(*final_sparsity);
+            at_editor(ui, "begin", begin, tips::BEGIN, steps_per_epoch);
+            at_editor(ui, "end", end, tips::END, steps_per_epoch);
+            ui.horizontal(|ui| {
+                ui.label("power").on_hover_text(tips::POWER);
+                ui.add(DragValue::new(power).range(0.5..=10.0).speed(0.1));
+            });
+            frequency_ui(ui, frequency);
+        }
+    }
+}
+
+fn frequency_ui(ui: &mut Ui, frequency: &mut u64) {
+    ui.horizontal(|ui| {
+        ui.label("prune every").on_hover_text(tips::FREQUENCY);
+        ui.add(
+            DragValue::new(frequency)
+                .range(1..=100_000)
+                .suffix(" steps"),
+        )
+        .on_hover_text(tips::FREQUENCY);
+    });
+}
+
+/// Patterns offered as a layer's own granularity.
+const LAYER_PATTERNS: [&str; 6] = [
+    "unstructured",
+    "2:4",
+    "1:4",
+    "block:4x4",
+    "block:2x2",
+    "channel",
+];
+
+/// The per-layer table: shape, size, current sparsity, which patterns fit, and overrides.
+pub fn layers_ui(
+    ui: &mut Ui,
+    plan: &mut ExperimentPlan,
+    specs: &[LayerSpec],
+    sparsity: &BTreeMap<String, f64>,
+) {
+    let default = plan.pruning.granularity;
+    egui::Grid::new("layers")
+        .num_columns(6)
+        .striped(true)
+        .show(ui, |ui| {
+            for (h, tip) in [
+                ("layer", "The prunable layer's name."),
+                ("shape", "Weight shape in PyTorch layout: Linear [out, in], Conv2d [out, in, kh, kw]. Hover a shape for its size."),
+                ("sparsity", "Fraction of this layer's weights pruned now."),
+                ("fits", "Whether 2:4 and 4x4 blocks fit this layer; hover for the current pattern."),
+                ("skip", tips::LAYER_SKIP),
+                ("own target / pattern", tips::LAYER_TARGET),
+            ] {
+                ui.strong(h).on_hover_text(tip);
+            }
+            ui.end_row();
+            for spec in specs {
+                let o = plan.pruning.layers.entry(spec.name.clone()).or_default();
+                ui.label(&spec.name);
+                ui.label(spec.shape.to_string())
+                    .on_hover_text(format!("{} weights", spec.shape.numel()));
+                ui.label(
+                    sparsity
+                        .get(&spec.name)
+                        .map(|s| format!("{:.1}%", 100.0 * s))
+                        .unwrap_or_else(|| "-".into()),
+                );
+                let fits: Vec<String> = [("2:4", "2:4"), ("block:4x4", "4x4")]
+                    .iter()
+                    .map(|(t, short)| {
+                        let g: Granularity = t.parse().expect("valid pattern");
+                        let ok = g.check_layer(&spec.shape).is_ok();
+                        format!("{short} {}", if ok { "yes" } else { "no" })
+                    })
+                    .collect();
+                let current = o.granularity.unwrap_or(default);
+                let why = match current.check_layer(&spec.shape) {
+                    Ok(()) => format!("{current} fits this layer."),
+                    Err(e) => format!("{current} does not fit: {e}."),
+                };
+                ui.label(fits.join(", ")).on_hover_text(why);
+                ui.checkbox(&mut o.skip, "")
+                    .on_hover_text(tips::LAYER_SKIP);
+                ui.horizontal(|ui| {
+                    let mut own = o.target.is_some();
+                    if ui.checkbox(&mut own, "").on_hover_text(tips::LAYER_TARGET).changed() {
+                        o.target = own.then_some(plan_target_default(o));
+                    }
+                    if let Some(t) = o.target.as_mut() {
+                        ui.add(DragValue::new(t).range(0.0..=0.99).speed(0.01).fixed_decimals(2))
+                            .on_hover_text(tips::LAYER_TARGET);
+                    }
+                    let label = o.granularity.map(|g| g.to_string()).unwrap_or_else(|| "default".into());
+                    egui::ComboBox::from_id_salt(("pattern", &spec.name))
+                        .selected_text(label)
+                        .show_ui(ui, |ui| {
+                            ui.selectable_value(&mut o.granularity, None, "default");
+                            for t in LAYER_PATTERNS {
+                                let g: Granularity = t.parse().expect("valid pattern");
+                                let fits = g.check_layer(&spec.shape);
+                                ui.add_enabled_ui(fits.is_ok(), |ui| {
+                                    ui.selectable_value(&mut o.granularity, Some(g), t)
+                                        .on_disabled_hover_text(
+                                            fits.err().map(|e| e.to_string()).unwrap_or_default(),
+                                        );
+                                });
+                            }
+                        })
+                        .response
+                        .on_hover_text(tips::LAYER_PATTERN);
+                });
+                ui.end_row();
+            }
+        });
+    // keep the plan free of empty overrides
+    plan.pruning
+        .layers
+        .retain(|_, o| *o != LayerOverride::default());
+}
+
+fn plan_target_default(o: &LayerOverride) -> f64 {
+    o.target.unwrap_or(0.5)
+}

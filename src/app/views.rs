@@ -1,0 +1,261 @@
+//! The centre of the window: mask tiles and the plots.
+
+use eframe::egui;
+use egui::{Color32, Ui};
+use egui_plot::{Bar, BarChart, HLine, Legend, Line, Plot, PlotImage, PlotPoint, Points, VLine};
+
+use super::history::{Overlays, RunHistory};
+use super::layers::{LayerView, MaskLayout, layouts};
+
+/// Colour of the current run in plots.
+const RUN: Color32 = Color32::from_rgb(90, 170, 255);
+const BASELINE: Color32 = Color32::from_rgb(150, 150, 150);
+const TARGET: Color32 = Color32::from_rgb(255, 170, 60);
+
+fn faded(i: usize) -> Color32 {
+    let palette = [
+        Color32::from_rgb(200, 120, 200),
+        Color32::from_rgb(120, 200, 140),
+        Color32::from_rgb(220, 200, 100),
+        Color32::from_rgb(230, 120, 110),
+    ];
+    palette[i % palette.len()].gamma_multiply(0.45)
+}
+
+/// A tile per prunable layer: the mask as a zoomable, pannable image with hover details.
+pub fn mask_tiles(ui: &mut Ui, layers: &mut [LayerView], tile_height: f32) {
+    if layers.is_empty() {
+        ui.label("Masks appear here once training starts: one tile per prunable layer.");
+        return;
+    }
+    let ctx = ui.ctx().clone();
+    let count = layers.len() as f32;
+    let width = ((ui.available_width() - 8.0 * (count - 1.0)) / count).max(160.0);
+    ui.horizontal_top(|ui| {
+        for layer in layers.iter_mut() {
+            ui.vertical(|ui| {
+                ui.set_width(width);
+                ui.horizontal(|ui| {
+                    ui.strong(&layer.info.name);
+                    ui.label(format!(
+                        "{} · {:.1}% pruned",
+                        layer.info.shape,
+                        100.0 * layer.sparsity
+                    ));
+                });
+                ui.horizontal(|ui| {
+                    for l in layouts(&layer.info.shape) {
+                        let (name, tip) = match l {
+                            MaskLayout::FoldedKernels => ("kernels", "One pixel per kh x kw kernel: brightness is the fraction of the kernel kept."),
+                            MaskLayout::Weights => ("weights", "One pixel per weight, rows are outputs, columns inputs (conv kernels expanded). Kept weights: warm positive, cool negative, brighter when larger; pruned: dark."),
+                            MaskLayout::InputImage => ("inputs 28x28", "For each input pixel, the fraction of its weights kept, laid out as the image: pruning removes the border pixels that never carry ink."),
+                        };
+                        ui.selectable_value(&mut layer.layout, l, name).on_hover_text(tip);
+                    }
+                });
+                let [w, h] = layer.image_size();
+                let name = layer.info.name.clone();
+                let texture = layer.texture(&ctx).map(|t| t.id());
+                let response = Plot::new(("mask", &name))
+                    .height(tile_height)
+                    .width(width)
+                    .data_aspect(1.0)
+                    .show_axes(false)
+                    .show_grid(false)
+                    .show_x(false)
+                    .show_y(false)
+                    .show(ui, |plot| {
+                        if let Some(tex) = texture {
+                            plot.image(PlotImage::new(
+                                name.clone(),
+                                tex,
+                                PlotPoint::new(w as f64 / 2.0, h as f64 / 2.0),
+                                [w as f32, h as f32],
+                            ));
+                        }
+                        plot.pointer_coordinate()
+                    });
+                let hover = response.inner.and_then(|p| {
+                    (p.x >= 0.0 && p.y >= 0.0 && p.x < w as f64 && p.y < h as f64)
+                        .then(|| layer.describe_pixel(p.x as usize, h - 1 - p.y as usize))
+                        .flatten()
+                });
+                ui.small(hover.unwrap_or_else(|| "hover for a weight; drag to pan, scroll to zoom, double-click to reset".into()));
+            });
+        }
+    });
+}
+
+fn run_lines<'a>(
+    plot: &mut egui_plot::PlotUi<'a>,
+    current: &'a RunHistory,
+    overlays: &'a Overlays,
+    pick: impl Fn(&RunHistory) -> &super::history::Series,
+) {
+    for (i, run) in overlays.runs.iter().enumerate() {
+        let s = pick(run);
+        if !s.is_empty() {
+            plot.line(
+                Line::new(run.name.clone(), s.points().to_vec())
+                    .color(faded(i))
+                    .allow_band(false),
+            );
+        }
+    }
+    let s = pick(current);
+    plot.line(
+        Line::new(current.name.clone(), s.points().to_vec())
+            .color(RUN)
+            .width(2.0)
+            .allow_band(false),
+    );
+}
+
+pub fn loss_plot(ui: &mut Ui, current: &RunHistory, overlays: &Overlays, height: f32) {
+    ui.strong("Training loss");
+    Plot::new("loss")
+        .height(height)
+        .x_axis_label("step")
+        .legend(Legend::default())
+        .show(ui, |plot| run_lines(plot, current, overlays, |r| &r.loss));
+}
+
+pub fn accuracy_plot(ui: &mut Ui, current: &RunHistory, overlays: &Overlays, height: f32) {
+    ui.strong("Test accuracy");
+    Plot::new("accuracy")
+        .height(height)
+        .x_axis_label("step")
+        .legend(Legend::default())
+        .show(ui, |plot| {
+            run_lines(plot, current, overlays, |r| &r.accuracy);
+            if let Some(b) = current.baseline {
+                plot.hline(HLine::new("dense baseline", b).color(BASELINE));
+            }
+        });
+}
+
+/// Each evaluation a point, the run's trajectory a line, the dense baseline a horizontal
+/// line, earlier runs faded.
+pub fn accuracy_vs_sparsity_plot(
+    ui: &mut Ui,
+    current: &RunHistory,
+    overlays: &Overlays,
+    height: f32,
+) {
+    ui.strong("Accuracy against sparsity");
+    Plot::new("acc-vs-sparsity")
+        .height(height)
+        .x_axis_label("sparsity")
+        .y_axis_label("accuracy")
+        .include_x(0.0)
+        .include_x(1.0)
+        .legend(Legend::default())
+        .show(ui, |plot| {
+            run_lines(plot, current, overlays, |r| &r.accuracy_vs_sparsity);
+            plot.points(
+                Points::new(
+                    "evaluations",
+                    current.accuracy_vs_sparsity.points().to_vec(),
+                )
+                .color(RUN)
+                .radius(3.0),
+            );
+            if let Some(b) = current.baseline {
+                plot.hline(HLine::new("dense baseline", b).color(BASELINE));
+            }
+        });
+}
+
+/// The planned schedule for the whole run, achieved sparsity at each pruning step, and a
+/// marker at the current step.
+pub fn schedule_plot(
+    ui: &mut Ui,
+    planned: &[[f64; 2]],
+    current: &RunHistory,
+    now: Option<u64>,
+    height: f32,
+) {
+    ui.strong("Sparsity: planned and achieved");
+    Plot::new("schedule")
+        .height(height)
+        .x_axis_label("step")
+        .include_y(0.0)
+        .include_y(1.0)
+        .legend(Legend::default())
+        .show(ui, |plot| {
+            plot.line(
+                Line::new("planned target", planned.to_vec())
+                    .color(TARGET)
+                    .allow_band(false),
+            );
+            plot.points(
+                Points::new("achieved", current.achieved.points().to_vec())
+                    .color(RUN)
+                    .radius(2.5),
+            );
+            if let Some(step) = now {
+                plot.vline(VLine::new("now", step as f64).color(BASELINE));
+            }
+        });
+}
+
+pub fn layer_sparsity_bars(ui: &mut Ui, layers: &[LayerView], height: f32) {
+    ui.strong("Per-layer sparsity");
+    let bars: Vec<Bar> = layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Bar::new(i as f64, l.sparsity).name(&l.info.name).width(0.6))
+        .collect();
+    let targets: Vec<Bar> = layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Bar::new(i as f64, l.target).name(&l.info.name).width(0.8))
+        .collect();
+    let names: Vec<String> = layers.iter().map(|l| l.info.name.clone()).collect();
+    Plot::new("layer-bars")
+        .height(height)
+        .include_y(0.0)
+        .include_y(1.0)
+        .legend(Legend::default())
+        .x_axis_formatter(move |mark, _| {
+            let i = mark.value.round();
+            if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
+                names.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .show(ui, |plot| {
+            plot.bar_chart(BarChart::new("target", targets).color(TARGET.gamma_multiply(0.5)));
+            plot.bar_chart(BarChart::new("achieved", bars).color(RUN));
+        });
+}
+
+/// Histogram of `|w|` over the kept weights of one layer, with the pruning threshold.
+pub fn histogram_plot(ui: &mut Ui, layers: &[LayerView], selected: &mut usize, height: f32) {
+    ui.horizontal(|ui| {
+        ui.strong("Weight magnitudes of");
+        for (i, l) in layers.iter().enumerate() {
+            ui.selectable_value(selected, i, &l.info.name)
+                .on_hover_text("Show this layer's histogram");
+        }
+    });
+    let Some(layer) = layers.get(*selected) else {
+        return;
+    };
+    let bars: Vec<Bar> = layer
+        .histogram
+        .iter()
+        .map(|b| Bar::new(b[0], b[1]).width(layer.bin_width))
+        .collect();
+    Plot::new("histogram")
+        .height(height)
+        .x_axis_label("|w| of kept weights")
+        .legend(Legend::default())
+        .show(ui, |plot| {
+            plot.bar_chart(BarChart::new("kept weights", bars).color(RUN));
+            if let Some(t) = layer.threshold {
+                plot.vline(VLine::new(format!("threshold {t:.4}"), t).color(TARGET));
+            }
+        });
+}

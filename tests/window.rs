@@ -1,0 +1,322 @@
+//! The real window, driven through egui_kittest: buttons, sliders and menus by their
+//! labels, with the real worker training on the built-in digits behind it. File dialogs are
+//! replaced by a picker that answers with prepared paths.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eframe::egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use sparsity_explorer::app::files::{FileAction, FilePicker};
+use sparsity_explorer::app::{AppOptions, ExplorerApp};
+use sparsity_explorer::masks_file::load_masks;
+use sparsity_explorer::plan::ExperimentPlan;
+use sparsity_explorer::prune::{At, Granularity, Schedule};
+use sparsity_explorer::train::BackendChoice;
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("se-window-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A picker answering every action with a file in `dir` (the dataset folder: `dataset`).
+fn picker(dir: &Path, dataset: Option<PathBuf>) -> FilePicker {
+    let dir = dir.to_path_buf();
+    Arc::new(move |action| {
+        Some(match action {
+            FileAction::OpenPlan | FileAction::SavePlan => dir.join("plan.toml"),
+            FileAction::SaveMasks => dir.join("masks.safetensors"),
+            FileAction::SaveCheckpoint | FileAction::LoadCheckpoint => dir.join("run.ckpt"),
+            FileAction::OpenDatasetFolder => dataset.clone()?,
+        })
+    })
+}
+
+fn plan() -> ExperimentPlan {
+    let mut plan = ExperimentPlan::preset("quick-demo").unwrap();
+    plan.training.backend = BackendChoice::Flex;
+    plan.training.epochs = 6;
+    plan.training.eval_every = 20;
+    plan.pruning.schedule = Schedule::Constant {
+        target: 0.5,
+        begin: At::Step(10),
+        end: None,
+        frequency: 10,
+    };
+    plan
+}
+
+fn harness(picker: FilePicker, plan: ExperimentPlan) -> Harness<'static, ExplorerApp> {
+    let mut h = Harness::builder()
+        .with_size([1500.0, 950.0])
+        .build_eframe(move |cc| {
+            let mut app = ExplorerApp::with_picker(cc, AppOptions::default(), picker);
+            app.plan = plan;
+            app
+        });
+    h.step();
+    h
+}
+
+/// Runs frames until `cond` holds, failing after `secs`.
+fn wait(
+    h: &mut Harness<'static, ExplorerApp>,
+    secs: u64,
+    what: &str,
+    cond: impl Fn(&ExplorerApp) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        h.step();
+        if cond(h.state()) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; banner: {:?}",
+            h.state().banner
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn click(h: &mut Harness<'static, ExplorerApp>, label: &str) {
+    h.get_by_label(label).click();
+    // a click lands on the next frame; a menu opens on the one after
+    h.run_steps(3);
+}
+
+fn set_target(h: &mut Harness<'static, ExplorerApp>, value: f64) {
+    h.get_by_role_and_label(Role::Slider, "target sparsity")
+        .set_value_accesskit(value);
+    h.step();
+}
+
+#[test]
+fn start_from_the_window_shows_progress_masks_and_plots() {
+    let dir = temp_dir("start");
+    let mut h = harness(picker(&dir, None), plan());
+    click(&mut h, "Start");
+    wait(&mut h, 120, "progress and mask snapshots", |app| {
+        app.status.step > 20
+            && app.status.prune_events > 0
+            && app.layers.len() == 3
+            && app.layers.iter().all(|l| l.snapshot.is_some())
+    });
+    let app = h.state();
+    assert_eq!(app.status.backend.as_ref().unwrap().backend, "flex");
+    assert!(!app.history.loss.is_empty());
+    assert!(!app.history.accuracy_vs_sparsity.is_empty());
+    assert!(app.layers.iter().all(|l| (l.sparsity - 0.5).abs() < 0.01));
+    // the tiles and their layout toggles are on screen
+    assert!(h.query_by_label("inputs 28x28").is_some());
+    assert!(
+        !h.query_all_by_label_contains("50.0% pruned")
+            .collect::<Vec<_>>()
+            .is_empty()
+    );
+    click(&mut h, "Stop");
+    wait(&mut h, 60, "the run to stop", |app| {
+        app.status.summary.is_some()
+    });
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_target_slider_reaches_the_next_pruning_step() {
+    let dir = temp_dir("slider");
+    let mut h = harness(picker(&dir, None), plan());
+    click(&mut h, "Start");
+    wait(&mut h, 120, "a first pruning step", |app| {
+        app.status.prune_events > 0
+    });
+    set_target(&mut h, 0.7);
+    assert_eq!(h.state().plan.pruning.schedule.final_target(), 0.7);
+    assert_eq!(
+        h.state()
+            .sent_plan
+            .as_ref()
+            .unwrap()
+            .pruning
+            .schedule
+            .final_target(),
+        0.7,
+        "the change is sent in the same frame"
+    );
+    wait(&mut h, 120, "a pruning step at the new target", |app| {
+        app.status.last_prune_target == Some(0.7)
+    });
+    wait(&mut h, 60, "layers at 70%", |app| {
+        app.layers.iter().all(|l| (l.sparsity - 0.7).abs() < 0.01)
+    });
+    click(&mut h, "Stop");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn switching_to_two_of_four_mid_run_shows_in_the_saved_masks() {
+    let dir = temp_dir("nm");
+    let mut h = harness(picker(&dir, None), plan());
+    click(&mut h, "Start");
+    wait(&mut h, 120, "a first pruning step", |app| {
+        app.status.prune_events > 0
+    });
+    click(&mut h, "N:M");
+    assert_eq!(
+        h.state().plan.pruning.granularity,
+        Granularity::NOfM { n: 2, m: 4 }
+    );
+    let before = h.state().status.prune_events;
+    wait(&mut h, 120, "the next pruning step", |app| {
+        app.status.prune_events > before && app.layers.iter().all(|l| l.info.granularity == "2:4")
+    });
+    click(&mut h, "Pause");
+    wait(&mut h, 30, "pause", |app| app.status.paused);
+    click(&mut h, "File");
+    click(&mut h, "Save masks…");
+    let path = dir.join("masks.safetensors");
+    wait(&mut h, 60, "the masks file", |app| {
+        app.notices.iter().any(|n| n.starts_with("masks saved"))
+    });
+    let (masks, _) = load_masks(&path).unwrap();
+    assert_eq!(masks.len(), 3);
+    for m in &masks {
+        for group in m.mask.chunks(4) {
+            assert_eq!(group.iter().filter(|&&k| k == 0).count(), 2, "{}", m.name);
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn pause_resume_step_and_space() {
+    let dir = temp_dir("pause");
+    let mut h = harness(picker(&dir, None), plan());
+    click(&mut h, "Start");
+    wait(&mut h, 60, "training", |app| app.status.step > 5);
+    click(&mut h, "Pause");
+    wait(&mut h, 30, "pause", |app| app.status.paused);
+    let paused_at = h.state().status.step;
+    for _ in 0..30 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(h.state().status.step, paused_at, "trained while paused");
+    click(&mut h, "Step");
+    wait(&mut h, 30, "one step", |app| {
+        app.status.step == paused_at + 1
+    });
+    h.key_press(eframe::egui::Key::Space);
+    wait(&mut h, 30, "Space resumes", |app| {
+        !app.status.paused && app.status.step > paused_at + 3
+    });
+    h.key_press(eframe::egui::Key::Space);
+    wait(&mut h, 30, "Space pauses", |app| app.status.paused);
+    click(&mut h, "Resume");
+    wait(&mut h, 30, "resume", |app| !app.status.paused);
+    click(&mut h, "Stop");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_corrupt_dataset_gives_a_banner_and_the_window_still_works() {
+    let dir = temp_dir("corrupt");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for name in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        std::fs::write(data.join(name), b"\x00\x00\x08\x03 not really").unwrap();
+    }
+    let mut h = harness(picker(&dir, Some(data.clone())), plan());
+    click(&mut h, "Open folder…");
+    wait(&mut h, 30, "the folder to be chosen", |app| {
+        app.plan.dataset.to_string() == data.display().to_string()
+    });
+    click(&mut h, "Start");
+    wait(&mut h, 60, "an error banner", |app| app.banner.is_some());
+    let message = h.state().banner.clone().unwrap();
+    assert!(message.contains("train-images-idx3-ubyte"), "{message}");
+    assert!(
+        h.query_by_label_contains("train-images-idx3-ubyte")
+            .is_some()
+    );
+    click(&mut h, "Dismiss");
+    assert!(h.state().banner.is_none());
+    click(&mut h, "built-in MNIST");
+    click(&mut h, "Start");
+    wait(&mut h, 60, "a run on the built-in data", |app| {
+        app.status.step > 5
+    });
+    click(&mut h, "Stop");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn plans_save_and_load_through_the_file_menu() {
+    let dir = temp_dir("plan");
+    let original = plan();
+    let mut h = harness(picker(&dir, None), original.clone());
+    click(&mut h, "File");
+    click(&mut h, "Save plan…");
+    wait(&mut h, 30, "the plan file", |app| {
+        app.notices.iter().any(|n| n.starts_with("plan saved"))
+    });
+    set_target(&mut h, 0.3);
+    click(&mut h, "global");
+    assert_ne!(h.state().plan, original);
+    click(&mut h, "File");
+    click(&mut h, "Open plan…");
+    wait(&mut h, 30, "the plan to load", |app| {
+        app.notices.iter().any(|n| n.starts_with("plan loaded"))
+    });
+    assert_eq!(h.state().plan, original);
+    let on_disk = ExperimentPlan::load(&dir.join("plan.toml")).unwrap();
+    assert_eq!(on_disk, original);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_checkpoint_saved_from_the_window_resumes_there() {
+    let dir = temp_dir("ckpt");
+    let mut h = harness(picker(&dir, None), plan());
+    click(&mut h, "Start");
+    wait(&mut h, 60, "a pruning step", |app| {
+        app.status.prune_events > 1
+    });
+    click(&mut h, "Pause");
+    wait(&mut h, 30, "pause", |app| app.status.paused);
+    let step = h.state().status.step;
+    let points = h.state().history.loss.points().len();
+    click(&mut h, "File");
+    click(&mut h, "Save checkpoint…");
+    wait(&mut h, 30, "the checkpoint", |app| {
+        app.notices
+            .iter()
+            .any(|n| n.starts_with("checkpoint saved"))
+    });
+    click(&mut h, "Reset");
+    assert!(h.state().layers.is_empty());
+    click(&mut h, "File");
+    click(&mut h, "Load checkpoint…");
+    wait(&mut h, 60, "the checkpoint to load", |app| {
+        app.notices.iter().any(|n| n.contains("loaded at step"))
+            && app.layers.iter().all(|l| l.snapshot.is_some())
+            && !app.layers.is_empty()
+    });
+    assert_eq!(h.state().status.step, step);
+    assert_eq!(h.state().history.loss.points().len(), points);
+    assert!(h.state().status.paused);
+    click(&mut h, "Resume");
+    wait(&mut h, 60, "training to go on", |app| {
+        app.status.step > step + 5
+    });
+    click(&mut h, "Stop");
+    std::fs::remove_dir_all(dir).unwrap();
+}
