@@ -36,12 +36,36 @@ const MAX_FRAME_SAMPLES: usize = 100_000;
 pub struct AppOptions {
     /// Load this preset instead of the last plan.
     pub preset: Option<String>,
+    /// Load this plan file instead of the last plan.
+    pub plan: Option<std::path::PathBuf>,
     /// Start training at once.
     pub autostart: bool,
     /// Record frame times and print p50/p95 when the window closes.
     pub frame_stats: bool,
     /// Close the window after this many seconds.
     pub exit_after: Option<f64>,
+    pub renderer: Renderer,
+}
+
+/// How the window is drawn. OpenGL (glow) is the default: on a software rasterizer such as
+/// llvmpipe it draws a frame about five times faster than wgpu.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Renderer {
+    Wgpu,
+    /// OpenGL through glow.
+    #[default]
+    Glow,
+}
+
+impl std::str::FromStr for Renderer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "wgpu" => Ok(Renderer::Wgpu),
+            "glow" | "gl" | "opengl" => Ok(Renderer::Glow),
+            other => Err(format!("unknown renderer {other:?}: expected wgpu or glow")),
+        }
+    }
 }
 
 /// Where the run stands.
@@ -88,7 +112,12 @@ pub struct ExplorerApp {
     runs_started: usize,
     options: AppOptions,
     started_at: Instant,
+    /// Time to build each frame's UI (ms), with `--frame-stats`.
     pub frame_times_ms: Vec<f32>,
+    /// Time from one frame's start to the next (ms): building, painting and presenting,
+    /// with repaints requested back to back, with `--frame-stats`.
+    pub frame_intervals_ms: Vec<f32>,
+    last_frame_start: Option<Instant>,
     /// The planned schedule cache: `(plan it was computed for, steps per epoch, curve)`.
     planned: Option<(ExperimentPlan, u64, Vec<[f64; 2]>)>,
 }
@@ -112,11 +141,17 @@ impl ExplorerApp {
             .and_then(|s| eframe::get_value::<String>(s, "plan"))
             .and_then(|text| ExperimentPlan::from_toml(&text, "saved plan").ok());
         let mut banner = None;
-        let plan = match &options.preset {
-            Some(name) => ExperimentPlan::preset(name).unwrap_or_else(|e| {
+        let chosen = match (&options.preset, &options.plan) {
+            (Some(name), _) => Some(ExperimentPlan::preset(name)),
+            (None, Some(path)) => Some(ExperimentPlan::load(path)),
+            (None, None) => None,
+        };
+        let plan = match chosen {
+            Some(Ok(plan)) => plan,
+            Some(Err(e)) => {
                 banner = Some(e.to_string());
                 default_plan()
-            }),
+            }
             None => stored.unwrap_or_else(default_plan),
         };
         let (io_tx, io_rx) = channel();
@@ -138,6 +173,8 @@ impl ExplorerApp {
             runs_started: 0,
             started_at: Instant::now(),
             frame_times_ms: Vec::new(),
+            frame_intervals_ms: Vec::new(),
+            last_frame_start: None,
             planned: None,
             options,
         };
@@ -162,15 +199,15 @@ impl ExplorerApp {
         }
         self.archive_run();
         self.runs_started += 1;
-        let name = format!(
-            "run {}: {}",
-            self.runs_started,
-            if self.plan.name.is_empty() {
-                self.plan.model.name().to_string()
-            } else {
-                self.plan.name.clone()
-            }
-        );
+        let mut label = if self.plan.name.is_empty() {
+            self.plan.model.name().to_string()
+        } else {
+            self.plan.name.clone()
+        };
+        if label.chars().count() > 28 {
+            label = label.chars().take(27).collect::<String>() + "…";
+        }
+        let name = format!("run {}: {label}", self.runs_started);
         self.history = RunHistory::new(name);
         self.banner = None;
         self.status = RunStatus {
@@ -648,8 +685,8 @@ impl ExplorerApp {
                 });
         }
         let height = ui.available_height();
-        let tile_height = (height * 0.36).clamp(120.0, 360.0);
-        let plot_height = ((height - tile_height - 140.0) / 2.0).clamp(90.0, 320.0);
+        let tile_height = views::tile_height(ui.available_width(), &self.layers, height * 0.4);
+        let plot_height = ((height - tile_height - 150.0) / 2.0).clamp(90.0, 340.0);
         views::mask_tiles(ui, &mut self.layers, tile_height);
         ui.separator();
         let planned = self.planned_curve();
@@ -676,12 +713,12 @@ impl ExplorerApp {
         });
     }
 
-    /// Median and 95th percentile of the recorded frame times, in milliseconds.
-    pub fn frame_percentiles(&self) -> Option<(f32, f32)> {
-        if self.frame_times_ms.is_empty() {
+    /// Median and 95th percentile of `samples`, in their unit.
+    pub fn percentiles(samples: &[f32]) -> Option<(f32, f32)> {
+        if samples.is_empty() {
             return None;
         }
-        let mut v = self.frame_times_ms.clone();
+        let mut v = samples.to_vec();
         v.sort_by(f32::total_cmp);
         let at = |q: f32| v[((v.len() - 1) as f32 * q).round() as usize];
         Some((at(0.5), at(0.95)))
@@ -699,6 +736,17 @@ fn clock(seconds: f64) -> String {
 
 impl eframe::App for ExplorerApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        if self.options.frame_stats {
+            let now = Instant::now();
+            if let Some(last) = self.last_frame_start
+                && self.frame_intervals_ms.len() < MAX_FRAME_SAMPLES
+            {
+                self.frame_intervals_ms
+                    .push(now.duration_since(last).as_secs_f32() * 1000.0);
+            }
+            self.last_frame_start = Some(now);
+            ctx.request_repaint(); // back to back, so the interval is the whole frame
+        }
         self.drain_events();
         if self.status.active && !self.status.paused {
             ctx.request_repaint_after(Duration::from_millis(100));
@@ -719,7 +767,7 @@ impl eframe::App for ExplorerApp {
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         egui::Panel::left("plan")
             .resizable(true)
-            .default_size(400.0)
+            .default_size(450.0)
             .min_size(300.0)
             .show(ui, |ui| self.plan_panel(ui));
         egui::CentralPanel::default().show(ui, |ui| self.central(ui));
@@ -734,31 +782,50 @@ impl eframe::App for ExplorerApp {
         eframe::set_value(storage, "plan", &self.plan.to_toml());
     }
 
-    fn on_exit(&mut self) {
-        if self.options.frame_stats
-            && let Some((p50, p95)) = self.frame_percentiles()
-        {
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        if !self.options.frame_stats {
+            return;
+        }
+        if let (Some((b50, b95)), Some((f50, f95))) = (
+            Self::percentiles(&self.frame_times_ms),
+            Self::percentiles(&self.frame_intervals_ms),
+        ) {
             println!(
-                "{{\"event\":\"frame-stats\",\"frames\":{},\"p50_ms\":{p50:.2},\"p95_ms\":{p95:.2}}}",
-                self.frame_times_ms.len()
+                "{{\"event\":\"frame-stats\",\"frames\":{},\"frame_p50_ms\":{f50:.2},\"frame_p95_ms\":{f95:.2},\"ui_build_p50_ms\":{b50:.2},\"ui_build_p95_ms\":{b95:.2},\"steps_trained\":{}}}",
+                self.frame_intervals_ms.len(),
+                self.status.step
             );
         }
     }
 }
 
-/// Opens the window.
+/// Opens the window. When OpenGL cannot start, tries wgpu before giving up.
 pub fn run_window(options: AppOptions) -> anyhow::Result<()> {
-    let native = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_inner_size([1500.0, 940.0])
-            .with_min_inner_size([900.0, 600.0])
-            .with_title("sparsity-explorer"),
-        ..Default::default()
+    let open = |renderer: Renderer, options: AppOptions| {
+        let native = eframe::NativeOptions {
+            viewport: egui::ViewportBuilder::default()
+                .with_inner_size([1500.0, 940.0])
+                .with_min_inner_size([900.0, 600.0])
+                .with_title("sparsity-explorer"),
+            renderer: match renderer {
+                Renderer::Wgpu => eframe::Renderer::Wgpu,
+                Renderer::Glow => eframe::Renderer::Glow,
+            },
+            ..Default::default()
+        };
+        eframe::run_native(
+            "sparsity-explorer",
+            native,
+            Box::new(move |cc| Ok(Box::new(ExplorerApp::new(cc, options)))),
+        )
     };
-    eframe::run_native(
-        "sparsity-explorer",
-        native,
-        Box::new(move |cc| Ok(Box::new(ExplorerApp::new(cc, options)))),
-    )
-    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+    match open(options.renderer, options.clone()) {
+        Ok(()) => Ok(()),
+        Err(e) if options.renderer == Renderer::Glow => {
+            eprintln!("OpenGL could not start ({e}); trying wgpu");
+            open(Renderer::Wgpu, options)
+                .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot open the window: {e}")),
+    }
 }

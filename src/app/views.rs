@@ -2,7 +2,10 @@
 
 use eframe::egui;
 use egui::{Color32, Ui};
-use egui_plot::{Bar, BarChart, HLine, Legend, Line, Plot, PlotImage, PlotPoint, Points, VLine};
+use egui_plot::{
+    Bar, BarChart, Corner, GridInput, GridMark, HLine, Legend, Line, Plot, PlotImage, PlotPoint,
+    Points, VLine,
+};
 
 use super::history::{Overlays, RunHistory};
 use super::layers::{LayerView, MaskLayout, layouts};
@@ -12,6 +15,46 @@ const RUN: Color32 = Color32::from_rgb(90, 170, 255);
 const BASELINE: Color32 = Color32::from_rgb(150, 150, 150);
 const TARGET: Color32 = Color32::from_rgb(255, 170, 60);
 
+/// Axis marks on a 1-2-5 ladder with about four labelled steps across the plot, so small
+/// plots keep their labels (egui_plot's default ladder is powers of ten only).
+fn readable_marks(input: GridInput) -> Vec<GridMark> {
+    let (lo, hi) = input.bounds;
+    let span = hi - lo;
+    if !(span.is_finite() && span > 0.0) {
+        return Vec::new();
+    }
+    let raw = span / 4.0;
+    let power = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * power)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * power);
+    let minor = step / 5.0;
+    let first = (lo / minor).ceil() as i64;
+    let last = (hi / minor).floor() as i64;
+    (first..=last)
+        .map(|i| {
+            let value = i as f64 * minor;
+            let major = (value / step - (value / step).round()).abs() < 1e-9;
+            GridMark {
+                value,
+                step_size: if major { step } else { minor },
+            }
+        })
+        .collect()
+}
+
+/// A mark's value with as many decimals as its step needs (0.5, 0.05, 2000).
+fn format_mark(mark: GridMark, _range: &std::ops::RangeInclusive<f64>) -> String {
+    let decimals = if mark.step_size >= 1.0 {
+        0
+    } else {
+        (-mark.step_size.log10()).ceil() as usize
+    };
+    format!("{:.*}", decimals, mark.value)
+}
+
 fn faded(i: usize) -> Color32 {
     let palette = [
         Color32::from_rgb(200, 120, 200),
@@ -20,6 +63,21 @@ fn faded(i: usize) -> Color32 {
         Color32::from_rgb(230, 120, 110),
     ];
     palette[i % palette.len()].gamma_multiply(0.45)
+}
+
+/// Height of the mask tiles: enough for the tallest image at the tiles' width, within
+/// `[110, max]`, so the plots get the rest.
+pub fn tile_height(available_width: f32, layers: &[LayerView], max: f32) -> f32 {
+    let n = layers.len().max(1) as f32;
+    let width = ((available_width - 8.0 * (n - 1.0)) / n).max(160.0);
+    layers
+        .iter()
+        .map(|l| {
+            let [w, h] = l.image_size();
+            width * h as f32 / w.max(1) as f32
+        })
+        .fold(110.0f32, f32::max)
+        .min(max.max(110.0))
 }
 
 /// A tile per prunable layer: the mask as a zoomable, pannable image with hover details.
@@ -115,8 +173,12 @@ pub fn loss_plot(ui: &mut Ui, current: &RunHistory, overlays: &Overlays, height:
     ui.strong("Training loss");
     Plot::new("loss")
         .height(height)
+        .x_grid_spacer(readable_marks)
+        .y_grid_spacer(readable_marks)
+        .x_axis_formatter(format_mark)
+        .y_axis_formatter(format_mark)
         .x_axis_label("step")
-        .legend(Legend::default())
+        .legend(Legend::default().position(Corner::RightTop))
         .show(ui, |plot| run_lines(plot, current, overlays, |r| &r.loss));
 }
 
@@ -124,8 +186,12 @@ pub fn accuracy_plot(ui: &mut Ui, current: &RunHistory, overlays: &Overlays, hei
     ui.strong("Test accuracy");
     Plot::new("accuracy")
         .height(height)
+        .x_grid_spacer(readable_marks)
+        .y_grid_spacer(readable_marks)
+        .x_axis_formatter(format_mark)
+        .y_axis_formatter(format_mark)
         .x_axis_label("step")
-        .legend(Legend::default())
+        .legend(Legend::default().position(Corner::RightBottom))
         .show(ui, |plot| {
             run_lines(plot, current, overlays, |r| &r.accuracy);
             if let Some(b) = current.baseline {
@@ -145,11 +211,15 @@ pub fn accuracy_vs_sparsity_plot(
     ui.strong("Accuracy against sparsity");
     Plot::new("acc-vs-sparsity")
         .height(height)
+        .x_grid_spacer(readable_marks)
+        .y_grid_spacer(readable_marks)
+        .x_axis_formatter(format_mark)
+        .y_axis_formatter(format_mark)
         .x_axis_label("sparsity")
         .y_axis_label("accuracy")
         .include_x(0.0)
         .include_x(1.0)
-        .legend(Legend::default())
+        .legend(Legend::default().position(Corner::LeftBottom))
         .show(ui, |plot| {
             run_lines(plot, current, overlays, |r| &r.accuracy_vs_sparsity);
             plot.points(
@@ -178,10 +248,14 @@ pub fn schedule_plot(
     ui.strong("Sparsity: planned and achieved");
     Plot::new("schedule")
         .height(height)
+        .x_grid_spacer(readable_marks)
+        .y_grid_spacer(readable_marks)
+        .x_axis_formatter(format_mark)
+        .y_axis_formatter(format_mark)
         .x_axis_label("step")
         .include_y(0.0)
         .include_y(1.0)
-        .legend(Legend::default())
+        .legend(Legend::default().position(Corner::RightBottom))
         .show(ui, |plot| {
             plot.line(
                 Line::new("planned target", planned.to_vec())
@@ -214,6 +288,8 @@ pub fn layer_sparsity_bars(ui: &mut Ui, layers: &[LayerView], height: f32) {
     let names: Vec<String> = layers.iter().map(|l| l.info.name.clone()).collect();
     Plot::new("layer-bars")
         .height(height)
+        .y_grid_spacer(readable_marks)
+        .y_axis_formatter(format_mark)
         .include_y(0.0)
         .include_y(1.0)
         .legend(Legend::default())
@@ -250,6 +326,10 @@ pub fn histogram_plot(ui: &mut Ui, layers: &[LayerView], selected: &mut usize, h
         .collect();
     Plot::new("histogram")
         .height(height)
+        .x_grid_spacer(readable_marks)
+        .y_grid_spacer(readable_marks)
+        .x_axis_formatter(format_mark)
+        .y_axis_formatter(format_mark)
         .x_axis_label("|w| of kept weights")
         .legend(Legend::default())
         .show(ui, |plot| {
@@ -258,4 +338,45 @@ pub fn histogram_plot(ui: &mut Ui, layers: &[LayerView], selected: &mut usize, h
                 plot.vline(VLine::new(format!("threshold {t:.4}"), t).color(TARGET));
             }
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_follow_a_1_2_5_ladder_with_about_four_labels() {
+        let marks = readable_marks(GridInput {
+            bounds: (0.0, 6566.0),
+            base_step_size: 1.0,
+        });
+        let major: Vec<f64> = marks
+            .iter()
+            .filter(|m| m.step_size == 2000.0)
+            .map(|m| m.value)
+            .collect();
+        assert_eq!(major, vec![0.0, 2000.0, 4000.0, 6000.0]);
+        let unit = readable_marks(GridInput {
+            bounds: (-0.05, 1.05),
+            base_step_size: 0.001,
+        });
+        assert!(unit.iter().any(|m| m.value == 0.5 && m.step_size == 0.5));
+        let half = GridMark {
+            value: 0.5,
+            step_size: 0.5,
+        };
+        assert_eq!(format_mark(half, &(0.0..=1.0)), "0.5");
+        let big = GridMark {
+            value: 4000.0,
+            step_size: 2000.0,
+        };
+        assert_eq!(format_mark(big, &(0.0..=1.0)), "4000");
+        assert!(
+            readable_marks(GridInput {
+                bounds: (1.0, 1.0),
+                base_step_size: 0.1
+            })
+            .is_empty()
+        );
+    }
 }

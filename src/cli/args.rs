@@ -31,12 +31,18 @@ pub struct WindowArgs {
     /// Open with this preset instead of the last plan.
     #[arg(long)]
     pub preset: Option<String>,
+    /// Open with this plan file (TOML) instead of the last plan.
+    #[arg(long, value_name = "PLAN.toml", conflicts_with = "preset")]
+    pub plan: Option<PathBuf>,
     /// Start training as soon as the window opens.
     #[arg(long)]
     pub autostart: bool,
     /// Record how long each frame takes to build; print p50/p95 (JSON) on exit.
     #[arg(long)]
     pub frame_stats: bool,
+    /// How the window is drawn: glow (OpenGL; falls back to wgpu if it cannot start) or wgpu.
+    #[arg(long, default_value = "glow")]
+    pub renderer: String,
     /// Close the window after this many seconds (demos, measurements).
     #[arg(long, value_name = "SECONDS")]
     pub exit_after: Option<f64>,

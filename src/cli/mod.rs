@@ -23,9 +23,15 @@ pub fn main(cli: Cli) -> Result<()> {
         Some(CliCommand::Presets { name }) => presets(name.as_deref()),
         None => crate::app::run_window(crate::app::AppOptions {
             preset: cli.window.preset,
+            plan: cli.window.plan,
             autostart: cli.window.autostart,
             frame_stats: cli.window.frame_stats,
             exit_after: cli.window.exit_after,
+            renderer: cli
+                .window
+                .renderer
+                .parse()
+                .map_err(|e: String| anyhow!(e))?,
         }),
     }
 }
