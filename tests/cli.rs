@@ -370,3 +370,120 @@ fn fashion_mnist_from_the_debian_package_trains() {
     assert_eq!(started["train_examples"], 60_000);
     assert_eq!(started["test_examples"], 10_000);
 }
+
+#[test]
+fn sensitivity_prints_the_matrix_as_json_and_csv() {
+    let out = run(&[
+        "sensitivity",
+        "--preset",
+        "lenet300-agp90",
+        "--backend",
+        "flex",
+        "--dense-epochs",
+        "4",
+        "--levels",
+        "0.5,0.9,0.95",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = events(&out).last().unwrap().clone();
+    assert_eq!(last["event"], "sensitivity");
+    assert_eq!(last["levels"], serde_json::json!([0.5, 0.9, 0.95]));
+    let dense = last["dense_accuracy"].as_f64().unwrap();
+    let layers = last["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3);
+    for l in layers {
+        let acc: Vec<f64> = l["accuracy"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_f64().unwrap())
+            .collect();
+        assert_eq!(acc.len(), 3);
+        assert!(acc[2] < dense, "{}: 95% costs accuracy", l["name"]);
+    }
+    let csv = run(&[
+        "sensitivity",
+        "--preset",
+        "quick-demo",
+        "--backend",
+        "flex",
+        "--levels",
+        "0.5",
+        "--csv",
+    ]);
+    let text = String::from_utf8_lossy(&csv.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "layer,0.5");
+    assert!(lines[1].starts_with("fc1,0."), "{text}");
+    assert_eq!(lines.len(), 4);
+}
+
+#[test]
+fn sweep_from_a_saved_checkpoint_keeps_unstructured_90_percent_accurate() {
+    let dir = temp_dir("sweep");
+    let ckpt = dir.join("dense.ckpt");
+    // the dense phase of lenet300-agp90: 8 epochs, no pruning
+    let out = run(&[
+        "run",
+        "--preset",
+        "lenet300-agp90",
+        "--backend",
+        "flex",
+        "--epochs",
+        "8",
+        "--target",
+        "0",
+        "--schedule",
+        "constant",
+        "--json",
+        "--save-checkpoint",
+        ckpt.to_str().unwrap(),
+    ]);
+    let s = summary(&out);
+    assert_eq!(s["sparsity"], 0.0);
+    let out = run(&[
+        "sweep",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--targets",
+        "0.9",
+        "--granularities",
+        "unstructured,2:4",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = events(&out).last().unwrap().clone();
+    assert_eq!(last["event"], "sweep");
+    let points = last["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    let unstructured = &points[0];
+    assert_eq!(unstructured["granularity"], "unstructured");
+    let acc = unstructured["accuracy"].as_f64().unwrap();
+    eprintln!("sweep unstructured 0.9: {acc:.4}");
+    assert!((unstructured["sparsity"].as_f64().unwrap() - 0.9).abs() < 0.005);
+    assert!(acc >= 0.93, "unstructured at 0.9: {acc}");
+    assert_eq!(points[1]["granularity"], "2:4");
+    assert!((points[1]["sparsity"].as_f64().unwrap() - 0.5).abs() < 1e-6);
+    assert_clean_failure(
+        &[
+            "sweep",
+            "--checkpoint",
+            dir.join("none.ckpt").to_str().unwrap(),
+        ],
+        "none.ckpt: cannot read",
+    );
+    assert_clean_failure(
+        &["sweep", "--targets", "0.5,1.2"],
+        "--targets: sparsity 1.2",
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

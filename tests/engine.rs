@@ -424,3 +424,127 @@ fn a_checkpoint_resumes_the_same_weights_masks_and_step() {
     assert!(message.contains("run.ckpt"), "{message}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A session trained densely for a few steps on the mlp.
+fn dense_session(steps: usize) -> Session {
+    let data = Arc::new(Dataset::builtin().unwrap());
+    let (device, info) = select(BackendChoice::Flex).unwrap();
+    let mut plan = quick_plan();
+    plan.pruning.schedule = Schedule::OneShot {
+        target: 0.0,
+        at: At::Step(u64::MAX),
+    };
+    let mut s = Session::new(plan, data, device, info).unwrap();
+    for _ in 0..steps {
+        s.train_step().unwrap();
+    }
+    s
+}
+
+#[test]
+fn sensitivity_matches_pruning_the_layer_by_hand_and_restores_the_weights() {
+    use sparsity_explorer::prune::{LayerOverride, Scope};
+    use sparsity_explorer::train::SensitivityRequest;
+    use sparsity_explorer::train::analysis::SensitivityJob;
+
+    let session = dense_session(40);
+    let before = session.snapshots();
+    let request = SensitivityRequest {
+        levels: vec![0.3, 0.9],
+        ..Default::default()
+    };
+    let mut job = SensitivityJob::new(&session, request);
+    while job.advance(&session).unwrap().is_some() {}
+    assert!(job.is_finished());
+    let after = session.snapshots();
+    for (a, b) in before.iter().zip(&after) {
+        assert_eq!(a.weights, b.weights, "{} changed", a.name);
+    }
+
+    // the same numbers by the ordinary pruning path: a plan that prunes only that layer
+    let checkpoint = session.to_checkpoint(String::new()).unwrap();
+    for (li, layer) in ["fc1", "fc2", "fc3"].iter().enumerate() {
+        for (vi, level) in [0.3, 0.9].iter().enumerate() {
+            let mut plan = session.plan().clone();
+            plan.pruning.scope = Scope::Layer;
+            plan.pruning.schedule = Schedule::OneShot {
+                target: *level,
+                at: At::Step(0),
+            };
+            for other in ["fc1", "fc2", "fc3"] {
+                if other != *layer {
+                    plan.pruning.layers.insert(
+                        other.into(),
+                        LayerOverride {
+                            skip: true,
+                            ..Default::default()
+                        },
+                    );
+                }
+            }
+            let mut data = checkpoint.clone();
+            data.plan_toml = plan.to_toml();
+            let (device, info) = select(BackendChoice::Flex).unwrap();
+            let mut by_hand =
+                Session::from_checkpoint(&data, session.dataset_handle(), device, info).unwrap();
+            by_hand.prune(*level).unwrap();
+            let expected = by_hand.evaluate().accuracy;
+            assert_eq!(
+                job.result.layers[li].accuracy[vi],
+                Some(expected),
+                "{layer} at {level}"
+            );
+        }
+    }
+    assert!(job.result.dense_accuracy > 0.5);
+}
+
+#[test]
+fn a_cancelled_sweep_keeps_its_points_and_the_worker_goes_on() {
+    use sparsity_explorer::train::SweepRequest;
+    let worker = Worker::spawn(None);
+    let mut plan = quick_plan();
+    plan.training.epochs = 1;
+    plan.pruning.schedule = Schedule::OneShot {
+        target: 0.0,
+        at: At::Step(u64::MAX),
+    };
+    worker.send(Command::Start(Box::new(plan.clone())));
+    until(&worker, 60, |e| matches!(e, Event::Finished { .. }));
+    worker.send(Command::Sweep(SweepRequest {
+        targets: vec![0.5, 0.7, 0.9],
+        granularities: vec!["unstructured".parse().unwrap(), "channel".parse().unwrap()],
+        fine_tune_epochs: 0.5,
+    }));
+    let seen = until(&worker, 120, |e| {
+        matches!(e, Event::SweepProgress { done: 2, .. })
+    });
+    let Some(Event::SweepProgress { total, point, .. }) = seen.last() else {
+        unreachable!()
+    };
+    assert_eq!(*total, 6);
+    assert_eq!(point.granularity, "unstructured");
+    worker.send(Command::Cancel);
+    let seen = until(&worker, 60, |e| matches!(e, Event::SweepFinished { .. }));
+    let Some(Event::SweepFinished { result, cancelled }) = seen.last() else {
+        unreachable!()
+    };
+    assert!(*cancelled);
+    assert!(result.points.len() >= 2 && result.points.len() < 6);
+    assert!((result.points[0].sparsity - 0.5).abs() < 0.01);
+    assert!((result.points[1].sparsity - 0.7).abs() < 0.01);
+    assert!(result.dense_accuracy > 0.5);
+    // the worker is usable: analyse again, then train again
+    worker.send(Command::Sensitivity(Default::default()));
+    until(&worker, 60, |e| {
+        matches!(
+            e,
+            Event::SensitivityFinished {
+                cancelled: false,
+                ..
+            }
+        )
+    });
+    worker.send(Command::Start(Box::new(plan)));
+    until(&worker, 60, |e| matches!(e, Event::Finished { .. }));
+}

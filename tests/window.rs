@@ -31,6 +31,8 @@ fn picker(dir: &Path, dataset: Option<PathBuf>) -> FilePicker {
             FileAction::SaveMasks => dir.join("masks.safetensors"),
             FileAction::SaveCheckpoint | FileAction::LoadCheckpoint => dir.join("run.ckpt"),
             FileAction::OpenDatasetFolder => dataset.clone()?,
+            FileAction::ExportSensitivity => dir.join("sensitivity.csv"),
+            FileAction::ExportSweep => dir.join("sweep.csv"),
         })
     })
 }
@@ -318,5 +320,63 @@ fn a_checkpoint_saved_from_the_window_resumes_there() {
         app.status.step > step + 5
     });
     click(&mut h, "Stop");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn sensitivity_from_the_window_fills_the_table_and_sets_per_layer_targets() {
+    let dir = temp_dir("sens");
+    let mut h = harness(picker(&dir, None), plan());
+    click(&mut h, "Start");
+    wait(&mut h, 60, "some training", |app| app.status.step > 40);
+    click(&mut h, "Sensitivity");
+    click(&mut h, "Run sensitivity");
+    wait(&mut h, 120, "the analysis", |app| {
+        app.analysis.sensitivity_progress.is_none()
+            && app.analysis.sensitivity.as_ref().is_some_and(|r| {
+                r.layers
+                    .iter()
+                    .all(|l| l.accuracy.iter().all(|a| a.is_some()))
+            })
+    });
+    assert!(h.state().status.paused, "training pauses for the analysis");
+    assert!(h.query_by_label("largest level within tolerance").is_some());
+    let result = h.state().analysis.sensitivity.clone().unwrap();
+    assert_eq!(result.layers.len(), 3);
+    assert_eq!(result.levels.len(), 10);
+    let tolerated = result.tolerated(0.01);
+    click(&mut h, "Use as per-layer targets");
+    for (name, level) in tolerated {
+        let o = h.state().plan.pruning.layers.get(&name).cloned();
+        assert_eq!(o.and_then(|o| o.target), level, "{name}");
+    }
+    click(&mut h, "Sweeps");
+    h.state_mut().analysis.targets_text = "0.5, 0.8".into();
+    h.state_mut().analysis.granularities_text = "unstructured, 2:4".into();
+    h.state_mut().analysis.fine_tune_epochs = 0.3;
+    click(&mut h, "Run sweep");
+    wait(&mut h, 120, "the sweep", |app| {
+        app.analysis.sweep_progress.is_none()
+            && app
+                .analysis
+                .sweeps
+                .first()
+                .is_some_and(|s| s.result.points.len() == 3)
+    });
+    let sweep = &h.state().analysis.sweeps[0];
+    assert_eq!(sweep.name, "sweep 1");
+    assert!((sweep.result.points[1].sparsity - 0.8).abs() < 0.01);
+    assert_eq!(sweep.result.points[2].granularity, "2:4");
+    click(&mut h, "Export CSV…");
+    let csv = dir.join("sweep.csv");
+    wait(&mut h, 30, "the CSV", |app| {
+        app.notices.iter().any(|n| n.starts_with("written to"))
+    });
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(
+        text.starts_with("sweep,granularity,target,sparsity,accuracy\n"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 4);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -17,6 +17,8 @@ pub enum FileAction {
     SaveCheckpoint,
     LoadCheckpoint,
     OpenDatasetFolder,
+    ExportSensitivity,
+    ExportSweep,
 }
 
 /// Chooses a path for an action, or `None` when cancelled. Called on a helper thread.
@@ -42,6 +44,14 @@ pub fn native_picker() -> FilePicker {
                 .save_file(),
             FileAction::LoadCheckpoint => d.add_filter("checkpoint", &["ckpt"]).pick_file(),
             FileAction::OpenDatasetFolder => d.pick_folder(),
+            FileAction::ExportSensitivity => d
+                .add_filter("CSV", &["csv"])
+                .set_file_name("sensitivity.csv")
+                .save_file(),
+            FileAction::ExportSweep => d
+                .add_filter("CSV", &["csv"])
+                .set_file_name("sweep.csv")
+                .save_file(),
         }
     })
 }
@@ -52,6 +62,7 @@ pub enum IoDone {
     Picked(FileAction, PathBuf),
     PlanLoaded(PathBuf, Box<ExperimentPlan>),
     PlanSaved(PathBuf),
+    Written(PathBuf),
     Failed(String),
 }
 
@@ -83,6 +94,17 @@ pub fn save_plan(plan: ExperimentPlan, path: PathBuf, done: &Sender<IoDone>) {
         let _ = done.send(match plan.save(&path) {
             Ok(()) => IoDone::PlanSaved(path),
             Err(e) => IoDone::Failed(format!("{}: cannot save the plan: {e}", path.display())),
+        });
+    });
+}
+
+/// Writes text atomically on a helper thread.
+pub fn write_text(text: String, path: PathBuf, done: &Sender<IoDone>) {
+    let done = done.clone();
+    std::thread::spawn(move || {
+        let _ = done.send(match crate::atomic_write(&path, text.as_bytes()) {
+            Ok(()) => IoDone::Written(path),
+            Err(e) => IoDone::Failed(format!("{}: cannot write: {e}", path.display())),
         });
     });
 }

@@ -53,6 +53,7 @@ impl Series {
 
 /// Everything plotted about one run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RunHistory {
     /// Shown in legends (`run 2: LeNet-300-100, AGP to 90%`).
     pub name: String,

@@ -2,6 +2,7 @@
 //! Training runs in the [`Worker`]; this module only sends commands, drains events with a
 //! time budget each frame, and draws.
 
+pub mod analysis_view;
 pub mod files;
 pub mod history;
 pub mod layers;
@@ -18,6 +19,7 @@ use egui::{Color32, Key, RichText, Ui};
 use crate::plan::{ExperimentPlan, PRESETS};
 use crate::prune::LayerSpec;
 use crate::train::{BackendInfo, Command, Event, Summary, Worker};
+use analysis_view::{AnalysisAction, AnalysisState};
 use files::{FileAction, FilePicker, IoDone};
 use history::{Overlays, RunHistory};
 use layers::LayerView;
@@ -90,8 +92,18 @@ pub struct RunStatus {
     pub last_prune_target: Option<f64>,
 }
 
+/// The views of the centre.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tab {
+    Training,
+    Sensitivity,
+    Sweeps,
+}
+
 /// The application state.
 pub struct ExplorerApp {
+    pub tab: Tab,
+    pub analysis: AnalysisState,
     /// The plan being edited (persisted between launches).
     pub plan: ExperimentPlan,
     /// The plan the worker runs, if a run exists.
@@ -156,6 +168,8 @@ impl ExplorerApp {
         };
         let (io_tx, io_rx) = channel();
         let mut app = Self {
+            tab: Tab::Training,
+            analysis: AnalysisState::default(),
             plan,
             sent_plan: None,
             worker,
@@ -397,10 +411,84 @@ impl ExplorerApp {
                 self.request_snapshots(true);
             }
             Event::Error { message, .. } => {
-                self.status.active = false;
-                self.status.paused = false;
+                if !self.analysis.busy() {
+                    self.status.active = false;
+                    self.status.paused = false;
+                }
                 self.banner = Some(message);
             }
+            Event::SensitivityProgress {
+                dense_accuracy,
+                layer,
+                level,
+                accuracy,
+                done,
+                total,
+            } => self.analysis.sensitivity_point(
+                dense_accuracy,
+                &layer,
+                level,
+                accuracy,
+                done,
+                total,
+            ),
+            Event::SensitivityFinished { result, cancelled } => {
+                self.analysis.sensitivity_progress = None;
+                self.analysis.sensitivity = Some(result);
+                self.notice(format!(
+                    "sensitivity analysis {}",
+                    if cancelled {
+                        "cancelled; partial results kept"
+                    } else {
+                        "finished"
+                    }
+                ));
+            }
+            Event::SweepProgress {
+                point,
+                done,
+                total,
+                remaining_s,
+            } => {
+                if let Some(s) = self.analysis.sweeps.last_mut() {
+                    s.result.points.push(point);
+                }
+                self.analysis.sweep_progress = Some((done, total, remaining_s));
+            }
+            Event::SweepFinished { result, cancelled } => {
+                self.analysis.sweep_progress = None;
+                if let Some(s) = self.analysis.sweeps.last_mut() {
+                    s.result = result;
+                }
+                self.notice(format!(
+                    "sweep {}",
+                    if cancelled {
+                        "cancelled; finished points kept"
+                    } else {
+                        "finished"
+                    }
+                ));
+            }
+        }
+    }
+
+    fn analysis_action(&mut self, action: AnalysisAction) {
+        match action {
+            AnalysisAction::RunSensitivity(request) => {
+                let infos: Vec<_> = self.layers.iter().map(|l| l.info.clone()).collect();
+                self.analysis.begin_sensitivity(&infos, &request);
+                self.worker.send(Command::Sensitivity(request));
+            }
+            AnalysisAction::RunSweep(request) => {
+                let name = format!("sweep {}", self.analysis.sweeps.len() + 1);
+                self.analysis.begin_sweep(name);
+                self.worker.send(Command::Sweep(request));
+            }
+            AnalysisAction::Cancel => {
+                self.worker.send(Command::Cancel);
+            }
+            AnalysisAction::ExportSensitivity => self.choose_file(FileAction::ExportSensitivity),
+            AnalysisAction::ExportSweep => self.choose_file(FileAction::ExportSweep),
         }
     }
 
@@ -428,7 +516,29 @@ impl ExplorerApp {
                 FileAction::OpenDatasetFolder => {
                     self.plan.dataset = crate::data::DatasetSource::Folder(path)
                 }
+                FileAction::ExportSensitivity => {
+                    if let Some(r) = &self.analysis.sensitivity {
+                        files::write_text(r.to_csv(), path, &self.io_tx);
+                    }
+                }
+                FileAction::ExportSweep => {
+                    let mut csv = String::from("sweep,");
+                    let mut header = true;
+                    for s in &self.analysis.sweeps {
+                        for line in s.result.to_csv().lines() {
+                            if header {
+                                csv.push_str(line);
+                                csv.push('\n');
+                                header = false;
+                            } else if !line.starts_with("granularity,") {
+                                csv.push_str(&format!("{},{line}\n", s.name.replace(',', ";")));
+                            }
+                        }
+                    }
+                    files::write_text(csv, path, &self.io_tx);
+                }
             },
+            IoDone::Written(path) => self.notice(format!("written to {}", path.display())),
             IoDone::PlanLoaded(path, plan) => {
                 self.plan = *plan;
                 self.notice(format!("plan loaded from {}", path.display()));
@@ -666,6 +776,24 @@ impl ExplorerApp {
     }
 
     fn central(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            for (tab, name, tip) in [
+                (Tab::Training, "Training", "Masks and plots of the run."),
+                (
+                    Tab::Sensitivity,
+                    "Sensitivity",
+                    "Which layers tolerate pruning: each layer pruned alone at each level.",
+                ),
+                (
+                    Tab::Sweeps,
+                    "Sweeps",
+                    "Accuracy against sparsity for several targets and granularities.",
+                ),
+            ] {
+                ui.selectable_value(&mut self.tab, tab, name)
+                    .on_hover_text(tip);
+            }
+        });
         if let Some(message) = self.banner.clone() {
             egui::Frame::new()
                 .fill(Color32::from_rgb(110, 30, 30))
@@ -683,6 +811,20 @@ impl ExplorerApp {
                         }
                     });
                 });
+        }
+        let have_model = !self.layers.is_empty();
+        let action = match self.tab {
+            Tab::Training => None,
+            Tab::Sensitivity => {
+                analysis_view::sensitivity_ui(ui, &mut self.analysis, &mut self.plan, have_model)
+            }
+            Tab::Sweeps => analysis_view::sweeps_ui(ui, &mut self.analysis, have_model),
+        };
+        if let Some(a) = action {
+            self.analysis_action(a);
+        }
+        if self.tab != Tab::Training {
+            return;
         }
         let height = ui.available_height();
         let tile_height = views::tile_height(ui.available_width(), &self.layers, height * 0.4);

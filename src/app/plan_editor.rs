@@ -445,12 +445,12 @@ pub fn layers_ui(
                     .iter()
                     .map(|(t, short)| {
                         let g: Granularity = t.parse().expect("valid pattern");
-                        let ok = g.check_layer(&spec.shape).is_ok();
+                        let ok = spec.check(&g).is_ok();
                         format!("{short} {}", if ok { "yes" } else { "no" })
                     })
                     .collect();
                 let current = o.granularity.unwrap_or(default);
-                let why = match current.check_layer(&spec.shape) {
+                let why = match spec.check(&current) {
                     Ok(()) => format!("{current} fits this layer."),
                     Err(e) => format!("{current} does not fit: {e}."),
                 };
@@ -473,7 +473,7 @@ pub fn layers_ui(
                             ui.selectable_value(&mut o.granularity, None, "default");
                             for t in LAYER_PATTERNS {
                                 let g: Granularity = t.parse().expect("valid pattern");
-                                let fits = g.check_layer(&spec.shape);
+                                let fits = spec.check(&g);
                                 ui.add_enabled_ui(fits.is_ok(), |ui| {
                                     ui.selectable_value(&mut o.granularity, Some(g), t)
                                         .on_disabled_hover_text(

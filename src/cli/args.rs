@@ -54,6 +54,12 @@ pub enum CliCommand {
     Run(Box<RunArgs>),
     /// Measure training throughput (samples/s), optionally against PyTorch's reference.
     Bench(BenchArgs),
+    /// Prune each layer alone at each level and measure the accuracy (which layers
+    /// tolerate pruning).
+    Sensitivity(Box<super::analysis::SensitivityArgs>),
+    /// Accuracy against sparsity for several targets and granularities, each fine-tuned
+    /// from the same model with the same budget.
+    Sweep(Box<super::analysis::SweepArgs>),
     /// List the built-in presets, or print one as TOML.
     Presets {
         /// Print this preset's plan.
@@ -135,6 +141,9 @@ pub struct RunArgs {
     /// Save the final masks (uint8, PyTorch layout) as safetensors.
     #[arg(long, value_name = "FILE")]
     pub save_masks: Option<PathBuf>,
+    /// Save a checkpoint of the finished run (for `sensitivity`, `sweep` or the window).
+    #[arg(long, value_name = "FILE")]
+    pub save_checkpoint: Option<PathBuf>,
     /// Save the resolved plan as TOML.
     #[arg(long, value_name = "FILE")]
     pub save_plan: Option<PathBuf>,
@@ -167,6 +176,23 @@ pub struct BenchArgs {
     /// One JSON line instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Parses a comma-separated list; `flag` names the option in errors.
+pub fn parse_list<T: std::str::FromStr>(text: &str, flag: &str) -> Result<Vec<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    let items: Vec<T> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse::<T>().map_err(|e| anyhow!("{flag}: {e}")))
+        .collect::<Result<_>>()?;
+    if items.is_empty() {
+        bail!("{flag}: the list is empty");
+    }
+    Ok(items)
 }
 
 /// Parses a moment: `500` (steps) or `8e` / `8epochs` / `2.5 epochs`.

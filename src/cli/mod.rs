@@ -1,5 +1,6 @@
 //! The headless front end: the same worker as the window, with a progress bar or JSON lines.
 
+pub mod analysis;
 pub mod args;
 pub mod bench;
 
@@ -20,6 +21,8 @@ pub fn main(cli: Cli) -> Result<()> {
     match cli.command {
         Some(CliCommand::Run(args)) => run(&args),
         Some(CliCommand::Bench(args)) => bench::bench(&args),
+        Some(CliCommand::Sensitivity(args)) => analysis::sensitivity(&args),
+        Some(CliCommand::Sweep(args)) => analysis::sweep(&args),
         Some(CliCommand::Presets { name }) => presets(name.as_deref()),
         None => crate::app::run_window(crate::app::AppOptions {
             preset: cli.window.preset,
@@ -141,6 +144,23 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
         if !args.json {
             eprintln!("masks saved to {}", path.display());
+        }
+    }
+    if let Some(path) = &args.save_checkpoint {
+        worker.send(Command::SaveCheckpoint {
+            path: path.clone(),
+            history_json: "{}".into(),
+        });
+        loop {
+            match worker.recv_timeout(Duration::from_secs(600)) {
+                Ok(Event::CheckpointSaved { .. }) => break,
+                Ok(Event::Error { message, .. }) => bail!(message),
+                Ok(_) => {}
+                Err(_) => bail!("the training worker did not save the checkpoint"),
+            }
+        }
+        if !args.json {
+            eprintln!("checkpoint saved to {}", path.display());
         }
     }
     if args.json {

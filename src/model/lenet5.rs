@@ -44,7 +44,7 @@ impl Architecture for LeNet5 {
             LayerSpec::new("conv2", LayerShape::conv2d(16, 6, 5, 5)),
             LayerSpec::new("fc1", LayerShape::linear(120, 400)),
             LayerSpec::new("fc2", LayerShape::linear(84, 120)),
-            LayerSpec::new("fc3", LayerShape::linear(10, 84)),
+            LayerSpec::output("fc3", LayerShape::linear(10, 84)),
         ]
     }
 

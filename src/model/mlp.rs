@@ -32,7 +32,7 @@ impl Architecture for Mlp {
         vec![
             LayerSpec::new("fc1", LayerShape::linear(300, 784)),
             LayerSpec::new("fc2", LayerShape::linear(100, 300)),
-            LayerSpec::new("fc3", LayerShape::linear(10, 100)),
+            LayerSpec::output("fc3", LayerShape::linear(10, 100)),
         ]
     }
 

@@ -51,7 +51,7 @@ impl Architecture for SeedCnn {
             LayerSpec::new("conv1", LayerShape::conv2d(32, 1, 5, 5)),
             LayerSpec::new("conv2", LayerShape::conv2d(64, 32, 5, 5)),
             LayerSpec::new("fc1", LayerShape::linear(1024, 3136)),
-            LayerSpec::new("fc2", LayerShape::linear(10, 1024)),
+            LayerSpec::output("fc2", LayerShape::linear(10, 1024)),
         ]
     }
 

@@ -33,7 +33,7 @@ impl Architecture for SmallCnn {
     fn layer_specs() -> Vec<LayerSpec> {
         vec![
             LayerSpec::new("conv1", LayerShape::conv2d(12, 1, 3, 3)),
-            LayerSpec::new("fc1", LayerShape::linear(10, 2028)),
+            LayerSpec::output("fc1", LayerShape::linear(10, 2028)),
         ]
     }
 

@@ -79,6 +79,9 @@ pub struct PruningPlan {
 pub struct LayerSpec {
     pub name: String,
     pub shape: LayerShape,
+    /// The network's last layer: its outputs are the class scores.
+    #[serde(default)]
+    pub output: bool,
 }
 
 impl LayerSpec {
@@ -86,7 +89,28 @@ impl LayerSpec {
         Self {
             name: name.to_string(),
             shape,
+            output: false,
         }
+    }
+
+    /// The network's last layer, whose output neurons are the classes.
+    pub fn output(name: &str, shape: LayerShape) -> Self {
+        Self {
+            output: true,
+            ..Self::new(name, shape)
+        }
+    }
+
+    /// Whether this layer can take `granularity`, and if not, why. Beyond the shape rules
+    /// of [`Granularity::check_layer`], channel pruning cannot apply to the output layer:
+    /// removing its neurons would remove classes.
+    pub fn check(&self, granularity: &Granularity) -> Result<(), super::Ineligible> {
+        if self.output && *granularity == Granularity::Channel {
+            return Err(super::Ineligible(
+                "its output neurons are the classes; removing them removes classes".into(),
+            ));
+        }
+        granularity.check_layer(&self.shape)
     }
 }
 
@@ -207,7 +231,7 @@ impl PruningPlan {
                         reason: e.to_string(),
                     });
                 }
-                match g.check_layer(&spec.shape) {
+                match spec.check(&g) {
                     Ok(()) => rule.granularity = Some(g),
                     Err(why) if explicit => {
                         return Err(PlanError::Ineligible {
@@ -281,14 +305,8 @@ mod tests {
 
     fn specs() -> Vec<LayerSpec> {
         vec![
-            LayerSpec {
-                name: "conv1".into(),
-                shape: LayerShape::conv2d(4, 1, 3, 3),
-            },
-            LayerSpec {
-                name: "fc1".into(),
-                shape: LayerShape::linear(8, 16),
-            },
+            LayerSpec::new("conv1", LayerShape::conv2d(4, 1, 3, 3)),
+            LayerSpec::output("fc1", LayerShape::linear(8, 16)),
         ]
     }
 
@@ -327,6 +345,14 @@ mod tests {
         );
         let err = p.rules(&specs()).unwrap_err();
         assert!(err.to_string().contains("conv1"), "{err}");
+    }
+
+    #[test]
+    fn channel_pruning_leaves_the_output_layer_dense() {
+        let rules = plan("channel").rules(&specs()).unwrap();
+        assert_eq!(rules[0].granularity, Some(Granularity::Channel));
+        assert_eq!(rules[1].granularity, None);
+        assert!(rules[1].dense_reason.as_ref().unwrap().contains("classes"));
     }
 
     #[test]

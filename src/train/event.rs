@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::analysis::{
+    SensitivityRequest, SensitivityResult, SweepPoint, SweepRequest, SweepResult,
+};
 use super::backend::BackendInfo;
 use crate::plan::ExperimentPlan;
 use crate::prune::LayerShape;
@@ -39,6 +42,13 @@ pub enum Command {
     LoadCheckpoint {
         path: PathBuf,
     },
+    /// Prune each layer alone at each level from the current weights and evaluate
+    /// (pauses training; the weights are left exactly as they were).
+    Sensitivity(SensitivityRequest),
+    /// Fine-tune copies of the current model to several targets and granularities.
+    Sweep(SweepRequest),
+    /// Stop a sensitivity analysis or sweep, keeping what is finished.
+    Cancel,
     /// Panic inside the worker on purpose, to check that a crash becomes an
     /// [`Event::Error`] and the worker stays usable.
     Crash,
@@ -176,6 +186,29 @@ pub enum Event {
         path: PathBuf,
         step: u64,
         history_json: String,
+    },
+    SensitivityProgress {
+        /// Accuracy of the weights as they are, the reference line.
+        dense_accuracy: f64,
+        layer: String,
+        level: f64,
+        accuracy: Option<f64>,
+        done: usize,
+        total: usize,
+    },
+    SensitivityFinished {
+        result: SensitivityResult,
+        cancelled: bool,
+    },
+    SweepProgress {
+        point: SweepPoint,
+        done: usize,
+        total: usize,
+        remaining_s: Option<f64>,
+    },
+    SweepFinished {
+        result: SweepResult,
+        cancelled: bool,
     },
     Finished {
         /// The run was stopped before its last step.

@@ -1,12 +1,14 @@
 //! Training: the backend choice, the session that trains, and the worker thread that runs
 //! it behind two channels.
 
+pub mod analysis;
 pub mod backend;
 pub mod checkpoint;
 pub mod event;
 pub mod session;
 pub mod worker;
 
+pub use analysis::{SensitivityRequest, SensitivityResult, SweepPoint, SweepRequest, SweepResult};
 pub use backend::{BackendChoice, BackendInfo, select};
 pub use checkpoint::{CheckpointData, CheckpointError};
 pub use event::{Command, Event, LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary};

@@ -155,6 +155,11 @@ impl Session {
         &self.data
     }
 
+    /// A shared handle to the data, for sessions built from this one.
+    pub fn dataset_handle(&self) -> Arc<Dataset> {
+        self.data.clone()
+    }
+
     /// Steps trained so far (the next step's index).
     pub fn step(&self) -> u64 {
         self.step
@@ -359,7 +364,15 @@ impl Session {
     /// Accuracy and mean loss on the test split, in evaluation mode (no dropout, batch norm
     /// on running statistics).
     pub fn evaluate(&mut self) -> Evaluation {
-        let model = self.network().valid();
+        let e = self.evaluate_network(self.network());
+        self.last_evaluation = Some(e);
+        e
+    }
+
+    /// Accuracy and mean loss of `model` (any copy of this session's network) on the test
+    /// split, in evaluation mode.
+    pub fn evaluate_network(&self, model: &Network) -> Evaluation {
+        let model = model.valid();
         let device = self.device.clone().inner();
         let test = &self.data.test;
         let (mut correct, mut loss_sum) = (0usize, 0.0f64);
@@ -373,13 +386,16 @@ impl Session {
             let hits = predicted.equal(labels).int().sum(); // [1]
             correct += hits.into_data().iter::<i64>().next().unwrap_or(0) as usize;
         }
-        let e = Evaluation {
+        Evaluation {
             step: self.step,
             accuracy: correct as f64 / test.len() as f64,
             loss: loss_sum / test.len() as f64,
-        };
-        self.last_evaluation = Some(e);
-        e
+        }
+    }
+
+    /// The device masks are uploaded to (without autodiff).
+    pub fn mask_device(&self) -> Device {
+        self.device.clone().inner()
     }
 
     /// The most recent evaluation, if any.

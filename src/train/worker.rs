@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use std::path::PathBuf;
 
+use super::analysis::{SensitivityJob, SweepJob};
 use super::backend::select;
 use super::checkpoint::CheckpointData;
 use super::event::{Command, Event};
@@ -47,6 +48,7 @@ impl Worker {
                     datasets: HashMap::new(),
                     last_progress: None,
                     crash_requested: false,
+                    job: None,
                 }
                 .run()
             })
@@ -96,6 +98,13 @@ struct WorkerLoop {
     last_progress: Option<Instant>,
     /// Set by [`Command::Crash`]: the next step panics.
     crash_requested: bool,
+    /// A sensitivity analysis or sweep under way (training waits meanwhile).
+    job: Option<Job>,
+}
+
+enum Job {
+    Sensitivity(Box<SensitivityJob>),
+    Sweep(Box<SweepJob>),
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -116,7 +125,7 @@ impl WorkerLoop {
 
     fn run(mut self) {
         loop {
-            let command = if self.running {
+            let command = if self.running || self.job.is_some() {
                 match self.commands.try_recv() {
                     Ok(c) => Some(c),
                     Err(TryRecvError::Empty) => None,
@@ -135,7 +144,9 @@ impl WorkerLoop {
                 self.handle(command);
                 continue; // take every waiting command before the next step
             }
-            if self.running {
+            if self.job.is_some() {
+                self.job_step();
+            } else if self.running {
                 self.guarded_step();
             }
         }
@@ -160,6 +171,7 @@ impl WorkerLoop {
                 if let Some(s) = &self.session
                     && !s.is_done()
                     && !self.running
+                    && self.job.is_none()
                 {
                     self.running = true;
                     let step = s.step();
@@ -241,6 +253,18 @@ impl WorkerLoop {
                     }),
                 }
             }
+            Command::Sensitivity(request) => {
+                self.start_job(|s| Ok(Job::Sensitivity(Box::new(SensitivityJob::new(s, request)))))
+            }
+            Command::Sweep(request) => self.start_job(|s| {
+                let device = select(s.plan().training.backend)
+                    .map_err(|e| e.to_string())?
+                    .0;
+                SweepJob::new(s, &request, device)
+                    .map(|j| Job::Sweep(Box::new(j)))
+                    .map_err(|e| e.to_string())
+            }),
+            Command::Cancel => self.finish_job(true),
             Command::Crash => {
                 self.crash_requested = true;
                 self.guarded_step();
@@ -313,9 +337,117 @@ impl WorkerLoop {
         }
     }
 
+    /// Pauses training and starts an analysis job on the current session.
+    fn start_job(&mut self, make: impl FnOnce(&Session) -> Result<Job, String>) {
+        let Some(session) = &self.session else {
+            return self.emit(Event::Notice {
+                message: "nothing to analyse: train or load a model first".into(),
+            });
+        };
+        match catch_unwind(AssertUnwindSafe(|| make(session))) {
+            Ok(Ok(job)) => {
+                if self.running {
+                    self.running = false;
+                    let step = session.step();
+                    self.emit(Event::Paused { step });
+                }
+                self.job = Some(job);
+            }
+            Ok(Err(message)) => self.emit(Event::Error {
+                message,
+                step: None,
+            }),
+            Err(p) => self.emit(Event::Error {
+                message: format!(
+                    "the worker crashed while starting the analysis: {}",
+                    panic_message(p.as_ref())
+                ),
+                step: None,
+            }),
+        }
+    }
+
+    /// One unit of the current job: an evaluation or a training step.
+    fn job_step(&mut self) {
+        let (Some(job), Some(session)) = (self.job.as_mut(), self.session.as_ref()) else {
+            self.job = None;
+            return;
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(
+            || -> Result<Option<Event>, SessionError> {
+                Ok(match job {
+                    Job::Sensitivity(j) => j.advance(session)?.map(|(layer, li, accuracy)| {
+                        Event::SensitivityProgress {
+                            dense_accuracy: j.result.dense_accuracy,
+                            layer: j.result.layers[layer].name.clone(),
+                            level: j.result.levels[li],
+                            accuracy,
+                            done: j.done(),
+                            total: j.total(),
+                        }
+                    }),
+                    Job::Sweep(j) => j.advance()?.map(|point| Event::SweepProgress {
+                        point,
+                        done: j.done(),
+                        total: j.total(),
+                        remaining_s: j.remaining_s(),
+                    }),
+                })
+            },
+        ));
+        match outcome {
+            Ok(Ok(event)) => {
+                if let Some(e) = event {
+                    self.emit(e);
+                }
+                let finished = match &self.job {
+                    Some(Job::Sensitivity(j)) => j.is_finished(),
+                    Some(Job::Sweep(j)) => j.is_finished(),
+                    None => true,
+                };
+                if finished {
+                    self.finish_job(false);
+                }
+            }
+            Ok(Err(e)) => {
+                self.finish_job(true);
+                self.emit(Event::Error {
+                    message: format!("analysis stopped: {e}"),
+                    step: None,
+                });
+            }
+            Err(p) => {
+                self.finish_job(true);
+                self.emit(Event::Error {
+                    message: format!(
+                        "the worker crashed during the analysis: {}",
+                        panic_message(p.as_ref())
+                    ),
+                    step: None,
+                });
+            }
+        }
+    }
+
+    /// Reports the job's result (complete or not) and drops it.
+    fn finish_job(&mut self, cancelled: bool) {
+        match self.job.take() {
+            Some(Job::Sensitivity(j)) => self.emit(Event::SensitivityFinished {
+                result: j.result,
+                cancelled,
+            }),
+            Some(Job::Sweep(j)) => self.emit(Event::SweepFinished {
+                result: j.result,
+                cancelled,
+            }),
+            None => {}
+        }
+    }
+
     /// Drops the current session and builds a new one, turning errors and panics into events.
     fn build<T>(&mut self, make: impl FnOnce(&mut Self) -> Result<T, String>) -> Option<T> {
         self.running = false;
+        self.finish_job(true);
         self.session = None;
         match catch_unwind(AssertUnwindSafe(|| make(self))) {
             Ok(Ok(s)) => Some(s),

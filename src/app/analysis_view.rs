@@ -1,0 +1,445 @@
+//! The Sensitivity and Sweeps tabs: which layers tolerate pruning, and what each
+//! granularity costs.
+
+use eframe::egui;
+use egui::{Color32, DragValue, ProgressBar, TextEdit, Ui};
+use egui_plot::{Corner, HLine, Legend, Line, Plot, Points};
+
+use crate::plan::ExperimentPlan;
+use crate::prune::Granularity;
+use crate::train::analysis::{LayerSensitivity, SensitivityResult, SweepResult};
+use crate::train::{LayerInfo, SensitivityRequest, SweepRequest};
+
+const PALETTE: [Color32; 8] = [
+    Color32::from_rgb(90, 170, 255),
+    Color32::from_rgb(255, 170, 60),
+    Color32::from_rgb(120, 210, 140),
+    Color32::from_rgb(230, 110, 110),
+    Color32::from_rgb(200, 140, 230),
+    Color32::from_rgb(230, 210, 100),
+    Color32::from_rgb(100, 210, 210),
+    Color32::from_rgb(200, 200, 200),
+];
+
+/// What the tabs ask the app to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AnalysisAction {
+    RunSensitivity(SensitivityRequest),
+    RunSweep(SweepRequest),
+    Cancel,
+    ExportSensitivity,
+    ExportSweep,
+}
+
+/// A finished or running sweep, as the window keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedSweep {
+    pub name: String,
+    pub visible: bool,
+    pub result: SweepResult,
+}
+
+/// State of both tabs.
+#[derive(Clone, Debug)]
+pub struct AnalysisState {
+    pub levels_text: String,
+    pub tolerance_points: f64,
+    pub sensitivity: Option<SensitivityResult>,
+    pub sensitivity_progress: Option<(usize, usize)>,
+    pub targets_text: String,
+    pub granularities_text: String,
+    pub fine_tune_epochs: f64,
+    pub sweeps: Vec<NamedSweep>,
+    pub sweep_progress: Option<(usize, usize, Option<f64>)>,
+    /// Last input error of either tab.
+    pub input_error: Option<String>,
+}
+
+impl Default for AnalysisState {
+    fn default() -> Self {
+        let s = SweepRequest::default();
+        Self {
+            levels_text: join(&crate::train::analysis::DEFAULT_LEVELS),
+            tolerance_points: 1.0,
+            sensitivity: None,
+            sensitivity_progress: None,
+            targets_text: join(&s.targets),
+            granularities_text: s
+                .granularities
+                .iter()
+                .map(|g| g.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            fine_tune_epochs: s.fine_tune_epochs,
+            sweeps: Vec::new(),
+            sweep_progress: None,
+            input_error: None,
+        }
+    }
+}
+
+fn join(values: &[f64]) -> String {
+    values
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Parses `0.5, 0.6 ...` into sparsities in `[0, 1)`.
+pub fn parse_levels(text: &str) -> Result<Vec<f64>, String> {
+    let levels: Vec<f64> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<f64>()
+                .map_err(|_| format!("{t:?} is not a number"))
+        })
+        .collect::<Result<_, _>>()?;
+    if levels.is_empty() {
+        return Err("give at least one sparsity level".into());
+    }
+    if let Some(bad) = levels.iter().find(|l| !(0.0..1.0).contains(*l)) {
+        return Err(format!("sparsity {bad} is outside [0, 1)"));
+    }
+    Ok(levels)
+}
+
+impl AnalysisState {
+    pub fn busy(&self) -> bool {
+        self.sensitivity_progress.is_some() || self.sweep_progress.is_some()
+    }
+
+    /// Starts an empty matrix for a new analysis.
+    pub fn begin_sensitivity(&mut self, layers: &[LayerInfo], request: &SensitivityRequest) {
+        self.sensitivity = Some(SensitivityResult {
+            dense_accuracy: f64::NAN,
+            levels: request.levels.clone(),
+            granularity: request.granularity.to_string(),
+            layers: layers
+                .iter()
+                .map(|l| LayerSensitivity {
+                    name: l.name.clone(),
+                    accuracy: vec![None; request.levels.len()],
+                    note: None,
+                })
+                .collect(),
+        });
+        self.sensitivity_progress = Some((0, layers.len() * request.levels.len()));
+    }
+
+    /// Records one measured point.
+    pub fn sensitivity_point(
+        &mut self,
+        dense: f64,
+        layer: &str,
+        level: f64,
+        accuracy: Option<f64>,
+        done: usize,
+        total: usize,
+    ) {
+        if let Some(r) = self.sensitivity.as_mut() {
+            r.dense_accuracy = dense;
+            if let (Some(l), Some(li)) = (
+                r.layers.iter_mut().find(|l| l.name == layer),
+                r.levels.iter().position(|v| *v == level),
+            ) {
+                l.accuracy[li] = accuracy;
+            }
+        }
+        self.sensitivity_progress = Some((done, total));
+    }
+
+    pub fn begin_sweep(&mut self, name: String) {
+        self.sweeps.push(NamedSweep {
+            name,
+            visible: true,
+            result: SweepResult::default(),
+        });
+        self.sweep_progress = Some((0, 0, None));
+    }
+}
+
+/// The Sensitivity tab.
+pub fn sensitivity_ui(
+    ui: &mut Ui,
+    state: &mut AnalysisState,
+    plan: &mut ExperimentPlan,
+    have_model: bool,
+) -> Option<AnalysisAction> {
+    let mut action = None;
+    ui.label("Prune one layer at a time at each level, from the current weights, and measure the test accuracy; the weights are restored exactly afterwards. Layers whose accuracy falls early are sensitive: prune them less.");
+    ui.horizontal(|ui| {
+        ui.label("levels");
+        ui.add(TextEdit::singleline(&mut state.levels_text).desired_width(320.0))
+            .on_hover_text("Sparsity levels to try, comma separated, each in [0, 1).");
+        ui.label(format!(
+            "pattern {} · criterion {}",
+            plan.pruning.granularity, plan.pruning.criterion
+        ))
+        .on_hover_text(
+            "The plan's granularity and criterion are used; change them in the left panel.",
+        );
+    });
+    ui.horizontal(|ui| {
+        let busy = state.busy();
+        if ui
+            .add_enabled(have_model && !busy, egui::Button::new("Run sensitivity"))
+            .on_hover_text("Pauses training and analyses the model as it is now.")
+            .on_disabled_hover_text("Train or load a model first (and let any analysis finish).")
+            .clicked()
+        {
+            match parse_levels(&state.levels_text) {
+                Ok(levels) => {
+                    state.input_error = None;
+                    action = Some(AnalysisAction::RunSensitivity(SensitivityRequest {
+                        levels,
+                        granularity: plan.pruning.granularity,
+                        criterion: plan.pruning.criterion,
+                    }));
+                }
+                Err(e) => state.input_error = Some(e),
+            }
+        }
+        if state.sensitivity_progress.is_some() && ui.button("Cancel").clicked() {
+            action = Some(AnalysisAction::Cancel);
+        }
+        if let Some((done, total)) = state.sensitivity_progress {
+            ui.add(
+                ProgressBar::new(done as f32 / total.max(1) as f32)
+                    .text(format!("{done} / {total}"))
+                    .desired_width(200.0),
+            );
+        }
+        if state.sensitivity.is_some() && ui.button("Export CSV…").clicked() {
+            action = Some(AnalysisAction::ExportSensitivity);
+        }
+    });
+    if let Some(e) = &state.input_error {
+        ui.colored_label(Color32::from_rgb(230, 110, 100), e);
+    }
+    let Some(result) = state.sensitivity.clone() else {
+        return action;
+    };
+    ui.columns(2, |cols| {
+        Plot::new("sensitivity")
+            .height(cols[0].available_height().max(200.0))
+            .x_axis_label("sparsity of the one pruned layer")
+            .y_axis_label("test accuracy")
+            .include_x(0.0)
+            .include_x(1.0)
+            .legend(Legend::default().position(Corner::LeftBottom))
+            .show(&mut cols[0], |plot| {
+                for (i, layer) in result.layers.iter().enumerate() {
+                    let points: Vec<[f64; 2]> = result
+                        .levels
+                        .iter()
+                        .zip(&layer.accuracy)
+                        .filter_map(|(l, a)| a.map(|a| [*l, a]))
+                        .collect();
+                    let colour = PALETTE[i % PALETTE.len()];
+                    plot.line(Line::new(layer.name.clone(), points.clone()).color(colour).allow_band(false));
+                    plot.points(Points::new(layer.name.clone(), points).color(colour).radius(2.5));
+                }
+                if result.dense_accuracy.is_finite() {
+                    plot.hline(HLine::new("unpruned", result.dense_accuracy).color(Color32::GRAY));
+                }
+            });
+        let ui = &mut cols[1];
+        ui.horizontal(|ui| {
+            ui.label("tolerance");
+            ui.add(DragValue::new(&mut state.tolerance_points).range(0.0..=50.0).speed(0.1).suffix(" points"))
+                .on_hover_text("How much accuracy (in percentage points) a layer may lose.");
+        });
+        let tolerated = result.tolerated(state.tolerance_points / 100.0);
+        egui::Grid::new("tolerated").striped(true).show(ui, |ui| {
+            ui.strong("layer");
+            ui.strong("largest level within tolerance");
+            ui.end_row();
+            for (layer, (name, level)) in result.layers.iter().zip(&tolerated) {
+                ui.label(name);
+                match (level, &layer.note) {
+                    (_, Some(note)) => ui.label(note),
+                    (Some(l), None) => ui.label(format!("{:.0}%", 100.0 * l)),
+                    (None, None) => ui.label("none"),
+                };
+                ui.end_row();
+            }
+        });
+        if ui
+            .button("Use as per-layer targets")
+            .on_hover_text("Write these levels into the plan's per-layer overrides (own target); layers with none are left as they are.")
+            .clicked()
+        {
+            for (name, level) in &tolerated {
+                if let Some(level) = level {
+                    let o = plan.pruning.layers.entry(name.clone()).or_default();
+                    o.target = Some(*level);
+                }
+            }
+        }
+    });
+    action
+}
+
+/// The Sweeps tab.
+pub fn sweeps_ui(
+    ui: &mut Ui,
+    state: &mut AnalysisState,
+    have_model: bool,
+) -> Option<AnalysisAction> {
+    let mut action = None;
+    ui.label("Fine-tune copies of the current model to each target with each granularity, all from the same weights with the same budget and schedule, and plot accuracy against sparsity.");
+    ui.horizontal(|ui| {
+        ui.label("targets");
+        ui.add(TextEdit::singleline(&mut state.targets_text).desired_width(220.0))
+            .on_hover_text("Target sparsities, comma separated.");
+        ui.label("granularities");
+        ui.add(TextEdit::singleline(&mut state.granularities_text).desired_width(240.0))
+            .on_hover_text("Comma separated: unstructured, 2:4, block:4x4, channel ... N:M runs once (its sparsity is fixed).");
+        ui.label("budget");
+        ui.add(DragValue::new(&mut state.fine_tune_epochs).range(0.1..=100.0).speed(0.1).suffix(" epochs"))
+            .on_hover_text("Training per point: pruning over the first half, fine-tuning over the second.");
+    });
+    ui.horizontal(|ui| {
+        let busy = state.busy();
+        if ui
+            .add_enabled(have_model && !busy, egui::Button::new("Run sweep"))
+            .on_disabled_hover_text("Train or load a model first (and let any analysis finish).")
+            .clicked()
+        {
+            let parsed = parse_levels(&state.targets_text).and_then(|targets| {
+                let granularities = state
+                    .granularities_text
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(|t| t.parse::<Granularity>().map_err(|e| e.to_string()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(SweepRequest {
+                    targets,
+                    granularities,
+                    fine_tune_epochs: state.fine_tune_epochs,
+                })
+            });
+            match parsed {
+                Ok(request) => {
+                    state.input_error = None;
+                    action = Some(AnalysisAction::RunSweep(request));
+                }
+                Err(e) => state.input_error = Some(e),
+            }
+        }
+        if state.sweep_progress.is_some() && ui.button("Cancel").clicked() {
+            action = Some(AnalysisAction::Cancel);
+        }
+        if let Some((done, total, remaining)) = state.sweep_progress {
+            ui.add(
+                ProgressBar::new(done as f32 / total.max(1) as f32)
+                    .text(format!(
+                        "{done} / {total}{}",
+                        remaining
+                            .map(|r| format!(", about {r:.0} s left"))
+                            .unwrap_or_default()
+                    ))
+                    .desired_width(260.0),
+            );
+        }
+        if !state.sweeps.is_empty() && ui.button("Export CSV…").clicked() {
+            action = Some(AnalysisAction::ExportSweep);
+        }
+    });
+    if let Some(e) = &state.input_error {
+        ui.colored_label(Color32::from_rgb(230, 110, 100), e);
+    }
+    ui.columns(2, |cols| {
+        let sweeps = &state.sweeps;
+        Plot::new("sweeps")
+            .height(cols[0].available_height().max(200.0))
+            .x_axis_label("sparsity")
+            .y_axis_label("test accuracy")
+            .include_x(0.0)
+            .include_x(1.0)
+            .legend(Legend::default().position(Corner::LeftBottom))
+            .show(&mut cols[0], |plot| {
+                let mut colour = 0;
+                let n = sweeps.len();
+                for (si, sweep) in sweeps.iter().enumerate().filter(|(_, s)| s.visible) {
+                    let fade = if si + 1 == n { 1.0 } else { 0.45 };
+                    let mut names: Vec<&str> = sweep
+                        .result
+                        .points
+                        .iter()
+                        .map(|p| p.granularity.as_str())
+                        .collect();
+                    names.dedup();
+                    for g in names {
+                        let mut points: Vec<[f64; 2]> = sweep
+                            .result
+                            .points
+                            .iter()
+                            .filter(|p| p.granularity == g)
+                            .map(|p| [p.sparsity, p.accuracy])
+                            .collect();
+                        points.sort_by(|a, b| a[0].total_cmp(&b[0]));
+                        let c = PALETTE[colour % PALETTE.len()].gamma_multiply(fade);
+                        colour += 1;
+                        let label = format!("{}: {g}", sweep.name);
+                        plot.line(
+                            Line::new(label.clone(), points.clone())
+                                .color(c)
+                                .allow_band(false),
+                        );
+                        plot.points(Points::new(label, points).color(c).radius(3.0));
+                    }
+                    if si + 1 == n && sweep.result.dense_accuracy > 0.0 {
+                        plot.hline(
+                            HLine::new("starting model", sweep.result.dense_accuracy)
+                                .color(Color32::GRAY),
+                        );
+                    }
+                }
+            });
+        let ui = &mut cols[1];
+        ui.strong("Sweeps of this session");
+        for sweep in state.sweeps.iter_mut() {
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut sweep.visible, "")
+                    .on_hover_text("Show or hide this sweep.");
+                ui.add(TextEdit::singleline(&mut sweep.name).desired_width(160.0))
+                    .on_hover_text("Name this sweep.");
+                ui.label(format!("{} points", sweep.result.points.len()));
+            });
+        }
+        if let Some(last) = state.sweeps.last() {
+            egui::Grid::new("sweep-table").striped(true).show(ui, |ui| {
+                for h in ["granularity", "target", "sparsity", "accuracy"] {
+                    ui.strong(h);
+                }
+                ui.end_row();
+                for p in &last.result.points {
+                    ui.label(&p.granularity);
+                    ui.label(format!("{:.2}", p.target));
+                    ui.label(format!("{:.3}", p.sparsity));
+                    ui.label(format!("{:.4}", p.accuracy));
+                    ui.end_row();
+                }
+            });
+        }
+    });
+    action
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_parse_and_bad_ones_are_named() {
+        assert_eq!(parse_levels("0.1, 0.5,0.9").unwrap(), vec![0.1, 0.5, 0.9]);
+        assert!(parse_levels("0.1, x").unwrap_err().contains("\"x\""));
+        assert!(parse_levels("1.0").unwrap_err().contains("outside"));
+        assert!(parse_levels(" ").is_err());
+    }
+}

@@ -1,0 +1,315 @@
+//! `sensitivity` and `sweep`: analyses of a trained model, from a checkpoint or from a
+//! dense model trained first.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use super::args::{PlanArgs, parse_list};
+use crate::app::analysis_view::parse_levels;
+use crate::plan::ExperimentPlan;
+use crate::prune::{At, Granularity, Schedule};
+use crate::train::analysis::{DEFAULT_GRANULARITIES, DEFAULT_LEVELS, DEFAULT_TARGETS};
+use crate::train::{Command, Event, SensitivityRequest, SweepRequest, Worker};
+
+/// Where the analysed model comes from.
+#[derive(Debug, Args)]
+pub struct ModelSource {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Analyse this checkpoint (from the window or `run --save-checkpoint`) instead of
+    /// training a dense model first.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    /// Epochs of dense training when no checkpoint is given (default: until the plan's
+    /// pruning would begin, or all its epochs).
+    #[arg(long)]
+    pub dense_epochs: Option<u32>,
+    /// JSON lines on stdout; the last one is the result.
+    #[arg(long)]
+    pub json: bool,
+    /// The result as CSV on stdout.
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SensitivityArgs {
+    #[command(flatten)]
+    pub source: ModelSource,
+    /// Sparsity levels, comma separated.
+    #[arg(long)]
+    pub levels: Option<String>,
+    /// Accuracy drop tolerated in the table, in points.
+    #[arg(long, default_value_t = 1.0)]
+    pub tolerance: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub source: ModelSource,
+    /// Target sparsities, comma separated.
+    #[arg(long)]
+    pub targets: Option<String>,
+    /// Granularities, comma separated (unstructured, 2:4, block:4x4, channel, ...).
+    #[arg(long)]
+    pub granularities: Option<String>,
+    /// Training budget per point, in epochs (pruning over the first half).
+    #[arg(long, default_value_t = 3.0)]
+    pub budget: f64,
+}
+
+/// The plan's dense phase: no pruning, for `epochs` or until pruning would begin.
+fn dense_plan(plan: &ExperimentPlan, epochs: Option<u32>) -> ExperimentPlan {
+    let mut dense = plan.clone();
+    let spe = plan.steps_per_epoch(crate::data::BUILTIN_TRAIN).max(1);
+    let from_schedule = match &plan.pruning.schedule {
+        Schedule::Constant { begin, .. }
+        | Schedule::Iterative { begin, .. }
+        | Schedule::Polynomial { begin, .. } => begin,
+        Schedule::OneShot { at, .. } => at,
+    };
+    let begin_epoch = match from_schedule {
+        At::Epoch { epoch } => epoch.ceil() as u32,
+        At::Step(s) => s.div_ceil(spe) as u32,
+    };
+    dense.training.epochs = epochs.unwrap_or(if begin_epoch > 0 {
+        begin_epoch
+    } else {
+        plan.training.epochs
+    });
+    dense.pruning.schedule = Schedule::OneShot {
+        target: 0.0,
+        at: At::Step(u64::MAX),
+    };
+    dense
+}
+
+/// Gets a trained model into the worker: a checkpoint, or dense training.
+fn prepare(worker: &Worker, source: &ModelSource, out: &mut impl Write) -> Result<()> {
+    let wait_for = |pred: &dyn Fn(&Event) -> bool, out: &mut dyn Write| -> Result<()> {
+        loop {
+            match worker.recv_timeout(Duration::from_secs(3600)) {
+                Ok(Event::Error { message, .. }) => bail!(message),
+                Ok(e) => {
+                    if source.json && !matches!(e, Event::Snapshot(_) | Event::Finished { .. }) {
+                        writeln!(out, "{}", serde_json::to_string(&e)?)?;
+                    }
+                    if pred(&e) {
+                        return Ok(());
+                    }
+                }
+                Err(true) => bail!("the training worker stopped"),
+                Err(false) => {}
+            }
+        }
+    };
+    match &source.checkpoint {
+        Some(path) => {
+            worker.send(Command::LoadCheckpoint { path: path.clone() });
+            wait_for(&|e| matches!(e, Event::CheckpointLoaded { .. }), out)
+        }
+        None => {
+            let plan = dense_plan(&source.plan.build()?, source.dense_epochs);
+            if !source.json && !source.csv {
+                eprintln!(
+                    "training {} densely for {} epochs first",
+                    plan.model, plan.training.epochs
+                );
+            }
+            worker.send(Command::Start(Box::new(plan)));
+            wait_for(&|e| matches!(e, Event::Finished { .. }), out)
+        }
+    }
+}
+
+fn bar(total: u64, quiet: bool) -> Option<ProgressBar> {
+    (!quiet).then(|| {
+        let b = ProgressBar::new(total);
+        b.set_style(
+            ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} {msg}").expect("valid"),
+        );
+        b
+    })
+}
+
+pub fn sensitivity(args: &SensitivityArgs) -> Result<()> {
+    let levels = match &args.levels {
+        Some(t) => parse_levels(t).map_err(|e| anyhow!("--levels: {e}"))?,
+        None => DEFAULT_LEVELS.to_vec(),
+    };
+    let plan = args.source.plan.build()?;
+    let worker = Worker::spawn(None);
+    let mut out = std::io::stdout().lock();
+    prepare(&worker, &args.source, &mut out)?;
+    worker.send(Command::Sensitivity(SensitivityRequest {
+        levels,
+        granularity: plan.pruning.granularity,
+        criterion: plan.pruning.criterion,
+    }));
+    let quiet = args.source.json || args.source.csv;
+    let mut progress = None;
+    let result = loop {
+        match worker.recv_timeout(Duration::from_secs(3600)) {
+            Ok(Event::SensitivityProgress {
+                layer,
+                level,
+                done,
+                total,
+                ..
+            }) => {
+                let b = progress.get_or_insert_with(|| bar(total as u64, quiet));
+                if let Some(b) = b {
+                    b.set_position(done as u64);
+                    b.set_message(format!("{layer} at {level}"));
+                }
+            }
+            Ok(Event::SensitivityFinished { result, .. }) => break result,
+            Ok(Event::Error { message, .. }) => bail!(message),
+            Ok(_) => {}
+            Err(true) => bail!("the training worker stopped"),
+            Err(false) => {}
+        }
+    };
+    if let Some(Some(b)) = progress {
+        b.finish_and_clear();
+    }
+    if args.source.json {
+        let line = json!({
+            "event": "sensitivity",
+            "dense_accuracy": result.dense_accuracy,
+            "levels": result.levels,
+            "granularity": result.granularity,
+            "layers": result.layers.iter().map(|l| json!({"name": l.name, "accuracy": l.accuracy, "note": l.note})).collect::<Vec<_>>(),
+        });
+        writeln!(out, "{line}")?;
+    } else if args.source.csv {
+        write!(out, "{}", result.to_csv())?;
+    } else {
+        writeln!(
+            out,
+            "accuracy with each layer pruned alone ({}); unpruned {:.4}",
+            result.granularity, result.dense_accuracy
+        )?;
+        write!(out, "{:<8}", "layer")?;
+        for l in &result.levels {
+            write!(out, " {:>6.2}", l)?;
+        }
+        writeln!(out, "   within {:.1} point(s)", args.tolerance)?;
+        let tolerated = result.tolerated(args.tolerance / 100.0);
+        for (layer, (_, level)) in result.layers.iter().zip(&tolerated) {
+            write!(out, "{:<8}", layer.name)?;
+            for a in &layer.accuracy {
+                match a {
+                    Some(a) => write!(out, " {:>6.4}", a)?,
+                    None => write!(out, " {:>6}", "-")?,
+                }
+            }
+            match (level, &layer.note) {
+                (_, Some(note)) => writeln!(out, "   {note}")?,
+                (Some(l), None) => writeln!(out, "   up to {:.0}%", 100.0 * l)?,
+                (None, None) => writeln!(out, "   none")?,
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn sweep(args: &SweepArgs) -> Result<()> {
+    let targets = match &args.targets {
+        Some(t) => parse_levels(t).map_err(|e| anyhow!("--targets: {e}"))?,
+        None => DEFAULT_TARGETS.to_vec(),
+    };
+    let granularities: Vec<Granularity> = match &args.granularities {
+        Some(t) => parse_list(t, "--granularities")?,
+        None => DEFAULT_GRANULARITIES
+            .iter()
+            .map(|g| g.parse().expect("valid default"))
+            .collect(),
+    };
+    if !(args.budget.is_finite() && args.budget > 0.0) {
+        bail!(
+            "--budget must be a positive number of epochs, found {}",
+            args.budget
+        );
+    }
+    let worker = Worker::spawn(None);
+    let mut out = std::io::stdout().lock();
+    prepare(&worker, &args.source, &mut out)?;
+    worker.send(Command::Sweep(SweepRequest {
+        targets,
+        granularities,
+        fine_tune_epochs: args.budget,
+    }));
+    let quiet = args.source.json || args.source.csv;
+    let mut progress = None;
+    let result = loop {
+        match worker.recv_timeout(Duration::from_secs(3600)) {
+            Ok(Event::SweepProgress {
+                point,
+                done,
+                total,
+                remaining_s,
+            }) => {
+                if args.source.json {
+                    writeln!(
+                        out,
+                        "{}",
+                        json!({"event": "sweep-point", "point": point, "done": done, "total": total})
+                    )?;
+                }
+                let b = progress.get_or_insert_with(|| bar(total as u64, quiet));
+                if let Some(b) = b {
+                    b.set_position(done as u64);
+                    b.set_message(format!(
+                        "{} at {:.2}: {:.4}{}",
+                        point.granularity,
+                        point.target,
+                        point.accuracy,
+                        remaining_s
+                            .map(|r| format!(", about {r:.0} s left"))
+                            .unwrap_or_default()
+                    ));
+                }
+            }
+            Ok(Event::SweepFinished { result, .. }) => break result,
+            Ok(Event::Error { message, .. }) => bail!(message),
+            Ok(_) => {}
+            Err(true) => bail!("the training worker stopped"),
+            Err(false) => {}
+        }
+    };
+    if let Some(Some(b)) = progress {
+        b.finish_and_clear();
+    }
+    if args.source.json {
+        writeln!(
+            out,
+            "{}",
+            json!({"event": "sweep", "dense_accuracy": result.dense_accuracy, "points": result.points})
+        )?;
+    } else if args.source.csv {
+        write!(out, "{}", result.to_csv())?;
+    } else {
+        writeln!(out, "starting model accuracy {:.4}", result.dense_accuracy)?;
+        writeln!(
+            out,
+            "{:<14} {:>7} {:>9} {:>9}",
+            "granularity", "target", "sparsity", "accuracy"
+        )?;
+        for p in &result.points {
+            writeln!(
+                out,
+                "{:<14} {:>7.2} {:>9.4} {:>9.4}",
+                p.granularity, p.target, p.sparsity, p.accuracy
+            )?;
+        }
+    }
+    Ok(())
+}

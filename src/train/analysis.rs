@@ -1,0 +1,387 @@
+//! Sensitivity analysis and accuracy-vs-sparsity sweeps, as jobs that advance one unit of
+//! work at a time (one evaluation, one training step) so the worker can report progress
+//! and take a cancel between any two units.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::backend::BackendInfo;
+use super::checkpoint::CheckpointData;
+use super::session::{Session, SessionError};
+use crate::data::Dataset;
+use crate::model::{DeviceMask, Network};
+use crate::plan::ExperimentPlan;
+use crate::prune::{At, Criterion, Granularity, LayerOverride, Schedule, Scope, layer_mask};
+use burn::tensor::Device;
+
+/// Default sparsity levels of a sensitivity analysis.
+pub const DEFAULT_LEVELS: [f64; 10] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95];
+/// Default targets of a sweep.
+pub const DEFAULT_TARGETS: [f64; 6] = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95];
+/// Default granularities of a sweep.
+pub const DEFAULT_GRANULARITIES: [&str; 4] = ["unstructured", "2:4", "block:4x4", "channel"];
+
+/// Prune each layer alone at each level and measure the accuracy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SensitivityRequest {
+    pub levels: Vec<f64>,
+    pub granularity: Granularity,
+    pub criterion: Criterion,
+}
+
+impl Default for SensitivityRequest {
+    fn default() -> Self {
+        Self {
+            levels: DEFAULT_LEVELS.to_vec(),
+            granularity: Granularity::Unstructured,
+            criterion: Criterion::Magnitude,
+        }
+    }
+}
+
+/// One layer's row of the accuracy matrix.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerSensitivity {
+    pub name: String,
+    /// One per level; `None` where not measured (cancelled, or the pattern does not fit).
+    pub accuracy: Vec<Option<f64>>,
+    /// Why the layer was not measured, when it was not.
+    pub note: Option<String>,
+}
+
+/// The accuracy matrix, layers x levels, with the accuracy of the weights as they are.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SensitivityResult {
+    pub dense_accuracy: f64,
+    pub levels: Vec<f64>,
+    pub granularity: String,
+    pub layers: Vec<LayerSensitivity>,
+}
+
+impl SensitivityResult {
+    /// Per layer, the largest level reached before the accuracy first drops more than
+    /// `tolerance` (a fraction, 0.01 = one point) below the dense accuracy. Scanning stops
+    /// at the first level past the tolerance, so a lucky point further on does not count.
+    pub fn tolerated(&self, tolerance: f64) -> Vec<(String, Option<f64>)> {
+        self.layers
+            .iter()
+            .map(|l| {
+                let mut best = None;
+                for (level, acc) in self.levels.iter().zip(&l.accuracy) {
+                    match acc {
+                        Some(a) if *a >= self.dense_accuracy - tolerance => best = Some(*level),
+                        _ => break,
+                    }
+                }
+                (l.name.clone(), best)
+            })
+            .collect()
+    }
+}
+
+/// A sensitivity analysis under way.
+pub struct SensitivityJob {
+    request: SensitivityRequest,
+    original: Network,
+    weights: Vec<Vec<f32>>,
+    /// Next `(layer, level)` to measure, as a flat index.
+    next: usize,
+    pub result: SensitivityResult,
+}
+
+impl SensitivityJob {
+    /// Starts from the session's current weights; nothing of the session is changed.
+    pub fn new(session: &Session, request: SensitivityRequest) -> Self {
+        let original = session.network().clone();
+        let weights = original.read_weights();
+        let dense_accuracy = session.evaluate_network(&original).accuracy;
+        let layers = session
+            .plan()
+            .model
+            .layer_specs()
+            .iter()
+            .map(|spec| LayerSensitivity {
+                name: spec.name.clone(),
+                accuracy: vec![None; request.levels.len()],
+                note: spec
+                    .check(&request.granularity)
+                    .err()
+                    .map(|e| format!("{} does not fit: {e}", request.granularity)),
+            })
+            .collect();
+        Self {
+            result: SensitivityResult {
+                dense_accuracy,
+                levels: request.levels.clone(),
+                granularity: request.granularity.to_string(),
+                layers,
+            },
+            request,
+            original,
+            weights,
+            next: 0,
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        self.result.layers.len() * self.request.levels.len()
+    }
+
+    pub fn done(&self) -> usize {
+        self.next
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.next >= self.total()
+    }
+
+    /// Measures the next `(layer, level)`: prunes that layer alone on a copy of the
+    /// network and evaluates it. Returns `(layer, level index, accuracy)`.
+    pub fn advance(
+        &mut self,
+        session: &Session,
+    ) -> Result<Option<(usize, usize, Option<f64>)>, SessionError> {
+        if self.is_finished() {
+            return Ok(None);
+        }
+        let n_levels = self.request.levels.len();
+        let (layer, li) = (self.next / n_levels, self.next % n_levels);
+        self.next += 1;
+        if self.result.layers[layer].note.is_some() {
+            return Ok(Some((layer, li, None)));
+        }
+        let rule = &session.rules()[layer];
+        let level = self.request.levels[li];
+        let mask = layer_mask(
+            &self.weights[layer],
+            &rule.shape,
+            self.request.granularity,
+            self.request.criterion,
+            level,
+            layer as u64,
+        )
+        .map_err(|e| SessionError::Plan(crate::prune::PlanError::from(e).into()))?;
+        let mut masks: Vec<Option<DeviceMask>> = vec![None; self.weights.len()];
+        masks[layer] = Some(DeviceMask::upload(
+            &mask,
+            &rule.shape,
+            &session.mask_device(),
+        ));
+        let mut pruned = self.original.clone();
+        pruned.apply_masks(&masks);
+        let accuracy = session.evaluate_network(&pruned).accuracy;
+        self.result.layers[layer].accuracy[li] = Some(accuracy);
+        Ok(Some((layer, li, Some(accuracy))))
+    }
+}
+
+/// Fine-tune copies of one model to several targets and granularities.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepRequest {
+    pub targets: Vec<f64>,
+    pub granularities: Vec<Granularity>,
+    /// Training budget of every point, in epochs: pruning over the first half, then
+    /// fine-tuning with the mask held.
+    pub fine_tune_epochs: f64,
+}
+
+impl Default for SweepRequest {
+    fn default() -> Self {
+        Self {
+            targets: DEFAULT_TARGETS.to_vec(),
+            granularities: DEFAULT_GRANULARITIES
+                .iter()
+                .map(|g| g.parse().expect("valid default granularity"))
+                .collect(),
+            fine_tune_epochs: 3.0,
+        }
+    }
+}
+
+/// One finished point of a sweep.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepPoint {
+    pub granularity: String,
+    pub target: f64,
+    /// Achieved fraction of zero weights over all prunable layers.
+    pub sparsity: f64,
+    pub accuracy: f64,
+}
+
+/// Every point so far, with the accuracy of the starting model.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SweepResult {
+    pub dense_accuracy: f64,
+    pub points: Vec<SweepPoint>,
+}
+
+impl SweepResult {
+    /// The points as CSV (`granularity,target,sparsity,accuracy`).
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("granularity,target,sparsity,accuracy\n");
+        for p in &self.points {
+            out.push_str(&format!(
+                "{},{},{:.6},{:.6}\n",
+                p.granularity, p.target, p.sparsity, p.accuracy
+            ));
+        }
+        out
+    }
+}
+
+impl SensitivityResult {
+    /// The matrix as CSV: one row per layer, one column per level.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("layer");
+        for l in &self.levels {
+            out.push_str(&format!(",{l}"));
+        }
+        out.push('\n');
+        for layer in &self.layers {
+            out.push_str(&layer.name);
+            for a in &layer.accuracy {
+                out.push(',');
+                if let Some(a) = a {
+                    out.push_str(&format!("{a:.6}"));
+                }
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// A sweep under way: one fine-tuning session at a time, one training step per advance.
+pub struct SweepJob {
+    base: CheckpointData,
+    base_plan: ExperimentPlan,
+    dataset: Arc<Dataset>,
+    device: Device,
+    backend: BackendInfo,
+    queue: Vec<(Granularity, f64)>,
+    total: usize,
+    budget_steps: u64,
+    current: Option<(Granularity, f64, Session, u64)>,
+    started: Instant,
+    pub result: SweepResult,
+}
+
+impl SweepJob {
+    /// Starts from the session's current weights and Adam state.
+    pub fn new(
+        session: &Session,
+        request: &SweepRequest,
+        device: Device,
+    ) -> Result<Self, SessionError> {
+        let base = session.to_checkpoint(String::new())?;
+        let mut queue = Vec::new();
+        for g in &request.granularities {
+            match g.fixed_sparsity() {
+                Some(s) => queue.push((*g, s)), // N:M: the pattern fixes the sparsity
+                None => queue.extend(request.targets.iter().map(|t| (*g, *t))),
+            }
+        }
+        queue.reverse();
+        let spe = session.steps_per_epoch();
+        let mut me = Self {
+            base_plan: session.plan().clone(),
+            base,
+            dataset: session.dataset_handle(),
+            device,
+            backend: session.backend().clone(),
+            total: queue.len(),
+            queue,
+            budget_steps: ((request.fine_tune_epochs * spe as f64).round() as u64).max(2),
+            current: None,
+            started: Instant::now(),
+            result: SweepResult::default(),
+        };
+        me.result.dense_accuracy = session.evaluate_network(session.network()).accuracy;
+        Ok(me)
+    }
+
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    pub fn done(&self) -> usize {
+        self.result.points.len()
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.queue.is_empty() && self.current.is_none()
+    }
+
+    /// Seconds left, extrapolated from the points finished so far.
+    pub fn remaining_s(&self) -> Option<f64> {
+        let done = self.done();
+        (done > 0).then(|| {
+            self.started.elapsed().as_secs_f64() / done as f64 * (self.total - done) as f64
+        })
+    }
+
+    /// The plan of one point: the base plan with this granularity everywhere (skips kept),
+    /// pruned by a polynomial schedule over the first half of the budget.
+    fn point_plan(&self, granularity: Granularity, target: f64) -> ExperimentPlan {
+        let mut plan = self.base_plan.clone();
+        let begin = self.base.step;
+        let end = begin + (self.budget_steps / 2).max(1);
+        let spe = plan.steps_per_epoch(self.dataset.train.len());
+        plan.training.epochs = (begin + self.budget_steps).div_ceil(spe) as u32;
+        plan.pruning.granularity = granularity;
+        plan.pruning.scope = Scope::Layer;
+        plan.pruning.layers.retain(|_, o| o.skip);
+        for o in plan.pruning.layers.values_mut() {
+            *o = LayerOverride {
+                skip: true,
+                ..Default::default()
+            };
+        }
+        plan.pruning.schedule = Schedule::Polynomial {
+            initial: 0.0,
+            final_sparsity: target.min(0.99),
+            begin: At::Step(begin),
+            end: At::Step(end),
+            power: 3.0,
+            frequency: ((end - begin) / 10).max(1),
+        };
+        plan
+    }
+
+    /// One training step of the current point (starting the next point when needed).
+    /// Returns the point when one finishes.
+    pub fn advance(&mut self) -> Result<Option<SweepPoint>, SessionError> {
+        if self.current.is_none() {
+            let Some((g, t)) = self.queue.pop() else {
+                return Ok(None);
+            };
+            let mut data = self.base.clone();
+            data.plan_toml = self.point_plan(g, t).to_toml();
+            let session = Session::from_checkpoint(
+                &data,
+                self.dataset.clone(),
+                self.device.clone(),
+                self.backend.clone(),
+            )?;
+            let stop = self.base.step + self.budget_steps;
+            self.current = Some((g, t, session, stop));
+        }
+        let (g, t, session, stop) = self.current.as_mut().expect("set above");
+        session.train_step()?;
+        if session.step() < *stop {
+            return Ok(None);
+        }
+        let summary = session.summary();
+        let point = SweepPoint {
+            granularity: g.to_string(),
+            target: *t,
+            sparsity: summary.sparsity,
+            accuracy: summary.final_accuracy,
+        };
+        self.current = None;
+        self.result.points.push(point.clone());
+        Ok(Some(point))
+    }
+}
