@@ -87,6 +87,8 @@ pub struct Session {
     steps_per_epoch: u64,
     dense_accuracy: Option<f64>,
     last_evaluation: Option<Evaluation>,
+    /// False when a checkpoint's Adam state could not be restored (fresh moments instead).
+    adam_restored: bool,
     started: Instant,
     train_time: Duration,
     trained_samples: u64,
@@ -130,6 +132,7 @@ impl Session {
             step: 0,
             dense_accuracy: None,
             last_evaluation: None,
+            adam_restored: true,
             started: Instant::now(),
             train_time: Duration::ZERO,
             trained_samples: 0,
@@ -398,6 +401,12 @@ impl Session {
         self.device.clone().inner()
     }
 
+    /// Whether the optimizer state of a restored checkpoint came back (always true for a
+    /// session trained from scratch).
+    pub fn adam_restored(&self) -> bool {
+        self.adam_restored
+    }
+
     /// The most recent evaluation, if any.
     pub fn last_evaluation(&self) -> Option<Evaluation> {
         self.last_evaluation
@@ -545,11 +554,16 @@ impl Session {
                 .try_load_record(record)
                 .map_err(|e| bad(format!("model does not match the plan: {e}")))?,
         );
-        s.optim = s
-            .optim
-            .clone()
-            .from_bytes(Bytes::from_bytes_vec(data.optimizer.clone()))
-            .map_err(|e| bad(format!("optimizer: {e}")))?;
+        // burn materializes optimizer state on the process's default device before moving it
+        // at the next step (the binary pins that default to flex with BURN_DEVICE); where no
+        // default device can start, training resumes with fresh Adam moments instead.
+        let optim = s.optim.clone();
+        let bytes = Bytes::from_bytes_vec(data.optimizer.clone());
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| optim.from_bytes(bytes))) {
+            Ok(Ok(restored)) => s.optim = restored,
+            Ok(Err(e)) => return Err(bad(format!("optimizer: {e}"))),
+            Err(_) => s.adam_restored = false,
+        }
         for (name, dims, mask) in &data.masks {
             let i = s
                 .rules

@@ -327,6 +327,11 @@ impl WorkerLoop {
         });
         if let Some((session, history_json)) = built {
             let step = session.step();
+            if !session.adam_restored() {
+                self.emit(Event::Notice {
+                    message: "Adam's moments could not be restored (no default device); training resumes with fresh ones".into(),
+                });
+            }
             self.announce(session, false);
             self.emit(Event::CheckpointLoaded {
                 path,
