@@ -13,6 +13,8 @@
 pub mod app;
 pub mod cli;
 pub mod data;
+pub mod export;
+pub mod infer;
 pub mod masks_file;
 pub mod model;
 pub mod plan;

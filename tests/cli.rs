@@ -487,3 +487,102 @@ fn sweep_from_a_saved_checkpoint_keeps_unstructured_90_percent_accurate() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn export_reports_sizes_and_reloads_exactly() {
+    let dir = temp_dir("export");
+    let out = run(&[
+        "export",
+        "--preset",
+        "lenet300-agp90",
+        "--backend",
+        "flex",
+        "--target",
+        "0.8",
+        "--out",
+        dir.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = events(&out).last().unwrap().clone();
+    assert_eq!(r["event"], "export");
+    let dense = r["dense_f32_bytes"].as_f64().unwrap();
+    let ratio = |k: &str| r[k].as_f64().unwrap() / dense;
+    eprintln!(
+        "export at 80%: gzip {:.3}x sparse f32 {:.3}x int8 {:.3}x floor f32 {:.3}x",
+        ratio("dense_gzip_bytes"),
+        ratio("sparse_f32_bytes"),
+        ratio("sparse_int8_bytes"),
+        ratio("floor_f32_bytes")
+    );
+    assert_eq!(dense, 4.0 * 266_610.0);
+    assert!(ratio("sparse_f32_bytes") <= 0.25);
+    assert!(ratio("sparse_int8_bytes") <= 0.08);
+    assert!(ratio("dense_gzip_bytes") > ratio("sparse_f32_bytes"));
+    assert!((r["sparsity"].as_f64().unwrap() - 0.8).abs() < 0.005);
+    assert_eq!(r["accuracy_f32_reloaded"], r["accuracy"]);
+    let int8 = r["accuracy_int8_reloaded"].as_f64().unwrap();
+    assert!((int8 - r["accuracy"].as_f64().unwrap()).abs() <= 0.005);
+    for f in ["model.safetensors", "model-f32.spx", "model-int8.spx"] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    // a corrupted file is a clean error naming it
+    let spx = dir.join("model-f32.spx");
+    let mut bytes = std::fs::read(&spx).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&spx, bytes).unwrap();
+    let e = sparsity_explorer::export::read_sparse(&spx)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("model-f32.spx") && e.contains("checksum"), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bench_infer_matches_the_dense_outputs() {
+    let out = run(&[
+        "bench-infer",
+        "--preset",
+        "lenet300-agp90",
+        "--backend",
+        "flex",
+        "--seconds",
+        "0.1",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = events(&out).last().unwrap().clone();
+    assert_eq!(r["event"], "bench-infer");
+    for k in [
+        "dense_batch1_us",
+        "sparse_batch1_us",
+        "dense_batch128_samples_per_s",
+        "sparse_batch128_samples_per_s",
+    ] {
+        assert!(r[k].as_f64().unwrap() > 0.0, "{k}");
+    }
+    assert!(r["max_abs_diff"].as_f64().unwrap() <= 1e-4);
+    assert!((r["sparsity"].as_f64().unwrap() - 0.9).abs() < 0.005);
+    assert_eq!(r["sparse_macs"], 26_620);
+    assert_clean_failure(
+        &[
+            "bench-infer",
+            "--model",
+            "lenet5",
+            "--backend",
+            "flex",
+            "--epochs",
+            "1",
+        ],
+        "sparse inference needs a model made of dense layers only",
+    );
+}

@@ -33,6 +33,7 @@ fn picker(dir: &Path, dataset: Option<PathBuf>) -> FilePicker {
             FileAction::OpenDatasetFolder => dataset.clone()?,
             FileAction::ExportSensitivity => dir.join("sensitivity.csv"),
             FileAction::ExportSweep => dir.join("sweep.csv"),
+            FileAction::ExportModel => dir.join("export"),
         })
     })
 }
@@ -378,5 +379,27 @@ fn sensitivity_from_the_window_fills_the_table_and_sets_per_layer_targets() {
         "{text}"
     );
     assert_eq!(text.lines().count(), 4);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_export_tab_writes_the_files_and_shows_their_sizes() {
+    let dir = temp_dir("export");
+    let mut p = plan();
+    p.training.epochs = 2;
+    let mut h = harness(picker(&dir, None), p);
+    click(&mut h, "Start");
+    wait(&mut h, 60, "the run to finish", |app| {
+        app.status.summary.is_some()
+    });
+    click(&mut h, "Export");
+    click(&mut h, "Export to folder…");
+    wait(&mut h, 60, "the export", |app| app.export_report.is_some());
+    let r = h.state().export_report.clone().unwrap();
+    assert!(r.sizes.sparse_f32_bytes < r.sizes.dense_f32_bytes);
+    assert!(r.sizes.sparse_int8_bytes < r.sizes.sparse_f32_bytes);
+    assert_eq!(r.accuracy_f32_reloaded, r.accuracy);
+    assert!(dir.join("export").join("model-int8.spx").is_file());
+    assert!(h.query_by_label("reloaded int8").is_some());
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -19,6 +19,7 @@ pub enum FileAction {
     OpenDatasetFolder,
     ExportSensitivity,
     ExportSweep,
+    ExportModel,
 }
 
 /// Chooses a path for an action, or `None` when cancelled. Called on a helper thread.
@@ -48,6 +49,7 @@ pub fn native_picker() -> FilePicker {
                 .add_filter("CSV", &["csv"])
                 .set_file_name("sensitivity.csv")
                 .save_file(),
+            FileAction::ExportModel => d.pick_folder(),
             FileAction::ExportSweep => d
                 .add_filter("CSV", &["csv"])
                 .set_file_name("sweep.csv")

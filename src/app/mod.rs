@@ -98,12 +98,14 @@ pub enum Tab {
     Training,
     Sensitivity,
     Sweeps,
+    Export,
 }
 
 /// The application state.
 pub struct ExplorerApp {
     pub tab: Tab,
     pub analysis: AnalysisState,
+    pub export_report: Option<crate::train::ExportReport>,
     /// The plan being edited (persisted between launches).
     pub plan: ExperimentPlan,
     /// The plan the worker runs, if a run exists.
@@ -170,6 +172,7 @@ impl ExplorerApp {
         let mut app = Self {
             tab: Tab::Training,
             analysis: AnalysisState::default(),
+            export_report: None,
             plan,
             sent_plan: None,
             worker,
@@ -417,6 +420,17 @@ impl ExplorerApp {
                 }
                 self.banner = Some(message);
             }
+            Event::Exported(report) => {
+                self.notice(format!(
+                    "exported to {}",
+                    report
+                        .stripped
+                        .parent()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                ));
+                self.export_report = Some(report);
+            }
             Event::SensitivityProgress {
                 dense_accuracy,
                 layer,
@@ -515,6 +529,9 @@ impl ExplorerApp {
                 }
                 FileAction::OpenDatasetFolder => {
                     self.plan.dataset = crate::data::DatasetSource::Folder(path)
+                }
+                FileAction::ExportModel => {
+                    self.worker.send(Command::Export { dir: path });
                 }
                 FileAction::ExportSensitivity => {
                     if let Some(r) = &self.analysis.sensitivity {
@@ -789,6 +806,11 @@ impl ExplorerApp {
                     "Sweeps",
                     "Accuracy against sparsity for several targets and granularities.",
                 ),
+                (
+                    Tab::Export,
+                    "Export",
+                    "Sparse and quantized model files, and what they weigh.",
+                ),
             ] {
                 ui.selectable_value(&mut self.tab, tab, name)
                     .on_hover_text(tip);
@@ -819,6 +841,12 @@ impl ExplorerApp {
                 analysis_view::sensitivity_ui(ui, &mut self.analysis, &mut self.plan, have_model)
             }
             Tab::Sweeps => analysis_view::sweeps_ui(ui, &mut self.analysis, have_model),
+            Tab::Export => {
+                if views::export_ui(ui, self.export_report.as_ref(), have_model) {
+                    self.choose_file(FileAction::ExportModel);
+                }
+                None
+            }
         };
         if let Some(a) = action {
             self.analysis_action(a);

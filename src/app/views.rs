@@ -340,6 +340,86 @@ pub fn histogram_plot(ui: &mut Ui, layers: &[LayerView], selected: &mut usize, h
         });
 }
 
+/// The Export tab: a button, and the size report as numbers and bars. Returns whether the
+/// export button was pressed.
+pub fn export_ui(
+    ui: &mut Ui,
+    report: Option<&crate::train::ExportReport>,
+    have_model: bool,
+) -> bool {
+    ui.label("A pruned model's file only shrinks with a sparse representation: the dense file keeps every zero. The sparse files store each mask in its smallest encoding (bitmask, indices, or 2 bits per kept weight for 2:4) and only the kept values, as f32 or as int8 with one scale per output channel.");
+    let pressed = ui
+        .add_enabled(have_model, egui::Button::new("Export to folder…"))
+        .on_hover_text("Writes model.safetensors (dense weights and masks for PyTorch), model-f32.spx and model-int8.spx, reloads both and evaluates them.")
+        .on_disabled_hover_text("Train or load a model first.")
+        .clicked();
+    let Some(r) = report else {
+        return pressed;
+    };
+    let s = &r.sizes;
+    let rows = [
+        ("dense f32", s.dense_f32_bytes),
+        ("dense gzip", s.dense_gzip_bytes),
+        ("sparse f32", s.sparse_f32_bytes),
+        ("floor f32", s.floor_f32_bytes),
+        ("sparse int8", s.sparse_int8_bytes),
+        ("floor int8", s.floor_int8_bytes),
+    ];
+    ui.columns(2, |cols| {
+        egui::Grid::new("sizes")
+            .striped(true)
+            .show(&mut cols[0], |ui| {
+                ui.strong("form");
+                ui.strong("bytes");
+                ui.strong("of dense f32");
+                ui.end_row();
+                for (name, bytes) in rows {
+                    ui.label(name);
+                    ui.label(bytes.to_string());
+                    ui.label(format!(
+                        "{:.3}x",
+                        bytes as f64 / s.dense_f32_bytes.max(1) as f64
+                    ));
+                    ui.end_row();
+                }
+                ui.label("sparsity");
+                ui.label(format!("{:.3}", s.sparsity));
+                ui.end_row();
+                ui.label("accuracy");
+                ui.label(format!("{:.4}", r.accuracy));
+                ui.end_row();
+                ui.label("reloaded f32");
+                ui.label(format!("{:.4}", r.accuracy_f32_reloaded));
+                ui.end_row();
+                ui.label("reloaded int8");
+                ui.label(format!("{:.4}", r.accuracy_int8_reloaded));
+                ui.end_row();
+            });
+        let names: Vec<String> = rows.iter().map(|r| r.0.to_string()).collect();
+        let bars: Vec<Bar> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (n, b))| Bar::new(i as f64, *b as f64 / 1024.0).name(*n).width(0.7))
+            .collect();
+        Plot::new("sizes-bars")
+            .height(260.0)
+            .y_axis_label("KiB")
+            .include_y(0.0)
+            .x_axis_formatter(move |mark, _| {
+                let i = mark.value.round();
+                if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
+                    names.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .show(&mut cols[1], |plot| {
+                plot.bar_chart(BarChart::new("size", bars).color(RUN))
+            });
+    });
+    pressed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

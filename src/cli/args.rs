@@ -60,6 +60,10 @@ pub enum CliCommand {
     /// Accuracy against sparsity for several targets and granularities, each fine-tuned
     /// from the same model with the same budget.
     Sweep(Box<super::analysis::SweepArgs>),
+    /// Write the model as sparse files (f32 and int8) and report their sizes.
+    Export(Box<super::export::ExportArgs>),
+    /// Time dense against sparse inference on the CPU.
+    BenchInfer(Box<super::infer::BenchInferArgs>),
     /// List the built-in presets, or print one as TOML.
     Presets {
         /// Print this preset's plan.

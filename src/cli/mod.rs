@@ -3,6 +3,8 @@
 pub mod analysis;
 pub mod args;
 pub mod bench;
+pub mod export;
+pub mod infer;
 
 use std::io::Write;
 use std::time::Duration;
@@ -23,6 +25,8 @@ pub fn main(cli: Cli) -> Result<()> {
         Some(CliCommand::Bench(args)) => bench::bench(&args),
         Some(CliCommand::Sensitivity(args)) => analysis::sensitivity(&args),
         Some(CliCommand::Sweep(args)) => analysis::sweep(&args),
+        Some(CliCommand::Export(args)) => export::export(&args),
+        Some(CliCommand::BenchInfer(args)) => infer::bench_infer(&args),
         Some(CliCommand::Presets { name }) => presets(name.as_deref()),
         None => crate::app::run_window(crate::app::AppOptions {
             preset: cli.window.preset,

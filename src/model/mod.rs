@@ -11,9 +11,10 @@ mod small_cnn;
 use std::fmt;
 use std::str::FromStr;
 
+use burn::module::RunningState;
 use burn::module::{Module, Param};
-use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, Linear};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +48,35 @@ pub trait Architecture {
     fn forward(&self, images: Tensor<4>) -> Tensor<2>;
     fn prunable(&self) -> Vec<LayerHandle<'_>>;
     fn prunable_mut(&mut self) -> Vec<LayerHandleMut<'_>>;
+    /// Batch norms by name (the other parameters a model can have).
+    fn batch_norms(&self) -> Vec<(&'static str, &BatchNorm)> {
+        Vec::new()
+    }
+    fn batch_norms_mut(&mut self) -> Vec<(&'static str, &mut BatchNorm)> {
+        Vec::new()
+    }
+}
+
+/// A parameter on the host, named and laid out as PyTorch names and lays it out
+/// (`fc1.weight` `[out, in]`, `conv1.bias`, `norm.running_mean`, ...).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    pub name: String,
+    pub dims: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+/// A parameter file that does not fit the model.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ParamError {
+    #[error("parameter {name} is missing")]
+    Missing { name: String },
+    #[error("parameter {name} has shape {found:?}, the model needs {expected:?}")]
+    Shape {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
 }
 
 /// Which model to train. Written as `mlp`, `lenet5`, `seed-cnn`, `small-cnn`.
@@ -166,6 +196,139 @@ impl Network {
         self.arch().prunable().iter().map(read_weight).collect()
     }
 
+    /// Every parameter on the host, PyTorch names and layout, prunable weights first (in
+    /// layer order, each followed by its bias), then batch norms.
+    pub fn read_params(&self) -> Vec<HostTensor> {
+        let specs = self.layer_specs();
+        let mut out = Vec::new();
+        for (spec, layer) in specs.iter().zip(self.arch().prunable()) {
+            out.push(HostTensor {
+                name: format!("{}.weight", spec.name),
+                dims: spec.shape.dims(),
+                values: read_weight(&layer),
+            });
+            let bias = match layer {
+                LayerHandle::Linear(l) => l.bias.as_ref().map(|b| b.val()),
+                LayerHandle::Conv2d(c) => c.bias.as_ref().map(|b| b.val()),
+            };
+            if let Some(b) = bias {
+                out.push(host_vector(format!("{}.bias", spec.name), b));
+            }
+        }
+        for (name, bn) in self.arch().batch_norms() {
+            out.push(host_vector(format!("{name}.weight"), bn.gamma.val()));
+            out.push(host_vector(format!("{name}.bias"), bn.beta.val()));
+            out.push(host_vector(
+                format!("{name}.running_mean"),
+                bn.running_mean.value(),
+            ));
+            out.push(host_vector(
+                format!("{name}.running_var"),
+                bn.running_var.value(),
+            ));
+        }
+        out
+    }
+
+    /// Replaces every parameter with the named host values (as [`Network::read_params`]
+    /// gives them). Every parameter must be present with its exact shape.
+    pub fn write_params(&mut self, params: &[HostTensor]) -> Result<(), ParamError> {
+        let find = |name: &str, dims: &[usize]| -> Result<&HostTensor, ParamError> {
+            let t = params
+                .iter()
+                .find(|t| t.name == name)
+                .ok_or_else(|| ParamError::Missing { name: name.into() })?;
+            if t.dims != dims || t.values.len() != dims.iter().product::<usize>() {
+                return Err(ParamError::Shape {
+                    name: name.into(),
+                    expected: dims.to_vec(),
+                    found: t.dims.clone(),
+                });
+            }
+            Ok(t)
+        };
+        // check everything before changing anything
+        for t in self.read_params() {
+            find(&t.name, &t.dims)?;
+        }
+        let specs = self.layer_specs();
+        for (spec, layer) in specs.iter().zip(self.arch_mut().prunable_mut()) {
+            let w = find(&format!("{}.weight", spec.name), &spec.shape.dims())?;
+            let s = spec.shape;
+            match layer {
+                LayerHandleMut::Linear(l) => {
+                    set_param(&mut l.weight, |device| {
+                        Tensor::<2>::from_data(
+                            TensorData::new(w.values.clone(), [s.out, s.inp]),
+                            device,
+                        )
+                        .transpose()
+                    });
+                    if let Some(b) = l.bias.as_mut() {
+                        let bv = find(&format!("{}.bias", spec.name), &[s.out])?;
+                        set_param(b, |device| {
+                            Tensor::<1>::from_data(
+                                TensorData::new(bv.values.clone(), [s.out]),
+                                device,
+                            )
+                        });
+                    }
+                }
+                LayerHandleMut::Conv2d(c) => {
+                    set_param(&mut c.weight, |device| {
+                        Tensor::<4>::from_data(
+                            TensorData::new(w.values.clone(), [s.out, s.inp, s.kh, s.kw]),
+                            device,
+                        )
+                    });
+                    if let Some(b) = c.bias.as_mut() {
+                        let bv = find(&format!("{}.bias", spec.name), &[s.out])?;
+                        set_param(b, |device| {
+                            Tensor::<1>::from_data(
+                                TensorData::new(bv.values.clone(), [s.out]),
+                                device,
+                            )
+                        });
+                    }
+                }
+            }
+        }
+        for (name, bn) in self.arch_mut().batch_norms_mut() {
+            let n = bn.gamma.dims()[0];
+            let vec = |suffix: &str| -> Result<Vec<f32>, ParamError> {
+                Ok(find(&format!("{name}.{suffix}"), &[n])?.values.clone())
+            };
+            let (g, b, m, v) = (
+                vec("weight")?,
+                vec("bias")?,
+                vec("running_mean")?,
+                vec("running_var")?,
+            );
+            set_param(&mut bn.gamma, |d| {
+                Tensor::<1>::from_data(TensorData::new(g, [n]), d)
+            });
+            set_param(&mut bn.beta, |d| {
+                Tensor::<1>::from_data(TensorData::new(b, [n]), d)
+            });
+            let device = bn.gamma.val().device().inner();
+            bn.running_mean =
+                RunningState::new(Tensor::<1>::from_data(TensorData::new(m, [n]), &device));
+            bn.running_var =
+                RunningState::new(Tensor::<1>::from_data(TensorData::new(v, [n]), &device));
+        }
+        Ok(())
+    }
+
+    /// The model's prunable layers, as [`ModelKind::layer_specs`] lists them.
+    pub fn layer_specs(&self) -> Vec<LayerSpec> {
+        match self {
+            Network::Mlp(_) => Mlp::layer_specs(),
+            Network::Lenet5(_) => LeNet5::layer_specs(),
+            Network::SeedCnn(_) => SeedCnn::layer_specs(),
+            Network::SmallCnn(_) => SmallCnn::layer_specs(),
+        }
+    }
+
     /// Multiplies every prunable weight by its mask (`None`: left as is). Pruned weights
     /// become exactly 0.0 and the parameters stay leaves that require gradients.
     pub fn apply_masks(&mut self, masks: &[Option<DeviceMask>]) {
@@ -219,6 +382,33 @@ fn read_weight(layer: &LayerHandle<'_>) -> Vec<f32> {
         LayerHandle::Conv2d(c) => c.weight.val().into_data(),
     };
     data.iter::<f32>().collect()
+}
+
+fn host_vector(name: String, t: Tensor<1>) -> HostTensor {
+    let values: Vec<f32> = t.into_data().iter::<f32>().collect();
+    HostTensor {
+        name,
+        dims: vec![values.len()],
+        values,
+    }
+}
+
+/// Replaces a parameter's value, keeping its id, device and whether it requires gradients.
+fn set_param<const D: usize>(
+    param: &mut Param<Tensor<D>>,
+    make: impl FnOnce(&Device) -> Tensor<D>,
+) {
+    *param = param.clone().map(|old| {
+        let requires_grad = old.is_require_grad();
+        let tracked = old.is_autodiff();
+        let fresh = make(&old.device().inner());
+        let fresh = if tracked { fresh.autodiff() } else { fresh };
+        if requires_grad {
+            fresh.require_grad()
+        } else {
+            fresh
+        }
+    });
 }
 
 fn mask_param<const D: usize>(param: &mut Param<Tensor<D>>, mask: &Tensor<D>) {

@@ -74,6 +74,14 @@ impl Architecture for SeedCnn {
         ]
     }
 
+    fn batch_norms(&self) -> Vec<(&'static str, &BatchNorm)> {
+        vec![("norm", &self.norm)]
+    }
+
+    fn batch_norms_mut(&mut self) -> Vec<(&'static str, &mut BatchNorm)> {
+        vec![("norm", &mut self.norm)]
+    }
+
     fn prunable_mut(&mut self) -> Vec<LayerHandleMut<'_>> {
         vec![
             LayerHandleMut::Conv2d(&mut self.conv1),

@@ -8,6 +8,7 @@ use super::analysis::{
     SensitivityRequest, SensitivityResult, SweepPoint, SweepRequest, SweepResult,
 };
 use super::backend::BackendInfo;
+use super::exporting::ExportReport;
 use crate::plan::ExperimentPlan;
 use crate::prune::LayerShape;
 
@@ -27,6 +28,11 @@ pub enum Command {
     /// Send a [`LayerSnapshot`] of one layer (by name) or of every prunable layer.
     Snapshot {
         layer: Option<String>,
+    },
+    /// Export the model: stripped safetensors and sparse files (f32, int8) into a folder,
+    /// reloaded and evaluated.
+    Export {
+        dir: PathBuf,
     },
     /// Write the current masks as safetensors (see [`crate::masks_file`]).
     SaveMasks {
@@ -181,6 +187,7 @@ pub enum Event {
     MasksSaved {
         path: PathBuf,
     },
+    Exported(ExportReport),
     /// A checkpoint was restored; a `Started` event for it came just before.
     CheckpointLoaded {
         path: PathBuf,

@@ -5,6 +5,7 @@ pub mod analysis;
 pub mod backend;
 pub mod checkpoint;
 pub mod event;
+pub mod exporting;
 pub mod session;
 pub mod worker;
 
@@ -12,5 +13,6 @@ pub use analysis::{SensitivityRequest, SensitivityResult, SweepPoint, SweepReque
 pub use backend::{BackendChoice, BackendInfo, select};
 pub use checkpoint::{CheckpointData, CheckpointError};
 pub use event::{Command, Event, LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary};
+pub use exporting::{ExportReport, export_session};
 pub use session::{Evaluation, PruneReport, Session, SessionError, StepOutcome};
 pub use worker::{Waker, Worker};

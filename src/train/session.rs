@@ -189,6 +189,11 @@ impl Session {
         &self.rules
     }
 
+    /// The host masks of the prunable layers (`None`: dense), in layer order.
+    pub fn masks(&self) -> &[Option<Vec<u8>>] {
+        &self.masks
+    }
+
     /// The planned mask sparsity at each pruning step over the whole run.
     pub fn planned_schedule(&self) -> Vec<(u64, f64)> {
         self.schedule.mask_targets(self.total_steps())

@@ -230,6 +230,29 @@ impl WorkerLoop {
                 }
             }
             Command::LoadCheckpoint { path } => self.load_checkpoint(path),
+            Command::Export { dir } => {
+                let Some(s) = &self.session else {
+                    return self.emit(Event::Notice {
+                        message: "nothing to export: train or load a model first".into(),
+                    });
+                };
+                match catch_unwind(AssertUnwindSafe(|| {
+                    super::exporting::export_session(s, &dir)
+                })) {
+                    Ok(Ok(report)) => self.emit(Event::Exported(report)),
+                    Ok(Err(e)) => self.emit(Event::Error {
+                        message: format!("export failed: {e}"),
+                        step: None,
+                    }),
+                    Err(p) => self.emit(Event::Error {
+                        message: format!(
+                            "the worker crashed while exporting: {}",
+                            panic_message(p.as_ref())
+                        ),
+                        step: None,
+                    }),
+                }
+            }
             Command::SaveMasks { path } => {
                 let Some(s) = &self.session else {
                     return self.emit(Event::Notice {

@@ -1,0 +1,42 @@
+"""Dense CPU inference time of PyTorch on weights exported by `sparsity-explorer export`.
+
+    python3 torch_infer.py model.safetensors [--seconds 1] [--threads 2]
+
+Prints one JSON line: batch-1 latency (microseconds) and batch-128 throughput of the
+LeNet-300-100 in the file, the reference for `sparsity-explorer bench-infer`.
+"""
+import argparse, json, time
+import torch
+from safetensors.torch import load_file
+
+def timed(fn, seconds):
+    for _ in range(3):
+        fn()
+    t, n = time.perf_counter(), 0
+    while time.perf_counter() - t < seconds:
+        fn()
+        n += 1
+    return (time.perf_counter() - t) / n
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("weights")
+    ap.add_argument("--seconds", type=float, default=1.0)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    w = load_file(a.weights)
+    layers = [n[:-len(".weight")] for n in w if n.endswith(".weight") and not n.endswith("_mask")]
+    layers.sort()
+    def forward(x):
+        for i, l in enumerate(layers):
+            x = torch.nn.functional.linear(x, w[l + ".weight"], w[l + ".bias"])
+            if i + 1 < len(layers):
+                x = torch.relu(x)
+        return x
+    one, batch = torch.rand(1, 784), torch.rand(128, 784)
+    with torch.inference_mode():
+        b1 = timed(lambda: forward(one), a.seconds)
+        b128 = timed(lambda: forward(batch), a.seconds)
+    print(json.dumps({"framework": f"pytorch {torch.__version__}", "batch1_us": b1 * 1e6,
+                      "batch128_samples_per_s": 128 / b128}))

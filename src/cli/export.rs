@@ -1,0 +1,147 @@
+//! `export`: the compact sparse files of a pruned model, with their sizes.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use serde_json::json;
+
+use super::args::PlanArgs;
+use crate::train::{Command, Event, Worker};
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Export this checkpoint instead of training the plan first.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    /// Folder for model.safetensors, model-f32.spx and model-int8.spx.
+    #[arg(long, value_name = "DIR", default_value = "export")]
+    pub out: PathBuf,
+    /// JSON lines on stdout; the last one is the report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn wait(
+    worker: &Worker,
+    json: bool,
+    out: &mut impl Write,
+    done: impl Fn(&Event) -> bool,
+) -> Result<Event> {
+    loop {
+        match worker.recv_timeout(Duration::from_secs(3600)) {
+            Ok(Event::Error { message, .. }) => bail!(message),
+            Ok(e) => {
+                if json
+                    && !matches!(
+                        e,
+                        Event::Snapshot(_) | Event::Finished { .. } | Event::Exported(_)
+                    )
+                {
+                    writeln!(out, "{}", serde_json::to_string(&e)?)?;
+                }
+                if done(&e) {
+                    return Ok(e);
+                }
+            }
+            Err(true) => bail!("the training worker stopped"),
+            Err(false) => {}
+        }
+    }
+}
+
+pub fn export(args: &ExportArgs) -> Result<()> {
+    let worker = Worker::spawn(None);
+    let mut out = std::io::stdout().lock();
+    match &args.checkpoint {
+        Some(path) => {
+            worker.send(Command::LoadCheckpoint { path: path.clone() });
+            wait(&worker, args.json, &mut out, |e| {
+                matches!(e, Event::CheckpointLoaded { .. })
+            })?;
+        }
+        None => {
+            let plan = args.plan.build()?;
+            if !args.json {
+                eprintln!(
+                    "training {} with {} first",
+                    plan.model, plan.pruning.granularity
+                );
+            }
+            worker.send(Command::Start(Box::new(plan)));
+            wait(&worker, args.json, &mut out, |e| {
+                matches!(e, Event::Finished { .. })
+            })?;
+        }
+    }
+    worker.send(Command::Export {
+        dir: args.out.clone(),
+    });
+    let Event::Exported(r) = wait(&worker, args.json, &mut out, |e| {
+        matches!(e, Event::Exported(_))
+    })?
+    else {
+        unreachable!("waited for an export")
+    };
+    let s = &r.sizes;
+    if args.json {
+        let line = json!({
+            "event": "export",
+            "dense_f32_bytes": s.dense_f32_bytes,
+            "dense_gzip_bytes": s.dense_gzip_bytes,
+            "sparse_f32_bytes": s.sparse_f32_bytes,
+            "sparse_int8_bytes": s.sparse_int8_bytes,
+            "floor_f32_bytes": s.floor_f32_bytes,
+            "floor_int8_bytes": s.floor_int8_bytes,
+            "sparsity": s.sparsity,
+            "accuracy": r.accuracy,
+            "accuracy_f32_reloaded": r.accuracy_f32_reloaded,
+            "accuracy_int8_reloaded": r.accuracy_int8_reloaded,
+            "files": [r.stripped, r.sparse_f32, r.sparse_int8],
+        });
+        writeln!(out, "{line}")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "sparsity {:.4}, accuracy {:.4}",
+        s.sparsity, r.accuracy
+    )?;
+    let rows = [
+        ("dense f32", s.dense_f32_bytes),
+        ("dense gzip", s.dense_gzip_bytes),
+        ("sparse f32", s.sparse_f32_bytes),
+        ("floor f32", s.floor_f32_bytes),
+        ("sparse int8", s.sparse_int8_bytes),
+        ("floor int8", s.floor_int8_bytes),
+    ];
+    for (name, bytes) in rows {
+        let ratio = bytes as f64 / s.dense_f32_bytes.max(1) as f64;
+        let bar = "#".repeat((ratio * 40.0).round() as usize);
+        writeln!(out, "{name:<12} {bytes:>10} B  {ratio:>6.3}x  {bar}")?;
+    }
+    writeln!(
+        out,
+        "reloaded: f32 {:.4} (same model: {}), int8 {:.4} ({:+.2} points)",
+        r.accuracy_f32_reloaded,
+        if r.accuracy_f32_reloaded == r.accuracy {
+            "exact"
+        } else {
+            "differs"
+        },
+        r.accuracy_int8_reloaded,
+        100.0 * (r.accuracy_int8_reloaded - r.accuracy)
+    )?;
+    writeln!(
+        out,
+        "files: {}, {}, {}",
+        r.stripped.display(),
+        r.sparse_f32.display(),
+        r.sparse_int8.display()
+    )?;
+    Ok(())
+}

@@ -1,0 +1,410 @@
+//! CPU inference that uses the sparsity: CSR rows for unstructured layers, a dedicated
+//! kernel for 2:4, and channel-pruned layers physically shrunk. Plain Rust on host weights,
+//! beside a dense path written the same way, so the two can be compared honestly.
+
+use thiserror::Error;
+
+use crate::model::HostTensor;
+
+#[derive(Debug, Error, PartialEq)]
+pub enum InferError {
+    #[error(
+        "sparse inference needs a model made of dense layers only (like mlp); {0} has convolutions"
+    )]
+    NotDense(String),
+    #[error("parameter {0} is missing")]
+    Missing(String),
+    #[error("layer {name}: {reason}")]
+    Shape { name: String, reason: String },
+}
+
+/// One fully connected layer, `y = W x + b`, in some storage.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Linear {
+    /// Row-major `[out, in]`.
+    Dense {
+        out: usize,
+        inp: usize,
+        w: Vec<f32>,
+        b: Vec<f32>,
+    },
+    /// Compressed sparse rows.
+    Csr {
+        out: usize,
+        inp: usize,
+        row_start: Vec<u32>,
+        cols: Vec<u32>,
+        vals: Vec<f32>,
+        b: Vec<f32>,
+    },
+    /// 2 kept weights in every group of 4 inputs: `vals[o][2g + k]` sits at input
+    /// `4g + pos[o][2g + k]`.
+    TwoOfFour {
+        out: usize,
+        inp: usize,
+        pos: Vec<u8>,
+        vals: Vec<f32>,
+        b: Vec<f32>,
+    },
+}
+
+/// Dot product with eight independent accumulators, so it vectorizes.
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// `sum v[k] * x[c[k]]`, four accumulators. Every column index is below `x.len()`
+/// ([`choose`] and [`Mlp::sparse`] only build CSR rows from positions inside the row).
+#[inline]
+fn sparse_dot(c: &[u32], v: &[f32], x: &[f32]) -> f32 {
+    debug_assert!(c.iter().all(|&i| (i as usize) < x.len()));
+    assert!(c.len() == v.len() && c.last().is_none_or(|&i| (i as usize) < x.len()));
+    let mut acc = [0.0f32; 4];
+    let (cc, vc) = (c.chunks_exact(4), v.chunks_exact(4));
+    let (cr, vr) = (cc.remainder(), vc.remainder());
+    for (ci, vi) in cc.zip(vc) {
+        for k in 0..4 {
+            // SAFETY: column indices are strictly increasing within a row, so the last one
+            // (checked above) bounds them all.
+            acc[k] += vi[k] * unsafe { *x.get_unchecked(ci[k] as usize) };
+        }
+    }
+    let mut sum = acc[0] + acc[1] + acc[2] + acc[3];
+    for (&ci, &vi) in cr.iter().zip(vr) {
+        sum += vi * x[ci as usize];
+    }
+    sum
+}
+
+impl Linear {
+    pub fn out(&self) -> usize {
+        match self {
+            Linear::Dense { out, .. } | Linear::Csr { out, .. } | Linear::TwoOfFour { out, .. } => {
+                *out
+            }
+        }
+    }
+
+    pub fn inp(&self) -> usize {
+        match self {
+            Linear::Dense { inp, .. } | Linear::Csr { inp, .. } | Linear::TwoOfFour { inp, .. } => {
+                *inp
+            }
+        }
+    }
+
+    /// Stored weights (kept values only for sparse kinds).
+    pub fn stored(&self) -> usize {
+        match self {
+            Linear::Dense { w, .. } => w.len(),
+            Linear::Csr { vals, .. } | Linear::TwoOfFour { vals, .. } => vals.len(),
+        }
+    }
+
+    /// `x`: `[batch, in]` row-major; returns `[batch, out]`.
+    pub fn forward(&self, x: &[f32], batch: usize) -> Vec<f32> {
+        let (out, inp) = (self.out(), self.inp());
+        let mut y = vec![0.0f32; batch * out];
+        match self {
+            Linear::Dense { w, b, .. } => {
+                for o in 0..out {
+                    let row = &w[o * inp..(o + 1) * inp];
+                    for s in 0..batch {
+                        y[s * out + o] = dot(row, &x[s * inp..(s + 1) * inp]) + b[o];
+                    }
+                }
+            }
+            Linear::Csr {
+                row_start,
+                cols,
+                vals,
+                b,
+                ..
+            } => {
+                for o in 0..out {
+                    let (lo, hi) = (row_start[o] as usize, row_start[o + 1] as usize);
+                    let (c, v) = (&cols[lo..hi], &vals[lo..hi]);
+                    for s in 0..batch {
+                        let xs = &x[s * inp..(s + 1) * inp];
+                        y[s * out + o] = sparse_dot(c, v, xs) + b[o];
+                    }
+                }
+            }
+            Linear::TwoOfFour { pos, vals, b, .. } => {
+                let half = inp / 2;
+                for o in 0..out {
+                    let (p, v) = (
+                        &pos[o * half..(o + 1) * half],
+                        &vals[o * half..(o + 1) * half],
+                    );
+                    for s in 0..batch {
+                        let xs = &x[s * inp..(s + 1) * inp];
+                        let (mut a0, mut a1) = (0.0f32, 0.0f32);
+                        for g in 0..half / 2 {
+                            let base = 4 * g;
+                            a0 += v[2 * g] * xs[base + p[2 * g] as usize];
+                            a1 += v[2 * g + 1] * xs[base + p[2 * g + 1] as usize];
+                        }
+                        y[s * out + o] = a0 + a1 + b[o];
+                    }
+                }
+            }
+        }
+        y
+    }
+}
+
+/// Picks a storage for a masked `[out, in]` weight: 2:4 when every group of 4 keeps exactly
+/// 2, CSR when at least a third is pruned, dense otherwise.
+pub fn choose(out: usize, inp: usize, w: &[f32], mask: &[u8], b: Vec<f32>) -> Linear {
+    let kept = mask.iter().filter(|&&m| m == 1).count();
+    let two_of_four = inp.is_multiple_of(4)
+        && mask
+            .chunks(4)
+            .all(|g| g.iter().filter(|&&m| m == 1).count() == 2);
+    if two_of_four {
+        let mut pos = Vec::with_capacity(out * inp / 2);
+        let mut vals = Vec::with_capacity(out * inp / 2);
+        for (gi, g) in mask.chunks(4).enumerate() {
+            for (p, &m) in g.iter().enumerate() {
+                if m == 1 {
+                    pos.push(p as u8);
+                    vals.push(w[gi * 4 + p]);
+                }
+            }
+        }
+        return Linear::TwoOfFour {
+            out,
+            inp,
+            pos,
+            vals,
+            b,
+        };
+    }
+    if (kept as f64) < 2.0 / 3.0 * mask.len() as f64 {
+        let mut row_start = vec![0u32];
+        let (mut cols, mut vals) = (Vec::with_capacity(kept), Vec::with_capacity(kept));
+        for o in 0..out {
+            for i in 0..inp {
+                if mask[o * inp + i] == 1 {
+                    cols.push(i as u32);
+                    vals.push(w[o * inp + i]);
+                }
+            }
+            row_start.push(cols.len() as u32);
+        }
+        return Linear::Csr {
+            out,
+            inp,
+            row_start,
+            cols,
+            vals,
+            b,
+        };
+    }
+    let w = w.iter().zip(mask).map(|(v, &m)| v * m as f32).collect();
+    Linear::Dense { out, inp, w, b }
+}
+
+/// A stack of fully connected layers with ReLU between them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mlp {
+    pub layers: Vec<Linear>,
+}
+
+impl Mlp {
+    /// `x`: `[batch, in]`; returns the logits `[batch, classes]`.
+    pub fn forward(&self, x: &[f32], batch: usize) -> Vec<f32> {
+        let mut h = x.to_vec();
+        for (i, l) in self.layers.iter().enumerate() {
+            h = l.forward(&h, batch);
+            if i + 1 < self.layers.len() {
+                h.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+        }
+        h
+    }
+
+    /// Multiply-adds per example.
+    pub fn macs(&self) -> usize {
+        self.layers.iter().map(Linear::stored).sum()
+    }
+
+    /// The dense model: every weight stored, masks applied as zeros.
+    pub fn dense(
+        names: &[String],
+        params: &[HostTensor],
+        masks: &[Option<Vec<u8>>],
+    ) -> Result<Self, InferError> {
+        Self::build(names, params, masks, false)
+    }
+
+    /// The sparse model: each layer in its best storage; output neurons whose weights are
+    /// all pruned are removed, and what they still contribute (their bias through ReLU) is
+    /// folded into the next layer's bias, so the result is unchanged.
+    pub fn sparse(
+        names: &[String],
+        params: &[HostTensor],
+        masks: &[Option<Vec<u8>>],
+    ) -> Result<Self, InferError> {
+        Self::build(names, params, masks, true)
+    }
+
+    fn build(
+        names: &[String],
+        params: &[HostTensor],
+        masks: &[Option<Vec<u8>>],
+        sparse: bool,
+    ) -> Result<Self, InferError> {
+        let get = |n: String| {
+            params
+                .iter()
+                .find(|t| t.name == n)
+                .ok_or(InferError::Missing(n))
+        };
+        // (out, in, weights, mask, bias) per layer, shrunk as we go
+        let mut raw = Vec::new();
+        for (name, mask) in names.iter().zip(masks) {
+            let w = get(format!("{name}.weight"))?;
+            let [out, inp] = w.dims[..] else {
+                return Err(InferError::NotDense(name.clone()));
+            };
+            let b = get(format!("{name}.bias"))?.values.clone();
+            let mask = mask.clone().unwrap_or_else(|| vec![1; out * inp]);
+            if mask.len() != out * inp || b.len() != out {
+                return Err(InferError::Shape {
+                    name: name.clone(),
+                    reason: "mask or bias does not match the weight".into(),
+                });
+            }
+            raw.push((out, inp, w.values.clone(), mask, b));
+        }
+        if sparse {
+            for l in 0..raw.len().saturating_sub(1) {
+                let (out, inp) = (raw[l].0, raw[l].1);
+                let dead: Vec<usize> = (0..out)
+                    .filter(|&o| raw[l].3[o * inp..(o + 1) * inp].iter().all(|&m| m == 0))
+                    .collect();
+                if dead.is_empty() {
+                    continue;
+                }
+                let keep: Vec<usize> = (0..out).filter(|o| !dead.contains(o)).collect();
+                // a dead neuron outputs relu(bias): fold it into the next layer's bias
+                let (nout, ninp) = (raw[l + 1].0, raw[l + 1].1);
+                for &j in &dead {
+                    let act = raw[l].4[j].max(0.0);
+                    for o in 0..nout {
+                        let k = o * ninp + j;
+                        raw[l + 1].4[o] += raw[l + 1].2[k] * raw[l + 1].3[k] as f32 * act;
+                    }
+                }
+                let rows = |v: &Vec<f32>| {
+                    keep.iter()
+                        .flat_map(|&o| v[o * inp..(o + 1) * inp].to_vec())
+                        .collect::<Vec<f32>>()
+                };
+                let mask_rows: Vec<u8> = keep
+                    .iter()
+                    .flat_map(|&o| raw[l].3[o * inp..(o + 1) * inp].to_vec())
+                    .collect();
+                raw[l].2 = rows(&raw[l].2);
+                raw[l].3 = mask_rows;
+                raw[l].4 = keep.iter().map(|&o| raw[l].4[o]).collect();
+                raw[l].0 = keep.len();
+                let cols = |v: &Vec<f32>| {
+                    (0..nout)
+                        .flat_map(|o| {
+                            keep.iter()
+                                .map(move |&j| v[o * ninp + j])
+                                .collect::<Vec<f32>>()
+                        })
+                        .collect::<Vec<f32>>()
+                };
+                let mask_cols: Vec<u8> = (0..nout)
+                    .flat_map(|o| {
+                        keep.iter()
+                            .map(|&j| raw[l + 1].3[o * ninp + j])
+                            .collect::<Vec<u8>>()
+                    })
+                    .collect();
+                raw[l + 1].2 = cols(&raw[l + 1].2);
+                raw[l + 1].3 = mask_cols;
+                raw[l + 1].1 = keep.len();
+            }
+        }
+        let layers = raw
+            .into_iter()
+            .map(|(out, inp, w, mask, b)| {
+                if sparse {
+                    choose(out, inp, &w, &mask, b)
+                } else {
+                    let w = w.iter().zip(&mask).map(|(v, &m)| v * m as f32).collect();
+                    Linear::Dense { out, inp, w, b }
+                }
+            })
+            .collect();
+        Ok(Self { layers })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        (0..n)
+            .map(|i| crate::prune::random_score(seed, i as u64) as f32 - 0.5)
+            .collect()
+    }
+
+    #[test]
+    fn every_storage_computes_the_same_layer() {
+        let (out, inp) = (6, 16);
+        let w = random(out * inp, 1);
+        let b = random(out, 2);
+        let x = random(3 * inp, 3);
+        let nm = crate::prune::nm_mask(
+            &w,
+            &crate::prune::LayerShape::linear(out, inp),
+            2,
+            4,
+            crate::prune::Criterion::Magnitude,
+            0,
+        );
+        let dense = Linear::Dense {
+            out,
+            inp,
+            w: w.iter().zip(&nm).map(|(v, &m)| v * m as f32).collect(),
+            b: b.clone(),
+        };
+        let sparse = choose(out, inp, &w, &nm, b.clone());
+        assert!(matches!(sparse, Linear::TwoOfFour { .. }));
+        let (y0, y1) = (dense.forward(&x, 3), sparse.forward(&x, 3));
+        for (a, c) in y0.iter().zip(&y1) {
+            assert!((a - c).abs() < 1e-5);
+        }
+        let mut unstructured = vec![0u8; out * inp];
+        for i in (0..out * inp).step_by(5) {
+            unstructured[i] = 1;
+        }
+        let csr = choose(out, inp, &w, &unstructured, b.clone());
+        assert!(matches!(csr, Linear::Csr { .. }));
+        assert_eq!(
+            csr.stored(),
+            unstructured.iter().filter(|&&m| m == 1).count()
+        );
+    }
+}
