@@ -46,7 +46,7 @@ fn kernels(c: &mut Criterion) {
             .unwrap();
             let csr = choose(out, inp, &w, &mask, b.clone());
             group.bench_with_input(BenchmarkId::new("csr", sparsity), &csr, |bench, k| {
-                bench.iter(|| black_box(k.forward(black_box(&x), batch)))
+                bench.iter(|| black_box(run(k, black_box(&x))))
             });
         }
         let mask = layer_mask(

@@ -228,6 +228,19 @@ proptest! {
         for (a, c) in y0.iter().zip(&y1) {
             prop_assert!((a - c).abs() <= 1e-4, "{} vs {}", a, c);
         }
+        // the transposed (batched) layout gives the same layer
+        let mut xt = vec![0.0f32; x.len()];
+        for s in 0..batch {
+            for i in 0..inp {
+                xt[i * batch + s] = x[s * inp + i];
+            }
+        }
+        let yt = sparse.forward_transposed(&xt, batch);
+        for s in 0..batch {
+            for o in 0..out {
+                prop_assert!((yt[o * batch + s] - y0[s * out + o]).abs() <= 1e-4);
+            }
+        }
     }
 
     #[test]
@@ -254,9 +267,11 @@ proptest! {
         let sparse = Mlp::sparse(&names, &params, &masks).unwrap();
         prop_assert_eq!(sparse.layers[0].out(), hidden - dead);
         prop_assert_eq!(sparse.layers[1].inp(), hidden - dead);
-        let x = r(5, 3 * inp);
-        for (a, c) in dense.forward(&x, 3).iter().zip(&sparse.forward(&x, 3)) {
-            prop_assert!((a - c).abs() <= 1e-4);
+        for batch in [3usize, 16] {
+            let x = r(5, batch * inp);
+            for (a, c) in dense.forward(&x, batch).iter().zip(&sparse.forward(&x, batch)) {
+                prop_assert!((a - c).abs() <= 1e-4);
+            }
         }
     }
 }

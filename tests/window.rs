@@ -34,6 +34,8 @@ fn picker(dir: &Path, dataset: Option<PathBuf>) -> FilePicker {
             FileAction::ExportSensitivity => dir.join("sensitivity.csv"),
             FileAction::ExportSweep => dir.join("sweep.csv"),
             FileAction::ExportModel => dir.join("export"),
+            FileAction::OpenSparseModel => dir.join("export").join("model-int8.spx"),
+            FileAction::ExportSweepJson => dir.join("sweeps.json"),
         })
     })
 }
@@ -401,5 +403,30 @@ fn the_export_tab_writes_the_files_and_shows_their_sizes() {
     assert_eq!(r.accuracy_f32_reloaded, r.accuracy);
     assert!(dir.join("export").join("model-int8.spx").is_file());
     assert!(h.query_by_label("reloaded int8").is_some());
+    click(&mut h, "Benchmark inference");
+    wait(&mut h, 60, "inference timings", |app| {
+        app.infer_bench.is_some()
+    });
+    let b = h.state().infer_bench.clone().unwrap();
+    assert!(b.max_abs_diff <= 1e-4);
+    assert!(b.sparse_macs < b.dense_macs);
+    assert!(h.query_by_label("batch 1 latency").is_some());
+    // the exported file opens again, masks and all
+    let sparsity = r.sizes.sparsity;
+    click(&mut h, "File");
+    click(&mut h, "Open sparse model…");
+    wait(&mut h, 60, "the sparse model", |app| {
+        app.notices.iter().any(|n| n.starts_with("sparse model"))
+            && !app.layers.is_empty()
+            && app.layers.iter().all(|l| l.snapshot.is_some())
+    });
+    for l in &h.state().layers {
+        assert!(
+            (l.sparsity - sparsity).abs() < 0.01,
+            "{}: {}",
+            l.info.name,
+            l.sparsity
+        );
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }

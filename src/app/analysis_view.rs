@@ -29,6 +29,7 @@ pub enum AnalysisAction {
     Cancel,
     ExportSensitivity,
     ExportSweep,
+    ExportSweepJson,
 }
 
 /// A finished or running sweep, as the window keeps it.
@@ -348,6 +349,9 @@ pub fn sweeps_ui(
         }
         if !state.sweeps.is_empty() && ui.button("Export CSV…").clicked() {
             action = Some(AnalysisAction::ExportSweep);
+        }
+        if !state.sweeps.is_empty() && ui.button("Export JSON…").clicked() {
+            action = Some(AnalysisAction::ExportSweepJson);
         }
     });
     if let Some(e) = &state.input_error {

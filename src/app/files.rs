@@ -20,6 +20,8 @@ pub enum FileAction {
     ExportSensitivity,
     ExportSweep,
     ExportModel,
+    OpenSparseModel,
+    ExportSweepJson,
 }
 
 /// Chooses a path for an action, or `None` when cancelled. Called on a helper thread.
@@ -50,6 +52,11 @@ pub fn native_picker() -> FilePicker {
                 .set_file_name("sensitivity.csv")
                 .save_file(),
             FileAction::ExportModel => d.pick_folder(),
+            FileAction::OpenSparseModel => d.add_filter("sparse model", &["spx"]).pick_file(),
+            FileAction::ExportSweepJson => d
+                .add_filter("JSON", &["json"])
+                .set_file_name("sweeps.json")
+                .save_file(),
             FileAction::ExportSweep => d
                 .add_filter("CSV", &["csv"])
                 .set_file_name("sweep.csv")

@@ -106,6 +106,7 @@ pub struct ExplorerApp {
     pub tab: Tab,
     pub analysis: AnalysisState,
     pub export_report: Option<crate::train::ExportReport>,
+    pub infer_bench: Option<crate::infer::bench::InferBench>,
     /// The plan being edited (persisted between launches).
     pub plan: ExperimentPlan,
     /// The plan the worker runs, if a run exists.
@@ -173,6 +174,7 @@ impl ExplorerApp {
             tab: Tab::Training,
             analysis: AnalysisState::default(),
             export_report: None,
+            infer_bench: None,
             plan,
             sent_plan: None,
             worker,
@@ -420,6 +422,7 @@ impl ExplorerApp {
                 }
                 self.banner = Some(message);
             }
+            Event::InferBenched(r) => self.infer_bench = Some(r),
             Event::Exported(report) => {
                 self.notice(format!(
                     "exported to {}",
@@ -503,6 +506,7 @@ impl ExplorerApp {
             }
             AnalysisAction::ExportSensitivity => self.choose_file(FileAction::ExportSensitivity),
             AnalysisAction::ExportSweep => self.choose_file(FileAction::ExportSweep),
+            AnalysisAction::ExportSweepJson => self.choose_file(FileAction::ExportSweepJson),
         }
     }
 
@@ -532,6 +536,24 @@ impl ExplorerApp {
                 }
                 FileAction::ExportModel => {
                     self.worker.send(Command::Export { dir: path });
+                }
+                FileAction::OpenSparseModel => {
+                    self.archive_run();
+                    self.status = RunStatus {
+                        active: true,
+                        ..Default::default()
+                    };
+                    self.worker.send(Command::LoadSparse { path });
+                }
+                FileAction::ExportSweepJson => {
+                    let sweeps: Vec<serde_json::Value> = self
+                        .analysis
+                        .sweeps
+                        .iter()
+                        .map(|s| serde_json::json!({"name": s.name, "dense_accuracy": s.result.dense_accuracy, "points": s.result.points}))
+                        .collect();
+                    let text = serde_json::to_string_pretty(&sweeps).unwrap_or_default();
+                    files::write_text(text, path, &self.io_tx);
                 }
                 FileAction::ExportSensitivity => {
                     if let Some(r) = &self.analysis.sensitivity {
@@ -606,15 +628,16 @@ impl ExplorerApp {
     fn menu_bar(&mut self, ui: &mut Ui) {
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("File", |ui| {
-                for (label, action) in [
-                    ("Open plan…", FileAction::OpenPlan),
-                    ("Save plan…", FileAction::SavePlan),
-                    ("Save masks…", FileAction::SaveMasks),
-                    ("Save checkpoint…", FileAction::SaveCheckpoint),
-                    ("Load checkpoint…", FileAction::LoadCheckpoint),
-                    ("Open dataset folder…", FileAction::OpenDatasetFolder),
+                for (label, action, tip) in [
+                    ("Open plan…", FileAction::OpenPlan, "Load an experiment plan (TOML), the same files as the command line's."),
+                    ("Save plan…", FileAction::SavePlan, "Save the plan as TOML, to run it again here or with `sparsity-explorer run`."),
+                    ("Save masks…", FileAction::SaveMasks, "The current masks as safetensors: one uint8 tensor per layer, PyTorch layout."),
+                    ("Save checkpoint…", FileAction::SaveCheckpoint, "Weights, Adam state, masks, step, plan and plots, to resume later."),
+                    ("Load checkpoint…", FileAction::LoadCheckpoint, "Resume a saved session where it stopped (it opens paused)."),
+                    ("Open sparse model…", FileAction::OpenSparseModel, "Load an exported .spx model to inspect its masks, evaluate or analyse it."),
+                    ("Open dataset folder…", FileAction::OpenDatasetFolder, "A folder with the four MNIST-format files, raw or gzip."),
                 ] {
-                    if ui.button(label).clicked() {
+                    if ui.button(label).on_hover_text(tip).clicked() {
                         self.choose_file(action);
                         ui.close();
                     }
@@ -842,8 +865,17 @@ impl ExplorerApp {
             }
             Tab::Sweeps => analysis_view::sweeps_ui(ui, &mut self.analysis, have_model),
             Tab::Export => {
-                if views::export_ui(ui, self.export_report.as_ref(), have_model) {
-                    self.choose_file(FileAction::ExportModel);
+                match views::export_ui(
+                    ui,
+                    self.export_report.as_ref(),
+                    self.infer_bench.as_ref(),
+                    have_model,
+                ) {
+                    Some(views::ExportAction::Export) => self.choose_file(FileAction::ExportModel),
+                    Some(views::ExportAction::BenchInfer) => {
+                        self.worker.send(Command::BenchInfer { seconds: 0.5 });
+                    }
+                    None => {}
                 }
                 None
             }

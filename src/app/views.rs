@@ -340,21 +340,66 @@ pub fn histogram_plot(ui: &mut Ui, layers: &[LayerView], selected: &mut usize, h
         });
 }
 
-/// The Export tab: a button, and the size report as numbers and bars. Returns whether the
-/// export button was pressed.
+/// What the Export tab asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportAction {
+    Export,
+    BenchInfer,
+}
+
+/// The Export tab: export and inference-timing buttons, the size report as numbers and
+/// bars, and dense against sparse inference times.
 pub fn export_ui(
     ui: &mut Ui,
     report: Option<&crate::train::ExportReport>,
+    bench: Option<&crate::infer::bench::InferBench>,
     have_model: bool,
-) -> bool {
+) -> Option<ExportAction> {
     ui.label("A pruned model's file only shrinks with a sparse representation: the dense file keeps every zero. The sparse files store each mask in its smallest encoding (bitmask, indices, or 2 bits per kept weight for 2:4) and only the kept values, as f32 or as int8 with one scale per output channel.");
-    let pressed = ui
-        .add_enabled(have_model, egui::Button::new("Export to folder…"))
-        .on_hover_text("Writes model.safetensors (dense weights and masks for PyTorch), model-f32.spx and model-int8.spx, reloads both and evaluates them.")
-        .on_disabled_hover_text("Train or load a model first.")
-        .clicked();
+    let mut action = None;
+    ui.horizontal(|ui| {
+        if ui
+            .add_enabled(have_model, egui::Button::new("Export to folder…"))
+            .on_hover_text("Writes model.safetensors (dense weights and masks for PyTorch), model-f32.spx and model-int8.spx, reloads both and evaluates them.")
+            .on_disabled_hover_text("Train or load a model first.")
+            .clicked()
+        {
+            action = Some(ExportAction::Export);
+        }
+        if ui
+            .add_enabled(have_model, egui::Button::new("Benchmark inference"))
+            .on_hover_text("Time the model on the CPU, dense against sparse (CSR for scattered zeros, a 2:4 kernel, pruned neurons removed), at batch 1 and 128. Models of dense layers only.")
+            .on_disabled_hover_text("Train or load a model first.")
+            .clicked()
+        {
+            action = Some(ExportAction::BenchInfer);
+        }
+    });
+    if let Some(b) = bench {
+        egui::Grid::new("infer-bench").striped(true).show(ui, |ui| {
+            for h in ["", "dense", "sparse", "speed-up"] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            ui.label("batch 1 latency");
+            ui.label(format!("{:.1} us", b.dense_batch1_us));
+            ui.label(format!("{:.1} us", b.sparse_batch1_us));
+            ui.label(format!("{:.2}x", b.batch1_speedup));
+            ui.end_row();
+            ui.label("batch 128 throughput");
+            ui.label(format!("{:.0} /s", b.dense_batch128_samples_per_s));
+            ui.label(format!("{:.0} /s", b.sparse_batch128_samples_per_s));
+            ui.label(format!("{:.2}x", b.batch128_speedup));
+            ui.end_row();
+            ui.label("stored weights");
+            ui.label(b.dense_macs.to_string());
+            ui.label(b.sparse_macs.to_string());
+            ui.label(format!("max |diff| {:.1e}", b.max_abs_diff));
+            ui.end_row();
+        });
+    }
     let Some(r) = report else {
-        return pressed;
+        return action;
     };
     let s = &r.sizes;
     let rows = [
@@ -417,7 +462,7 @@ pub fn export_ui(
                 plot.bar_chart(BarChart::new("size", bars).color(RUN))
             });
     });
-    pressed
+    action
 }
 
 #[cfg(test)]

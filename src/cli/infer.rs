@@ -1,19 +1,18 @@
 //! `bench-infer`: dense against sparse inference of the run's model on the CPU.
 
-use std::hint::black_box;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command as Process;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use serde_json::{Value, json};
 
 use super::args::PlanArgs;
-use crate::data::{Dataset, IMAGE_PIXELS};
+use crate::data::Dataset;
 use crate::export::read_sparse;
-use crate::infer::Mlp;
+use crate::infer::bench::measure;
 use crate::model::ModelKind;
 use crate::plan::ExperimentPlan;
 use crate::train::{Command, Event, Worker};
@@ -36,20 +35,6 @@ pub struct BenchInferArgs {
     pub seconds: f64,
     #[arg(long)]
     pub json: bool,
-}
-
-/// Mean seconds per call of `f`, over at least `budget`.
-fn time_per_call(budget: Duration, mut f: impl FnMut()) -> f64 {
-    for _ in 0..3 {
-        f();
-    }
-    let t0 = Instant::now();
-    let mut calls = 0u64;
-    while t0.elapsed() < budget {
-        f();
-        calls += 1;
-    }
-    t0.elapsed().as_secs_f64() / calls as f64
 }
 
 fn trained_model(args: &BenchInferArgs, dir: &std::path::Path) -> Result<()> {
@@ -106,49 +91,8 @@ pub fn bench_infer(args: &BenchInferArgs) -> Result<()> {
                 .map(|(_, m)| m.clone())
         })
         .collect();
-    let dense = Mlp::dense(&names, &decoded.params, &masks)?;
-    let sparse = Mlp::sparse(&names, &decoded.params, &masks)?;
     let data = Dataset::load(&plan.dataset)?;
-    let test = &data.test;
-    let all: Vec<usize> = (0..test.len()).collect();
-    let mut max_abs_diff = 0.0f32;
-    for chunk in all.chunks(128) {
-        let (x, _) = test.gather(chunk);
-        let (a, b) = (
-            dense.forward(&x, chunk.len()),
-            sparse.forward(&x, chunk.len()),
-        );
-        for (p, q) in a.iter().zip(&b) {
-            max_abs_diff = max_abs_diff.max((p - q).abs());
-        }
-    }
-    let budget = Duration::from_secs_f64(args.seconds.max(0.05));
-    let (one, _) = test.gather(&[0]);
-    let (batch, _) = test.gather(&all[..128.min(all.len())]);
-    let n = batch.len() / IMAGE_PIXELS;
-    let dense_1 = time_per_call(budget, || {
-        black_box(dense.forward(black_box(&one), 1));
-    });
-    let sparse_1 = time_per_call(budget, || {
-        black_box(sparse.forward(black_box(&one), 1));
-    });
-    let dense_128 = time_per_call(budget, || {
-        black_box(dense.forward(black_box(&batch), n));
-    });
-    let sparse_128 = time_per_call(budget, || {
-        black_box(sparse.forward(black_box(&batch), n));
-    });
-    let sparsity = decoded
-        .masks
-        .iter()
-        .map(|(_, m)| m.iter().filter(|&&k| k == 0).count())
-        .sum::<usize>() as f64
-        / decoded
-            .masks
-            .iter()
-            .map(|(_, m)| m.len())
-            .sum::<usize>()
-            .max(1) as f64;
+    let r = measure(&names, &decoded.params, &masks, &data.test, args.seconds)?;
     let torch = match &args.reference {
         Some(script) => {
             let output = Process::new(&args.python)
@@ -174,19 +118,8 @@ pub fn bench_infer(args: &BenchInferArgs) -> Result<()> {
         None => None,
     };
     let _ = std::fs::remove_dir_all(&dir);
-    let mut line = json!({
-        "event": "bench-infer",
-        "sparsity": sparsity,
-        "dense_batch1_us": dense_1 * 1e6,
-        "sparse_batch1_us": sparse_1 * 1e6,
-        "dense_batch128_samples_per_s": n as f64 / dense_128,
-        "sparse_batch128_samples_per_s": n as f64 / sparse_128,
-        "max_abs_diff": max_abs_diff,
-        "batch1_speedup": dense_1 / sparse_1,
-        "batch128_speedup": dense_128 / sparse_128,
-        "dense_macs": dense.macs(),
-        "sparse_macs": sparse.macs(),
-    });
+    let mut line = serde_json::to_value(&r)?;
+    line["event"] = json!("bench-infer");
     if let Some(t) = &torch {
         line["torch"] = t.clone();
     }
@@ -197,28 +130,23 @@ pub fn bench_infer(args: &BenchInferArgs) -> Result<()> {
     }
     writeln!(
         out,
-        "{} at sparsity {sparsity:.3}: outputs differ by at most {max_abs_diff:.2e}",
-        plan.model
+        "{} at sparsity {:.3}: outputs differ by at most {:.2e}",
+        plan.model, r.sparsity, r.max_abs_diff
     )?;
     writeln!(
         out,
         "stored weights: dense {}, sparse {}",
-        dense.macs(),
-        sparse.macs()
+        r.dense_macs, r.sparse_macs
     )?;
     writeln!(
         out,
         "batch 1:   dense {:8.1} us   sparse {:8.1} us   {:.2}x",
-        dense_1 * 1e6,
-        sparse_1 * 1e6,
-        dense_1 / sparse_1
+        r.dense_batch1_us, r.sparse_batch1_us, r.batch1_speedup
     )?;
     writeln!(
         out,
         "batch 128: dense {:8.0} /s   sparse {:8.0} /s   {:.2}x",
-        n as f64 / dense_128,
-        n as f64 / sparse_128,
-        dense_128 / sparse_128
+        r.dense_batch128_samples_per_s, r.sparse_batch128_samples_per_s, r.batch128_speedup
     )?;
     if let Some(t) = torch {
         writeln!(

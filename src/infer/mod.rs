@@ -2,6 +2,8 @@
 //! kernel for 2:4, and channel-pruned layers physically shrunk. Plain Rust on host weights,
 //! beside a dense path written the same way, so the two can be compared honestly.
 
+pub mod bench;
+
 use thiserror::Error;
 
 use crate::model::HostTensor;
@@ -33,16 +35,17 @@ pub enum Linear {
         out: usize,
         inp: usize,
         row_start: Vec<u32>,
-        cols: Vec<u32>,
+        /// Input index of each kept weight (u16: inputs are fewer than 65,536).
+        cols: Vec<u16>,
         vals: Vec<f32>,
         b: Vec<f32>,
     },
-    /// 2 kept weights in every group of 4 inputs: `vals[o][2g + k]` sits at input
-    /// `4g + pos[o][2g + k]`.
+    /// 2 kept weights in every group of 4 inputs: a fixed `in / 2` kept weights per row,
+    /// `vals[o][2g + k]` at input `cols[o][2g + k]`, inside group `g`.
     TwoOfFour {
         out: usize,
         inp: usize,
-        pos: Vec<u8>,
+        cols: Vec<u16>,
         vals: Vec<f32>,
         b: Vec<f32>,
     },
@@ -69,7 +72,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// `sum v[k] * x[c[k]]`, four accumulators. Every column index is below `x.len()`
 /// ([`choose`] and [`Mlp::sparse`] only build CSR rows from positions inside the row).
 #[inline]
-fn sparse_dot(c: &[u32], v: &[f32], x: &[f32]) -> f32 {
+fn sparse_dot(c: &[u16], v: &[f32], x: &[f32]) -> f32 {
     debug_assert!(c.iter().all(|&i| (i as usize) < x.len()));
     assert!(c.len() == v.len() && c.last().is_none_or(|&i| (i as usize) < x.len()));
     let mut acc = [0.0f32; 4];
@@ -77,8 +80,8 @@ fn sparse_dot(c: &[u32], v: &[f32], x: &[f32]) -> f32 {
     let (cr, vr) = (cc.remainder(), vc.remainder());
     for (ci, vi) in cc.zip(vc) {
         for k in 0..4 {
-            // SAFETY: column indices are strictly increasing within a row, so the last one
-            // (checked above) bounds them all.
+            // SAFETY: column indices are strictly increasing within a row (CSR rows and 2:4
+            // groups are built in input order), so the last one, checked above, bounds them.
             acc[k] += vi[k] * unsafe { *x.get_unchecked(ci[k] as usize) };
         }
     }
@@ -89,7 +92,59 @@ fn sparse_dot(c: &[u32], v: &[f32], x: &[f32]) -> f32 {
     sum
 }
 
+/// `y += a * x`, elementwise; vectorizes.
+#[inline]
+fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
+
+/// Batches at least this large run in the transposed layout, where every stored weight is
+/// one vectorized multiply-add over the whole batch.
+pub const BATCHED_FROM: usize = 8;
+
 impl Linear {
+    /// The layer on transposed activations: `xt` is `[in, batch]`; returns `[out, batch]`.
+    /// Each stored weight `w[o][i]` becomes `y[o][..] += w * x[i][..]`, so dense and sparse
+    /// kinds do the same work per stored weight and sparsity pays in proportion.
+    pub fn forward_transposed(&self, xt: &[f32], batch: usize) -> Vec<f32> {
+        let (out, inp) = (self.out(), self.inp());
+        let mut yt = vec![0.0f32; out * batch];
+        let col = |i: usize| &xt[i * batch..(i + 1) * batch];
+        for o in 0..out {
+            let y = &mut yt[o * batch..(o + 1) * batch];
+            match self {
+                Linear::Dense { w, b, .. } => {
+                    y.fill(b[o]);
+                    for (i, &wi) in w[o * inp..(o + 1) * inp].iter().enumerate() {
+                        axpy(wi, col(i), y);
+                    }
+                }
+                Linear::Csr {
+                    row_start,
+                    cols,
+                    vals,
+                    b,
+                    ..
+                } => {
+                    y.fill(b[o]);
+                    for k in row_start[o] as usize..row_start[o + 1] as usize {
+                        axpy(vals[k], col(cols[k] as usize), y);
+                    }
+                }
+                Linear::TwoOfFour { cols, vals, b, .. } => {
+                    y.fill(b[o]);
+                    let half = inp / 2;
+                    for k in o * half..(o + 1) * half {
+                        axpy(vals[k], col(cols[k] as usize), y);
+                    }
+                }
+            }
+        }
+        yt
+    }
+
     pub fn out(&self) -> usize {
         match self {
             Linear::Dense { out, .. } | Linear::Csr { out, .. } | Linear::TwoOfFour { out, .. } => {
@@ -143,22 +198,16 @@ impl Linear {
                     }
                 }
             }
-            Linear::TwoOfFour { pos, vals, b, .. } => {
+            Linear::TwoOfFour { cols, vals, b, .. } => {
                 let half = inp / 2;
                 for o in 0..out {
-                    let (p, v) = (
-                        &pos[o * half..(o + 1) * half],
+                    let (c, v) = (
+                        &cols[o * half..(o + 1) * half],
                         &vals[o * half..(o + 1) * half],
                     );
                     for s in 0..batch {
                         let xs = &x[s * inp..(s + 1) * inp];
-                        let (mut a0, mut a1) = (0.0f32, 0.0f32);
-                        for g in 0..half / 2 {
-                            let base = 4 * g;
-                            a0 += v[2 * g] * xs[base + p[2 * g] as usize];
-                            a1 += v[2 * g + 1] * xs[base + p[2 * g + 1] as usize];
-                        }
-                        y[s * out + o] = a0 + a1 + b[o];
+                        y[s * out + o] = sparse_dot(c, v, xs) + b[o];
                     }
                 }
             }
@@ -171,25 +220,27 @@ impl Linear {
 /// 2, CSR when at least a third is pruned, dense otherwise.
 pub fn choose(out: usize, inp: usize, w: &[f32], mask: &[u8], b: Vec<f32>) -> Linear {
     let kept = mask.iter().filter(|&&m| m == 1).count();
+    if inp > u16::MAX as usize {
+        let w = w.iter().zip(mask).map(|(v, &m)| v * m as f32).collect();
+        return Linear::Dense { out, inp, w, b };
+    }
     let two_of_four = inp.is_multiple_of(4)
         && mask
             .chunks(4)
             .all(|g| g.iter().filter(|&&m| m == 1).count() == 2);
     if two_of_four {
-        let mut pos = Vec::with_capacity(out * inp / 2);
+        let mut cols = Vec::with_capacity(out * inp / 2);
         let mut vals = Vec::with_capacity(out * inp / 2);
-        for (gi, g) in mask.chunks(4).enumerate() {
-            for (p, &m) in g.iter().enumerate() {
-                if m == 1 {
-                    pos.push(p as u8);
-                    vals.push(w[gi * 4 + p]);
-                }
+        for (i, &m) in mask.iter().enumerate() {
+            if m == 1 {
+                cols.push((i % inp) as u16);
+                vals.push(w[i]);
             }
         }
         return Linear::TwoOfFour {
             out,
             inp,
-            pos,
+            cols,
             vals,
             b,
         };
@@ -200,7 +251,7 @@ pub fn choose(out: usize, inp: usize, w: &[f32], mask: &[u8], b: Vec<f32>) -> Li
         for o in 0..out {
             for i in 0..inp {
                 if mask[o * inp + i] == 1 {
-                    cols.push(i as u32);
+                    cols.push(i as u16);
                     vals.push(w[o * inp + i]);
                 }
             }
@@ -219,6 +270,17 @@ pub fn choose(out: usize, inp: usize, w: &[f32], mask: &[u8], b: Vec<f32>) -> Li
     Linear::Dense { out, inp, w, b }
 }
 
+/// `[rows, cols]` row-major to `[cols, rows]`.
+fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; m.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = m[r * cols + c];
+        }
+    }
+    t
+}
+
 /// A stack of fully connected layers with ReLU between them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mlp {
@@ -226,12 +288,26 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    /// `x`: `[batch, in]`; returns the logits `[batch, classes]`.
+    /// `x`: `[batch, in]`; returns the logits `[batch, classes]`. Batches of
+    /// [`BATCHED_FROM`] or more run in the transposed layout.
     pub fn forward(&self, x: &[f32], batch: usize) -> Vec<f32> {
+        let last = self.layers.len().saturating_sub(1);
+        if batch >= BATCHED_FROM {
+            let inp = x.len() / batch;
+            let mut h = transpose(x, batch, inp); // [in, batch]
+            for (i, l) in self.layers.iter().enumerate() {
+                h = l.forward_transposed(&h, batch);
+                if i < last {
+                    h.iter_mut().for_each(|v| *v = v.max(0.0));
+                }
+            }
+            let out = h.len() / batch;
+            return transpose(&h, out, batch);
+        }
         let mut h = x.to_vec();
         for (i, l) in self.layers.iter().enumerate() {
             h = l.forward(&h, batch);
-            if i + 1 < self.layers.len() {
+            if i < last {
                 h.iter_mut().for_each(|v| *v = v.max(0.0));
             }
         }

@@ -9,6 +9,7 @@ use super::analysis::{
 };
 use super::backend::BackendInfo;
 use super::exporting::ExportReport;
+use crate::infer::bench::InferBench;
 use crate::plan::ExperimentPlan;
 use crate::prune::LayerShape;
 
@@ -33,6 +34,15 @@ pub enum Command {
     /// reloaded and evaluated.
     Export {
         dir: PathBuf,
+    },
+    /// Time dense against sparse CPU inference of the current model (models of dense
+    /// layers only), `seconds` per measurement.
+    BenchInfer {
+        seconds: f64,
+    },
+    /// Replace the session with a model read from a sparse file; it starts paused.
+    LoadSparse {
+        path: PathBuf,
     },
     /// Write the current masks as safetensors (see [`crate::masks_file`]).
     SaveMasks {
@@ -188,6 +198,7 @@ pub enum Event {
         path: PathBuf,
     },
     Exported(ExportReport),
+    InferBenched(InferBench),
     /// A checkpoint was restored; a `Started` event for it came just before.
     CheckpointLoaded {
         path: PathBuf,

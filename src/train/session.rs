@@ -536,6 +536,39 @@ impl Session {
         })
     }
 
+    /// A session holding a model read from a sparse file: its plan, parameters and masks,
+    /// at step 0 (to inspect the masks, evaluate, analyse or fine-tune further).
+    pub fn from_sparse(
+        decoded: &crate::export::Decoded,
+        dataset: Arc<Dataset>,
+        device: Device,
+        backend: BackendInfo,
+    ) -> Result<Self, SessionError> {
+        let plan = ExperimentPlan::from_toml(&decoded.header.plan, "sparse model plan")?;
+        let mut s = Session::new(plan, dataset, device, backend)?;
+        let bad = |reason: String| {
+            SessionError::Checkpoint(CheckpointError::Format {
+                path: "sparse model".into(),
+                reason,
+            })
+        };
+        if let Some(model) = s.model.as_mut() {
+            model
+                .write_params(&decoded.params)
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        for (i, rule) in s.rules.iter().enumerate() {
+            let name = format!("{}.weight", rule.name);
+            s.masks[i] = decoded
+                .masks
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, m)| m.clone());
+        }
+        s.upload_masks();
+        Ok(s)
+    }
+
     /// Rebuilds a session from a checkpoint: same plan, weights, Adam state, masks and step.
     pub fn from_checkpoint(
         data: &CheckpointData,

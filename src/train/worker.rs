@@ -253,6 +253,64 @@ impl WorkerLoop {
                     }),
                 }
             }
+            Command::BenchInfer { seconds } => {
+                let Some(s) = &self.session else {
+                    return self.emit(Event::Notice {
+                        message: "nothing to benchmark: train or load a model first".into(),
+                    });
+                };
+                let names: Vec<String> = s.rules().iter().map(|r| r.name.clone()).collect();
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    if s.plan().model != crate::model::ModelKind::Mlp {
+                        return Err(crate::infer::InferError::NotDense(
+                            s.plan().model.to_string(),
+                        ));
+                    }
+                    let params = s.network().read_params();
+                    crate::infer::bench::measure(
+                        &names,
+                        &params,
+                        s.masks(),
+                        &s.dataset().test,
+                        seconds,
+                    )
+                }));
+                match outcome {
+                    Ok(Ok(r)) => self.emit(Event::InferBenched(r)),
+                    Ok(Err(e)) => self.emit(Event::Notice {
+                        message: e.to_string(),
+                    }),
+                    Err(p) => self.emit(Event::Error {
+                        message: format!(
+                            "the worker crashed while timing inference: {}",
+                            panic_message(p.as_ref())
+                        ),
+                        step: None,
+                    }),
+                }
+            }
+            Command::LoadSparse { path } => {
+                let built = self.build(|this| {
+                    let decoded = crate::export::read_sparse(&path).map_err(|e| e.to_string())?;
+                    let plan = ExperimentPlan::from_toml(
+                        &decoded.header.plan,
+                        &path.display().to_string(),
+                    )
+                    .map_err(|e| e.to_string())?;
+                    let dataset = this.dataset(&plan.dataset)?;
+                    let (device, backend) =
+                        select(plan.training.backend).map_err(|e| e.to_string())?;
+                    Session::from_sparse(&decoded, dataset, device, backend)
+                        .map_err(|e| format!("{}: {e}", path.display()))
+                });
+                if let Some(session) = built {
+                    self.announce(session, false);
+                    self.emit(Event::Notice {
+                        message: format!("sparse model {} loaded", path.display()),
+                    });
+                    self.emit(Event::Paused { step: 0 });
+                }
+            }
             Command::SaveMasks { path } => {
                 let Some(s) = &self.session else {
                     return self.emit(Event::Notice {
