@@ -402,14 +402,7 @@ pub fn export_ui(
         return action;
     };
     let s = &r.sizes;
-    let rows = [
-        ("dense f32", s.dense_f32_bytes),
-        ("dense gzip", s.dense_gzip_bytes),
-        ("sparse f32", s.sparse_f32_bytes),
-        ("floor f32", s.floor_f32_bytes),
-        ("sparse int8", s.sparse_int8_bytes),
-        ("floor int8", s.floor_int8_bytes),
-    ];
+    let rows = s.rows();
     ui.columns(2, |cols| {
         egui::Grid::new("sizes")
             .striped(true)

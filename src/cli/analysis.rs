@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
@@ -11,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use super::args::{PlanArgs, parse_list};
+use super::{await_event, obtain_model};
 use crate::app::analysis_view::parse_levels;
 use crate::plan::ExperimentPlan;
 use crate::prune::{At, Granularity, Schedule};
@@ -91,42 +91,21 @@ fn dense_plan(plan: &ExperimentPlan, epochs: Option<u32>) -> ExperimentPlan {
     dense
 }
 
-/// Gets a trained model into the worker: a checkpoint, or dense training.
+/// Gets a trained model into the worker: a checkpoint, or the plan's dense phase.
 fn prepare(worker: &Worker, source: &ModelSource, out: &mut impl Write) -> Result<()> {
-    let wait_for = |pred: &dyn Fn(&Event) -> bool, out: &mut dyn Write| -> Result<()> {
-        loop {
-            match worker.recv_timeout(Duration::from_secs(3600)) {
-                Ok(Event::Error { message, .. }) => bail!(message),
-                Ok(e) => {
-                    if source.json && !matches!(e, Event::Snapshot(_) | Event::Finished { .. }) {
-                        writeln!(out, "{}", serde_json::to_string(&e)?)?;
-                    }
-                    if pred(&e) {
-                        return Ok(());
-                    }
-                }
-                Err(true) => bail!("the training worker stopped"),
-                Err(false) => {}
-            }
+    let quiet = source.json || source.csv;
+    let dense = || {
+        let plan = dense_plan(&source.plan.build()?, source.dense_epochs);
+        if !quiet {
+            eprintln!(
+                "training {} densely for {} epochs first",
+                plan.model, plan.training.epochs
+            );
         }
+        Ok(plan)
     };
-    match &source.checkpoint {
-        Some(path) => {
-            worker.send(Command::LoadCheckpoint { path: path.clone() });
-            wait_for(&|e| matches!(e, Event::CheckpointLoaded { .. }), out)
-        }
-        None => {
-            let plan = dense_plan(&source.plan.build()?, source.dense_epochs);
-            if !source.json && !source.csv {
-                eprintln!(
-                    "training {} densely for {} epochs first",
-                    plan.model, plan.training.epochs
-                );
-            }
-            worker.send(Command::Start(Box::new(plan)));
-            wait_for(&|e| matches!(e, Event::Finished { .. }), out)
-        }
-    }
+    let echo: Option<&mut dyn Write> = if source.json { Some(out) } else { None };
+    obtain_model(worker, source.checkpoint.as_deref(), dense, echo)
 }
 
 fn bar(total: u64, quiet: bool) -> Option<ProgressBar> {
@@ -154,30 +133,33 @@ pub fn sensitivity(args: &SensitivityArgs) -> Result<()> {
         criterion: plan.pruning.criterion,
     }));
     let quiet = args.source.json || args.source.csv;
-    let mut progress = None;
-    let result = loop {
-        match worker.recv_timeout(Duration::from_secs(3600)) {
-            Ok(Event::SensitivityProgress {
-                layer,
-                level,
-                done,
-                total,
-                ..
-            }) => {
-                let b = progress.get_or_insert_with(|| bar(total as u64, quiet));
-                if let Some(b) = b {
-                    b.set_position(done as u64);
-                    b.set_message(format!("{layer} at {level}"));
-                }
+    let progress = bar(0, quiet);
+    let done = await_event(
+        &worker,
+        None,
+        |e| {
+            if let (
+                Some(b),
+                Event::SensitivityProgress {
+                    layer,
+                    level,
+                    done,
+                    total,
+                    ..
+                },
+            ) = (&progress, e)
+            {
+                b.set_length(*total as u64);
+                b.set_position(*done as u64);
+                b.set_message(format!("{layer} at {level}"));
             }
-            Ok(Event::SensitivityFinished { result, .. }) => break result,
-            Ok(Event::Error { message, .. }) => bail!(message),
-            Ok(_) => {}
-            Err(true) => bail!("the training worker stopped"),
-            Err(false) => {}
-        }
+        },
+        |e| matches!(e, Event::SensitivityFinished { .. }),
+    )?;
+    let Event::SensitivityFinished { result, .. } = done else {
+        unreachable!("waited for the result")
     };
-    if let Some(Some(b)) = progress {
+    if let Some(b) = progress {
         b.finish_and_clear();
     }
     if args.source.json {
@@ -248,25 +230,26 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
         fine_tune_epochs: args.budget,
     }));
     let quiet = args.source.json || args.source.csv;
-    let mut progress = None;
-    let result = loop {
-        match worker.recv_timeout(Duration::from_secs(3600)) {
-            Ok(Event::SweepProgress {
+    let progress = bar(0, quiet);
+    let mut write_error = None;
+    let done = await_event(
+        &worker,
+        None,
+        |e| {
+            if let Event::SweepProgress {
                 point,
                 done,
                 total,
                 remaining_s,
-            }) => {
-                if args.source.json {
-                    writeln!(
-                        out,
-                        "{}",
-                        json!({"event": "sweep-point", "point": point, "done": done, "total": total})
-                    )?;
+            } = e
+            {
+                if args.source.json && write_error.is_none() {
+                    let line = json!({"event": "sweep-point", "point": point, "done": done, "total": total});
+                    write_error = writeln!(out, "{line}").err();
                 }
-                let b = progress.get_or_insert_with(|| bar(total as u64, quiet));
-                if let Some(b) = b {
-                    b.set_position(done as u64);
+                if let Some(b) = &progress {
+                    b.set_length(*total as u64);
+                    b.set_position(*done as u64);
                     b.set_message(format!(
                         "{} at {:.2}: {:.4}{}",
                         point.granularity,
@@ -278,14 +261,16 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
                     ));
                 }
             }
-            Ok(Event::SweepFinished { result, .. }) => break result,
-            Ok(Event::Error { message, .. }) => bail!(message),
-            Ok(_) => {}
-            Err(true) => bail!("the training worker stopped"),
-            Err(false) => {}
-        }
+        },
+        |e| matches!(e, Event::SweepFinished { .. }),
+    )?;
+    if let Some(e) = write_error {
+        return Err(e.into());
+    }
+    let Event::SweepFinished { result, .. } = done else {
+        unreachable!("waited for the result")
     };
-    if let Some(Some(b)) = progress {
+    if let Some(b) = progress {
         b.finish_and_clear();
     }
     if args.source.json {

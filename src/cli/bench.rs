@@ -1,11 +1,10 @@
 //! `bench`: training throughput of a model, printed beside PyTorch's measured in the same run.
 
-use std::process::Command as Process;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow, bail};
-use serde_json::{Value, json};
+use anyhow::{Result, anyhow, bail};
+use serde_json::json;
 
 use super::args::BenchArgs;
 use crate::data::Dataset;
@@ -61,26 +60,20 @@ fn reference(args: &BenchArgs, model: ModelKind) -> Result<(f64, String)> {
         ModelKind::SeedCnn => "seed_cnn",
         ModelKind::SmallCnn => bail!("the PyTorch reference has no small-cnn"),
     };
-    let output = Process::new(&args.python)
-        .arg(script)
-        .args(["--models", name])
-        .args(["--batch", &args.batch.to_string()])
-        .args(["--steps", &args.steps.to_string()])
-        .args(["--threads", &args.threads.to_string()])
-        .output()
-        .with_context(|| format!("cannot run {} {}", args.python, script.display()))?;
-    if !output.status.success() {
-        bail!(
-            "the PyTorch reference failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .ok_or_else(|| anyhow!("the PyTorch reference printed no JSON: {stdout}"))?;
+    let line = super::run_reference(
+        &args.python,
+        script,
+        &[
+            "--models".into(),
+            name.into(),
+            "--batch".into(),
+            args.batch.to_string(),
+            "--steps".into(),
+            args.steps.to_string(),
+            "--threads".into(),
+            args.threads.to_string(),
+        ],
+    )?;
     let sps = line["samples_per_s"]
         .as_f64()
         .ok_or_else(|| anyhow!("no samples_per_s in {line}"))?;

@@ -2,13 +2,13 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 
 use super::args::PlanArgs;
+use super::{await_event, obtain_model};
 use crate::train::{Command, Event, Worker};
 
 #[derive(Debug, Args)]
@@ -26,64 +26,27 @@ pub struct ExportArgs {
     pub json: bool,
 }
 
-fn wait(
-    worker: &Worker,
-    json: bool,
-    out: &mut impl Write,
-    done: impl Fn(&Event) -> bool,
-) -> Result<Event> {
-    loop {
-        match worker.recv_timeout(Duration::from_secs(3600)) {
-            Ok(Event::Error { message, .. }) => bail!(message),
-            Ok(e) => {
-                if json
-                    && !matches!(
-                        e,
-                        Event::Snapshot(_) | Event::Finished { .. } | Event::Exported(_)
-                    )
-                {
-                    writeln!(out, "{}", serde_json::to_string(&e)?)?;
-                }
-                if done(&e) {
-                    return Ok(e);
-                }
-            }
-            Err(true) => bail!("the training worker stopped"),
-            Err(false) => {}
-        }
-    }
-}
-
 pub fn export(args: &ExportArgs) -> Result<()> {
     let worker = Worker::spawn(None);
     let mut out = std::io::stdout().lock();
-    match &args.checkpoint {
-        Some(path) => {
-            worker.send(Command::LoadCheckpoint { path: path.clone() });
-            wait(&worker, args.json, &mut out, |e| {
-                matches!(e, Event::CheckpointLoaded { .. })
-            })?;
+    let plan = || {
+        let plan = args.plan.build()?;
+        if !args.json {
+            eprintln!(
+                "training {} with {} first",
+                plan.model, plan.pruning.granularity
+            );
         }
-        None => {
-            let plan = args.plan.build()?;
-            if !args.json {
-                eprintln!(
-                    "training {} with {} first",
-                    plan.model, plan.pruning.granularity
-                );
-            }
-            worker.send(Command::Start(Box::new(plan)));
-            wait(&worker, args.json, &mut out, |e| {
-                matches!(e, Event::Finished { .. })
-            })?;
-        }
-    }
+        Ok(plan)
+    };
+    let echo: Option<&mut dyn Write> = if args.json { Some(&mut out) } else { None };
+    obtain_model(&worker, args.checkpoint.as_deref(), plan, echo)?;
     worker.send(Command::Export {
         dir: args.out.clone(),
     });
-    let Event::Exported(r) = wait(&worker, args.json, &mut out, |e| {
-        matches!(e, Event::Exported(_))
-    })?
+    let echo: Option<&mut dyn Write> = if args.json { Some(&mut out) } else { None };
+    let Event::Exported(r) =
+        await_event(&worker, echo, |_| {}, |e| matches!(e, Event::Exported(_)))?
     else {
         unreachable!("waited for an export")
     };
@@ -111,14 +74,7 @@ pub fn export(args: &ExportArgs) -> Result<()> {
         "sparsity {:.4}, accuracy {:.4}",
         s.sparsity, r.accuracy
     )?;
-    let rows = [
-        ("dense f32", s.dense_f32_bytes),
-        ("dense gzip", s.dense_gzip_bytes),
-        ("sparse f32", s.sparse_f32_bytes),
-        ("floor f32", s.floor_f32_bytes),
-        ("sparse int8", s.sparse_int8_bytes),
-        ("floor int8", s.floor_int8_bytes),
-    ];
+    let rows = s.rows();
     for (name, bytes) in rows {
         let ratio = bytes as f64 / s.dense_f32_bytes.max(1) as f64;
         let bar = "#".repeat((ratio * 40.0).round() as usize);

@@ -2,14 +2,13 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::Command as Process;
-use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, bail};
 use clap::Args;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::args::PlanArgs;
+use super::{await_event, obtain_model};
 use crate::data::Dataset;
 use crate::export::read_sparse;
 use crate::infer::bench::measure;
@@ -39,31 +38,17 @@ pub struct BenchInferArgs {
 
 fn trained_model(args: &BenchInferArgs, dir: &std::path::Path) -> Result<()> {
     let worker = Worker::spawn(None);
-    let wait = |done: &dyn Fn(&Event) -> bool| -> Result<()> {
-        loop {
-            match worker.recv_timeout(Duration::from_secs(3600)) {
-                Ok(Event::Error { message, .. }) => bail!(message),
-                Ok(e) if done(&e) => return Ok(()),
-                Ok(_) => {}
-                Err(true) => bail!("the training worker stopped"),
-                Err(false) => {}
-            }
-        }
-    };
-    match &args.checkpoint {
-        Some(path) => {
-            worker.send(Command::LoadCheckpoint { path: path.clone() });
-            wait(&|e| matches!(e, Event::CheckpointLoaded { .. }))?;
-        }
-        None => {
-            worker.send(Command::Start(Box::new(args.plan.build()?)));
-            wait(&|e| matches!(e, Event::Finished { .. }))?;
-        }
-    }
+    obtain_model(
+        &worker,
+        args.checkpoint.as_deref(),
+        || args.plan.build(),
+        None,
+    )?;
     worker.send(Command::Export {
         dir: dir.to_path_buf(),
     });
-    wait(&|e| matches!(e, Event::Exported(_)))
+    await_event(&worker, None, |_| {}, |e| matches!(e, Event::Exported(_)))?;
+    Ok(())
 }
 
 pub fn bench_infer(args: &BenchInferArgs) -> Result<()> {
@@ -94,27 +79,15 @@ pub fn bench_infer(args: &BenchInferArgs) -> Result<()> {
     let data = Dataset::load(&plan.dataset)?;
     let r = measure(&names, &decoded.params, &masks, &data.test, args.seconds)?;
     let torch = match &args.reference {
-        Some(script) => {
-            let output = Process::new(&args.python)
-                .arg(script)
-                .arg(dir.join("model.safetensors"))
-                .args(["--seconds", &args.seconds.to_string()])
-                .output()
-                .with_context(|| format!("cannot run {} {}", args.python, script.display()))?;
-            if !output.status.success() {
-                bail!(
-                    "the PyTorch reference failed: {}",
-                    String::from_utf8_lossy(&output.stderr).trim()
-                );
-            }
-            let text = String::from_utf8_lossy(&output.stdout).to_string();
-            let v: Value = text
-                .lines()
-                .rev()
-                .find_map(|l| serde_json::from_str(l).ok())
-                .ok_or_else(|| anyhow!("the PyTorch reference printed no JSON: {text}"))?;
-            Some(v)
-        }
+        Some(script) => Some(super::run_reference(
+            &args.python,
+            script,
+            &[
+                dir.join("model.safetensors").display().to_string(),
+                "--seconds".into(),
+                args.seconds.to_string(),
+            ],
+        )?),
         None => None,
     };
     let _ = std::fs::remove_dir_all(&dir);

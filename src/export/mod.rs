@@ -53,6 +53,20 @@ pub struct SizeReport {
     pub sparsity: f64,
 }
 
+impl SizeReport {
+    /// Every form with its size, in the order reports show them.
+    pub fn rows(&self) -> [(&'static str, u64); 6] {
+        [
+            ("dense f32", self.dense_f32_bytes),
+            ("dense gzip", self.dense_gzip_bytes),
+            ("sparse f32", self.sparse_f32_bytes),
+            ("floor f32", self.floor_f32_bytes),
+            ("sparse int8", self.sparse_int8_bytes),
+            ("floor int8", self.floor_int8_bytes),
+        ]
+    }
+}
+
 /// A model ready to export: every parameter (PyTorch names and layout), and the rules and
 /// masks of its prunable layers (`masks[i]` belongs to `rules[i]`, whose weight is
 /// `{name}.weight` in `params`).
