@@ -258,13 +258,7 @@ fn granularity_ui(ui: &mut Ui, g: &mut Granularity) {
 /// Switches the schedule kind, keeping target, begin and end where they make sense.
 fn convert_schedule(s: &Schedule, kind: &str) -> Schedule {
     let target = s.final_target();
-    let (begin, end) = match s {
-        Schedule::Constant { begin, end, .. } => (*begin, end.unwrap_or(At::Epoch { epoch: 3.0 })),
-        Schedule::OneShot { at, .. } => (*at, At::Epoch { epoch: 3.0 }),
-        Schedule::Iterative { begin, end, .. } | Schedule::Polynomial { begin, end, .. } => {
-            (*begin, *end)
-        }
-    };
+    let (begin, end) = (s.begin(), s.end().unwrap_or(At::Epoch { epoch: 3.0 }));
     match kind {
         "constant" => Schedule::Constant {
             target,

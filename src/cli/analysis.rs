@@ -69,13 +69,7 @@ pub struct SweepArgs {
 fn dense_plan(plan: &ExperimentPlan, epochs: Option<u32>) -> ExperimentPlan {
     let mut dense = plan.clone();
     let spe = plan.steps_per_epoch(crate::data::BUILTIN_TRAIN).max(1);
-    let from_schedule = match &plan.pruning.schedule {
-        Schedule::Constant { begin, .. }
-        | Schedule::Iterative { begin, .. }
-        | Schedule::Polynomial { begin, .. } => begin,
-        Schedule::OneShot { at, .. } => at,
-    };
-    let begin_epoch = match from_schedule {
+    let begin_epoch = match plan.pruning.schedule.begin() {
         At::Epoch { epoch } => epoch.ceil() as u32,
         At::Step(s) => s.div_ceil(spe) as u32,
     };

@@ -266,17 +266,6 @@ pub fn parse_layer_override(spec: &str) -> Result<(String, LayerOverride)> {
     Ok((name.to_string(), o))
 }
 
-/// The begin and end of a schedule, whatever its kind.
-fn moments(s: &Schedule) -> (At, Option<At>) {
-    match s {
-        Schedule::Constant { begin, end, .. } => (*begin, *end),
-        Schedule::OneShot { at, .. } => (*at, None),
-        Schedule::Iterative { begin, end, .. } | Schedule::Polynomial { begin, end, .. } => {
-            (*begin, Some(*end))
-        }
-    }
-}
-
 impl PlanArgs {
     /// The plan: file or preset (or quick-demo), then every flag applied on top.
     pub fn build(&self) -> Result<ExperimentPlan> {
@@ -337,7 +326,7 @@ impl PlanArgs {
 
     fn apply_schedule(&self, schedule: &mut Schedule) -> Result<()> {
         let target = self.target.unwrap_or(schedule.final_target());
-        let (old_begin, old_end) = moments(schedule);
+        let (old_begin, old_end) = (schedule.begin(), schedule.end());
         let begin = self.begin.as_deref().map(parse_at).transpose()?;
         let end = self.end.as_deref().map(parse_at).transpose()?;
         if let Some(kind) = &self.schedule {

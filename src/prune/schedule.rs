@@ -120,6 +120,25 @@ impl Schedule {
         }
     }
 
+    /// When pruning begins (a one-shot schedule's only step).
+    pub fn begin(&self) -> At {
+        match self {
+            Schedule::Constant { begin, .. }
+            | Schedule::Iterative { begin, .. }
+            | Schedule::Polynomial { begin, .. } => *begin,
+            Schedule::OneShot { at, .. } => *at,
+        }
+    }
+
+    /// When pruning ends, for schedules that have an end.
+    pub fn end(&self) -> Option<At> {
+        match self {
+            Schedule::Constant { end, .. } => *end,
+            Schedule::OneShot { .. } => None,
+            Schedule::Iterative { end, .. } | Schedule::Polynomial { end, .. } => Some(*end),
+        }
+    }
+
     /// Short name, as written in plans (`kind = ...`).
     pub fn kind_name(&self) -> &'static str {
         match self {
