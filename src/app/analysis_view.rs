@@ -5,6 +5,7 @@ use eframe::egui;
 use egui::{Color32, DragValue, ProgressBar, TextEdit, Ui};
 use egui_plot::{Corner, HLine, Legend, Line, Plot, Points};
 
+use super::views::{format_mark, readable_marks};
 use crate::plan::ExperimentPlan;
 use crate::prune::Granularity;
 use crate::train::analysis::{LayerSensitivity, SensitivityResult, SweepResult};
@@ -225,6 +226,10 @@ pub fn sensitivity_ui(
     };
     ui.columns(2, |cols| {
         Plot::new("sensitivity")
+            .x_grid_spacer(readable_marks)
+            .y_grid_spacer(readable_marks)
+            .x_axis_formatter(format_mark)
+            .y_axis_formatter(format_mark)
             .height(cols[0].available_height().max(200.0))
             .x_axis_label("sparsity of the one pruned layer")
             .y_axis_label("test accuracy")
@@ -360,6 +365,10 @@ pub fn sweeps_ui(
     ui.columns(2, |cols| {
         let sweeps = &state.sweeps;
         Plot::new("sweeps")
+            .x_grid_spacer(readable_marks)
+            .y_grid_spacer(readable_marks)
+            .x_axis_formatter(format_mark)
+            .y_axis_formatter(format_mark)
             .height(cols[0].available_height().max(200.0))
             .x_axis_label("sparsity")
             .y_axis_label("test accuracy")

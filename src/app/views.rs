@@ -17,7 +17,7 @@ const TARGET: Color32 = Color32::from_rgb(255, 170, 60);
 
 /// Axis marks on a 1-2-5 ladder with about four labelled steps across the plot, so small
 /// plots keep their labels (egui_plot's default ladder is powers of ten only).
-fn readable_marks(input: GridInput) -> Vec<GridMark> {
+pub(crate) fn readable_marks(input: GridInput) -> Vec<GridMark> {
     let (lo, hi) = input.bounds;
     let span = hi - lo;
     if !(span.is_finite() && span > 0.0) {
@@ -46,7 +46,7 @@ fn readable_marks(input: GridInput) -> Vec<GridMark> {
 }
 
 /// A mark's value with as many decimals as its step needs (0.5, 0.05, 2000).
-fn format_mark(mark: GridMark, _range: &std::ops::RangeInclusive<f64>) -> String {
+pub(crate) fn format_mark(mark: GridMark, _range: &std::ops::RangeInclusive<f64>) -> String {
     let decimals = if mark.step_size >= 1.0 {
         0
     } else {
