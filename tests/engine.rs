@@ -556,3 +556,45 @@ fn a_cancelled_sweep_keeps_its_points_and_the_worker_goes_on() {
     worker.send(Command::Start(Box::new(plan)));
     until(&worker, 60, |e| matches!(e, Event::Finished { .. }));
 }
+
+#[test]
+fn host_inference_agrees_with_burn_on_every_model() {
+    use sparsity_explorer::infer::net::Net;
+    use sparsity_explorer::model::ModelKind;
+    let data = Arc::new(Dataset::builtin().unwrap());
+    let (device, info) = select(BackendChoice::Flex).unwrap();
+    for model in ModelKind::ALL {
+        let mut plan = quick_plan();
+        plan.model = model;
+        plan.pruning.granularity = "2:4".parse().unwrap();
+        plan.pruning.schedule = Schedule::OneShot {
+            target: 0.5,
+            at: At::Step(0),
+        };
+        let mut s = Session::new(plan, data.clone(), device.clone(), info.clone()).unwrap();
+        for _ in 0..3 {
+            s.train_step().unwrap();
+        }
+        let burn_accuracy = s.evaluate().accuracy;
+        let params = s.network().read_params();
+        for sparse in [false, true] {
+            let net = Net::build(model, &params, s.masks(), sparse).unwrap();
+            let test = &s.dataset().test;
+            let all: Vec<usize> = (0..test.len()).collect();
+            let mut correct = 0;
+            for chunk in all.chunks(100) {
+                let (x, y) = test.gather(chunk);
+                let logits = net.forward(&x, chunk.len());
+                for (row, label) in logits.chunks(10).zip(&y) {
+                    let best = (0..10).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
+                    correct += (best as i64 == *label) as usize;
+                }
+            }
+            let host_accuracy = correct as f64 / test.len() as f64;
+            assert!(
+                (host_accuracy - burn_accuracy).abs() <= 0.0015,
+                "{model} sparse={sparse}: host {host_accuracy} burn {burn_accuracy}"
+            );
+        }
+    }
+}

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 
@@ -12,7 +12,6 @@ use super::{await_event, obtain_model};
 use crate::data::Dataset;
 use crate::export::read_sparse;
 use crate::infer::bench::measure;
-use crate::model::ModelKind;
 use crate::plan::ExperimentPlan;
 use crate::train::{Command, Event, Worker};
 
@@ -62,9 +61,6 @@ pub fn bench_infer(args: &BenchInferArgs) -> Result<()> {
         .into_iter()
         .map(|s| s.name)
         .collect();
-    if plan.model != ModelKind::Mlp {
-        bail!(crate::infer::InferError::NotDense(plan.model.to_string()));
-    }
     let masks: Vec<Option<Vec<u8>>> = names
         .iter()
         .map(|n| {
@@ -77,7 +73,13 @@ pub fn bench_infer(args: &BenchInferArgs) -> Result<()> {
         })
         .collect();
     let data = Dataset::load(&plan.dataset)?;
-    let r = measure(&names, &decoded.params, &masks, &data.test, args.seconds)?;
+    let r = measure(
+        plan.model,
+        &decoded.params,
+        &masks,
+        &data.test,
+        args.seconds,
+    )?;
     let torch = match &args.reference {
         Some(script) => Some(super::run_reference(
             &args.python,

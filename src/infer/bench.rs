@@ -5,9 +5,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::net::Net;
 use super::{InferError, Mlp};
 use crate::data::{IMAGE_PIXELS, Split};
 use crate::model::HostTensor;
+use crate::model::ModelKind;
 
 /// Dense against sparse, measured in one run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -40,17 +42,60 @@ fn time_per_call(budget: Duration, mut f: impl FnMut()) -> f64 {
     t0.elapsed().as_secs_f64() / calls as f64
 }
 
-/// Builds both paths from the parameters and masks of layers `names` (in order) and times
-/// them on `test`: batch-1 latency and batch-128 throughput, `seconds` each.
+/// A model on the host, dense or sparse: the MLP with its shrinking of dead neurons and
+/// its row-major batch-1 path, or any model as a list of operations.
+enum Host {
+    Mlp(Mlp),
+    Net(Net),
+}
+
+impl Host {
+    fn build(
+        model: ModelKind,
+        params: &[HostTensor],
+        masks: &[Option<Vec<u8>>],
+        sparse: bool,
+    ) -> Result<Self, InferError> {
+        if model == ModelKind::Mlp {
+            let names: Vec<String> = model.layer_specs().into_iter().map(|s| s.name).collect();
+            let m = if sparse {
+                Mlp::sparse(&names, params, masks)?
+            } else {
+                Mlp::dense(&names, params, masks)?
+            };
+            Ok(Host::Mlp(m))
+        } else {
+            Ok(Host::Net(Net::build(model, params, masks, sparse)?))
+        }
+    }
+
+    fn forward(&self, x: &[f32], batch: usize) -> Vec<f32> {
+        match self {
+            Host::Mlp(m) => m.forward(x, batch),
+            Host::Net(n) => n.forward(x, batch),
+        }
+    }
+
+    fn macs(&self) -> usize {
+        match self {
+            Host::Mlp(m) => m.macs(),
+            Host::Net(n) => n.stored(),
+        }
+    }
+}
+
+/// Builds both paths of `model` from its parameters and masks (`masks[i]` for the i-th
+/// prunable layer) and times them on `test`: batch-1 latency and batch-128 throughput,
+/// `seconds` each.
 pub fn measure(
-    names: &[String],
+    model: ModelKind,
     params: &[HostTensor],
     masks: &[Option<Vec<u8>>],
     test: &Split,
     seconds: f64,
 ) -> Result<InferBench, InferError> {
-    let dense = Mlp::dense(names, params, masks)?;
-    let sparse = Mlp::sparse(names, params, masks)?;
+    let dense = Host::build(model, params, masks, false)?;
+    let sparse = Host::build(model, params, masks, true)?;
     let all: Vec<usize> = (0..test.len()).collect();
     let mut max_abs_diff = 0.0f32;
     for chunk in all.chunks(128) {

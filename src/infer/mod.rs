@@ -3,6 +3,7 @@
 //! beside a dense path written the same way, so the two can be compared honestly.
 
 pub mod bench;
+pub mod net;
 
 use thiserror::Error;
 

@@ -259,21 +259,10 @@ impl WorkerLoop {
                         message: "nothing to benchmark: train or load a model first".into(),
                     });
                 };
-                let names: Vec<String> = s.rules().iter().map(|r| r.name.clone()).collect();
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
-                    if s.plan().model != crate::model::ModelKind::Mlp {
-                        return Err(crate::infer::InferError::NotDense(
-                            s.plan().model.to_string(),
-                        ));
-                    }
                     let params = s.network().read_params();
-                    crate::infer::bench::measure(
-                        &names,
-                        &params,
-                        s.masks(),
-                        &s.dataset().test,
-                        seconds,
-                    )
+                    let test = &s.dataset().test;
+                    crate::infer::bench::measure(s.plan().model, &params, s.masks(), test, seconds)
                 }));
                 match outcome {
                     Ok(Ok(r)) => self.emit(Event::InferBenched(r)),
