@@ -368,7 +368,7 @@ pub fn export_ui(
         }
         if ui
             .add_enabled(have_model, egui::Button::new("Benchmark inference"))
-            .on_hover_text("Time the model on the CPU, dense against sparse (CSR for scattered zeros, a 2:4 kernel, pruned neurons removed), at batch 1 and 128. Models of dense layers only.")
+            .on_hover_text("Time the model on the CPU, dense against sparse (CSR for scattered zeros, a 2:4 kernel, pruned neurons removed), at batch 1 and 128; convolutions run as weight matrices over image patches.")
             .on_disabled_hover_text("Train or load a model first.")
             .clicked()
         {

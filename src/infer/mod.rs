@@ -12,7 +12,7 @@ use crate::model::HostTensor;
 #[derive(Debug, Error, PartialEq)]
 pub enum InferError {
     #[error(
-        "sparse inference needs a model made of dense layers only (like mlp); {0} has convolutions"
+        "layer {0} is not a dense layer (the stack of dense layers takes 2-D weights only)"
     )]
     NotDense(String),
     #[error("parameter {0} is missing")]
