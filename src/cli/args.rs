@@ -279,8 +279,9 @@ impl PlanArgs {
             let model: ModelKind = m.parse().map_err(|e: String| anyhow!(e))?;
             if model != plan.model {
                 plan.model = model;
-                // overrides name the old model's layers
+                // overrides name the old model's layers, and the name described the old model
                 plan.pruning.layers.clear();
+                plan.name.clear();
             }
         }
         if let Some(d) = &self.dataset {
