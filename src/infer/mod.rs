@@ -11,9 +11,7 @@ use crate::model::HostTensor;
 
 #[derive(Debug, Error, PartialEq)]
 pub enum InferError {
-    #[error(
-        "layer {0} is not a dense layer (the stack of dense layers takes 2-D weights only)"
-    )]
+    #[error("layer {0} is not a dense layer (the stack of dense layers takes 2-D weights only)")]
     NotDense(String),
     #[error("parameter {0} is missing")]
     Missing(String),
