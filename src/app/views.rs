@@ -55,6 +55,20 @@ pub(crate) fn format_mark(mark: GridMark, _range: &std::ops::RangeInclusive<f64>
     format!("{:.*}", decimals, mark.value)
 }
 
+/// Labels bar `i` (at x = i) with `names[i]`, and nothing between bars.
+fn category_names(
+    names: Vec<String>,
+) -> impl Fn(GridMark, &std::ops::RangeInclusive<f64>) -> String {
+    move |mark, _| {
+        let i = mark.value.round();
+        if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
+            names.get(i as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    }
+}
+
 fn faded(i: usize) -> Color32 {
     let palette = [
         Color32::from_rgb(200, 120, 200),
@@ -293,14 +307,7 @@ pub fn layer_sparsity_bars(ui: &mut Ui, layers: &[LayerView], height: f32) {
         .include_y(0.0)
         .include_y(1.0)
         .legend(Legend::default())
-        .x_axis_formatter(move |mark, _| {
-            let i = mark.value.round();
-            if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
-                names.get(i as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
+        .x_axis_formatter(category_names(names))
         .show(ui, |plot| {
             plot.bar_chart(BarChart::new("target", targets).color(TARGET.gamma_multiply(0.5)));
             plot.bar_chart(BarChart::new("achieved", bars).color(RUN));
@@ -443,14 +450,7 @@ pub fn export_ui(
             .height(260.0)
             .y_axis_label("KiB")
             .include_y(0.0)
-            .x_axis_formatter(move |mark, _| {
-                let i = mark.value.round();
-                if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
-                    names.get(i as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
+            .x_axis_formatter(category_names(names))
             .show(&mut cols[1], |plot| {
                 plot.bar_chart(BarChart::new("size", bars).color(RUN))
             });

@@ -220,8 +220,7 @@ impl Linear {
 pub fn choose(out: usize, inp: usize, w: &[f32], mask: &[u8], b: Vec<f32>) -> Linear {
     let kept = mask.iter().filter(|&&m| m == 1).count();
     if inp > u16::MAX as usize {
-        let w = w.iter().zip(mask).map(|(v, &m)| v * m as f32).collect();
-        return Linear::Dense { out, inp, w, b };
+        return masked_dense(out, inp, w, mask, b);
     }
     let two_of_four = inp.is_multiple_of(4)
         && mask
@@ -265,12 +264,41 @@ pub fn choose(out: usize, inp: usize, w: &[f32], mask: &[u8], b: Vec<f32>) -> Li
             b,
         };
     }
+    masked_dense(out, inp, w, mask, b)
+}
+
+/// A dense layer holding every weight, pruned ones as zeros.
+pub fn masked_dense(out: usize, inp: usize, w: &[f32], mask: &[u8], b: Vec<f32>) -> Linear {
     let w = w.iter().zip(mask).map(|(v, &m)| v * m as f32).collect();
     Linear::Dense { out, inp, w, b }
 }
 
+/// The layer in its best sparse storage ([`choose`]) or dense ([`masked_dense`]).
+pub(crate) fn build_layer(
+    out: usize,
+    inp: usize,
+    w: &[f32],
+    mask: &[u8],
+    b: Vec<f32>,
+    sparse: bool,
+) -> Linear {
+    if sparse {
+        choose(out, inp, w, mask, b)
+    } else {
+        masked_dense(out, inp, w, mask, b)
+    }
+}
+
+/// The parameter named `name`, or an error naming it.
+pub(crate) fn param(params: &[HostTensor], name: String) -> Result<&HostTensor, InferError> {
+    params
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or(InferError::Missing(name))
+}
+
 /// `[rows, cols]` row-major to `[cols, rows]`.
-fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub(crate) fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = vec![0.0f32; m.len()];
     for r in 0..rows {
         for c in 0..cols {
@@ -344,12 +372,7 @@ impl Mlp {
         masks: &[Option<Vec<u8>>],
         sparse: bool,
     ) -> Result<Self, InferError> {
-        let get = |n: String| {
-            params
-                .iter()
-                .find(|t| t.name == n)
-                .ok_or(InferError::Missing(n))
-        };
+        let get = |n: String| param(params, n);
         // (out, in, weights, mask, bias) per layer, shrunk as we go
         let mut raw = Vec::new();
         for (name, mask) in names.iter().zip(masks) {
@@ -422,14 +445,7 @@ impl Mlp {
         }
         let layers = raw
             .into_iter()
-            .map(|(out, inp, w, mask, b)| {
-                if sparse {
-                    choose(out, inp, &w, &mask, b)
-                } else {
-                    let w = w.iter().zip(&mask).map(|(v, &m)| v * m as f32).collect();
-                    Linear::Dense { out, inp, w, b }
-                }
-            })
+            .map(|(out, inp, w, mask, b)| build_layer(out, inp, &w, &mask, b, sparse))
             .collect();
         Ok(Self { layers })
     }

@@ -3,7 +3,7 @@
 //! kernels serve convolutions and dense layers. Batch norm (evaluation mode) is folded into
 //! the convolution before it, which leaves the mask unchanged.
 
-use super::{InferError, Linear, choose};
+use super::{InferError, Linear, build_layer, param, transpose};
 use crate::model::{HostTensor, ModelKind};
 
 /// Activations channel-major: `[c][n][h][w]`.
@@ -80,12 +80,7 @@ impl Net {
         masks: &[Option<Vec<u8>>],
         sparse: bool,
     ) -> Result<Self, InferError> {
-        let get = |n: String| {
-            params
-                .iter()
-                .find(|t| t.name == n)
-                .ok_or(InferError::Missing(n))
-        };
+        let get = |n: String| param(params, n);
         let specs = model.layer_specs();
         let mut layers = Vec::new();
         for (spec, mask) in specs.iter().zip(masks) {
@@ -116,17 +111,7 @@ impl Net {
                 }
             }
             let mask = mask.clone().unwrap_or_else(|| vec![1; s.numel()]);
-            let layer = if sparse {
-                choose(s.out, s.row_len(), &w, &mask, b)
-            } else {
-                let w = w.iter().zip(&mask).map(|(v, &m)| v * m as f32).collect();
-                Linear::Dense {
-                    out: s.out,
-                    inp: s.row_len(),
-                    w,
-                    b,
-                }
-            };
+            let layer = build_layer(s.out, s.row_len(), &w, &mask, b, sparse);
             layers.push((layer, s));
         }
         let mut it = layers.into_iter();
@@ -264,16 +249,7 @@ impl Net {
             };
         }
         match act {
-            Act::Features(f, n) => {
-                let classes = f.len() / n;
-                let mut out = vec![0.0f32; f.len()];
-                for c in 0..classes {
-                    for i in 0..n {
-                        out[i * classes + c] = f[c * n + i];
-                    }
-                }
-                out
-            }
+            Act::Features(f, n) => transpose(&f, f.len() / n, n),
             Act::Maps(m) => m.data,
         }
     }
