@@ -15,6 +15,7 @@ pub mod cli;
 pub mod data;
 pub mod export;
 pub mod infer;
+pub mod kernels;
 pub mod masks_file;
 pub mod model;
 pub mod plan;

@@ -23,7 +23,8 @@ pub struct Training {
     pub seed: u64,
     #[serde(default)]
     pub backend: BackendChoice,
-    /// Evaluate on the test split every this many steps (0: at the end of each epoch).
+    /// Evaluate on the test split every this many steps (0: by time, so that evaluating
+    /// takes under a tenth of the run).
     #[serde(default)]
     pub eval_every: u64,
 }
@@ -74,6 +75,10 @@ pub const PRESETS: &[(&str, &str)] = &[
     (
         "seed-2by4",
         include_str!("../assets/presets/seed-2by4.toml"),
+    ),
+    (
+        "seed-fashion",
+        include_str!("../assets/presets/seed-fashion.toml"),
     ),
 ];
 
@@ -191,7 +196,11 @@ mod tests {
     fn every_preset_parses_validates_and_round_trips() {
         for (name, _) in PRESETS {
             let plan = ExperimentPlan::preset(name).unwrap();
-            plan.validate(BUILTIN_TRAIN)
+            let train = match plan.dataset {
+                DatasetSource::FashionMnist => 60_000,
+                _ => BUILTIN_TRAIN,
+            };
+            plan.validate(train)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             let again = ExperimentPlan::from_toml(&plan.to_toml(), "round trip").unwrap();
             assert_eq!(plan, again, "{name}");

@@ -72,7 +72,9 @@ fn finished(events: &[Event]) -> Summary {
 #[test]
 fn a_run_reports_start_baseline_pruning_evaluations_and_summary() {
     let worker = Worker::spawn(None);
-    worker.send(Command::Start(Box::new(quick_plan())));
+    let mut plan = quick_plan();
+    plan.training.eval_every = 21; // an explicit cadence wins over the timed default
+    worker.send(Command::Start(Box::new(plan)));
     let events = until(&worker, 300, |e| matches!(e, Event::Finished { .. }));
     let Event::Started {
         backend,
@@ -119,7 +121,7 @@ fn a_run_reports_start_baseline_pruning_evaluations_and_summary() {
                 }
             ))
             .count()
-            >= 5
+            >= 11
     );
 
     let s = finished(&events);

@@ -28,7 +28,7 @@ pub mod tips {
         "Examples per training step. An epoch is the training set divided by this, rounded up.";
     pub const EPOCHS: &str = "Passes over the training set. Pruning needs time after the last pruning step to recover: fine-tuning.";
     pub const SEED: &str = "Seeds weight initialisation, shuffling and the random criterion: the same seed gives the same run.";
-    pub const EVAL: &str = "Evaluate on the test split every this many steps (0: once per epoch). Each evaluation is one point on the accuracy-vs-sparsity plot.";
+    pub const EVAL: &str = "Evaluate on the test split every this many steps (0: automatic, as often as keeps evaluating under a tenth of the run). Each evaluation is one point on the accuracy-vs-sparsity plot.";
     pub const UNSTRUCTURED: &str = "Any weight can go on its own. Reaches high sparsity at little cost in accuracy, but dense hardware cannot skip scattered zeros: speed-ups need sparse kernels.";
     pub const NM: &str = "N:M keeps at most N of every M consecutive weights along the input axis. 2:4 is what NVIDIA's sparse tensor cores run at twice the speed: the pattern is regular, so the hardware knows where the zeros are. Sparsity is fixed at 1 - N/M.";
     pub const BLOCK: &str = "Prunes whole R x C tiles of the weight matrix (conv filters flattened). Blocks map onto vector units and tiles of sparse kernels; larger blocks are easier to accelerate and cost more accuracy.";

@@ -298,7 +298,7 @@ pub fn print_summary(out: &mut impl Write, s: &Summary) -> std::io::Result<()> {
     )?;
     writeln!(
         out,
-        "{} steps in {:.1} s, {:.0} training samples/s on {} ({})",
-        s.steps, s.wall_s, s.train_samples_per_s, s.backend, s.device
+        "{} steps in {:.1} s ({:.1} s evaluating), {:.0} training samples/s on {} ({})",
+        s.steps, s.wall_s, s.eval_s, s.train_samples_per_s, s.backend, s.device
     )
 }

@@ -29,7 +29,7 @@ pub enum Linear {
         w: Vec<f32>,
         b: Vec<f32>,
     },
-    /// Compressed sparse rows.
+    /// Compressed sparse rows, and the same weights by input column.
     Csr {
         out: usize,
         inp: usize,
@@ -37,6 +37,14 @@ pub enum Linear {
         /// Input index of each kept weight (u16: inputs are fewer than 65,536).
         cols: Vec<u16>,
         vals: Vec<f32>,
+        /// Input `i`'s kept weights are `col_vals[col_start[i]..col_start[i + 1]]`, at
+        /// outputs `rows[..]` (u16: outputs are fewer than 65,536). Small batches walk the
+        /// layer this way and skip the inputs that are zero (most pixels of a digit, about
+        /// half of the ReLU outputs), so they gain from zero activations as well as from
+        /// pruned weights.
+        col_start: Vec<u32>,
+        rows: Vec<u16>,
+        col_vals: Vec<f32>,
         b: Vec<f32>,
     },
     /// 2 kept weights in every group of 4 inputs: a fixed `in / 2` kept weights per row,
@@ -89,6 +97,18 @@ fn sparse_dot(c: &[u16], v: &[f32], x: &[f32]) -> f32 {
         sum += vi * x[ci as usize];
     }
     sum
+}
+
+/// `y[r[k]] += a * v[k]` for every `k`. Every row index is below `y.len()` ([`choose`]
+/// builds the column lists from positions inside the layer).
+#[inline]
+fn scatter_axpy(a: f32, r: &[u16], v: &[f32], y: &mut [f32]) {
+    assert!(r.len() == v.len() && r.last().is_none_or(|&i| (i as usize) < y.len()));
+    for (&ri, &vi) in r.iter().zip(v) {
+        // SAFETY: row indices are strictly increasing within a column (columns are built in
+        // output order), so the last one, checked above, bounds them.
+        unsafe { *y.get_unchecked_mut(ri as usize) += a * vi };
+    }
 }
 
 /// `y += a * x`, elementwise; vectorizes.
@@ -182,18 +202,20 @@ impl Linear {
                 }
             }
             Linear::Csr {
-                row_start,
-                cols,
-                vals,
+                col_start,
+                rows,
+                col_vals,
                 b,
                 ..
             } => {
-                for o in 0..out {
-                    let (lo, hi) = (row_start[o] as usize, row_start[o + 1] as usize);
-                    let (c, v) = (&cols[lo..hi], &vals[lo..hi]);
-                    for s in 0..batch {
-                        let xs = &x[s * inp..(s + 1) * inp];
-                        y[s * out + o] = sparse_dot(c, v, xs) + b[o];
+                for (xs, ys) in x.chunks(inp).zip(y.chunks_mut(out)) {
+                    ys.copy_from_slice(b);
+                    for (i, &xi) in xs.iter().enumerate() {
+                        if xi == 0.0 {
+                            continue;
+                        }
+                        let (lo, hi) = (col_start[i] as usize, col_start[i + 1] as usize);
+                        scatter_axpy(xi, &rows[lo..hi], &col_vals[lo..hi], ys);
                     }
                 }
             }
@@ -243,7 +265,7 @@ pub fn choose(out: usize, inp: usize, w: &[f32], mask: &[u8], b: Vec<f32>) -> Li
             b,
         };
     }
-    if (kept as f64) < 2.0 / 3.0 * mask.len() as f64 {
+    if (kept as f64) < 2.0 / 3.0 * mask.len() as f64 && out <= u16::MAX as usize {
         let mut row_start = vec![0u32];
         let (mut cols, mut vals) = (Vec::with_capacity(kept), Vec::with_capacity(kept));
         for o in 0..out {
@@ -255,12 +277,26 @@ pub fn choose(out: usize, inp: usize, w: &[f32], mask: &[u8], b: Vec<f32>) -> Li
             }
             row_start.push(cols.len() as u32);
         }
+        let mut col_start = vec![0u32];
+        let (mut rows, mut col_vals) = (Vec::with_capacity(kept), Vec::with_capacity(kept));
+        for i in 0..inp {
+            for o in 0..out {
+                if mask[o * inp + i] == 1 {
+                    rows.push(o as u16);
+                    col_vals.push(w[o * inp + i]);
+                }
+            }
+            col_start.push(rows.len() as u32);
+        }
         return Linear::Csr {
             out,
             inp,
             row_start,
             cols,
             vals,
+            col_start,
+            rows,
+            col_vals,
             b,
         };
     }

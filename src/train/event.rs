@@ -131,6 +131,8 @@ pub struct Summary {
     pub wall_s: f64,
     /// Training examples per second over the training steps alone.
     pub train_samples_per_s: f64,
+    /// Seconds spent evaluating on the test split (part of `wall_s`).
+    pub eval_s: f64,
     pub backend: String,
     pub device: String,
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
 use thiserror::Error;
@@ -16,12 +16,22 @@ use super::backend::BackendInfo;
 use super::checkpoint::{CheckpointData, CheckpointError};
 use super::event::{LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary};
 use crate::data::{Dataset, EpochOrder, IMAGE_PIXELS, Split};
+use crate::kernels::FusedAdam;
 use crate::model::{DeviceMask, Network};
 use crate::plan::{ExperimentPlan, PlanFileError};
 use crate::prune::{LayerRule, StepSchedule, sparsity};
 
-/// Test examples per evaluation batch.
-const EVAL_BATCH: usize = 500;
+/// Test examples per evaluation batch: large, since evaluation keeps no autodiff graph.
+const EVAL_BATCH: usize = 2000;
+
+/// With the default cadence, training time between two evaluations is this many times what
+/// the last evaluation took, so evaluating stays under a tenth of a run (8% here, leaving
+/// room for the baseline and closing evaluations).
+const TRAIN_PER_EVAL: f64 = 11.5;
+
+/// Before the first evaluation is timed, one test example is taken to cost this share of a
+/// training example (a forward pass without a backward pass or an optimizer step).
+const EVAL_COST_PER_TRAIN: f64 = 0.3;
 
 /// Why a session cannot go on.
 #[derive(Debug, Error)]
@@ -92,6 +102,11 @@ pub struct Session {
     started: Instant,
     train_time: Duration,
     trained_samples: u64,
+    /// Time spent evaluating on the test split, and how long the last evaluation took.
+    eval_time: Duration,
+    last_eval_cost: Option<Duration>,
+    /// `train_time` when the last evaluation ran.
+    train_time_at_eval: Duration,
 }
 
 impl Session {
@@ -116,7 +131,7 @@ impl Session {
         let n = rules.len();
         Ok(Self {
             steps_per_epoch: plan.steps_per_epoch(data.train.len()),
-            optim: AdamConfig::new().init(),
+            optim: ModuleOptimizer::from(FusedAdam::default()),
             loss_fn: CrossEntropyLossConfig::new().init(&device),
             plan,
             backend,
@@ -136,6 +151,9 @@ impl Session {
             started: Instant::now(),
             train_time: Duration::ZERO,
             trained_samples: 0,
+            eval_time: Duration::ZERO,
+            last_eval_cost: None,
+            train_time_at_eval: Duration::ZERO,
         })
     }
 
@@ -372,9 +390,34 @@ impl Session {
     /// Accuracy and mean loss on the test split, in evaluation mode (no dropout, batch norm
     /// on running statistics).
     pub fn evaluate(&mut self) -> Evaluation {
+        let t0 = Instant::now();
         let e = self.evaluate_network(self.network());
+        let cost = t0.elapsed();
+        self.eval_time += cost;
+        self.last_eval_cost = Some(cost);
+        self.train_time_at_eval = self.train_time;
         self.last_evaluation = Some(e);
         e
+    }
+
+    /// Whether to evaluate after the step just trained: every `eval_every` steps when the
+    /// plan sets it, otherwise by time, so that evaluating takes under a tenth of the run
+    /// whatever the dataset and model.
+    pub fn evaluation_due(&self) -> bool {
+        let rate = self.samples_per_s();
+        let estimate =
+            (rate > 0.0).then(|| self.data.test.len() as f64 * EVAL_COST_PER_TRAIN / rate);
+        evaluation_due(
+            self.step,
+            self.plan.training.eval_every,
+            (self.train_time - self.train_time_at_eval).as_secs_f64(),
+            self.last_eval_cost.map(|c| c.as_secs_f64()).or(estimate),
+        )
+    }
+
+    /// Seconds spent evaluating on the test split so far.
+    pub fn eval_seconds(&self) -> f64 {
+        self.eval_time.as_secs_f64()
     }
 
     /// Accuracy and mean loss of `model` (any copy of this session's network) on the test
@@ -493,6 +536,7 @@ impl Session {
             steps: self.step,
             wall_s: self.started.elapsed().as_secs_f64(),
             train_samples_per_s: self.samples_per_s(),
+            eval_s: self.eval_seconds(),
             backend: self.backend.backend.clone(),
             device: self.backend.device.clone(),
         }
@@ -622,6 +666,16 @@ impl Session {
     }
 }
 
+/// The evaluation cadence: every `eval_every` steps when that is set, otherwise once the
+/// training time since the last evaluation (`trained_s`) is [`TRAIN_PER_EVAL`] times what an
+/// evaluation costs (`eval_cost_s`, measured or estimated; unknown: not yet).
+fn evaluation_due(step: u64, eval_every: u64, trained_s: f64, eval_cost_s: Option<f64>) -> bool {
+    if eval_every > 0 {
+        return step % eval_every == 0;
+    }
+    eval_cost_s.is_some_and(|cost| trained_s >= cost * TRAIN_PER_EVAL)
+}
+
 fn granularity_name(rule: &LayerRule) -> String {
     rule.granularity
         .map(|g| g.to_string())
@@ -644,4 +698,25 @@ fn scalar(t: &Tensor<1>) -> f64 {
         .iter::<f64>()
         .next()
         .unwrap_or(f64::NAN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_explicit_cadence_counts_steps() {
+        assert!(evaluation_due(42, 21, 0.0, None));
+        assert!(!evaluation_due(43, 21, 1e9, Some(0.0)));
+    }
+
+    #[test]
+    fn the_default_cadence_keeps_evaluation_under_a_tenth() {
+        // an evaluation of 1 s is followed by at least 11.5 s of training
+        assert!(!evaluation_due(5, 0, 11.0, Some(1.0)));
+        assert!(evaluation_due(5, 0, 11.5, Some(1.0)));
+        assert!(1.0 / (1.0 + TRAIN_PER_EVAL) < 0.1);
+        // nothing known about the cost yet: wait
+        assert!(!evaluation_due(5, 0, 100.0, None));
+    }
 }

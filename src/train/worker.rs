@@ -634,13 +634,7 @@ impl WorkerLoop {
         }
         let done = session.is_done();
         let step = session.step();
-        let eval_every = session.plan().training.eval_every;
-        let due = if eval_every == 0 {
-            step % session.steps_per_epoch() == 0
-        } else {
-            step % eval_every == 0
-        };
-        if due && !done {
+        if session.evaluation_due() && !done {
             let e = session.evaluate();
             events.push(Event::Evaluation {
                 step: e.step,

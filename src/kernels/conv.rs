@@ -1,0 +1,435 @@
+//! 2D convolution (stride 1, no dilation, one group, symmetric zero padding) on host
+//! slices in NCHW layout, forward and backward, as one gemm per image over an im2col
+//! buffer that stays in cache.
+//!
+//! Per image, with `K = c_in * kh * kw` and `P = out_h * out_w`:
+//! - forward: `y[c_out, P] = w[c_out, K] @ col[K, P] + b`;
+//! - weight gradient: `dw[c_out, K] += dy[c_out, P] @ col[K, P]^T`;
+//! - input gradient: `dcol[K, P] = w[c_out, K]^T @ dy[c_out, P]`, folded back by col2im.
+//!
+//! Images run in parallel on rayon's pool; each gemm runs on one thread.
+
+use rayon::prelude::*;
+
+/// The shapes of one convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeometry {
+    pub batch: usize,
+    pub c_in: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub pad_h: usize,
+    pub pad_w: usize,
+}
+
+impl ConvGeometry {
+    pub fn out_h(&self) -> usize {
+        self.in_h + 2 * self.pad_h + 1 - self.kh
+    }
+
+    pub fn out_w(&self) -> usize {
+        self.in_w + 2 * self.pad_w + 1 - self.kw
+    }
+
+    /// Rows of the im2col matrix: one per (input channel, kernel row, kernel column).
+    pub fn col_rows(&self) -> usize {
+        self.c_in * self.kh * self.kw
+    }
+
+    /// Output pixels per channel.
+    pub fn out_pixels(&self) -> usize {
+        self.out_h() * self.out_w()
+    }
+
+    fn in_image(&self) -> usize {
+        self.c_in * self.in_h * self.in_w
+    }
+
+    fn out_image(&self) -> usize {
+        self.c_out * self.out_pixels()
+    }
+
+    /// The output columns `ox` whose input column `ox + kj - pad_w` lies inside the image.
+    fn valid_columns(&self, kj: usize) -> (usize, usize) {
+        let lo = self.pad_w.saturating_sub(kj);
+        let hi = (self.in_w + self.pad_w)
+            .saturating_sub(kj)
+            .min(self.out_w());
+        (lo, hi.max(lo))
+    }
+}
+
+/// Lays one image `[c_in, in_h, in_w]` out as `col[K, P]`, zeros where the kernel reads
+/// padding.
+fn im2col(g: &ConvGeometry, image: &[f32], col: &mut [f32]) {
+    let (out_h, out_w, p) = (g.out_h(), g.out_w(), g.out_pixels());
+    for c in 0..g.c_in {
+        let plane = &image[c * g.in_h * g.in_w..(c + 1) * g.in_h * g.in_w];
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = (c * g.kh + ki) * g.kw + kj;
+                let dst = &mut col[row * p..(row + 1) * p];
+                let (lo, hi) = g.valid_columns(kj);
+                for oy in 0..out_h {
+                    let line = &mut dst[oy * out_w..(oy + 1) * out_w];
+                    let iy = (oy + ki) as isize - g.pad_h as isize;
+                    if iy < 0 || iy >= g.in_h as isize {
+                        line.fill(0.0);
+                        continue;
+                    }
+                    line[..lo].fill(0.0);
+                    line[hi..].fill(0.0);
+                    let src = iy as usize * g.in_w + lo + kj - g.pad_w;
+                    line[lo..hi].copy_from_slice(&plane[src..src + (hi - lo)]);
+                }
+            }
+        }
+    }
+}
+
+/// Adds `col[K, P]` back onto the image gradient `[c_in, in_h, in_w]` (the transpose of
+/// [`im2col`]).
+fn col2im(g: &ConvGeometry, col: &[f32], image: &mut [f32]) {
+    let (out_h, out_w, p) = (g.out_h(), g.out_w(), g.out_pixels());
+    image.fill(0.0);
+    for c in 0..g.c_in {
+        let plane = &mut image[c * g.in_h * g.in_w..(c + 1) * g.in_h * g.in_w];
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = (c * g.kh + ki) * g.kw + kj;
+                let src = &col[row * p..(row + 1) * p];
+                let (lo, hi) = g.valid_columns(kj);
+                for oy in 0..out_h {
+                    let iy = (oy + ki) as isize - g.pad_h as isize;
+                    if iy < 0 || iy >= g.in_h as isize {
+                        continue;
+                    }
+                    let dst = iy as usize * g.in_w + lo + kj - g.pad_w;
+                    let line = &src[oy * out_w + lo..oy * out_w + hi];
+                    for (d, s) in plane[dst..dst + (hi - lo)].iter_mut().zip(line) {
+                        *d += s;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst[m, n] (+)= lhs[m, k] @ rhs[k, n]`, each matrix given by its row and column strides.
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: &[f32],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[f32],
+    (rhs_rs, rhs_cs): (usize, usize),
+) {
+    assert!(dst.len() >= m * n, "matmul: destination too small");
+    assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
+    assert!(n == 0 || k == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
+    // SAFETY: the asserts above keep every index gemm touches inside the three slices, and
+    // `dst` does not alias the inputs (it is borrowed mutably).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// `y[batch, c_out, out_h, out_w]` from `x[batch, c_in, in_h, in_w]`, `w[c_out, c_in, kh,
+/// kw]` and `b[c_out]`.
+pub fn conv2d_forward(g: &ConvGeometry, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
+    let (k, p) = (g.col_rows(), g.out_pixels());
+    assert_eq!(x.len(), g.batch * g.in_image(), "conv2d: input size");
+    assert_eq!(w.len(), g.c_out * k, "conv2d: weight size");
+    let mut y = vec![0.0f32; g.batch * g.out_image()];
+    if g.out_image() == 0 {
+        return y;
+    }
+    y.par_chunks_mut(g.out_image())
+        .zip(x.par_chunks(g.in_image().max(1)))
+        .for_each_init(
+            || vec![0.0f32; k * p],
+            |col, (y_img, x_img)| {
+                im2col(g, x_img, col);
+                if let Some(b) = b {
+                    for (row, &bias) in y_img.chunks_mut(p).zip(b) {
+                        row.fill(bias);
+                    }
+                }
+                matmul(g.c_out, p, k, y_img, b.is_some(), w, (k, 1), col, (p, 1));
+            },
+        );
+    y
+}
+
+/// Gradients of [`conv2d_forward`] given the output gradient `dy`: the input gradient (only
+/// when `want_dx`; an image fed to the first layer needs none), the weight gradient and the
+/// bias gradient.
+pub struct ConvGradients {
+    pub dx: Option<Vec<f32>>,
+    pub dw: Vec<f32>,
+    pub db: Vec<f32>,
+}
+
+pub fn conv2d_backward(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    want_dx: bool,
+) -> ConvGradients {
+    let (k, p) = (g.col_rows(), g.out_pixels());
+    assert_eq!(
+        x.len(),
+        g.batch * g.in_image(),
+        "conv2d backward: input size"
+    );
+    assert_eq!(w.len(), g.c_out * k, "conv2d backward: weight size");
+    assert_eq!(
+        dy.len(),
+        g.batch * g.out_image(),
+        "conv2d backward: gradient size"
+    );
+    let mut dx = want_dx.then(|| vec![0.0f32; x.len()]);
+    let zero = || (vec![0.0f32; g.c_out * k], vec![0.0f32; g.c_out]);
+    if g.batch == 0 || g.out_image() == 0 || g.in_image() == 0 {
+        let (dw, db) = zero();
+        return ConvGradients { dx, dw, db };
+    }
+    let per_image = |(dw, db): (Vec<f32>, Vec<f32>),
+                     col: &mut Vec<f32>,
+                     x_img: &[f32],
+                     dy_img: &[f32],
+                     dx_img: Option<&mut [f32]>| {
+        let (mut dw, mut db) = (dw, db);
+        im2col(g, x_img, col);
+        matmul(g.c_out, k, p, &mut dw, true, dy_img, (p, 1), col, (1, p));
+        for (acc, row) in db.iter_mut().zip(dy_img.chunks(p)) {
+            *acc += row.iter().sum::<f32>();
+        }
+        if let Some(dx_img) = dx_img {
+            matmul(k, p, g.c_out, col, false, w, (1, k), dy_img, (p, 1));
+            col2im(g, col, dx_img);
+        }
+        (dw, db)
+    };
+    let add = |(mut aw, mut ab): (Vec<f32>, Vec<f32>), (bw, bb): (Vec<f32>, Vec<f32>)| {
+        aw.iter_mut().zip(&bw).for_each(|(a, b)| *a += b);
+        ab.iter_mut().zip(&bb).for_each(|(a, b)| *a += b);
+        (aw, ab)
+    };
+    let x_imgs = x.par_chunks(g.in_image());
+    let dy_imgs = dy.par_chunks(g.out_image());
+    let (dw, db) = match dx.as_mut() {
+        Some(dx) => x_imgs
+            .zip(dy_imgs)
+            .zip(dx.par_chunks_mut(g.in_image()))
+            .fold(
+                || (zero(), vec![0.0f32; k * p]),
+                |(acc, mut col), ((x_img, dy_img), dx_img)| {
+                    let acc = per_image(acc, &mut col, x_img, dy_img, Some(dx_img));
+                    (acc, col)
+                },
+            )
+            .map(|(acc, _)| acc)
+            .reduce(zero, add),
+        None => x_imgs
+            .zip(dy_imgs)
+            .fold(
+                || (zero(), vec![0.0f32; k * p]),
+                |(acc, mut col), (x_img, dy_img)| {
+                    let acc = per_image(acc, &mut col, x_img, dy_img, None);
+                    (acc, col)
+                },
+            )
+            .map(|(acc, _)| acc)
+            .reduce(zero, add),
+    };
+    ConvGradients { dx, dw, db }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The convolution by its definition, one output at a time.
+    fn naive_forward(g: &ConvGeometry, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let mut y = vec![0.0; g.batch * g.c_out * oh * ow];
+        for n in 0..g.batch {
+            for co in 0..g.c_out {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut s = b[co] as f64;
+                        for ci in 0..g.c_in {
+                            for ki in 0..g.kh {
+                                for kj in 0..g.kw {
+                                    let iy = (oy + ki) as isize - g.pad_h as isize;
+                                    let ix = (ox + kj) as isize - g.pad_w as isize;
+                                    if iy < 0
+                                        || ix < 0
+                                        || iy >= g.in_h as isize
+                                        || ix >= g.in_w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xi = ((n * g.c_in + ci) * g.in_h + iy as usize) * g.in_w
+                                        + ix as usize;
+                                    let wi = ((co * g.c_in + ci) * g.kh + ki) * g.kw + kj;
+                                    s += x[xi] as f64 * w[wi] as f64;
+                                }
+                            }
+                        }
+                        y[((n * g.c_out + co) * oh + oy) * ow + ox] = s as f32;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn geometries() -> Vec<ConvGeometry> {
+        let g = |batch, c_in, in_h, in_w, c_out, kh, kw, pad_h, pad_w| ConvGeometry {
+            batch,
+            c_in,
+            in_h,
+            in_w,
+            c_out,
+            kh,
+            kw,
+            pad_h,
+            pad_w,
+        };
+        vec![
+            g(3, 1, 8, 8, 4, 5, 5, 2, 2),
+            g(2, 3, 7, 6, 5, 3, 3, 0, 0),
+            g(2, 2, 5, 9, 3, 3, 5, 1, 2),
+            g(1, 4, 4, 4, 2, 5, 5, 2, 2),
+            g(2, 2, 6, 6, 3, 1, 1, 0, 0),
+        ]
+    }
+
+    fn close(a: &[f32], b: &[f32], what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}: length");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                "{what}[{i}]: {x} vs {y}"
+            );
+        }
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for g in geometries() {
+            let x = values(g.batch * g.c_in * g.in_h * g.in_w, 1);
+            let w = values(g.c_out * g.col_rows(), 2);
+            let b = values(g.c_out, 3);
+            close(
+                &conv2d_forward(&g, &x, &w, Some(&b)),
+                &naive_forward(&g, &x, &w, &b),
+                &format!("{g:?}"),
+            );
+        }
+    }
+
+    /// Each gradient is the derivative of `sum(y * dy)`, checked against central
+    /// differences of the naive forward pass in f64-accumulated sums.
+    #[test]
+    fn gradients_match_finite_differences() {
+        for g in geometries() {
+            let x = values(g.batch * g.c_in * g.in_h * g.in_w, 4);
+            let w = values(g.c_out * g.col_rows(), 5);
+            let b = values(g.c_out, 6);
+            let dy = values(g.batch * g.c_out * g.out_pixels(), 7);
+            let objective = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
+                naive_forward(&g, x, w, b)
+                    .iter()
+                    .zip(&dy)
+                    .map(|(&y, &d)| y as f64 * d as f64)
+                    .sum()
+            };
+            let grads = conv2d_backward(&g, &x, &w, &dy, true);
+            let h = 1e-2f32;
+            let numeric = |which: usize, i: usize| -> f32 {
+                let (mut xp, mut wp, mut bp) = (x.clone(), w.clone(), b.clone());
+                let (mut xm, mut wm, mut bm) = (x.clone(), w.clone(), b.clone());
+                match which {
+                    0 => {
+                        xp[i] += h;
+                        xm[i] -= h
+                    }
+                    1 => {
+                        wp[i] += h;
+                        wm[i] -= h
+                    }
+                    _ => {
+                        bp[i] += h;
+                        bm[i] -= h
+                    }
+                }
+                ((objective(&xp, &wp, &bp) - objective(&xm, &wm, &bm)) / (2.0 * h as f64)) as f32
+            };
+            let dx = grads.dx.as_ref().expect("dx was asked for");
+            for i in (0..x.len()).step_by(7) {
+                let n = numeric(0, i);
+                assert!((dx[i] - n).abs() < 1e-2 * (1.0 + n.abs()), "{g:?} dx[{i}]");
+            }
+            for i in (0..w.len()).step_by(3) {
+                let n = numeric(1, i);
+                assert!(
+                    (grads.dw[i] - n).abs() < 1e-2 * (1.0 + n.abs()),
+                    "{g:?} dw[{i}]"
+                );
+            }
+            for i in 0..b.len() {
+                let n = numeric(2, i);
+                assert!(
+                    (grads.db[i] - n).abs() < 1e-2 * (1.0 + n.abs()),
+                    "{g:?} db[{i}]"
+                );
+            }
+            let without_dx = conv2d_backward(&g, &x, &w, &dy, false);
+            assert!(without_dx.dx.is_none());
+            assert_eq!(without_dx.dw, grads.dw);
+        }
+    }
+}
