@@ -7,7 +7,8 @@
 //! - weight gradient: `dw[c_out, K] += dy[c_out, P] @ col[K, P]^T`;
 //! - input gradient: `dcol[K, P] = w[c_out, K]^T @ dy[c_out, P]`, folded back by col2im.
 //!
-//! Images run in parallel on rayon's pool; each gemm runs on one thread.
+//! A few images share each gemm (their columns side by side); groups of images run in
+//! parallel on rayon's pool, each gemm on one thread.
 
 use rayon::prelude::*;
 
@@ -62,16 +63,20 @@ impl ConvGeometry {
     }
 }
 
-/// Lays one image `[c_in, in_h, in_w]` out as `col[K, P]`, zeros where the kernel reads
-/// padding.
-fn im2col(g: &ConvGeometry, image: &[f32], col: &mut [f32]) {
-    let (out_h, out_w, p) = (g.out_h(), g.out_w(), g.out_pixels());
+/// Images side by side in one im2col buffer: each gemm is that many times wider, so the
+/// weight is packed once per group instead of once per image.
+const IMAGES_PER_GEMM: usize = 4;
+
+/// Lays one image `[c_in, in_h, in_w]` out as its `P` columns of `col[K, width]`, starting
+/// at column `first`; zeros where the kernel reads padding.
+fn im2col(g: &ConvGeometry, image: &[f32], col: &mut [f32], width: usize, first: usize) {
+    let (out_h, out_w) = (g.out_h(), g.out_w());
     for c in 0..g.c_in {
         let plane = &image[c * g.in_h * g.in_w..(c + 1) * g.in_h * g.in_w];
         for ki in 0..g.kh {
             for kj in 0..g.kw {
                 let row = (c * g.kh + ki) * g.kw + kj;
-                let dst = &mut col[row * p..(row + 1) * p];
+                let dst = &mut col[row * width + first..row * width + first + g.out_pixels()];
                 let (lo, hi) = g.valid_columns(kj);
                 for oy in 0..out_h {
                     let line = &mut dst[oy * out_w..(oy + 1) * out_w];
@@ -90,17 +95,17 @@ fn im2col(g: &ConvGeometry, image: &[f32], col: &mut [f32]) {
     }
 }
 
-/// Adds `col[K, P]` back onto the image gradient `[c_in, in_h, in_w]` (the transpose of
-/// [`im2col`]).
-fn col2im(g: &ConvGeometry, col: &[f32], image: &mut [f32]) {
-    let (out_h, out_w, p) = (g.out_h(), g.out_w(), g.out_pixels());
+/// Writes the image gradient `[c_in, in_h, in_w]` from its `P` columns of `col[K, width]`
+/// starting at column `first` (the transpose of [`im2col`]).
+fn col2im(g: &ConvGeometry, col: &[f32], width: usize, first: usize, image: &mut [f32]) {
+    let (out_h, out_w) = (g.out_h(), g.out_w());
     image.fill(0.0);
     for c in 0..g.c_in {
         let plane = &mut image[c * g.in_h * g.in_w..(c + 1) * g.in_h * g.in_w];
         for ki in 0..g.kh {
             for kj in 0..g.kw {
                 let row = (c * g.kh + ki) * g.kw + kj;
-                let src = &col[row * p..(row + 1) * p];
+                let src = &col[row * width + first..row * width + first + g.out_pixels()];
                 let (lo, hi) = g.valid_columns(kj);
                 for oy in 0..out_h {
                     let iy = (oy + ki) as isize - g.pad_h as isize;
@@ -161,28 +166,52 @@ fn matmul(
     }
 }
 
+/// Groups of images each rayon job takes: one job per thread, so that each thread sets up
+/// its scratch buffers once per call.
+fn groups_per_thread(batch: usize) -> usize {
+    batch
+        .div_ceil(IMAGES_PER_GEMM)
+        .div_ceil(rayon::current_num_threads())
+        .max(1)
+}
+
+/// Scratch buffers of one worker: the im2col matrix and a `[c_out, width]` panel.
+fn scratch(g: &ConvGeometry) -> (Vec<f32>, Vec<f32>) {
+    let width = IMAGES_PER_GEMM * g.out_pixels();
+    (vec![0.0; g.col_rows() * width], vec![0.0; g.c_out * width])
+}
+
 /// `y[batch, c_out, out_h, out_w]` from `x[batch, c_in, in_h, in_w]`, `w[c_out, c_in, kh,
 /// kw]` and `b[c_out]`.
 pub fn conv2d_forward(g: &ConvGeometry, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
     let (k, p) = (g.col_rows(), g.out_pixels());
     assert_eq!(x.len(), g.batch * g.in_image(), "conv2d: input size");
     assert_eq!(w.len(), g.c_out * k, "conv2d: weight size");
+    assert!(b.is_none_or(|b| b.len() == g.c_out), "conv2d: bias size");
     let mut y = vec![0.0f32; g.batch * g.out_image()];
-    if g.out_image() == 0 {
+    if g.out_image() == 0 || g.in_image() == 0 {
         return y;
     }
-    y.par_chunks_mut(g.out_image())
-        .zip(x.par_chunks(g.in_image().max(1)))
+    y.par_chunks_mut(IMAGES_PER_GEMM * g.out_image())
+        .zip(x.par_chunks(IMAGES_PER_GEMM * g.in_image()))
+        .with_min_len(groups_per_thread(g.batch))
         .for_each_init(
-            || vec![0.0f32; k * p],
-            |col, (y_img, x_img)| {
-                im2col(g, x_img, col);
-                if let Some(b) = b {
-                    for (row, &bias) in y_img.chunks_mut(p).zip(b) {
-                        row.fill(bias);
+            || scratch(g),
+            |(col, panel), (y_group, x_group)| {
+                let width = x_group.len() / g.in_image() * p;
+                for (j, image) in x_group.chunks(g.in_image()).enumerate() {
+                    im2col(g, image, col, width, j * p);
+                }
+                matmul(g.c_out, width, k, panel, false, w, (k, 1), col, (width, 1));
+                for (j, y_img) in y_group.chunks_mut(g.out_image()).enumerate() {
+                    for (co, row) in y_img.chunks_mut(p).enumerate() {
+                        let bias = b.map_or(0.0, |b| b[co]);
+                        let src = &panel[co * width + j * p..co * width + (j + 1) * p];
+                        for (d, s) in row.iter_mut().zip(src) {
+                            *d = s + bias;
+                        }
                     }
                 }
-                matmul(g.c_out, p, k, y_img, b.is_some(), w, (k, 1), col, (p, 1));
             },
         );
     y
@@ -196,6 +225,9 @@ pub struct ConvGradients {
     pub dw: Vec<f32>,
     pub db: Vec<f32>,
 }
+
+/// The weight and bias gradients summed over some images.
+type Partial = (Vec<f32>, Vec<f32>);
 
 pub fn conv2d_backward(
     g: &ConvGeometry,
@@ -222,50 +254,73 @@ pub fn conv2d_backward(
         let (dw, db) = zero();
         return ConvGradients { dx, dw, db };
     }
-    let per_image = |(dw, db): (Vec<f32>, Vec<f32>),
-                     col: &mut Vec<f32>,
-                     x_img: &[f32],
-                     dy_img: &[f32],
-                     dx_img: Option<&mut [f32]>| {
-        let (mut dw, mut db) = (dw, db);
-        im2col(g, x_img, col);
-        matmul(g.c_out, k, p, &mut dw, true, dy_img, (p, 1), col, (1, p));
-        for (acc, row) in db.iter_mut().zip(dy_img.chunks(p)) {
-            *acc += row.iter().sum::<f32>();
+    // One group of images: dy laid side by side as `panel[c_out, width]`, then
+    // dw += panel @ col^T, db += row sums, and (for dx) col = w^T @ panel folded back.
+    let group = |(mut dw, mut db): Partial,
+                 (col, panel): &mut (Vec<f32>, Vec<f32>),
+                 x_group: &[f32],
+                 dy_group: &[f32],
+                 dx_group: Option<&mut [f32]>| {
+        let width = x_group.len() / g.in_image() * p;
+        for (j, (image, grad)) in x_group
+            .chunks(g.in_image())
+            .zip(dy_group.chunks(g.out_image()))
+            .enumerate()
+        {
+            im2col(g, image, col, width, j * p);
+            for (co, row) in grad.chunks(p).enumerate() {
+                panel[co * width + j * p..co * width + (j + 1) * p].copy_from_slice(row);
+                db[co] += row.iter().sum::<f32>();
+            }
         }
-        if let Some(dx_img) = dx_img {
-            matmul(k, p, g.c_out, col, false, w, (1, k), dy_img, (p, 1));
-            col2im(g, col, dx_img);
+        matmul(
+            g.c_out,
+            k,
+            width,
+            &mut dw,
+            true,
+            panel,
+            (width, 1),
+            col,
+            (1, width),
+        );
+        if let Some(dx_group) = dx_group {
+            matmul(k, width, g.c_out, col, false, w, (1, k), panel, (width, 1));
+            for (j, dx_img) in dx_group.chunks_mut(g.in_image()).enumerate() {
+                col2im(g, col, width, j * p, dx_img);
+            }
         }
         (dw, db)
     };
-    let add = |(mut aw, mut ab): (Vec<f32>, Vec<f32>), (bw, bb): (Vec<f32>, Vec<f32>)| {
+    let add = |(mut aw, mut ab): Partial, (bw, bb): Partial| {
         aw.iter_mut().zip(&bw).for_each(|(a, b)| *a += b);
         ab.iter_mut().zip(&bb).for_each(|(a, b)| *a += b);
         (aw, ab)
     };
-    let x_imgs = x.par_chunks(g.in_image());
-    let dy_imgs = dy.par_chunks(g.out_image());
+    let x_groups = x.par_chunks(IMAGES_PER_GEMM * g.in_image());
+    let dy_groups = dy.par_chunks(IMAGES_PER_GEMM * g.out_image());
     let (dw, db) = match dx.as_mut() {
-        Some(dx) => x_imgs
-            .zip(dy_imgs)
-            .zip(dx.par_chunks_mut(g.in_image()))
+        Some(dx) => x_groups
+            .zip(dy_groups)
+            .zip(dx.par_chunks_mut(IMAGES_PER_GEMM * g.in_image()))
+            .with_min_len(groups_per_thread(g.batch))
             .fold(
-                || (zero(), vec![0.0f32; k * p]),
-                |(acc, mut col), ((x_img, dy_img), dx_img)| {
-                    let acc = per_image(acc, &mut col, x_img, dy_img, Some(dx_img));
-                    (acc, col)
+                || (zero(), scratch(g)),
+                |(acc, mut buffers), ((x_group, dy_group), dx_group)| {
+                    let acc = group(acc, &mut buffers, x_group, dy_group, Some(dx_group));
+                    (acc, buffers)
                 },
             )
             .map(|(acc, _)| acc)
             .reduce(zero, add),
-        None => x_imgs
-            .zip(dy_imgs)
+        None => x_groups
+            .zip(dy_groups)
+            .with_min_len(groups_per_thread(g.batch))
             .fold(
-                || (zero(), vec![0.0f32; k * p]),
-                |(acc, mut col), (x_img, dy_img)| {
-                    let acc = per_image(acc, &mut col, x_img, dy_img, None);
-                    (acc, col)
+                || (zero(), scratch(g)),
+                |(acc, mut buffers), (x_group, dy_group)| {
+                    let acc = group(acc, &mut buffers, x_group, dy_group, None);
+                    (acc, buffers)
                 },
             )
             .map(|(acc, _)| acc)
@@ -327,6 +382,7 @@ mod tests {
     }
 
     fn geometries() -> Vec<ConvGeometry> {
+        // batches of 1 to 6 images: single, partial and several groups of IMAGES_PER_GEMM
         let g = |batch, c_in, in_h, in_w, c_out, kh, kw, pad_h, pad_w| ConvGeometry {
             batch,
             c_in,
@@ -339,8 +395,8 @@ mod tests {
             pad_w,
         };
         vec![
-            g(3, 1, 8, 8, 4, 5, 5, 2, 2),
-            g(2, 3, 7, 6, 5, 3, 3, 0, 0),
+            g(6, 1, 8, 8, 4, 5, 5, 2, 2),
+            g(5, 3, 7, 6, 5, 3, 3, 0, 0),
             g(2, 2, 5, 9, 3, 3, 5, 1, 2),
             g(1, 4, 4, 4, 2, 5, 5, 2, 2),
             g(2, 2, 6, 6, 3, 1, 1, 0, 0),

@@ -11,13 +11,14 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::{Bytes, DType, Device, Shape, Tensor};
 
 use super::adam::{AdamStep, adam_update};
 use super::conv::{ConvGeometry, conv2d_backward, conv2d_forward};
+use super::norm::{NormGeometry, batch_norm_backward, batch_norm_forward};
 use super::pool::{max_pool2x2_backward, max_pool2x2_forward};
 
 /// Training operations with hand-written CPU kernels.
@@ -36,6 +37,15 @@ pub trait TrainingKernels: Backend {
 
     /// 2x2 max pooling with stride 2: `[n, c, h, w]` to `[n, c, h / 2, w / 2]`.
     fn max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// Batch normalization with the batch's statistics: the output, and the batch mean and
+    /// biased variance per channel (for the running statistics).
+    fn batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// One Adam step (see [`adam_update`]): the new parameter and moments.
     #[allow(clippy::too_many_arguments)]
@@ -112,6 +122,27 @@ impl TrainingKernels for Flex {
         let [n, c, h, w] = dims4(&x);
         let pooled = max_pool2x2_forward(x.storage(), n * c, h, w);
         host_f32(pooled.values, &[n, c, h / 2, w / 2])
+    }
+
+    fn batch_norm_train(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let (x, gamma, beta) = (
+            x.to_contiguous(),
+            gamma.to_contiguous(),
+            beta.to_contiguous(),
+        );
+        let dims = dims4(&x);
+        let g = norm_geometry(dims);
+        let f = batch_norm_forward(&g, x.storage(), gamma.storage(), beta.storage(), epsilon);
+        (
+            host_f32(f.output, &dims),
+            host_f32(f.mean, &[g.channels]),
+            host_f32(f.variance, &[g.channels]),
+        )
     }
 
     fn adam_update(
@@ -214,6 +245,57 @@ impl Backward<Flex, 1> for PoolBackward {
     }
 }
 
+/// What the batch norm's backward pass keeps from the forward pass.
+#[derive(Clone, Debug)]
+struct NormState {
+    x: FlexTensor,
+    gamma: FlexTensor,
+    mean: FlexTensor,
+    variance: FlexTensor,
+    epsilon: f64,
+}
+
+#[derive(Debug)]
+struct NormBackward;
+
+impl Backward<Flex, 3> for NormBackward {
+    type State = NormState;
+
+    fn backward(self, ops: Ops<NormState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let s = ops.state;
+        let dims = dims4(&s.x);
+        let g = norm_geometry(dims);
+        let result = batch_norm_backward(
+            &g,
+            s.x.storage(),
+            s.gamma.storage(),
+            s.mean.storage(),
+            s.variance.storage(),
+            s.epsilon,
+            dy.storage(),
+        );
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, host_f32(result.dx, &dims));
+        }
+        if let Some(node) = node_gamma {
+            grads.register::<Flex>(node.id, host_f32(result.dgamma, &[g.channels]));
+        }
+        if let Some(node) = node_beta {
+            grads.register::<Flex>(node.id, host_f32(result.dbeta, &[g.channels]));
+        }
+    }
+}
+
+fn norm_geometry([batch, channels, h, w]: [usize; 4]) -> NormGeometry {
+    NormGeometry {
+        batch,
+        channels,
+        pixels: h * w,
+    }
+}
+
 impl<C: CheckpointStrategy> TrainingKernels for Autodiff<Flex, C> {
     fn conv2d_unit_stride(
         x: FloatTensor<Self>,
@@ -264,6 +346,36 @@ impl<C: CheckpointStrategy> TrainingKernels for Autodiff<Flex, C> {
             ),
             OpsKind::UnTracked(prep) => prep.finish(output),
         }
+    }
+
+    fn batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let xp = x.primitive().to_contiguous();
+        let gp = gamma.primitive().to_contiguous();
+        let bp = beta.primitive().clone();
+        let prep = NormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful();
+        let (output, mean, variance) = Flex::batch_norm_train(xp.clone(), gp.clone(), bp, epsilon);
+        let output = match prep {
+            OpsKind::Tracked(prep) => prep.finish(
+                NormState {
+                    x: xp,
+                    gamma: gp,
+                    mean: mean.clone(),
+                    variance: variance.clone(),
+                    epsilon,
+                },
+                output,
+            ),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        };
+        (output, Self::from_inner(mean), Self::from_inner(variance))
     }
 
     /// Optimizers work on inner tensors; a tracked call gets untracked results.
@@ -374,4 +486,36 @@ pub(super) fn adam_step<const D: usize>(
         Tensor::from_dispatch(m),
         Tensor::from_dispatch(v),
     )
+}
+
+/// `norm.forward(x)`, through the host kernel when it trains on the batch's statistics on
+/// flex (autodiff device, layer not frozen), with burn's running-statistics update; burn's
+/// module otherwise (inference, wgpu).
+pub fn batch_norm(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    if !(on_flex(&x) && x.device().is_autodiff() && norm.training.is_enabled()) {
+        return norm.forward(x);
+    }
+    let (output, mean, variance) = <Dispatch as TrainingKernels>::batch_norm_train(
+        x.into_dispatch(),
+        norm.gamma.val().into_dispatch(),
+        norm.beta.val().into_dispatch(),
+        norm.epsilon,
+    );
+    let (mean, variance) = (
+        Tensor::<1>::from_dispatch(mean),
+        Tensor::<1>::from_dispatch(variance),
+    );
+    let device = mean.device();
+    let blend = |running: Tensor<1>, batch: Tensor<1>| {
+        running
+            .to_device(&device)
+            .mul_scalar(1.0 - norm.momentum)
+            .add(batch.detach().mul_scalar(norm.momentum))
+            .detach()
+    };
+    norm.running_mean
+        .update(blend(norm.running_mean.value_sync(), mean));
+    norm.running_var
+        .update(blend(norm.running_var.value_sync(), variance));
+    Tensor::from_dispatch(output)
 }

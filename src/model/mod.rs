@@ -361,11 +361,19 @@ impl DeviceMask {
         let device = device.clone().inner();
         match shape.kind {
             crate::prune::LayerKind::Linear => {
-                let t = Tensor::<2>::from_data(
-                    TensorData::new(values, [shape.out, shape.inp]),
+                // transposed here, once, so that the mask re-applied after every step is a
+                // contiguous [in, out] tensor like the weight it multiplies
+                let (out, inp) = (shape.out, shape.inp);
+                let mut transposed = vec![0.0f32; values.len()];
+                for (o, row) in values.chunks(inp).enumerate() {
+                    for (i, &m) in row.iter().enumerate() {
+                        transposed[i * out + o] = m;
+                    }
+                }
+                DeviceMask::Linear(Tensor::<2>::from_data(
+                    TensorData::new(transposed, [inp, out]),
                     &device,
-                );
-                DeviceMask::Linear(t.transpose()) // [in, out]
+                ))
             }
             crate::prune::LayerKind::Conv2d => DeviceMask::Conv2d(Tensor::<4>::from_data(
                 TensorData::new(values, [shape.out, shape.inp, shape.kh, shape.kw]),

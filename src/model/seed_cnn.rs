@@ -8,7 +8,7 @@ use burn::nn::{
 };
 use burn::tensor::{Device, Tensor};
 
-use crate::kernels::{conv2d, max_pool2d};
+use crate::kernels::{batch_norm, conv2d, max_pool2d};
 
 use super::{Architecture, LayerHandle, LayerHandleMut};
 use crate::prune::{LayerShape, LayerSpec};
@@ -61,7 +61,7 @@ impl Architecture for SeedCnn {
         // pooling before ReLU gives the same values and gradients on a quarter of the data
         let x = conv2d(&self.conv1, images); // [batch, 32, 28, 28]
         let x = self.relu.forward(max_pool2d(&self.pool, x)); // [batch, 32, 14, 14]
-        let x = self.norm.forward(conv2d(&self.conv2, x)); // [batch, 64, 14, 14]
+        let x = batch_norm(&self.norm, conv2d(&self.conv2, x)); // [batch, 64, 14, 14]
         let x = self.relu.forward(max_pool2d(&self.pool, x)); // [batch, 64, 7, 7]
         let x = x.flatten::<2>(1, 3); // [batch, 3136]
         let x = self.relu.forward(self.fc1.forward(x)); // [batch, 1024]

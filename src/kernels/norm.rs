@@ -1,0 +1,255 @@
+//! Batch normalization in training mode on host slices in NCHW layout: batch statistics per
+//! channel, forward and backward, each in two passes over the activation (burn's composite
+//! version transposes the activation and makes about a dozen passes).
+
+use rayon::prelude::*;
+
+/// The shape of a normalized activation: `[batch, channels, pixels]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NormGeometry {
+    pub batch: usize,
+    pub channels: usize,
+    pub pixels: usize,
+}
+
+impl NormGeometry {
+    fn count(&self) -> usize {
+        self.batch * self.pixels
+    }
+
+    /// The `batch` contiguous runs of channel `c`'s values.
+    fn runs<'a>(&self, data: &'a [f32], c: usize) -> impl Iterator<Item = &'a [f32]> + 'a {
+        let (p, stride) = (self.pixels, self.channels * self.pixels);
+        (0..self.batch).map(move |n| &data[n * stride + c * p..n * stride + (c + 1) * p])
+    }
+}
+
+/// The forward pass: normalized output, and the batch mean and (biased) variance per
+/// channel, as burn's `batch_norm_train` defines them.
+pub struct NormForward {
+    pub output: Vec<f32>,
+    pub mean: Vec<f32>,
+    pub variance: Vec<f32>,
+}
+
+/// Mean and biased variance of channel `c`, accumulated in f64.
+fn channel_stats(g: &NormGeometry, x: &[f32], c: usize) -> (f32, f32) {
+    let n = g.count().max(1) as f64;
+    let sum: f64 = g.runs(x, c).flatten().map(|&v| v as f64).sum();
+    let mean = sum / n;
+    let squares: f64 = g
+        .runs(x, c)
+        .flatten()
+        .map(|&v| (v as f64 - mean) * (v as f64 - mean))
+        .sum();
+    (mean as f32, (squares / n) as f32)
+}
+
+/// `y = (x - mean) / sqrt(var + eps) * gamma + beta` with the batch's statistics.
+pub fn batch_norm_forward(
+    g: &NormGeometry,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f64,
+) -> NormForward {
+    assert_eq!(
+        x.len(),
+        g.batch * g.channels * g.pixels,
+        "batch norm: input size"
+    );
+    assert!(
+        gamma.len() == g.channels && beta.len() == g.channels,
+        "batch norm: parameters"
+    );
+    let stats: Vec<(f32, f32)> = (0..g.channels)
+        .into_par_iter()
+        .map(|c| channel_stats(g, x, c))
+        .collect();
+    let mut output = vec![0.0f32; x.len()];
+    let p = g.pixels;
+    if p > 0 {
+        output
+            .par_chunks_mut(p)
+            .zip(x.par_chunks(p))
+            .enumerate()
+            .for_each(|(i, (y, x))| {
+                let c = i % g.channels;
+                let (mean, var) = stats[c];
+                let scale = gamma[c] / (var + epsilon as f32).sqrt();
+                let shift = beta[c] - mean * scale;
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = x * scale + shift;
+                }
+            });
+    }
+    NormForward {
+        output,
+        mean: stats.iter().map(|s| s.0).collect(),
+        variance: stats.iter().map(|s| s.1).collect(),
+    }
+}
+
+/// Gradients of [`batch_norm_forward`] for input, `gamma` and `beta`.
+pub struct NormGradients {
+    pub dx: Vec<f32>,
+    pub dgamma: Vec<f32>,
+    pub dbeta: Vec<f32>,
+}
+
+/// With `xhat = (x - mean) / std`: `dbeta = sum(dy)`, `dgamma = sum(dy * xhat)` and
+/// `dx = gamma / std * (dy - mean(dy) - xhat * mean(dy * xhat))`.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward(
+    g: &NormGeometry,
+    x: &[f32],
+    gamma: &[f32],
+    mean: &[f32],
+    variance: &[f32],
+    epsilon: f64,
+    dy: &[f32],
+) -> NormGradients {
+    assert_eq!(
+        x.len(),
+        g.batch * g.channels * g.pixels,
+        "batch norm backward: input size"
+    );
+    assert_eq!(dy.len(), x.len(), "batch norm backward: gradient size");
+    let inv_std: Vec<f32> = variance
+        .iter()
+        .map(|&v| 1.0 / (v + epsilon as f32).sqrt())
+        .collect();
+    let sums: Vec<(f32, f32)> = (0..g.channels)
+        .into_par_iter()
+        .map(|c| {
+            let (mut s, mut sx) = (0.0f64, 0.0f64);
+            for (xs, ds) in g.runs(x, c).zip(g.runs(dy, c)) {
+                for (&x, &d) in xs.iter().zip(ds) {
+                    s += d as f64;
+                    sx += d as f64 * ((x - mean[c]) * inv_std[c]) as f64;
+                }
+            }
+            (s as f32, sx as f32)
+        })
+        .collect();
+    let n = g.count().max(1) as f32;
+    let mut dx = vec![0.0f32; x.len()];
+    let p = g.pixels;
+    if p > 0 {
+        dx.par_chunks_mut(p)
+            .zip(x.par_chunks(p).zip(dy.par_chunks(p)))
+            .enumerate()
+            .for_each(|(i, (dx, (x, dy)))| {
+                let c = i % g.channels;
+                let (mean_dy, mean_dy_xhat) = (sums[c].0 / n, sums[c].1 / n);
+                let scale = gamma[c] * inv_std[c];
+                for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
+                    let xhat = (x - mean[c]) * inv_std[c];
+                    *dx = scale * (dy - mean_dy - xhat * mean_dy_xhat);
+                }
+            });
+    }
+    NormGradients {
+        dx,
+        dgamma: sums.iter().map(|s| s.1).collect(),
+        dbeta: sums.iter().map(|s| s.0).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(7);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 500.0 - 2.0
+            })
+            .collect()
+    }
+
+    const G: NormGeometry = NormGeometry {
+        batch: 3,
+        channels: 2,
+        pixels: 5,
+    };
+
+    #[test]
+    fn forward_normalizes_each_channel_over_batch_and_pixels() {
+        let x = values(30, 1);
+        let f = batch_norm_forward(&G, &x, &[1.0, 2.0], &[0.0, -1.0], 1e-5);
+        for c in 0..2 {
+            let ys: Vec<f32> = G.runs(&f.output, c).flatten().copied().collect();
+            let mean = ys.iter().sum::<f32>() / 15.0;
+            let var = ys.iter().map(|y| (y - mean) * (y - mean)).sum::<f32>() / 15.0;
+            let (want_mean, want_std) = [(0.0, 1.0), (-1.0, 2.0)][c];
+            assert!((mean - want_mean).abs() < 1e-4, "channel {c} mean {mean}");
+            assert!(
+                (var.sqrt() - want_std).abs() < 1e-3,
+                "channel {c} std {}",
+                var.sqrt()
+            );
+            let xs: Vec<f32> = G.runs(&x, c).flatten().copied().collect();
+            let xm = xs.iter().sum::<f32>() / 15.0;
+            assert!((f.mean[c] - xm).abs() < 1e-5);
+        }
+    }
+
+    /// The gradients of `sum(y * w)` against central differences of the forward pass.
+    #[test]
+    fn gradients_match_finite_differences() {
+        let (x, gamma, beta, w) = (
+            values(30, 2),
+            vec![0.7, -1.3],
+            vec![0.2, 0.4],
+            values(30, 3),
+        );
+        let objective = |x: &[f32], gamma: &[f32], beta: &[f32]| -> f64 {
+            let f = batch_norm_forward(&G, x, gamma, beta, 1e-5);
+            f.output
+                .iter()
+                .zip(&w)
+                .map(|(&y, &w)| y as f64 * w as f64)
+                .sum()
+        };
+        let f = batch_norm_forward(&G, &x, &gamma, &beta, 1e-5);
+        let grads = batch_norm_backward(&G, &x, &gamma, &f.mean, &f.variance, 1e-5, &w);
+        let h = 1e-2f32;
+        for i in 0..x.len() {
+            let (mut xp, mut xm) = (x.clone(), x.clone());
+            xp[i] += h;
+            xm[i] -= h;
+            let n = ((objective(&xp, &gamma, &beta) - objective(&xm, &gamma, &beta))
+                / (2.0 * h as f64)) as f32;
+            assert!(
+                (grads.dx[i] - n).abs() < 2e-2 * (1.0 + n.abs()),
+                "dx[{i}] {} vs {n}",
+                grads.dx[i]
+            );
+        }
+        for c in 0..2 {
+            let (mut gp, mut gm) = (gamma.clone(), gamma.clone());
+            gp[c] += h;
+            gm[c] -= h;
+            let n =
+                ((objective(&x, &gp, &beta) - objective(&x, &gm, &beta)) / (2.0 * h as f64)) as f32;
+            assert!(
+                (grads.dgamma[c] - n).abs() < 1e-2 * (1.0 + n.abs()),
+                "dgamma[{c}]"
+            );
+            let (mut bp, mut bm) = (beta.clone(), beta.clone());
+            bp[c] += h;
+            bm[c] -= h;
+            let n = ((objective(&x, &gamma, &bp) - objective(&x, &gamma, &bm)) / (2.0 * h as f64))
+                as f32;
+            assert!(
+                (grads.dbeta[c] - n).abs() < 1e-2 * (1.0 + n.abs()),
+                "dbeta[{c}]"
+            );
+        }
+    }
+}
