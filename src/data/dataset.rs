@@ -107,12 +107,13 @@ impl Split {
 
     /// Pixels scaled to `[0, 1]` (`[n * 784]`, row-major) and class indices of `indices`.
     pub fn gather(&self, indices: &[usize]) -> (Vec<f32>, Vec<i64>) {
-        let mut x = Vec::with_capacity(indices.len() * IMAGE_PIXELS);
-        let mut y = Vec::with_capacity(indices.len());
-        for &i in indices {
-            x.extend(self.image(i).iter().map(|&p| p as f32 / 255.0));
-            y.push(self.labels[i] as i64);
+        let mut x = vec![0.0f32; indices.len() * IMAGE_PIXELS];
+        for (dst, &i) in x.chunks_exact_mut(IMAGE_PIXELS).zip(indices) {
+            for (d, &p) in dst.iter_mut().zip(self.image(i)) {
+                *d = p as f32 / 255.0;
+            }
         }
+        let y = indices.iter().map(|&i| self.labels[i] as i64).collect();
         (x, y)
     }
 

@@ -34,22 +34,28 @@ pub fn adam_update(param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]
     let eps = s.epsilon * bias_correction2_sqrt;
     let (f1, f2) = (1.0 - s.beta_1, 1.0 - s.beta_2);
     let lr = s.lr as f32;
+    let update = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
+        for i in 0..p.len() {
+            let gi = g[i];
+            let mi = m[i] * s.beta_1 + gi * f1;
+            let vi = v[i] * s.beta_2 + (gi * gi) * f2;
+            m[i] = mi;
+            v[i] = vi;
+            p[i] -= (mi * combined) / (vi.sqrt() + eps) * lr;
+        }
+    };
+    // small parameters (biases, small layers) are not worth waking other threads for
     const CHUNK: usize = 1 << 15;
+    if param.len() <= CHUNK {
+        update(param, grad, m, v);
+        return;
+    }
     param
         .par_chunks_mut(CHUNK)
         .zip(grad.par_chunks(CHUNK))
         .zip(m.par_chunks_mut(CHUNK))
         .zip(v.par_chunks_mut(CHUNK))
-        .for_each(|(((p, g), m), v)| {
-            for i in 0..p.len() {
-                let gi = g[i];
-                let mi = m[i] * s.beta_1 + gi * f1;
-                let vi = v[i] * s.beta_2 + (gi * gi) * f2;
-                m[i] = mi;
-                v[i] = vi;
-                p[i] -= (mi * combined) / (vi.sqrt() + eps) * lr;
-            }
-        });
+        .for_each(|(((p, g), m), v)| update(p, g, m, v));
 }
 
 /// burn's Adam with its default settings (no weight decay, no AMSGrad), fused on flex.

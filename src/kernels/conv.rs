@@ -68,8 +68,17 @@ impl ConvGeometry {
 const IMAGES_PER_GEMM: usize = 4;
 
 /// Lays one image `[c_in, in_h, in_w]` out as its `P` columns of `col[K, width]`, starting
-/// at column `first`; zeros where the kernel reads padding.
-fn im2col(g: &ConvGeometry, image: &[f32], col: &mut [f32], width: usize, first: usize) {
+/// at column `first`. Where the kernel reads padding the buffer must hold zeros: written
+/// here when `write_padding`, otherwise left as they are (a buffer that last held the same
+/// geometry and width has them already).
+fn im2col(
+    g: &ConvGeometry,
+    image: &[f32],
+    col: &mut [f32],
+    width: usize,
+    first: usize,
+    write_padding: bool,
+) {
     let (out_h, out_w) = (g.out_h(), g.out_w());
     for c in 0..g.c_in {
         let plane = &image[c * g.in_h * g.in_w..(c + 1) * g.in_h * g.in_w];
@@ -82,11 +91,15 @@ fn im2col(g: &ConvGeometry, image: &[f32], col: &mut [f32], width: usize, first:
                     let line = &mut dst[oy * out_w..(oy + 1) * out_w];
                     let iy = (oy + ki) as isize - g.pad_h as isize;
                     if iy < 0 || iy >= g.in_h as isize {
-                        line.fill(0.0);
+                        if write_padding {
+                            line.fill(0.0);
+                        }
                         continue;
                     }
-                    line[..lo].fill(0.0);
-                    line[hi..].fill(0.0);
+                    if write_padding {
+                        line[..lo].fill(0.0);
+                        line[hi..].fill(0.0);
+                    }
                     let src = iy as usize * g.in_w + lo + kj - g.pad_w;
                     line[lo..hi].copy_from_slice(&plane[src..src + (hi - lo)]);
                 }
@@ -95,11 +108,10 @@ fn im2col(g: &ConvGeometry, image: &[f32], col: &mut [f32], width: usize, first:
     }
 }
 
-/// Writes the image gradient `[c_in, in_h, in_w]` from its `P` columns of `col[K, width]`
-/// starting at column `first` (the transpose of [`im2col`]).
+/// Adds the image gradient `[c_in, in_h, in_w]` from its `P` columns of `col[K, width]`
+/// starting at column `first` onto `image` (the transpose of [`im2col`]).
 fn col2im(g: &ConvGeometry, col: &[f32], width: usize, first: usize, image: &mut [f32]) {
     let (out_h, out_w) = (g.out_h(), g.out_w());
-    image.fill(0.0);
     for c in 0..g.c_in {
         let plane = &mut image[c * g.in_h * g.in_w..(c + 1) * g.in_h * g.in_w];
         for ki in 0..g.kh {
@@ -166,8 +178,8 @@ fn matmul(
     }
 }
 
-/// Groups of images each rayon job takes: one job per thread, so that each thread sets up
-/// its scratch buffers once per call.
+/// Groups of images each rayon job takes: one job per thread, so that the weight-gradient
+/// partial sums are one per thread.
 fn groups_per_thread(batch: usize) -> usize {
     batch
         .div_ceil(IMAGES_PER_GEMM)
@@ -175,10 +187,52 @@ fn groups_per_thread(batch: usize) -> usize {
         .max(1)
 }
 
-/// Scratch buffers of one worker: the im2col matrix and a `[c_out, width]` panel.
-fn scratch(g: &ConvGeometry) -> (Vec<f32>, Vec<f32>) {
-    let width = IMAGES_PER_GEMM * g.out_pixels();
-    (vec![0.0; g.col_rows() * width], vec![0.0; g.c_out * width])
+/// One thread's buffers for one geometry: the im2col matrix (whose padding positions stay
+/// zero between calls), the input-gradient columns, and a `[c_out, width]` panel.
+struct Scratch {
+    key: (ConvGeometry, usize),
+    col: Vec<f32>,
+    dcol: Vec<f32>,
+    panel: Vec<f32>,
+}
+
+/// Buffers kept per thread across calls, a few geometries at a time (one per layer), so a
+/// training step allocates and zeroes no scratch memory.
+const SCRATCH_KEPT: usize = 8;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<Scratch>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f(col, dcol, panel, padding_zeroed)` with this thread's buffers for `g` and
+/// `width` columns.
+fn with_scratch<R>(
+    g: &ConvGeometry,
+    width: usize,
+    f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32], bool) -> R,
+) -> R {
+    let key = (ConvGeometry { batch: 0, ..*g }, width);
+    SCRATCH.with(|cell| {
+        let mut kept = cell.borrow_mut();
+        let found = kept.iter().position(|s| s.key == key);
+        let (index, fresh) = match found {
+            Some(i) => (i, false),
+            None => {
+                if kept.len() == SCRATCH_KEPT {
+                    kept.remove(0);
+                }
+                kept.push(Scratch {
+                    key,
+                    col: vec![0.0; g.col_rows() * width],
+                    dcol: vec![0.0; g.col_rows() * width],
+                    panel: vec![0.0; g.c_out * width],
+                });
+                (kept.len() - 1, true)
+            }
+        };
+        let s = &mut kept[index];
+        f(&mut s.col, &mut s.dcol, &mut s.panel, !fresh)
+    })
 }
 
 /// `y[batch, c_out, out_h, out_w]` from `x[batch, c_in, in_h, in_w]`, `w[c_out, c_in, kh,
@@ -194,13 +248,11 @@ pub fn conv2d_forward(g: &ConvGeometry, x: &[f32], w: &[f32], b: Option<&[f32]>)
     }
     y.par_chunks_mut(IMAGES_PER_GEMM * g.out_image())
         .zip(x.par_chunks(IMAGES_PER_GEMM * g.in_image()))
-        .with_min_len(groups_per_thread(g.batch))
-        .for_each_init(
-            || scratch(g),
-            |(col, panel), (y_group, x_group)| {
-                let width = x_group.len() / g.in_image() * p;
+        .for_each(|(y_group, x_group)| {
+            let width = x_group.len() / g.in_image() * p;
+            with_scratch(g, width, |col, _, panel, zeroed| {
                 for (j, image) in x_group.chunks(g.in_image()).enumerate() {
-                    im2col(g, image, col, width, j * p);
+                    im2col(g, image, col, width, j * p, !zeroed);
                 }
                 matmul(g.c_out, width, k, panel, false, w, (k, 1), col, (width, 1));
                 for (j, y_img) in y_group.chunks_mut(g.out_image()).enumerate() {
@@ -212,8 +264,8 @@ pub fn conv2d_forward(g: &ConvGeometry, x: &[f32], w: &[f32], b: Option<&[f32]>)
                         }
                     }
                 }
-            },
-        );
+            })
+        });
     y
 }
 
@@ -257,39 +309,40 @@ pub fn conv2d_backward(
     // One group of images: dy laid side by side as `panel[c_out, width]`, then
     // dw += panel @ col^T, db += row sums, and (for dx) col = w^T @ panel folded back.
     let group = |(mut dw, mut db): Partial,
-                 (col, panel): &mut (Vec<f32>, Vec<f32>),
                  x_group: &[f32],
                  dy_group: &[f32],
                  dx_group: Option<&mut [f32]>| {
         let width = x_group.len() / g.in_image() * p;
-        for (j, (image, grad)) in x_group
-            .chunks(g.in_image())
-            .zip(dy_group.chunks(g.out_image()))
-            .enumerate()
-        {
-            im2col(g, image, col, width, j * p);
-            for (co, row) in grad.chunks(p).enumerate() {
-                panel[co * width + j * p..co * width + (j + 1) * p].copy_from_slice(row);
-                db[co] += row.iter().sum::<f32>();
+        with_scratch(g, width, |col, dcol, panel, zeroed| {
+            for (j, (image, grad)) in x_group
+                .chunks(g.in_image())
+                .zip(dy_group.chunks(g.out_image()))
+                .enumerate()
+            {
+                im2col(g, image, col, width, j * p, !zeroed);
+                for (co, row) in grad.chunks(p).enumerate() {
+                    panel[co * width + j * p..co * width + (j + 1) * p].copy_from_slice(row);
+                    db[co] += row.iter().sum::<f32>();
+                }
             }
-        }
-        matmul(
-            g.c_out,
-            k,
-            width,
-            &mut dw,
-            true,
-            panel,
-            (width, 1),
-            col,
-            (1, width),
-        );
-        if let Some(dx_group) = dx_group {
-            matmul(k, width, g.c_out, col, false, w, (1, k), panel, (width, 1));
-            for (j, dx_img) in dx_group.chunks_mut(g.in_image()).enumerate() {
-                col2im(g, col, width, j * p, dx_img);
+            matmul(
+                g.c_out,
+                k,
+                width,
+                &mut dw,
+                true,
+                panel,
+                (width, 1),
+                col,
+                (1, width),
+            );
+            if let Some(dx_group) = dx_group {
+                matmul(k, width, g.c_out, dcol, false, w, (1, k), panel, (width, 1));
+                for (j, dx_img) in dx_group.chunks_mut(g.in_image()).enumerate() {
+                    col2im(g, dcol, width, j * p, dx_img);
+                }
             }
-        }
+        });
         (dw, db)
     };
     let add = |(mut aw, mut ab): Partial, (bw, bb): Partial| {
@@ -304,26 +357,16 @@ pub fn conv2d_backward(
             .zip(dy_groups)
             .zip(dx.par_chunks_mut(IMAGES_PER_GEMM * g.in_image()))
             .with_min_len(groups_per_thread(g.batch))
-            .fold(
-                || (zero(), scratch(g)),
-                |(acc, mut buffers), ((x_group, dy_group), dx_group)| {
-                    let acc = group(acc, &mut buffers, x_group, dy_group, Some(dx_group));
-                    (acc, buffers)
-                },
-            )
-            .map(|(acc, _)| acc)
+            .fold(zero, |acc, ((x_group, dy_group), dx_group)| {
+                group(acc, x_group, dy_group, Some(dx_group))
+            })
             .reduce(zero, add),
         None => x_groups
             .zip(dy_groups)
             .with_min_len(groups_per_thread(g.batch))
-            .fold(
-                || (zero(), scratch(g)),
-                |(acc, mut buffers), (x_group, dy_group)| {
-                    let acc = group(acc, &mut buffers, x_group, dy_group, None);
-                    (acc, buffers)
-                },
-            )
-            .map(|(acc, _)| acc)
+            .fold(zero, |acc, (x_group, dy_group)| {
+                group(acc, x_group, dy_group, None)
+            })
             .reduce(zero, add),
     };
     ConvGradients { dx, dw, db }

@@ -32,17 +32,30 @@ pub struct NormForward {
     pub variance: Vec<f32>,
 }
 
-/// Mean and biased variance of channel `c`, accumulated in f64.
+/// `sum f(x)` over a run, in sixteen f32 lanes (so it vectorizes), returned as f64.
+#[inline]
+fn lane_sum(run: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    let mut acc = [0.0f32; 16];
+    let chunks = run.chunks_exact(16);
+    let rest: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    for chunk in chunks {
+        for k in 0..16 {
+            acc[k] += f(chunk[k]);
+        }
+    }
+    acc.iter().map(|&a| a as f64).sum::<f64>() + rest as f64
+}
+
+/// Mean and biased variance of channel `c`; each run summed in f32 lanes, runs in f64.
 fn channel_stats(g: &NormGeometry, x: &[f32], c: usize) -> (f32, f32) {
     let n = g.count().max(1) as f64;
-    let sum: f64 = g.runs(x, c).flatten().map(|&v| v as f64).sum();
-    let mean = sum / n;
+    let sum: f64 = g.runs(x, c).map(|run| lane_sum(run, |v| v)).sum();
+    let mean = (sum / n) as f32;
     let squares: f64 = g
         .runs(x, c)
-        .flatten()
-        .map(|&v| (v as f64 - mean) * (v as f64 - mean))
+        .map(|run| lane_sum(run, |v| (v - mean) * (v - mean)))
         .sum();
-    (mean as f32, (squares / n) as f32)
+    (mean, (squares / n) as f32)
 }
 
 /// `y = (x - mean) / sqrt(var + eps) * gamma + beta` with the batch's statistics.
@@ -124,10 +137,18 @@ pub fn batch_norm_backward(
         .map(|c| {
             let (mut s, mut sx) = (0.0f64, 0.0f64);
             for (xs, ds) in g.runs(x, c).zip(g.runs(dy, c)) {
-                for (&x, &d) in xs.iter().zip(ds) {
-                    s += d as f64;
-                    sx += d as f64 * ((x - mean[c]) * inv_std[c]) as f64;
+                s += lane_sum(ds, |d| d);
+                let (mut acc, (m, r)) = ([0.0f32; 16], (mean[c], inv_std[c]));
+                let (xc, dc) = (xs.chunks_exact(16), ds.chunks_exact(16));
+                for (&x, &d) in xc.remainder().iter().zip(dc.remainder()) {
+                    acc[0] += d * ((x - m) * r);
                 }
+                for (x, d) in xc.zip(dc) {
+                    for k in 0..16 {
+                        acc[k] += d[k] * ((x[k] - m) * r);
+                    }
+                }
+                sx += acc.iter().map(|&a| a as f64).sum::<f64>();
             }
             (s as f32, sx as f32)
         })
