@@ -13,11 +13,12 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
-use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::tensor::{Bytes, DType, Device, Shape, Tensor};
 
 use super::adam::{AdamStep, adam_update};
 use super::conv::{ConvGeometry, conv2d_backward, conv2d_forward};
+use super::linear::{LinearGeometry, linear_backward, linear_forward};
 use super::norm::{NormGeometry, batch_norm_backward, batch_norm_forward};
 use super::pool::{max_pool2x2_backward, max_pool2x2_forward};
 
@@ -33,6 +34,13 @@ pub trait TrainingKernels: Backend {
         bias: FloatTensor<Self>,
         pad_h: usize,
         pad_w: usize,
+    ) -> FloatTensor<Self>;
+
+    /// Dense layer in burn's layout: `x[batch, in] @ weight[in, out] + bias[out]`.
+    fn linear_dense(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
 
     /// 2x2 max pooling with stride 2: `[n, c, h, w]` to `[n, c, h / 2, w / 2]`.
@@ -115,6 +123,17 @@ impl TrainingKernels for Flex {
         let g = geometry(&x, &weight, pad_h, pad_w);
         let y = conv2d_forward(&g, x.storage(), weight.storage(), Some(bias.storage()));
         host_f32(y, &[g.batch, g.c_out, g.out_h(), g.out_w()])
+    }
+
+    fn linear_dense(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        let (x, weight, bias) = (
+            x.to_contiguous(),
+            weight.to_contiguous(),
+            bias.to_contiguous(),
+        );
+        let g = linear_geometry(&x, &weight);
+        let y = linear_forward(&g, x.storage(), weight.storage(), Some(bias.storage()));
+        host_f32(y, &[g.batch, g.out])
     }
 
     fn max_pool2x2(x: FlexTensor) -> FlexTensor {
@@ -288,6 +307,52 @@ impl Backward<Flex, 3> for NormBackward {
     }
 }
 
+fn linear_geometry(x: &FlexTensor, weight: &FlexTensor) -> LinearGeometry {
+    let (xs, ws) = (x.layout().shape(), weight.layout().shape());
+    LinearGeometry {
+        batch: xs[0],
+        inp: ws[0],
+        out: ws[1],
+    }
+}
+
+/// What the dense layer's backward pass keeps from the forward pass.
+#[derive(Clone, Debug)]
+struct LinearState {
+    x: FlexTensor,
+    weight: FlexTensor,
+}
+
+#[derive(Debug)]
+struct LinearBackward;
+
+impl Backward<Flex, 3> for LinearBackward {
+    type State = LinearState;
+
+    fn backward(self, ops: Ops<LinearState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let LinearState { x, weight } = ops.state;
+        let g = linear_geometry(&x, &weight);
+        let result = linear_backward(
+            &g,
+            x.storage(),
+            weight.storage(),
+            dy.storage(),
+            node_x.is_some(),
+        );
+        if let (Some(node), Some(dx)) = (node_x, result.dx) {
+            grads.register::<Flex>(node.id, host_f32(dx, &[g.batch, g.inp]));
+        }
+        if let Some(node) = node_w {
+            grads.register::<Flex>(node.id, host_f32(result.dw, &[g.inp, g.out]));
+        }
+        if let Some(node) = node_b {
+            grads.register::<Flex>(node.id, host_f32(result.db, &[g.out]));
+        }
+    }
+}
+
 fn norm_geometry([batch, channels, h, w]: [usize; 4]) -> NormGeometry {
     NormGeometry {
         batch,
@@ -322,6 +387,25 @@ impl<C: CheckpointStrategy> TrainingKernels for Autodiff<Flex, C> {
                 },
                 output,
             ),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        }
+    }
+
+    fn linear_dense(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let xp = x.primitive().to_contiguous();
+        let wp = weight.primitive().to_contiguous();
+        let bp = bias.primitive().clone();
+        let prep = LinearBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful();
+        let output = Flex::linear_dense(xp.clone(), wp.clone(), bp);
+        match prep {
+            OpsKind::Tracked(prep) => prep.finish(LinearState { x: xp, weight: wp }, output),
             OpsKind::UnTracked(prep) => prep.finish(output),
         }
     }
@@ -518,4 +602,18 @@ pub fn batch_norm(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     norm.running_var
         .update(blend(norm.running_var.value_sync(), variance));
     Tensor::from_dispatch(output)
+}
+
+/// `layer.forward(x)` for `[batch, in]` inputs, through the host kernel on flex (f32, with
+/// a bias) and burn's module elsewhere.
+pub fn linear(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
+    let on_flex = x.device().inner() == Device::flex() && x.dtype() == DType::F32;
+    match (&layer.bias, on_flex) {
+        (Some(bias), true) => Tensor::from_dispatch(<Dispatch as TrainingKernels>::linear_dense(
+            x.into_dispatch(),
+            layer.weight.val().into_dispatch(),
+            bias.val().into_dispatch(),
+        )),
+        _ => layer.forward(x),
+    }
 }

@@ -6,8 +6,9 @@
 pub mod adam;
 pub mod conv;
 mod extension;
+pub mod linear;
 pub mod norm;
 pub mod pool;
 
 pub use adam::FusedAdam;
-pub use extension::{TrainingKernels, batch_norm, conv2d, max_pool2d};
+pub use extension::{TrainingKernels, batch_norm, conv2d, linear, max_pool2d};

@@ -6,7 +6,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
 
-use crate::kernels::{conv2d, max_pool2d};
+use crate::kernels::{conv2d, linear, max_pool2d};
 
 use super::{Architecture, LayerHandle, LayerHandleMut};
 use crate::prune::{LayerShape, LayerSpec};
@@ -57,9 +57,9 @@ impl Architecture for LeNet5 {
         let x = conv2d(&self.conv2, x); // [batch, 16, 10, 10]
         let x = self.relu.forward(max_pool2d(&self.pool, x)); // [batch, 16, 5, 5]
         let x = x.flatten::<2>(1, 3); // [batch, 400]
-        let x = self.relu.forward(self.fc1.forward(x)); // [batch, 120]
-        let x = self.relu.forward(self.fc2.forward(x)); // [batch, 84]
-        self.fc3.forward(x) // [batch, 10]
+        let x = self.relu.forward(linear(&self.fc1, x)); // [batch, 120]
+        let x = self.relu.forward(linear(&self.fc2, x)); // [batch, 84]
+        linear(&self.fc3, x) // [batch, 10]
     }
 
     fn prunable(&self) -> Vec<LayerHandle<'_>> {

@@ -4,6 +4,8 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig, Relu};
 use burn::tensor::{Device, Tensor};
 
+use crate::kernels::linear;
+
 use super::{Architecture, LayerHandle, LayerHandleMut};
 use crate::prune::{LayerShape, LayerSpec};
 
@@ -38,9 +40,9 @@ impl Architecture for Mlp {
 
     fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         let x = images.flatten::<2>(1, 3); // [batch, 784]
-        let x = self.relu.forward(self.fc1.forward(x)); // [batch, 300]
-        let x = self.relu.forward(self.fc2.forward(x)); // [batch, 100]
-        self.fc3.forward(x) // [batch, 10]
+        let x = self.relu.forward(linear(&self.fc1, x)); // [batch, 300]
+        let x = self.relu.forward(linear(&self.fc2, x)); // [batch, 100]
+        linear(&self.fc3, x) // [batch, 10]
     }
 
     fn prunable(&self) -> Vec<LayerHandle<'_>> {

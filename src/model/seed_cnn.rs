@@ -8,7 +8,7 @@ use burn::nn::{
 };
 use burn::tensor::{Device, Tensor};
 
-use crate::kernels::{batch_norm, conv2d, max_pool2d};
+use crate::kernels::{batch_norm, conv2d, linear, max_pool2d};
 
 use super::{Architecture, LayerHandle, LayerHandleMut};
 use crate::prune::{LayerShape, LayerSpec};
@@ -64,8 +64,8 @@ impl Architecture for SeedCnn {
         let x = batch_norm(&self.norm, conv2d(&self.conv2, x)); // [batch, 64, 14, 14]
         let x = self.relu.forward(max_pool2d(&self.pool, x)); // [batch, 64, 7, 7]
         let x = x.flatten::<2>(1, 3); // [batch, 3136]
-        let x = self.relu.forward(self.fc1.forward(x)); // [batch, 1024]
-        self.fc2.forward(self.dropout.forward(x)) // [batch, 10]
+        let x = self.relu.forward(linear(&self.fc1, x)); // [batch, 1024]
+        linear(&self.fc2, self.dropout.forward(x)) // [batch, 10]
     }
 
     fn prunable(&self) -> Vec<LayerHandle<'_>> {

@@ -6,7 +6,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, Relu};
 use burn::tensor::{Device, Tensor};
 
-use crate::kernels::{conv2d, max_pool2d};
+use crate::kernels::{conv2d, linear, max_pool2d};
 
 use super::{Architecture, LayerHandle, LayerHandleMut};
 use crate::prune::{LayerShape, LayerSpec};
@@ -44,7 +44,7 @@ impl Architecture for SmallCnn {
         let x = conv2d(&self.conv1, images); // [batch, 12, 26, 26]
         let x = self.relu.forward(max_pool2d(&self.pool, x)); // [batch, 12, 13, 13]
         let x = x.flatten::<2>(1, 3); // [batch, 2028]
-        self.fc1.forward(x) // [batch, 10]
+        linear(&self.fc1, x) // [batch, 10]
     }
 
     fn prunable(&self) -> Vec<LayerHandle<'_>> {

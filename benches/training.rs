@@ -1,0 +1,79 @@
+//! The training kernels on the seed CNN's shapes (batch 128), each beside burn's own flex
+//! operation on the same data, so each group's first line is its reference:
+//!
+//!     cargo bench --bench training
+//!
+//! conv2 is 32 -> 64 channels, 5x5, padding 2, on 14x14; fc1 is 3136 -> 1024.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
+
+use burn::module::Module;
+use burn::nn::conv::Conv2dConfig;
+use burn::nn::{BatchNormConfig, LinearConfig, PaddingConfig2d};
+use burn::tensor::{Device, Distribution, Tensor};
+use sparsity_explorer::kernels::{batch_norm, conv2d, linear};
+
+fn training(c: &mut Criterion) {
+    let device = Device::flex();
+    let train = device.clone().autodiff();
+    let conv = Conv2dConfig::new([32, 64], [5, 5])
+        .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
+        .init(&train);
+    let x = Tensor::<4>::random([128, 32, 14, 14], Distribution::Default, &train);
+
+    let mut group = c.benchmark_group("conv2 forward and backward");
+    group.sample_size(10);
+    group.bench_function("burn flex", |b| {
+        b.iter(|| {
+            let y = conv.forward(x.clone().require_grad());
+            black_box(y.sum().backward())
+        })
+    });
+    group.bench_function("kernels", |b| {
+        b.iter(|| {
+            let y = conv2d(&conv, x.clone().require_grad());
+            black_box(y.sum().backward())
+        })
+    });
+    group.finish();
+
+    let inference = conv.valid();
+    let xi = x.clone().inner();
+    let mut group = c.benchmark_group("conv2 forward");
+    group.sample_size(10);
+    group.bench_function("burn flex", |b| {
+        b.iter(|| black_box(inference.forward(xi.clone())))
+    });
+    group.bench_function("kernels", |b| {
+        b.iter(|| black_box(conv2d(&inference, xi.clone())))
+    });
+    group.finish();
+
+    let norm = BatchNormConfig::new(64).init(&train);
+    let h = Tensor::<4>::random([128, 64, 14, 14], Distribution::Default, &train);
+    let mut group = c.benchmark_group("batch norm forward and backward");
+    group.sample_size(10);
+    group.bench_function("burn flex", |b| {
+        b.iter(|| black_box(norm.forward(h.clone().require_grad()).sum().backward()))
+    });
+    group.bench_function("kernels", |b| {
+        b.iter(|| black_box(batch_norm(&norm, h.clone().require_grad()).sum().backward()))
+    });
+    group.finish();
+
+    let fc1 = LinearConfig::new(3136, 1024).init(&train);
+    let f = Tensor::<2>::random([128, 3136], Distribution::Default, &train);
+    let mut group = c.benchmark_group("fc1 forward and backward");
+    group.sample_size(10);
+    group.bench_function("burn flex", |b| {
+        b.iter(|| black_box(fc1.forward(f.clone().require_grad()).sum().backward()))
+    });
+    group.bench_function("kernels", |b| {
+        b.iter(|| black_box(linear(&fc1, f.clone().require_grad()).sum().backward()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, training);
+criterion_main!(benches);

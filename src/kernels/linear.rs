@@ -1,0 +1,229 @@
+//! Dense layers, `y[batch, out] = x[batch, in] @ w[in, out] + b` in burn's layout, forward
+//! and backward, each product split by output columns (or weight rows) into one
+//! single-threaded gemm per thread: each thread packs only its share of the weight.
+
+use rayon::prelude::*;
+
+/// `[rows, cols]` row-major matrix shapes of one dense layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinearGeometry {
+    pub batch: usize,
+    pub inp: usize,
+    pub out: usize,
+}
+
+/// Column ranges `[lo, hi)` splitting `n` columns into one share per thread, in multiples
+/// of 16 (a vector of f32) where possible.
+fn shares(n: usize) -> Vec<(usize, usize)> {
+    let threads = rayon::current_num_threads().max(1);
+    let step = n.div_ceil(threads).next_multiple_of(16).max(1);
+    (0..n)
+        .step_by(step)
+        .map(|lo| (lo, (lo + step).min(n)))
+        .collect()
+}
+
+/// `dst[m, lo..hi]` for each share, computed in parallel: `f(lo, hi, dst_block)` writes
+/// the block whose row stride is `n`.
+fn by_columns(dst: &mut [f32], m: usize, n: usize, f: impl Fn(usize, usize, *mut f32) + Sync) {
+    assert!(dst.len() >= m * n);
+    let base = SendPtr(dst.as_mut_ptr());
+    shares(n).into_par_iter().for_each(|(lo, hi)| {
+        let base = &base;
+        // SAFETY: the shares are disjoint column ranges of `dst`, so the blocks written in
+        // parallel never overlap, and each lies inside `dst` (asserted above).
+        f(lo, hi, unsafe { base.0.add(lo) })
+    });
+}
+
+struct SendPtr(*mut f32);
+// SAFETY: used only to hand disjoint blocks of one buffer to rayon's threads.
+unsafe impl Sync for SendPtr {}
+
+/// `dst[m, n] = lhs[m, k] @ rhs[k, n]` (+ `dst` when `accumulate`), all row-major with the
+/// given row strides, computed in column shares.
+#[allow(clippy::too_many_arguments)]
+fn parallel_matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    lhs: &[f32],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[f32],
+    (rhs_rs, rhs_cs): (usize, usize),
+) {
+    by_columns(dst, m, n, |lo, hi, block| {
+        let width = hi - lo;
+        // SAFETY: `block` points at column `lo` of row 0 of `dst`; the gemm below writes
+        // rows 0..m of columns lo..hi with row stride n, all inside `dst`.
+        unsafe {
+            gemm::gemm(
+                m,
+                width,
+                k,
+                block,
+                1,
+                n as isize,
+                false,
+                lhs.as_ptr(),
+                lhs_cs as isize,
+                lhs_rs as isize,
+                rhs.as_ptr().add(lo * rhs_cs),
+                rhs_cs as isize,
+                rhs_rs as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    });
+}
+
+/// The forward pass: `y = x @ w + b`.
+pub fn linear_forward(g: &LinearGeometry, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
+    assert_eq!(x.len(), g.batch * g.inp, "linear: input size");
+    assert_eq!(w.len(), g.inp * g.out, "linear: weight size");
+    let mut y = vec![0.0f32; g.batch * g.out];
+    parallel_matmul(g.batch, g.out, g.inp, &mut y, x, (g.inp, 1), w, (g.out, 1));
+    if let Some(b) = b {
+        for row in y.chunks_mut(g.out) {
+            row.iter_mut().zip(b).for_each(|(y, b)| *y += b);
+        }
+    }
+    y
+}
+
+/// Gradients of [`linear_forward`]: input (when asked), weight and bias.
+pub struct LinearGradients {
+    pub dx: Option<Vec<f32>>,
+    pub dw: Vec<f32>,
+    pub db: Vec<f32>,
+}
+
+/// `dx = dy @ w^T`, `dw = x^T @ dy`, `db = column sums of dy`.
+pub fn linear_backward(
+    g: &LinearGeometry,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    want_dx: bool,
+) -> LinearGradients {
+    assert_eq!(x.len(), g.batch * g.inp, "linear backward: input size");
+    assert_eq!(w.len(), g.inp * g.out, "linear backward: weight size");
+    assert_eq!(dy.len(), g.batch * g.out, "linear backward: gradient size");
+    let dx = want_dx.then(|| {
+        let mut dx = vec![0.0f32; g.batch * g.inp];
+        parallel_matmul(
+            g.batch,
+            g.inp,
+            g.out,
+            &mut dx,
+            dy,
+            (g.out, 1),
+            w,
+            (1, g.out),
+        );
+        dx
+    });
+    let mut dw = vec![0.0f32; g.inp * g.out];
+    parallel_matmul(
+        g.inp,
+        g.out,
+        g.batch,
+        &mut dw,
+        x,
+        (1, g.inp),
+        dy,
+        (g.out, 1),
+    );
+    let mut db = vec![0.0f32; g.out];
+    for row in dy.chunks(g.out) {
+        db.iter_mut().zip(row).for_each(|(d, r)| *d += r);
+    }
+    LinearGradients { dx, dw, db }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(3);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn forward_and_gradients_match_the_definition() {
+        for g in [
+            LinearGeometry {
+                batch: 3,
+                inp: 5,
+                out: 7,
+            },
+            LinearGeometry {
+                batch: 2,
+                inp: 40,
+                out: 37,
+            },
+            LinearGeometry {
+                batch: 1,
+                inp: 3,
+                out: 1,
+            },
+        ] {
+            let (x, w, b, dy) = (
+                values(g.batch * g.inp, 1),
+                values(g.inp * g.out, 2),
+                values(g.out, 3),
+                values(g.batch * g.out, 4),
+            );
+            let y = linear_forward(&g, &x, &w, Some(&b));
+            let grads = linear_backward(&g, &x, &w, &dy, true);
+            let close = |a: f32, e: f64, what: &str| {
+                assert!(
+                    (a as f64 - e).abs() < 1e-4 * (1.0 + e.abs()),
+                    "{g:?} {what}: {a} vs {e}"
+                )
+            };
+            for s in 0..g.batch {
+                for o in 0..g.out {
+                    let e: f64 = b[o] as f64
+                        + (0..g.inp)
+                            .map(|i| x[s * g.inp + i] as f64 * w[i * g.out + o] as f64)
+                            .sum::<f64>();
+                    close(y[s * g.out + o], e, "y");
+                }
+                for i in 0..g.inp {
+                    let e: f64 = (0..g.out)
+                        .map(|o| dy[s * g.out + o] as f64 * w[i * g.out + o] as f64)
+                        .sum();
+                    close(grads.dx.as_ref().unwrap()[s * g.inp + i], e, "dx");
+                }
+            }
+            for i in 0..g.inp {
+                for o in 0..g.out {
+                    let e: f64 = (0..g.batch)
+                        .map(|s| x[s * g.inp + i] as f64 * dy[s * g.out + o] as f64)
+                        .sum();
+                    close(grads.dw[i * g.out + o], e, "dw");
+                }
+            }
+            for o in 0..g.out {
+                let e: f64 = (0..g.batch).map(|s| dy[s * g.out + o] as f64).sum();
+                close(grads.db[o], e, "db");
+            }
+            assert!(linear_backward(&g, &x, &w, &dy, false).dx.is_none());
+        }
+    }
+}
