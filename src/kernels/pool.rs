@@ -29,21 +29,17 @@ pub fn max_pool2x2_forward(x: &[f32], planes: usize, h: usize, w: usize) -> Pool
                 let top = &plane[2 * oy * w..2 * oy * w + w];
                 let bottom = &plane[(2 * oy + 1) * w..(2 * oy + 1) * w + w];
                 for ox in 0..ow {
-                    let c = [
-                        top[2 * ox],
-                        top[2 * ox + 1],
-                        bottom[2 * ox],
-                        bottom[2 * ox + 1],
-                    ];
-                    let mut best = 0;
-                    for (i, &v) in c.iter().enumerate().skip(1) {
-                        // NaN wins so that it propagates, as in burn's pooling
-                        if v > c[best] || (v.is_nan() && !c[best].is_nan()) {
-                            best = i;
-                        }
+                    let candidates = [top[2 * ox + 1], bottom[2 * ox], bottom[2 * ox + 1]];
+                    let (mut best, mut at) = (top[2 * ox], 0u8);
+                    for (i, v) in (1u8..).zip(candidates) {
+                        // NaN wins so that it propagates, as in burn's pooling; `&` and `|`
+                        // rather than `&&` and `||` keep the loop free of branches
+                        let take = (v > best) | (v.is_nan() & !best.is_nan());
+                        best = if take { v } else { best };
+                        at = if take { i } else { at };
                     }
-                    out[oy * ow + ox] = c[best];
-                    win[oy * ow + ox] = best as u8;
+                    out[oy * ow + ox] = best;
+                    win[oy * ow + ox] = at;
                 }
             }
         });
