@@ -3,6 +3,31 @@
 
 use rayon::prelude::*;
 
+/// `if take { a } else { b }` by bit masks: data-dependent branches in the pooling loop
+/// mispredict half the time, and cost more than the pooling itself.
+#[inline(always)]
+fn select(take: bool, a: f32, b: f32) -> f32 {
+    let mask = (take as u32).wrapping_neg();
+    f32::from_bits((a.to_bits() & mask) | (b.to_bits() & !mask))
+}
+
+/// The largest of a window `[a b; c d]` and its position (0..4); the first of equal values
+/// wins, and a NaN anywhere makes the result NaN, as in burn's pooling.
+#[inline(always)]
+fn window_max(a: f32, b: f32, c: f32, d: f32) -> (f32, u8) {
+    let (right_top, right_bottom) = (b > a, d > c);
+    let (top, bottom) = (select(right_top, b, a), select(right_bottom, d, c));
+    let lower = bottom > top;
+    let best = select(lower, bottom, top);
+    let at = if lower {
+        2 + right_bottom as u8
+    } else {
+        right_top as u8
+    };
+    let nan = a.is_nan() | b.is_nan() | c.is_nan() | d.is_nan();
+    (select(nan, f32::NAN, best), at)
+}
+
 /// The output of [`max_pool2x2_forward`]: pooled values and, per output, the winner's
 /// position in its window (`dy * 2 + dx`).
 pub struct Pooled {
@@ -29,15 +54,12 @@ pub fn max_pool2x2_forward(x: &[f32], planes: usize, h: usize, w: usize) -> Pool
                 let top = &plane[2 * oy * w..2 * oy * w + w];
                 let bottom = &plane[(2 * oy + 1) * w..(2 * oy + 1) * w + w];
                 for ox in 0..ow {
-                    let candidates = [top[2 * ox + 1], bottom[2 * ox], bottom[2 * ox + 1]];
-                    let (mut best, mut at) = (top[2 * ox], 0u8);
-                    for (i, v) in (1u8..).zip(candidates) {
-                        // NaN wins so that it propagates, as in burn's pooling; `&` and `|`
-                        // rather than `&&` and `||` keep the loop free of branches
-                        let take = (v > best) | (v.is_nan() & !best.is_nan());
-                        best = if take { v } else { best };
-                        at = if take { i } else { at };
-                    }
+                    let (best, at) = window_max(
+                        top[2 * ox],
+                        top[2 * ox + 1],
+                        bottom[2 * ox],
+                        bottom[2 * ox + 1],
+                    );
                     out[oy * ow + ox] = best;
                     win[oy * ow + ox] = at;
                 }

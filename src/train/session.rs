@@ -22,7 +22,7 @@ use crate::plan::{ExperimentPlan, PlanFileError};
 use crate::prune::{LayerRule, StepSchedule, sparsity};
 
 /// Test examples per evaluation batch: large, since evaluation keeps no autodiff graph.
-const EVAL_BATCH: usize = 2000;
+const EVAL_BATCH: usize = 1000;
 
 /// With the default cadence, training time between two evaluations is this many times what
 /// the last evaluation took, so evaluating stays under a tenth of a run (8% here, leaving
