@@ -30,6 +30,17 @@ use std::io::Write;
 /// here so the binary, the tests and the benchmarks all run with it.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Tells the allocator to keep freed memory instead of returning it to the kernel after
+/// 10 ms (its default): a training step frees and reallocates the same activations, and
+/// each return costs page faults and zeroing on the next step. Called by sessions; once.
+pub fn keep_freed_memory() {
+    /// `mi_option_purge_delay` in mimalloc 3's `mi_option_t` (include/mimalloc.h).
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: setting an option is thread-safe in mimalloc; -1 means "never purge".
+    ONCE.call_once(|| unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, -1) });
+}
 use std::path::Path;
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename,

@@ -123,6 +123,7 @@ impl Session {
             .pruning
             .rules(&plan.model.layer_specs())
             .map_err(PlanFileError::from)?;
+        crate::keep_freed_memory();
         device.seed(plan.training.seed);
         let device = device.autodiff();
         let model = plan.model.init(&device);
