@@ -3,6 +3,7 @@
 //! Layers, each knowing only the ones below it:
 //! - [`prune`]: pure pruning math on host slices (masks, granularities, schedules);
 //! - [`data`]: IDX files, the built-in digits, batches;
+//! - [`kernels`]: CPU training kernels plugged into burn's flex backend;
 //! - [`model`]: the burn models and their prunable layers;
 //! - [`train`]: the session that trains and the worker thread that runs it;
 //! - [`app`]: the window;
