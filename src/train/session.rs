@@ -24,10 +24,14 @@ use crate::prune::{LayerRule, StepSchedule, sparsity};
 /// Test examples per evaluation batch: large, since evaluation keeps no autodiff graph.
 const EVAL_BATCH: usize = 1000;
 
-/// With the default cadence, training time between two evaluations is this many times what
-/// the last evaluation took, so evaluating stays under a tenth of a run (8% here, leaving
-/// room for the baseline and closing evaluations).
+/// With the default cadence, training time between two evaluations is at least this many
+/// times what the last evaluation took, so evaluations spread over the run...
 const TRAIN_PER_EVAL: f64 = 11.5;
+
+/// ...and all evaluations so far (the baseline's included) stay under this share of the
+/// time spent training and evaluating, leaving room for the closing evaluation within a
+/// tenth of the run.
+const EVAL_SHARE: f64 = 0.05;
 
 /// Before the first evaluation is timed, one test example is taken to cost this share of a
 /// training example (a forward pass without a backward pass or an optimizer step).
@@ -411,7 +415,11 @@ impl Session {
         evaluation_due(
             self.step,
             self.plan.training.eval_every,
-            (self.train_time - self.train_time_at_eval).as_secs_f64(),
+            Spent {
+                since_eval_s: (self.train_time - self.train_time_at_eval).as_secs_f64(),
+                training_s: self.train_time.as_secs_f64(),
+                evaluating_s: self.eval_time.as_secs_f64(),
+            },
             self.last_eval_cost.map(|c| c.as_secs_f64()).or(estimate),
         )
     }
@@ -667,14 +675,28 @@ impl Session {
     }
 }
 
-/// The evaluation cadence: every `eval_every` steps when that is set, otherwise once the
-/// training time since the last evaluation (`trained_s`) is [`TRAIN_PER_EVAL`] times what an
-/// evaluation costs (`eval_cost_s`, measured or estimated; unknown: not yet).
-fn evaluation_due(step: u64, eval_every: u64, trained_s: f64, eval_cost_s: Option<f64>) -> bool {
+/// Where a session's time went, for the evaluation cadence.
+#[derive(Clone, Copy, Debug)]
+struct Spent {
+    /// Training since the last evaluation.
+    since_eval_s: f64,
+    training_s: f64,
+    evaluating_s: f64,
+}
+
+/// The evaluation cadence: every `eval_every` steps when that is set; otherwise once the
+/// training since the last evaluation is [`TRAIN_PER_EVAL`] times what an evaluation costs
+/// (`eval_cost_s`, measured or estimated; unknown: not yet) and one more evaluation keeps
+/// all of them under [`EVAL_SHARE`] of the time.
+fn evaluation_due(step: u64, eval_every: u64, spent: Spent, eval_cost_s: Option<f64>) -> bool {
     if eval_every > 0 {
         return step % eval_every == 0;
     }
-    eval_cost_s.is_some_and(|cost| trained_s >= cost * TRAIN_PER_EVAL)
+    eval_cost_s.is_some_and(|cost| {
+        let evaluating = spent.evaluating_s + cost;
+        spent.since_eval_s >= cost * TRAIN_PER_EVAL
+            && evaluating <= EVAL_SHARE * (spent.training_s + evaluating)
+    })
 }
 
 fn granularity_name(rule: &LayerRule) -> String {
@@ -705,19 +727,35 @@ fn scalar(t: &Tensor<1>) -> f64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_explicit_cadence_counts_steps() {
-        assert!(evaluation_due(42, 21, 0.0, None));
-        assert!(!evaluation_due(43, 21, 1e9, Some(0.0)));
+    fn spent(since_eval_s: f64, training_s: f64, evaluating_s: f64) -> Spent {
+        Spent {
+            since_eval_s,
+            training_s,
+            evaluating_s,
+        }
     }
 
     #[test]
-    fn the_default_cadence_keeps_evaluation_under_a_tenth() {
+    fn an_explicit_cadence_counts_steps() {
+        assert!(evaluation_due(42, 21, spent(0.0, 0.0, 0.0), None));
+        assert!(!evaluation_due(43, 21, spent(1e9, 1e9, 0.0), Some(0.0)));
+    }
+
+    #[test]
+    fn the_default_cadence_spaces_evaluations_by_their_cost() {
         // an evaluation of 1 s is followed by at least 11.5 s of training
-        assert!(!evaluation_due(5, 0, 11.0, Some(1.0)));
-        assert!(evaluation_due(5, 0, 11.5, Some(1.0)));
-        assert!(1.0 / (1.0 + TRAIN_PER_EVAL) < 0.1);
+        assert!(!evaluation_due(5, 0, spent(11.0, 100.0, 1.0), Some(1.0)));
+        assert!(evaluation_due(5, 0, spent(11.5, 100.0, 1.0), Some(1.0)));
         // nothing known about the cost yet: wait
-        assert!(!evaluation_due(5, 0, 100.0, None));
+        assert!(!evaluation_due(5, 0, spent(100.0, 100.0, 0.0), None));
+    }
+
+    #[test]
+    fn the_default_cadence_keeps_all_evaluations_under_their_share() {
+        // 30 s of training, 1 s already spent evaluating (a baseline): another 1 s
+        // evaluation would make 2 / 32 > 5%, so it waits although it is spaced enough
+        assert!(!evaluation_due(5, 0, spent(15.0, 30.0, 1.0), Some(1.0)));
+        // with 40 s trained it fits: 2 / 42 < 5%
+        assert!(evaluation_due(5, 0, spent(15.0, 40.0, 1.0), Some(1.0)));
     }
 }
