@@ -690,7 +690,7 @@ struct Spent {
 /// all of them under [`EVAL_SHARE`] of the time.
 fn evaluation_due(step: u64, eval_every: u64, spent: Spent, eval_cost_s: Option<f64>) -> bool {
     if eval_every > 0 {
-        return step % eval_every == 0;
+        return step.is_multiple_of(eval_every);
     }
     eval_cost_s.is_some_and(|cost| {
         let evaluating = spent.evaluating_s + cost;
