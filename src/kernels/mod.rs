@@ -12,3 +12,17 @@ pub mod pool;
 
 pub use adam::FusedAdam;
 pub use extension::{TrainingKernels, batch_norm, conv2d, linear, max_pool2d};
+
+/// Deterministic test values in `[-1, 1]` (xorshift), shared by the kernels' tests.
+#[cfg(test)]
+fn test_values(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}

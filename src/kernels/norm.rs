@@ -181,15 +181,11 @@ pub fn batch_norm_backward(
 mod tests {
     use super::*;
 
+    /// Test values in `[-2, 2]`.
     fn values(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2654435761).wrapping_add(7);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s % 2001) as f32 / 500.0 - 2.0
-            })
+        crate::kernels::test_values(n, seed)
+            .iter()
+            .map(|v| 2.0 * v)
             .collect()
     }
 
