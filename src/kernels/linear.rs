@@ -4,6 +4,8 @@
 
 use rayon::prelude::*;
 
+use super::gemm::matmul_raw;
+
 /// `[rows, cols]` row-major matrix shapes of one dense layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LinearGeometry {
@@ -40,8 +42,8 @@ struct SendPtr(*mut f32);
 // SAFETY: used only to hand disjoint blocks of one buffer to rayon's threads.
 unsafe impl Sync for SendPtr {}
 
-/// `dst[m, n] = lhs[m, k] @ rhs[k, n]` (+ `dst` when `accumulate`), all row-major with the
-/// given row strides, computed in column shares.
+/// `dst[m, n] = lhs[m, k] @ rhs[k, n]`, `dst` row-major, the operands with the given row
+/// and column strides, computed in column shares.
 #[allow(clippy::too_many_arguments)]
 fn parallel_matmul(
     m: usize,
@@ -49,35 +51,29 @@ fn parallel_matmul(
     k: usize,
     dst: &mut [f32],
     lhs: &[f32],
-    (lhs_rs, lhs_cs): (usize, usize),
+    lhs_strides: (usize, usize),
     rhs: &[f32],
-    (rhs_rs, rhs_cs): (usize, usize),
+    rhs_strides: (usize, usize),
 ) {
+    let ((lhs_rs, lhs_cs), (rhs_rs, rhs_cs)) = (lhs_strides, rhs_strides);
+    assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
+    assert!(n == 0 || k == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
     by_columns(dst, m, n, |lo, hi, block| {
-        let width = hi - lo;
-        // SAFETY: `block` points at column `lo` of row 0 of `dst`; the gemm below writes
-        // rows 0..m of columns lo..hi with row stride n, all inside `dst`.
+        // SAFETY: `block` points at column `lo` of row 0 of `dst`, so the product writes
+        // rows 0..m of columns lo..hi with row stride n, inside `dst` and apart from the
+        // other shares; the reads of columns lo..hi of `rhs` lie inside it (asserted).
         unsafe {
-            gemm::gemm(
+            matmul_raw(
                 m,
-                width,
+                hi - lo,
                 k,
                 block,
-                1,
-                n as isize,
+                n,
                 false,
                 lhs.as_ptr(),
-                lhs_cs as isize,
-                lhs_rs as isize,
+                lhs_strides,
                 rhs.as_ptr().add(lo * rhs_cs),
-                rhs_cs as isize,
-                rhs_rs as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
+                rhs_strides,
             );
         }
     });

@@ -6,6 +6,7 @@
 pub mod adam;
 pub mod conv;
 mod extension;
+mod gemm;
 pub mod linear;
 pub mod norm;
 pub mod pool;
