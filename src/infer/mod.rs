@@ -279,28 +279,8 @@ pub fn choose(out: usize, inp: usize, w: &[f32], mask: &[u8], b: Vec<f32>) -> Li
         };
     }
     if (kept as f64) < 2.0 / 3.0 * mask.len() as f64 && out <= u16::MAX as usize {
-        let mut row_start = vec![0u32];
-        let (mut cols, mut vals) = (Vec::with_capacity(kept), Vec::with_capacity(kept));
-        for o in 0..out {
-            for i in 0..inp {
-                if mask[o * inp + i] == 1 {
-                    cols.push(i as u16);
-                    vals.push(w[o * inp + i]);
-                }
-            }
-            row_start.push(cols.len() as u32);
-        }
-        let mut col_start = vec![0u32];
-        let (mut rows, mut col_vals) = (Vec::with_capacity(kept), Vec::with_capacity(kept));
-        for i in 0..inp {
-            for o in 0..out {
-                if mask[o * inp + i] == 1 {
-                    rows.push(o as u16);
-                    col_vals.push(w[o * inp + i]);
-                }
-            }
-            col_start.push(rows.len() as u32);
-        }
+        let (row_start, cols, vals) = compress(out, inp, kept, |o, i| o * inp + i, w, mask);
+        let (col_start, rows, col_vals) = compress(inp, out, kept, |i, o| o * inp + i, w, mask);
         return Linear::Csr {
             out,
             inp,
@@ -314,6 +294,32 @@ pub fn choose(out: usize, inp: usize, w: &[f32], mask: &[u8], b: Vec<f32>) -> Li
         };
     }
     masked_dense(out, inp, w, mask, b)
+}
+
+/// The kept weights of `w` grouped by `outer` (rows, or columns), each group in `inner`
+/// order: group starts, inner indices and values. `at(outer, inner)` is the position in
+/// `w` and `mask`.
+fn compress(
+    outer: usize,
+    inner: usize,
+    kept: usize,
+    at: impl Fn(usize, usize) -> usize,
+    w: &[f32],
+    mask: &[u8],
+) -> (Vec<u32>, Vec<u16>, Vec<f32>) {
+    let mut starts = Vec::with_capacity(outer + 1);
+    starts.push(0u32);
+    let (mut index, mut values) = (Vec::with_capacity(kept), Vec::with_capacity(kept));
+    for a in 0..outer {
+        for b in 0..inner {
+            if mask[at(a, b)] == 1 {
+                index.push(b as u16);
+                values.push(w[at(a, b)]);
+            }
+        }
+        starts.push(index.len() as u32);
+    }
+    (starts, index, values)
 }
 
 /// A dense layer holding every weight, pruned ones as zeros.
