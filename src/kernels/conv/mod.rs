@@ -1,14 +1,22 @@
 //! 2D convolution (stride 1, no dilation, one group, symmetric zero padding) on host
-//! slices in NCHW layout, forward and backward, as one gemm per image over an im2col
-//! buffer that stays in cache.
+//! slices in NCHW layout, forward and backward, as one gemm per group of images over a
+//! receptive-field buffer (im2col) that stays in cache.
 //!
-//! Per image, with `K = c_in * kh * kw` and `P = out_h * out_w`:
-//! - forward: `y[c_out, P] = w[c_out, K] @ col[K, P] + b`;
-//! - weight gradient: `dw[c_out, K] += dy[c_out, P] @ col[K, P]^T`;
-//! - input gradient: `dcol[K, P] = w[c_out, K]^T @ dy[c_out, P]`, folded back by col2im.
+//! The buffer has one of two layouts ([`Layout`]): columns (`col[K, width]`, see
+//! [`columns`]) or rows (`rows[width, K]`, channels-last, see [`rows`]), with `K = c_in * kh
+//! * kw` and `width` the output pixels of the group. Per group, `P` output pixels per image:
+//! - forward: `y = w @ col` (columns) or `y^T = rows @ w'^T` (rows, `w'` the weight in the
+//!   rows' tap order), then the bias;
+//! - weight gradient: `dw += dy @ col^T` or `dw' += dy @ rows`;
+//! - input gradient: `dcol = w^T @ dy` or `drows = dy^T @ w'`, folded back onto the image.
 //!
-//! A few images share each gemm (their columns side by side); groups of images run in
-//! parallel on rayon's pool, each gemm on one thread.
+//! A few images share each gemm; groups of images run in parallel on rayon's pool, each
+//! gemm on one thread.
+
+mod columns;
+mod rows;
+
+use std::borrow::Cow;
 
 use rayon::prelude::*;
 
@@ -37,7 +45,7 @@ impl ConvGeometry {
         self.in_w + 2 * self.pad_w + 1 - self.kw
     }
 
-    /// Rows of the im2col matrix: one per (input channel, kernel row, kernel column).
+    /// Receptive-field length `K`: one value per (input channel, kernel row, kernel column).
     pub fn col_rows(&self) -> usize {
         self.c_in * self.kh * self.kw
     }
@@ -63,79 +71,52 @@ impl ConvGeometry {
             .min(self.out_w());
         (lo, hi.max(lo))
     }
+
+    /// The kernel columns `kj` whose input column `ox + kj - pad_w` lies inside the image.
+    fn valid_taps(&self, ox: usize) -> (usize, usize) {
+        let lo = self.pad_w.saturating_sub(ox);
+        let hi = (self.in_w + self.pad_w).saturating_sub(ox).min(self.kw);
+        (lo, hi.max(lo))
+    }
+
+    /// The input row a kernel row reads for output row `oy`, if it is not padding.
+    fn input_row(&self, oy: usize, ki: usize) -> Option<usize> {
+        (oy + ki)
+            .checked_sub(self.pad_h)
+            .filter(|&iy| iy < self.in_h)
+    }
 }
 
-/// Images side by side in one im2col buffer: each gemm is that many times wider, so the
-/// weight is packed once per group instead of once per image.
+/// How a group's receptive fields are laid out for its gemms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// `col[K, width]`, built one output row per copy from the NCHW image.
+    Columns,
+    /// `rows[width, K]`, built one kernel-row window (`kw * c_in` values) per copy from the
+    /// image turned channels-last.
+    Rows,
+}
+
+impl Layout {
+    /// Rows once a window's contiguous run is long enough that its copies beat copying
+    /// whole output rows, and the products then skip repacking the large operand; columns
+    /// for narrow windows (a first layer's single channel), where rows would mean many tiny
+    /// copies and a thin output panel.
+    fn of(g: &ConvGeometry) -> Self {
+        if g.kw * g.c_in >= ROW_LAYOUT_MIN_RUN {
+            Layout::Rows
+        } else {
+            Layout::Columns
+        }
+    }
+}
+
+/// Shortest window run (`kw * c_in` values) for which [`Layout::Rows`] is used.
+const ROW_LAYOUT_MIN_RUN: usize = 32;
+
+/// Images in one receptive-field buffer: each gemm covers that many images, so the weight
+/// is packed once per group instead of once per image.
 const IMAGES_PER_GEMM: usize = 4;
-
-/// Lays one image `[c_in, in_h, in_w]` out as its `P` columns of `col[K, width]`, starting
-/// at column `first`. Where the kernel reads padding the buffer must hold zeros: written
-/// here when `write_padding`, otherwise left as they are (a buffer that last held the same
-/// geometry and width has them already).
-fn im2col(
-    g: &ConvGeometry,
-    image: &[f32],
-    col: &mut [f32],
-    width: usize,
-    first: usize,
-    write_padding: bool,
-) {
-    let (out_h, out_w) = (g.out_h(), g.out_w());
-    for c in 0..g.c_in {
-        let plane = &image[c * g.in_h * g.in_w..(c + 1) * g.in_h * g.in_w];
-        for ki in 0..g.kh {
-            for kj in 0..g.kw {
-                let row = (c * g.kh + ki) * g.kw + kj;
-                let dst = &mut col[row * width + first..row * width + first + g.out_pixels()];
-                let (lo, hi) = g.valid_columns(kj);
-                for oy in 0..out_h {
-                    let line = &mut dst[oy * out_w..(oy + 1) * out_w];
-                    let iy = (oy + ki) as isize - g.pad_h as isize;
-                    if iy < 0 || iy >= g.in_h as isize {
-                        if write_padding {
-                            line.fill(0.0);
-                        }
-                        continue;
-                    }
-                    if write_padding {
-                        line[..lo].fill(0.0);
-                        line[hi..].fill(0.0);
-                    }
-                    let src = iy as usize * g.in_w + lo + kj - g.pad_w;
-                    line[lo..hi].copy_from_slice(&plane[src..src + (hi - lo)]);
-                }
-            }
-        }
-    }
-}
-
-/// Adds the image gradient `[c_in, in_h, in_w]` from its `P` columns of `col[K, width]`
-/// starting at column `first` onto `image` (the transpose of [`im2col`]).
-fn col2im(g: &ConvGeometry, col: &[f32], width: usize, first: usize, image: &mut [f32]) {
-    let (out_h, out_w) = (g.out_h(), g.out_w());
-    for c in 0..g.c_in {
-        let plane = &mut image[c * g.in_h * g.in_w..(c + 1) * g.in_h * g.in_w];
-        for ki in 0..g.kh {
-            for kj in 0..g.kw {
-                let row = (c * g.kh + ki) * g.kw + kj;
-                let src = &col[row * width + first..row * width + first + g.out_pixels()];
-                let (lo, hi) = g.valid_columns(kj);
-                for oy in 0..out_h {
-                    let iy = (oy + ki) as isize - g.pad_h as isize;
-                    if iy < 0 || iy >= g.in_h as isize {
-                        continue;
-                    }
-                    let dst = iy as usize * g.in_w + lo + kj - g.pad_w;
-                    let line = &src[oy * out_w + lo..oy * out_w + hi];
-                    for (d, s) in plane[dst..dst + (hi - lo)].iter_mut().zip(line) {
-                        *d += s;
-                    }
-                }
-            }
-        }
-    }
-}
 
 /// Groups of images each rayon job takes: one job per thread, so that the weight-gradient
 /// partial sums are one per thread.
@@ -146,13 +127,21 @@ fn groups_per_thread(batch: usize) -> usize {
         .max(1)
 }
 
-/// One thread's buffers for one geometry: the im2col matrix (whose padding positions stay
-/// zero between calls), the input-gradient columns, and a `[c_out, width]` panel.
+/// One thread's buffers for one geometry and group width (`width` output pixels).
 struct Scratch {
     key: (ConvGeometry, usize),
-    col: Vec<f32>,
-    dcol: Vec<f32>,
+    /// The receptive fields (`K * width`, in the geometry's layout), whose padding positions
+    /// stay zero between calls.
+    fields: Vec<f32>,
+    /// The receptive fields' gradient, same shape.
+    dfields: Vec<f32>,
+    /// `c_out * width`: the output gradient `[c_out, width]`, or the product before it is
+    /// written out as the output.
     panel: Vec<f32>,
+    /// One image channels-last (row layout only).
+    hwc: Vec<f32>,
+    /// False the first time the buffers are handed out (padding not yet written).
+    padding_zeroed: bool,
 }
 
 /// Buffers kept per thread across calls, a few geometries at a time (one per layer), so a
@@ -163,35 +152,65 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<Scratch>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Runs `f(col, dcol, panel, padding_zeroed)` with this thread's buffers for `g` and
-/// `width` columns.
-fn with_scratch<R>(
-    g: &ConvGeometry,
-    width: usize,
-    f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32], bool) -> R,
-) -> R {
+/// Runs `f` with this thread's buffers for `g` and `width` output pixels.
+fn with_scratch<R>(g: &ConvGeometry, width: usize, f: impl FnOnce(&mut Scratch) -> R) -> R {
     let key = (ConvGeometry { batch: 0, ..*g }, width);
     SCRATCH.with(|cell| {
         let mut kept = cell.borrow_mut();
-        let found = kept.iter().position(|s| s.key == key);
-        let (index, fresh) = match found {
-            Some(i) => (i, false),
+        let index = match kept.iter().position(|s| s.key == key) {
+            Some(i) => i,
             None => {
                 if kept.len() == SCRATCH_KEPT {
                     kept.remove(0);
                 }
                 kept.push(Scratch {
                     key,
-                    col: vec![0.0; g.col_rows() * width],
-                    dcol: vec![0.0; g.col_rows() * width],
+                    fields: vec![0.0; g.col_rows() * width],
+                    dfields: vec![0.0; g.col_rows() * width],
                     panel: vec![0.0; g.c_out * width],
+                    hwc: vec![0.0; g.in_image()],
+                    padding_zeroed: false,
                 });
-                (kept.len() - 1, true)
+                kept.len() - 1
             }
         };
-        let s = &mut kept[index];
-        f(&mut s.col, &mut s.dcol, &mut s.panel, !fresh)
+        let scratch = &mut kept[index];
+        let result = f(scratch);
+        scratch.padding_zeroed = true;
+        result
     })
+}
+
+/// Fills `s.fields` with the receptive fields of a group of images (`[n, c_in, in_h,
+/// in_w]`), `width` output pixels in all.
+fn fields_of_group(
+    g: &ConvGeometry,
+    layout: Layout,
+    x_group: &[f32],
+    width: usize,
+    s: &mut Scratch,
+) {
+    let p = g.out_pixels();
+    let write_padding = !s.padding_zeroed;
+    for (j, image) in x_group.chunks(g.in_image()).enumerate() {
+        match layout {
+            Layout::Columns => {
+                columns::im2col(g, image, &mut s.fields, width, j * p, write_padding)
+            }
+            Layout::Rows => {
+                rows::to_channels_last(g, image, &mut s.hwc);
+                rows::im2row(g, &s.hwc, &mut s.fields, j * p, write_padding);
+            }
+        }
+    }
+}
+
+/// The weight `[c_out, K]` in the layout's tap order.
+fn weight_for<'w>(g: &ConvGeometry, layout: Layout, w: &'w [f32]) -> Cow<'w, [f32]> {
+    match layout {
+        Layout::Columns => Cow::Borrowed(w),
+        Layout::Rows => Cow::Owned(rows::channels_last_weight(g, w)),
+    }
 }
 
 /// `y[batch, c_out, out_h, out_w]` from `x[batch, c_in, in_h, in_w]`, `w[c_out, c_in, kh,
@@ -205,21 +224,48 @@ pub fn conv2d_forward(g: &ConvGeometry, x: &[f32], w: &[f32], b: Option<&[f32]>)
     if g.out_image() == 0 || g.in_image() == 0 {
         return y;
     }
+    let layout = Layout::of(g);
+    let w = weight_for(g, layout, w);
     y.par_chunks_mut(IMAGES_PER_GEMM * g.out_image())
         .zip(x.par_chunks(IMAGES_PER_GEMM * g.in_image()))
         .for_each(|(y_group, x_group)| {
             let width = x_group.len() / g.in_image() * p;
-            with_scratch(g, width, |col, _, panel, zeroed| {
-                for (j, image) in x_group.chunks(g.in_image()).enumerate() {
-                    im2col(g, image, col, width, j * p, !zeroed);
-                }
-                matmul(g.c_out, width, k, panel, false, w, (k, 1), col, (width, 1));
+            with_scratch(g, width, |s| {
+                fields_of_group(g, layout, x_group, width, s);
+                let (fields, panel) = (&s.fields, &mut s.panel);
+                // Where output (channel, pixel) of the group lands in the panel.
+                let (co_stride, px_stride) = match layout {
+                    Layout::Columns => {
+                        // panel[c_out, width] = w[c_out, K] @ col[K, width]
+                        matmul(
+                            g.c_out,
+                            width,
+                            k,
+                            panel,
+                            false,
+                            &w,
+                            (k, 1),
+                            fields,
+                            (width, 1),
+                        );
+                        (width, 1)
+                    }
+                    Layout::Rows => {
+                        // panel[width, c_out] = rows[width, K] @ w'[c_out, K]^T
+                        matmul(width, g.c_out, k, panel, false, fields, (k, 1), &w, (1, k));
+                        (1, g.c_out)
+                    }
+                };
                 for (j, y_img) in y_group.chunks_mut(g.out_image()).enumerate() {
-                    for (co, row) in y_img.chunks_mut(p).enumerate() {
+                    for (co, plane) in y_img.chunks_mut(p).enumerate() {
                         let bias = b.map_or(0.0, |b| b[co]);
-                        let src = &panel[co * width + j * p..co * width + (j + 1) * p];
-                        for (d, s) in row.iter_mut().zip(src) {
-                            *d = s + bias;
+                        let first = co * co_stride + j * p * px_stride;
+                        if px_stride == 1 {
+                            let src = &panel[first..first + p];
+                            plane.iter_mut().zip(src).for_each(|(v, s)| *v = s + bias);
+                        } else {
+                            let src = panel[first..].iter().step_by(px_stride);
+                            plane.iter_mut().zip(src).for_each(|(v, s)| *v = s + bias);
                         }
                     }
                 }
@@ -237,7 +283,7 @@ pub struct ConvGradients {
     pub db: Vec<f32>,
 }
 
-/// The weight and bias gradients summed over some images.
+/// The weight (in the layout's tap order) and bias gradients summed over some images.
 type Partial = (Vec<f32>, Vec<f32>);
 
 pub fn conv2d_backward(
@@ -265,25 +311,30 @@ pub fn conv2d_backward(
         let (dw, db) = zero();
         return ConvGradients { dx, dw, db };
     }
-    // One group of images: dy laid side by side as `panel[c_out, width]`, then
-    // dw += panel @ col^T, db += row sums, and (for dx) col = w^T @ panel folded back.
+    let layout = Layout::of(g);
+    let w = weight_for(g, layout, w);
+    // One group of images: dy laid side by side as `panel[c_out, width]`, then the weight
+    // gradient, the bias gradient as row sums and (for dx) the fields' gradient folded back.
     let group = |(mut dw, mut db): Partial,
                  x_group: &[f32],
                  dy_group: &[f32],
                  dx_group: Option<&mut [f32]>| {
         let width = x_group.len() / g.in_image() * p;
-        with_scratch(g, width, |col, dcol, panel, zeroed| {
-            for (j, (image, grad)) in x_group
-                .chunks(g.in_image())
-                .zip(dy_group.chunks(g.out_image()))
-                .enumerate()
-            {
-                im2col(g, image, col, width, j * p, !zeroed);
-                for (co, row) in grad.chunks(p).enumerate() {
-                    panel[co * width + j * p..co * width + (j + 1) * p].copy_from_slice(row);
-                    db[co] += row.iter().sum::<f32>();
+        with_scratch(g, width, |s| {
+            fields_of_group(g, layout, x_group, width, s);
+            for (j, grad) in dy_group.chunks(g.out_image()).enumerate() {
+                for (co, plane) in grad.chunks(p).enumerate() {
+                    s.panel[co * width + j * p..co * width + (j + 1) * p].copy_from_slice(plane);
+                    db[co] += plane.iter().sum::<f32>();
                 }
             }
+            let (fields, dfields, panel) = (&s.fields, &mut s.dfields, &s.panel);
+            // The fields as a [width, K] matrix: (pixel, tap) strides.
+            let field_strides = match layout {
+                Layout::Columns => (1, width),
+                Layout::Rows => (k, 1),
+            };
+            // dw[c_out, K] += dy[c_out, width] @ fields[width, K]
             matmul(
                 g.c_out,
                 k,
@@ -292,13 +343,46 @@ pub fn conv2d_backward(
                 true,
                 panel,
                 (width, 1),
-                col,
-                (1, width),
+                fields,
+                field_strides,
             );
-            if let Some(dx_group) = dx_group {
-                matmul(k, width, g.c_out, dcol, false, w, (1, k), panel, (width, 1));
-                for (j, dx_img) in dx_group.chunks_mut(g.in_image()).enumerate() {
-                    col2im(g, dcol, width, j * p, dx_img);
+            let Some(dx_group) = dx_group else { return };
+            match layout {
+                Layout::Columns => {
+                    // dcol[K, width] = w^T @ dy
+                    matmul(
+                        k,
+                        width,
+                        g.c_out,
+                        dfields,
+                        false,
+                        &w,
+                        (1, k),
+                        panel,
+                        (width, 1),
+                    );
+                    for (j, dx_img) in dx_group.chunks_mut(g.in_image()).enumerate() {
+                        columns::col2im(g, dfields, width, j * p, dx_img);
+                    }
+                }
+                Layout::Rows => {
+                    // drows[width, K] = dy^T @ w'
+                    matmul(
+                        width,
+                        k,
+                        g.c_out,
+                        dfields,
+                        false,
+                        panel,
+                        (1, width),
+                        &w,
+                        (k, 1),
+                    );
+                    for (j, dx_img) in dx_group.chunks_mut(g.in_image()).enumerate() {
+                        s.hwc.fill(0.0);
+                        rows::row2im(g, dfields, j * p, &mut s.hwc);
+                        rows::to_channels_first(g, &s.hwc, dx_img);
+                    }
                 }
             }
         });
@@ -327,6 +411,10 @@ pub fn conv2d_backward(
                 group(acc, x_group, dy_group, None)
             })
             .reduce(zero, add),
+    };
+    let dw = match layout {
+        Layout::Columns => dw,
+        Layout::Rows => rows::channels_first_weight(g, &dw),
     };
     ConvGradients { dx, dw, db }
 }
@@ -372,6 +460,7 @@ mod tests {
         y
     }
 
+    /// Geometries of both layouts.
     fn geometries() -> Vec<ConvGeometry> {
         // batches of 1 to 6 images: single, partial and several groups of IMAGES_PER_GEMM
         let g = |batch, c_in, in_h, in_w, c_out, kh, kw, pad_h, pad_w| ConvGeometry {
@@ -391,6 +480,10 @@ mod tests {
             g(2, 2, 5, 9, 3, 3, 5, 1, 2),
             g(1, 4, 4, 4, 2, 5, 5, 2, 2),
             g(2, 2, 6, 6, 3, 1, 1, 0, 0),
+            // wide windows, laid out as rows
+            g(5, 8, 6, 7, 5, 3, 5, 1, 2),
+            g(1, 16, 5, 5, 4, 3, 3, 0, 0),
+            g(2, 32, 4, 4, 3, 1, 1, 0, 0),
         ]
     }
 
@@ -402,6 +495,13 @@ mod tests {
                 "{what}[{i}]: {x} vs {y}"
             );
         }
+    }
+
+    #[test]
+    fn the_test_geometries_cover_both_layouts() {
+        let layouts: Vec<Layout> = geometries().iter().map(Layout::of).collect();
+        assert!(layouts.contains(&Layout::Columns));
+        assert!(layouts.contains(&Layout::Rows));
     }
 
     #[test]
