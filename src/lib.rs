@@ -44,29 +44,77 @@ pub fn keep_freed_memory() {
 }
 use std::path::Path;
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename,
-/// so a crash never leaves a half-written file under the final name.
+/// Writes `bytes` to `path` atomically: a uniquely named temporary file in the same folder,
+/// flushed to disk, then renamed over `path`. A crash never leaves a half-written file
+/// under the final name, and two saves to the same path at once never share a temporary
+/// file (the last rename wins, each file whole).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other(format!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    if path.file_name().is_none() {
+        return Err(std::io::Error::other(format!(
+            "{} is not a file path",
+            path.display()
+        )));
     }
-    result
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".spx-save-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    // On failure the temporary file is removed when `tmp` (inside the error) drops.
+    tmp.persist(path).map(drop).map_err(|e| e.error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("spx-lib-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn concurrent_saves_to_one_path_leave_one_whole_file_and_no_temporaries() {
+        let dir = temp_dir("concurrent");
+        let path = dir.join("model.bin");
+        let contents: Vec<Vec<u8>> = (0..8u8).map(|t| vec![t; 200_000 + t as usize]).collect();
+        std::thread::scope(|scope| {
+            for bytes in &contents {
+                let path = &path;
+                scope.spawn(move || {
+                    for _ in 0..10 {
+                        atomic_write(path, bytes).unwrap();
+                    }
+                });
+            }
+        });
+        let saved = std::fs::read(&path).unwrap();
+        assert!(contents.contains(&saved), "the file is one save, whole");
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("model.bin")]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_save_that_cannot_happen_is_an_error_and_leaves_the_old_file() {
+        let dir = temp_dir("failing");
+        let missing = dir.join("no-such-folder").join("plan.toml");
+        assert!(atomic_write(&missing, b"x").is_err());
+        assert!(atomic_write(&dir, b"x").is_err(), "a folder is not a file");
+        let path = dir.join("plan.toml");
+        atomic_write(&path, b"first").unwrap();
+        atomic_write(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

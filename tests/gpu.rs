@@ -13,6 +13,7 @@ use sparsity_explorer::prune::{At, Schedule};
 use sparsity_explorer::train::{BackendChoice, Session, select};
 
 #[test]
+#[ignore = "needs a wgpu adapter: a GPU, or Mesa's mesa-vulkan-drivers (.ci/run installs it)"]
 fn training_on_wgpu_prunes_and_keeps_pruned_weights_at_zero() {
     let (device, info) = match select(BackendChoice::Wgpu) {
         Ok(found) => found,
