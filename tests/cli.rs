@@ -531,6 +531,57 @@ fn export_reports_sizes_and_reloads_exactly() {
     for f in ["model.safetensors", "model-f32.spx", "model-int8.spx"] {
         assert!(dir.join(f).is_file(), "{f}");
     }
+    // inspect reads both files back headless: model, plan, and each layer as exported
+    for (file, values) in [("model-f32.spx", "f32"), ("model-int8.spx", "int8")] {
+        let path = dir.join(file);
+        let out = run(&["inspect", path.to_str().unwrap(), "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["values"], values);
+        assert_eq!(report["model"], "mlp");
+        assert_eq!(report["bytes"], std::fs::metadata(&path).unwrap().len());
+        assert!(
+            report["plan"]
+                .as_str()
+                .unwrap()
+                .contains("[pruning.schedule]")
+        );
+        let sparsity = report["sparsity"].as_f64().unwrap();
+        assert!(
+            (sparsity - r["sparsity"].as_f64().unwrap()).abs() < 1e-9,
+            "{report}"
+        );
+        let params = report["parameters"].as_array().unwrap();
+        let weights: Vec<&Value> = params
+            .iter()
+            .filter(|p| p["granularity"] == "unstructured")
+            .collect();
+        let names: Vec<&str> = weights
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["fc1.weight", "fc2.weight", "fc3.weight"]);
+        assert_eq!(weights[0]["dims"], serde_json::json!([300, 784]));
+        for w in &weights {
+            let (kept, size) = (w["kept"].as_f64().unwrap(), w["size"].as_f64().unwrap());
+            assert!((1.0 - kept / size - w["sparsity"].as_f64().unwrap()).abs() < 1e-12);
+            assert!((w["sparsity"].as_f64().unwrap() - 0.8).abs() < 0.01, "{w}");
+        }
+        let biases = params
+            .iter()
+            .filter(|p| p["name"].as_str().unwrap().ends_with(".bias"));
+        assert!(biases.clone().count() == 3 && biases.into_iter().all(|b| b["storage"] == "dense"));
+        let text = run(&["inspect", path.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(
+            text.contains("fc1.weight") && text.contains("[300, 784]"),
+            "{text}"
+        );
+    }
     // a corrupted file is a clean error naming it
     let spx = dir.join("model-f32.spx");
     let mut bytes = std::fs::read(&spx).unwrap();
@@ -541,6 +592,15 @@ fn export_reports_sizes_and_reloads_exactly() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("model-f32.spx") && e.contains("checksum"), "{e}");
+    assert_clean_failure(
+        &["inspect", spx.to_str().unwrap()],
+        "model-f32.spx: checksum",
+    );
+    let missing = dir.join("missing.spx");
+    assert_clean_failure(
+        &["inspect", missing.to_str().unwrap()],
+        "missing.spx: cannot read",
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -64,6 +64,9 @@ pub enum CliCommand {
     Export(Box<super::export::ExportArgs>),
     /// Time dense against sparse inference on the CPU.
     BenchInfer(Box<super::infer::BenchInferArgs>),
+    /// Describe a sparse model file: header, model, plan, and each parameter's shape,
+    /// storage, granularity and sparsity.
+    Inspect(super::inspect::InspectArgs),
     /// List the built-in presets, or print one as TOML.
     Presets {
         /// Print this preset's plan.

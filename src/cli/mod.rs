@@ -5,6 +5,7 @@ pub mod args;
 pub mod bench;
 pub mod export;
 pub mod infer;
+pub mod inspect;
 
 use std::io::Write;
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub fn main(cli: Cli) -> Result<()> {
         Some(CliCommand::Sweep(args)) => analysis::sweep(&args),
         Some(CliCommand::Export(args)) => export::export(&args),
         Some(CliCommand::BenchInfer(args)) => infer::bench_infer(&args),
+        Some(CliCommand::Inspect(args)) => inspect::inspect(&args),
         Some(CliCommand::Presets { name }) => presets(name.as_deref()),
         None => crate::app::run_window(crate::app::AppOptions {
             preset: cli.window.preset,

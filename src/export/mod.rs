@@ -3,6 +3,7 @@
 //! floor for the same masks.
 
 pub mod format;
+pub mod inspect;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -15,18 +16,17 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use format::{Decoded, FormatError, ValueFormat};
+pub use inspect::{Inspection, ParameterReport, inspect_file};
 
 use crate::model::HostTensor;
 use crate::prune::{Granularity, LayerRule};
 
 #[derive(Debug, Error)]
 pub enum ExportError {
-    #[error("{path}: {source}")]
-    File {
-        path: String,
-        #[source]
-        source: FormatError,
-    },
+    /// The file's contents are damaged (the message already includes the format error, so
+    /// it is not also reported as a cause).
+    #[error("{path}: {error}")]
+    File { path: String, error: FormatError },
     #[error("{path}: cannot read: {cause}")]
     Read { path: String, cause: std::io::Error },
     #[error("{path}: cannot write: {cause}")]
@@ -241,7 +241,7 @@ pub fn read_sparse(path: &Path) -> Result<Decoded, ExportError> {
         path: p.clone(),
         cause,
     })?;
-    format::decode(&bytes).map_err(|source| ExportError::File { path: p, source })
+    format::decode(&bytes).map_err(|error| ExportError::File { path: p, error })
 }
 
 #[cfg(test)]
