@@ -29,8 +29,18 @@ use std::io::Write;
 /// kernel when they are freed, so each training step page-faults its activations back in
 /// (half the time of a small CNN's step). mimalloc keeps freed pages for reuse. Declared
 /// here so the binary, the tests and the benchmarks all run with it.
+#[cfg(not(test))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The library's own tests run on the same allocator, measuring each allocation's size
+/// for the loaders' fuzz tests.
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: fuzz::TrackingAllocator = fuzz::TrackingAllocator;
+
+#[cfg(test)]
+mod fuzz;
 
 /// Tells the allocator to keep freed memory instead of returning it to the kernel after
 /// 10 ms (its default): a training step frees and reallocates the same activations, and

@@ -85,16 +85,24 @@ pub fn load_masks(path: &Path) -> Result<(Vec<NamedMask>, Option<String>), Masks
         path: path.into(),
         cause,
     })?;
+    parse_masks(&bytes, path)
+}
+
+/// Parses a masks file's bytes; `path` names the source in errors.
+pub fn parse_masks(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<(Vec<NamedMask>, Option<String>), MasksFileError> {
     let format = |e: safetensors::SafeTensorError| MasksFileError::Format {
         path: path.into(),
         message: e.to_string(),
     };
-    let (_, metadata) = SafeTensors::read_metadata(&bytes).map_err(format)?;
+    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(format)?;
     let plan = metadata
         .metadata()
         .as_ref()
         .and_then(|m| m.get("plan").cloned());
-    let tensors = SafeTensors::deserialize(&bytes).map_err(format)?;
+    let tensors = SafeTensors::deserialize(bytes).map_err(format)?;
     let mut out = Vec::new();
     for (name, view) in tensors.tensors() {
         if view.dtype() != Dtype::U8 {

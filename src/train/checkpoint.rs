@@ -2,7 +2,9 @@
 //!
 //! The file is safetensors: `model` and `optimizer` are burnpack byte blobs (uint8), each
 //! mask is a uint8 tensor `mask.NAME` in PyTorch layout, and the metadata holds the plan
-//! (TOML), the step, the dense accuracy and the front end's history (JSON, opaque here).
+//! (TOML), the step, the dense accuracy, the front end's history (JSON, opaque here) and a
+//! CRC-32 of all of it: safetensors has no checksum of its own, and a damaged weight or
+//! optimizer blob must be an error, not garbage weights or a panic inside burn's decoder.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,7 +13,10 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use thiserror::Error;
 
 /// Format tag written into every checkpoint.
-pub const CHECKPOINT_FORMAT: &str = "sparsity-explorer checkpoint v1";
+pub const CHECKPOINT_FORMAT: &str = "sparsity-explorer checkpoint v2";
+
+/// The first format, which had no checksum.
+const CHECKPOINT_FORMAT_V1: &str = "sparsity-explorer checkpoint v1";
 
 #[derive(Debug, Error)]
 pub enum CheckpointError {
@@ -40,6 +45,36 @@ pub struct CheckpointData {
 }
 
 impl CheckpointData {
+    /// CRC-32 of every field, masks in name order (the order they are read back in).
+    fn checksum(&self) -> u32 {
+        let mut crc = crc32fast::Hasher::new();
+        let mut field = |bytes: &[u8]| {
+            crc.update(&(bytes.len() as u64).to_le_bytes());
+            crc.update(bytes);
+        };
+        field(self.plan_toml.as_bytes());
+        field(&self.step.to_le_bytes());
+        field(
+            &self
+                .dense_accuracy
+                .map_or(u64::MAX, f64::to_bits)
+                .to_le_bytes(),
+        );
+        field(self.history_json.as_bytes());
+        field(&self.model);
+        field(&self.optimizer);
+        let mut masks: Vec<_> = self.masks.iter().collect();
+        masks.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, dims, mask) in masks {
+            field(name.as_bytes());
+            for d in dims {
+                field(&(*d as u64).to_le_bytes());
+            }
+            field(mask);
+        }
+        crc.finalize()
+    }
+
     pub fn write(&self, path: &Path) -> Result<(), CheckpointError> {
         let mut views = vec![
             (
@@ -78,6 +113,7 @@ impl CheckpointData {
                     .unwrap_or_default(),
             ),
             ("history".to_string(), self.history_json.clone()),
+            ("checksum".to_string(), self.checksum().to_string()),
         ]);
         let bytes =
             safetensors::serialize(views, Some(metadata)).map_err(|e| CheckpointError::Encode {
@@ -96,15 +132,25 @@ impl CheckpointData {
             path: p.clone(),
             cause,
         })?;
+        Self::from_bytes(&bytes, &p)
+    }
+
+    /// Parses a checkpoint's bytes; `origin` names the source in errors.
+    pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Self, CheckpointError> {
         let bad = |reason: String| CheckpointError::Format {
-            path: p.clone(),
+            path: origin.to_string(),
             reason,
         };
-        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
         let meta = header
             .metadata()
             .clone()
             .ok_or_else(|| bad("no metadata".into()))?;
+        if meta.get("format").map(String::as_str) == Some(CHECKPOINT_FORMAT_V1) {
+            return Err(bad(
+                "written by an older version (format v1, without a checksum); save it again".into(),
+            ));
+        }
         if meta.get("format").map(String::as_str) != Some(CHECKPOINT_FORMAT) {
             return Err(bad(format!(
                 "format is {:?}, expected {CHECKPOINT_FORMAT:?}",
@@ -129,7 +175,7 @@ impl CheckpointData {
                     .map_err(|_| bad("the dense accuracy is not a number".into()))?,
             )
         };
-        let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+        let tensors = SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
         let blob = |name: &str| {
             tensors
                 .tensor(name)
@@ -147,7 +193,10 @@ impl CheckpointData {
             }
         }
         masks.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(Self {
+        let checksum: u32 = field("checksum")?
+            .parse()
+            .map_err(|_| bad("the checksum is not a number".into()))?;
+        let data = Self {
             plan_toml: field("plan")?,
             step,
             dense_accuracy,
@@ -155,7 +204,11 @@ impl CheckpointData {
             model: blob("model")?,
             optimizer: blob("optimizer")?,
             masks,
-        })
+        };
+        if data.checksum() != checksum {
+            return Err(bad("checksum mismatch: the file is corrupted".into()));
+        }
+        Ok(data)
     }
 }
 
@@ -180,6 +233,28 @@ mod tests {
         data.write(&path).unwrap();
         assert_eq!(CheckpointData::read(&path).unwrap(), data);
         let bytes = std::fs::read(&path).unwrap();
+        // any damaged byte of the data is caught by the checksum
+        for back in 1..=6 {
+            let mut damaged = bytes.clone();
+            let at = damaged.len() - back;
+            damaged[at] ^= 0x10;
+            let e = CheckpointData::from_bytes(&damaged, "run.ckpt")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("run.ckpt") && e.contains("checksum mismatch"),
+                "{e}"
+            );
+        }
+        // a file of the first format (no checksum) is refused with a reason
+        let tag = CHECKPOINT_FORMAT.as_bytes();
+        let at = bytes.windows(tag.len()).position(|w| w == tag).unwrap();
+        let mut old = bytes.clone();
+        old[at..at + tag.len()].copy_from_slice(CHECKPOINT_FORMAT_V1.as_bytes());
+        let e = CheckpointData::from_bytes(&old, "old.ckpt")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("older version"), "{e}");
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
         assert!(matches!(
             CheckpointData::read(&path),

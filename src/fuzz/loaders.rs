@@ -1,0 +1,228 @@
+//! Each loader with its valid seed files and the bound on what it may allocate.
+//!
+//! The checkpoint and sparse-model loaders go as far as the window does with a file that
+//! parses: they rebuild a session from it.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use burn::tensor::Device;
+
+use super::Loader;
+use crate::data::Dataset;
+use crate::data::idx::{decompress, parse_images, parse_labels};
+use crate::export::format::decode;
+use crate::export::inspect::describe;
+use crate::export::{ExportInputs, ValueFormat};
+use crate::masks_file::{NamedMask, parse_masks, save_masks};
+use crate::model::ModelKind;
+use crate::plan::{ExperimentPlan, PRESETS};
+use crate::prune::{At, Schedule};
+use crate::train::{BackendChoice, BackendInfo, CheckpointData, Session, select};
+
+/// Deflate expands at most about 1,032 times; a growing buffer may hold twice its content.
+fn compressed_allowed(len: usize) -> usize {
+    2 * 1_032 * len + (1 << 20)
+}
+
+/// A parser that copies what it reads, plus a fixed allowance for bookkeeping.
+fn plain_allowed(len: usize) -> usize {
+    4 * len + (1 << 20)
+}
+
+/// A parser that also builds a session (a small CNN's weights and buffers).
+fn session_allowed(len: usize) -> usize {
+    4 * len + (16 << 20)
+}
+
+/// A small IDX images file (`count` images of 28 x 28) and its labels file.
+fn idx_files(count: usize) -> (Vec<u8>, Vec<u8>) {
+    let mut images = vec![0, 0, 8, 3];
+    for dim in [count as u32, 28, 28] {
+        images.extend(dim.to_be_bytes());
+    }
+    images.extend((0..count * 784).map(|i| (i * 37 % 251) as u8));
+    let mut labels = vec![0, 0, 8, 1];
+    labels.extend((count as u32).to_be_bytes());
+    labels.extend((0..count).map(|i| (i % 10) as u8));
+    (images, labels)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).expect("writing to memory");
+    encoder.finish().expect("writing to memory")
+}
+
+const FUZZ_PATH: &str = "fuzzed-input";
+
+pub fn idx_images() -> Loader {
+    let (images, _) = idx_files(12);
+    Loader {
+        name: "IDX images",
+        seeds: vec![gzip(&images), images],
+        parse: |bytes| {
+            let path = Path::new(FUZZ_PATH);
+            decompress(path, bytes.to_vec())
+                .and_then(|raw| parse_images(path, &raw))
+                .is_ok()
+        },
+        allowed: compressed_allowed,
+    }
+}
+
+pub fn idx_labels() -> Loader {
+    let (_, labels) = idx_files(40);
+    Loader {
+        name: "IDX labels",
+        seeds: vec![gzip(&labels), labels],
+        parse: |bytes| {
+            let path = Path::new(FUZZ_PATH);
+            decompress(path, bytes.to_vec())
+                .and_then(|raw| parse_labels(path, &raw))
+                .is_ok()
+        },
+        allowed: compressed_allowed,
+    }
+}
+
+/// A small CNN trained two steps with half of every layer pruned, and its files.
+struct Trained {
+    dataset: Arc<Dataset>,
+    device: Device,
+    info: BackendInfo,
+    checkpoint: Vec<u8>,
+    sparse_f32: Vec<u8>,
+    sparse_int8: Vec<u8>,
+    masks: Vec<u8>,
+}
+
+fn trained() -> &'static Trained {
+    static TRAINED: OnceLock<Trained> = OnceLock::new();
+    TRAINED.get_or_init(|| {
+        let dataset = Arc::new(Dataset::builtin().expect("the built-in digits load"));
+        let (device, info) = select(BackendChoice::Flex).expect("flex always starts");
+        let mut plan = ExperimentPlan::preset("quick-demo").expect("a built-in preset");
+        plan.model = ModelKind::SmallCnn;
+        plan.training.batch = 16;
+        plan.training.eval_every = 1_000_000;
+        plan.pruning.schedule = Schedule::Constant {
+            target: 0.5,
+            begin: At::Step(1),
+            end: None,
+            frequency: 1,
+        };
+        let mut session =
+            Session::new(plan, dataset.clone(), device.clone(), info.clone()).expect("a session");
+        for _ in 0..2 {
+            session.train_step().expect("a training step");
+        }
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let checkpoint_path = dir.path().join("run.ckpt");
+        session
+            .to_checkpoint("{}".into())
+            .and_then(|c| Ok(c.write(&checkpoint_path)?))
+            .expect("a checkpoint");
+        let params = session.network().read_params();
+        let plan_toml = session.plan().to_toml();
+        let inputs = ExportInputs {
+            model: session.plan().model.name(),
+            plan_toml: &plan_toml,
+            rules: session.rules(),
+            masks: session.masks(),
+            params: &params,
+        };
+        let masks: Vec<NamedMask> = session
+            .snapshots()
+            .into_iter()
+            .map(|snap| NamedMask {
+                dims: snap.shape.dims(),
+                name: snap.name,
+                mask: snap.mask,
+            })
+            .collect();
+        let masks_path = dir.path().join("masks.safetensors");
+        save_masks(&masks_path, &masks, &plan_toml).expect("a masks file");
+        Trained {
+            checkpoint: std::fs::read(&checkpoint_path).expect("the checkpoint"),
+            sparse_f32: inputs.sparse_file(ValueFormat::F32).expect("an f32 file"),
+            sparse_int8: inputs.sparse_file(ValueFormat::Int8).expect("an int8 file"),
+            masks: std::fs::read(&masks_path).expect("the masks"),
+            dataset,
+            device,
+            info,
+        }
+    })
+}
+
+pub fn checkpoint() -> Loader {
+    let t = trained();
+    Loader {
+        name: "checkpoint",
+        seeds: vec![t.checkpoint.clone()],
+        parse: |bytes| {
+            let t = trained();
+            CheckpointData::from_bytes(bytes, FUZZ_PATH).is_ok_and(|data| {
+                Session::from_checkpoint(&data, t.dataset.clone(), t.device.clone(), t.info.clone())
+                    .is_ok()
+            })
+        },
+        allowed: session_allowed,
+    }
+}
+
+pub fn sparse_model() -> Loader {
+    let t = trained();
+    Loader {
+        name: "sparse model (.spx)",
+        seeds: vec![t.sparse_f32.clone(), t.sparse_int8.clone()],
+        parse: |bytes| {
+            let t = trained();
+            decode(bytes).is_ok_and(|decoded| {
+                describe(&decoded, FUZZ_PATH, bytes.len() as u64).is_ok()
+                    && Session::from_sparse(
+                        &decoded,
+                        t.dataset.clone(),
+                        t.device.clone(),
+                        t.info.clone(),
+                    )
+                    .is_ok()
+            })
+        },
+        allowed: |len| compressed_allowed(len) + session_allowed(0),
+    }
+}
+
+pub fn masks() -> Loader {
+    Loader {
+        name: "masks (safetensors)",
+        seeds: vec![trained().masks.clone()],
+        parse: |bytes| parse_masks(bytes, Path::new(FUZZ_PATH)).is_ok(),
+        allowed: plain_allowed,
+    }
+}
+
+pub fn plan_toml() -> Loader {
+    let seeds = PRESETS
+        .iter()
+        .map(|(name, _)| {
+            ExperimentPlan::preset(name)
+                .expect("a built-in preset")
+                .to_toml()
+                .into_bytes()
+        })
+        .collect();
+    Loader {
+        name: "plan (TOML)",
+        seeds,
+        parse: |bytes| {
+            let text = String::from_utf8_lossy(bytes);
+            ExperimentPlan::from_toml(&text, FUZZ_PATH).is_ok_and(|plan| {
+                plan.validate(10_000).is_ok()
+                    && plan.pruning.rules(&plan.model.layer_specs()).is_ok()
+            })
+        },
+        allowed: |len| 64 * len + (1 << 20),
+    }
+}
