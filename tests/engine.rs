@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use sparsity_explorer::data::Dataset;
 use sparsity_explorer::plan::ExperimentPlan;
 use sparsity_explorer::prune::{At, Granularity, Schedule};
-use sparsity_explorer::train::{BackendChoice, Command, Event, Session, Summary, Worker, select};
+use sparsity_explorer::train::{
+    BackendChoice, Command, Event, Session, SessionError, SessionTask, Summary, Worker,
+    WorkerError, select,
+};
 
 fn quick_plan() -> ExperimentPlan {
     let mut plan = ExperimentPlan::preset("quick-demo").unwrap();
@@ -46,10 +49,10 @@ fn until(worker: &Worker, secs: u64, stop: impl Fn(&Event) -> bool) -> Vec<Event
             Ok(e) => e,
             Err(_) => panic!("worker gone or timed out after {} events", seen.len()),
         };
-        if let Event::Error { message, .. } = &e
+        if let Event::Error { error, .. } = &e
             && !stop(&e)
         {
-            panic!("unexpected worker error: {message}");
+            panic!("unexpected worker error: {error}");
         }
         let hit = stop(&e);
         seen.push(e);
@@ -284,14 +287,35 @@ fn a_diverging_run_stops_with_an_error_naming_the_step() {
     plan.training.lr = 1e30;
     worker.send(Command::Start(Box::new(plan)));
     let seen = until(&worker, 120, |e| matches!(e, Event::Error { .. }));
-    let Some(Event::Error { message, step }) = seen.last() else {
+    let Some(Event::Error {
+        error,
+        step,
+        run_ended,
+    }) = seen.last()
+    else {
         unreachable!()
     };
+    assert!(
+        matches!(
+            error.as_ref(),
+            WorkerError::Session(SessionError::NonFiniteLoss { .. })
+        ),
+        "{error:?}"
+    );
+    let message = error.to_string();
     assert!(
         message.contains("loss became") && message.contains("at step"),
         "{message}"
     );
-    assert!(step.is_some());
+    assert!(step.is_some() && *run_ended);
+}
+
+/// A command whose code panics on the worker thread: the crash hook lives here, in the
+/// test, and reaches the worker through the ordinary `WithSession` command.
+fn crash() -> Command {
+    Command::WithSession(SessionTask(Box::new(|_| {
+        panic!("crash requested by the test")
+    })))
 }
 
 #[test]
@@ -299,17 +323,70 @@ fn a_crash_in_the_worker_becomes_an_error_and_the_worker_starts_again() {
     let worker = Worker::spawn(None);
     worker.send(Command::Start(Box::new(constant_plan(0.5, 10))));
     until(&worker, 60, |e| matches!(e, Event::Started { .. }));
-    worker.send(Command::Crash);
+    worker.send(crash());
     let seen = until(&worker, 60, |e| matches!(e, Event::Error { .. }));
-    let Some(Event::Error { message, .. }) = seen.last() else {
+    let Some(Event::Error {
+        error, run_ended, ..
+    }) = seen.last()
+    else {
         unreachable!()
     };
-    assert!(message.contains("crashed"), "{message}");
+    assert!(
+        matches!(error.as_ref(), WorkerError::Panic { .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("crashed") && message.contains("crash requested"),
+        "{message}"
+    );
+    assert!(*run_ended);
+    assert!(worker.is_alive());
     let mut short = constant_plan(0.5, 10);
     short.training.epochs = 1;
     worker.send(Command::Start(Box::new(short)));
     let seen = until(&worker, 120, |e| matches!(e, Event::Finished { .. }));
     assert_eq!(finished(&seen).steps, 63);
+}
+
+#[test]
+fn a_save_that_fails_keeps_the_run_and_an_idle_worker_keeps_checking_in() {
+    let worker = Worker::spawn(None);
+    let mut plan = quick_plan();
+    plan.training.epochs = 1;
+    worker.send(Command::Start(Box::new(plan)));
+    until(&worker, 60, |e| matches!(e, Event::Started { .. }));
+    worker.send(Command::Pause);
+    until(&worker, 60, |e| matches!(e, Event::Paused { .. }));
+    let nowhere = std::env::temp_dir().join("spx-no-such-folder/deeper/run.ckpt");
+    worker.send(Command::SaveCheckpoint {
+        path: nowhere,
+        history_json: "{}".into(),
+    });
+    let seen = until(&worker, 60, |e| matches!(e, Event::Error { .. }));
+    let Some(Event::Error {
+        error, run_ended, ..
+    }) = seen.last()
+    else {
+        unreachable!()
+    };
+    assert!(
+        matches!(error.as_ref(), WorkerError::Checkpoint(_)),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("run.ckpt"), "{error}");
+    assert!(!run_ended, "a failed save leaves the run as it was");
+    // the run is still there: it resumes and finishes
+    worker.send(Command::Resume);
+    until(&worker, 120, |e| matches!(e, Event::Finished { .. }));
+    // idle, the worker still checks in several times a second
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        worker.silent_for() < Duration::from_millis(500),
+        "{:?}",
+        worker.silent_for()
+    );
+    assert!(worker.is_alive());
 }
 
 #[test]
@@ -319,8 +396,9 @@ fn a_bad_dataset_is_an_error_event_not_a_dead_worker() {
     plan.dataset = "/nonexistent/mnist".parse().unwrap();
     worker.send(Command::Start(Box::new(plan)));
     match next(&worker, 30) {
-        Event::Error { message, .. } => {
-            assert!(message.contains("/nonexistent/mnist"), "{message}")
+        Event::Error { error, .. } => {
+            assert!(matches!(error.as_ref(), WorkerError::Data(_)), "{error:?}");
+            assert!(error.to_string().contains("/nonexistent/mnist"), "{error}")
         }
         other => panic!("expected an error, got {other:?}"),
     }
@@ -428,10 +506,10 @@ fn a_checkpoint_resumes_the_same_weights_masks_and_step() {
     std::fs::write(&path, b"garbage").unwrap();
     worker.send(Command::LoadCheckpoint { path: path.clone() });
     let seen = until(&worker, 60, |e| matches!(e, Event::Error { .. }));
-    let Some(Event::Error { message, .. }) = seen.last() else {
+    let Some(Event::Error { error, .. }) = seen.last() else {
         unreachable!()
     };
-    assert!(message.contains("run.ckpt"), "{message}");
+    assert!(error.to_string().contains("run.ckpt"), "{error}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -415,12 +415,14 @@ impl ExplorerApp {
                 self.status.summary = Some(summary);
                 self.request_snapshots(true);
             }
-            Event::Error { message, .. } => {
-                if !self.analysis.busy() {
+            Event::Error {
+                error, run_ended, ..
+            } => {
+                if run_ended {
                     self.status.active = false;
                     self.status.paused = false;
                 }
-                self.banner = Some(message);
+                self.banner = Some(error.to_string());
             }
             Event::InferBenched(r) => self.infer_bench = Some(r),
             Event::Exported(report) => {

@@ -125,11 +125,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
                     ));
                 }
             }
-            Event::Error { message, .. } => {
+            Event::Error { error, .. } => {
                 if let Some(b) = &bar {
                     b.abandon();
                 }
-                return Err(anyhow!(message));
+                return Err(anyhow!("{error}"));
             }
             Event::Finished { summary, .. } => break summary,
             _ => {}
@@ -143,7 +143,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         loop {
             match worker.recv_timeout(Duration::from_secs(600)) {
                 Ok(Event::MasksSaved { .. }) => break,
-                Ok(Event::Error { message, .. }) => bail!(message),
+                Ok(Event::Error { error, .. }) => bail!("{error}"),
                 Ok(_) => {}
                 Err(_) => bail!("the training worker did not save the masks"),
             }
@@ -160,7 +160,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         loop {
             match worker.recv_timeout(Duration::from_secs(600)) {
                 Ok(Event::CheckpointSaved { .. }) => break,
-                Ok(Event::Error { message, .. }) => bail!(message),
+                Ok(Event::Error { error, .. }) => bail!("{error}"),
                 Ok(_) => {}
                 Err(_) => bail!("the training worker did not save the checkpoint"),
             }
@@ -190,7 +190,7 @@ pub(crate) fn await_event(
 ) -> Result<Event> {
     loop {
         match worker.recv_timeout(Duration::from_secs(3600)) {
-            Ok(Event::Error { message, .. }) => bail!(message),
+            Ok(Event::Error { error, .. }) => bail!("{error}"),
             Ok(e) => {
                 let result = matches!(
                     e,

@@ -1,6 +1,7 @@
 //! The two message types between the worker and whoever drives it (window or CLI).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -8,13 +9,27 @@ use super::analysis::{
     SensitivityRequest, SensitivityResult, SweepPoint, SweepRequest, SweepResult,
 };
 use super::backend::BackendInfo;
+use super::error::WorkerError;
 use super::exporting::ExportReport;
+use super::session::Session;
 use crate::infer::bench::InferBench;
 use crate::plan::ExperimentPlan;
 use crate::prune::LayerShape;
 
+/// Code for [`Command::WithSession`]; it gets `None` when there is no session.
+pub type SessionFn = dyn FnOnce(Option<&mut Session>) + Send;
+
+/// A boxed [`SessionFn`] for [`Command::WithSession`].
+pub struct SessionTask(pub Box<SessionFn>);
+
+impl std::fmt::Debug for SessionTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionTask(..)")
+    }
+}
+
 /// What the worker is asked to do. Everything is taken before the next training step.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Command {
     /// Build a session from the plan (loading data, choosing the device) and train.
     Start(Box<ExperimentPlan>),
@@ -65,9 +80,9 @@ pub enum Command {
     Sweep(SweepRequest),
     /// Stop a sensitivity analysis or sweep, keeping what is finished.
     Cancel,
-    /// Panic inside the worker on purpose, to check that a crash becomes an
-    /// [`Event::Error`] and the worker stays usable.
-    Crash,
+    /// Runs code on the worker thread with the current session, under the same guard as
+    /// every command (for front ends' own queries, and for tests that need the session).
+    WithSession(SessionTask),
     /// Leave the worker thread.
     Shutdown,
 }
@@ -235,8 +250,17 @@ pub enum Event {
         stopped: bool,
         summary: Summary,
     },
+    /// Something failed. The worker itself goes on (a panic included); `run_ended` says
+    /// whether the run went with it (a NaN loss, a crash while training, a model that could
+    /// not be built) or is still there (a save that failed, an analysis that stopped).
     Error {
-        message: String,
+        #[serde(rename = "message", serialize_with = "as_text")]
+        error: Arc<WorkerError>,
         step: Option<u64>,
+        run_ended: bool,
     },
+}
+
+fn as_text<S: serde::Serializer>(error: &Arc<WorkerError>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(error)
 }

@@ -4,15 +4,21 @@
 pub mod analysis;
 pub mod backend;
 pub mod checkpoint;
+pub mod error;
 pub mod event;
 pub mod exporting;
+pub mod heartbeat;
 pub mod session;
 pub mod worker;
 
 pub use analysis::{SensitivityRequest, SensitivityResult, SweepPoint, SweepRequest, SweepResult};
 pub use backend::{BackendChoice, BackendInfo, select};
 pub use checkpoint::{CheckpointData, CheckpointError};
-pub use event::{Command, Event, LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary};
+pub use error::WorkerError;
+pub use event::{
+    Command, Event, LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, SessionTask, Summary,
+};
 pub use exporting::{ExportReport, export_session};
+pub use heartbeat::Heartbeat;
 pub use session::{Evaluation, PruneReport, Session, SessionError, StepOutcome};
 pub use worker::{Waker, Worker};

@@ -15,6 +15,7 @@ use thiserror::Error;
 use super::backend::BackendInfo;
 use super::checkpoint::{CheckpointData, CheckpointError};
 use super::event::{LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary};
+use super::heartbeat::Heartbeat;
 use crate::data::{Dataset, EpochOrder, IMAGE_PIXELS, Split};
 use crate::kernels::FusedAdam;
 use crate::model::{DeviceMask, Network};
@@ -111,6 +112,8 @@ pub struct Session {
     last_eval_cost: Option<Duration>,
     /// `train_time` when the last evaluation ran.
     train_time_at_eval: Duration,
+    /// Renewed at every step and evaluation batch, when a worker watches this session.
+    heartbeat: Option<Heartbeat>,
 }
 
 impl Session {
@@ -159,6 +162,7 @@ impl Session {
             eval_time: Duration::ZERO,
             last_eval_cost: None,
             train_time_at_eval: Duration::ZERO,
+            heartbeat: None,
         })
     }
 
@@ -293,7 +297,15 @@ impl Session {
     /// Trains one batch: recomputes masks first when the schedule says so (measuring the
     /// dense baseline right before the first time), then forward, loss, backward, Adam, and
     /// masks re-applied so pruned weights stay exactly 0.0.
+    /// Lets a watcher see this session working: every step and evaluation batch beats.
+    pub fn set_heartbeat(&mut self, heartbeat: Heartbeat) {
+        self.heartbeat = Some(heartbeat);
+    }
+
     pub fn train_step(&mut self) -> Result<StepOutcome, SessionError> {
+        if let Some(h) = &self.heartbeat {
+            h.beat();
+        }
         let step = self.step;
         let mut baseline = None;
         let mut pruned = None;
@@ -438,6 +450,9 @@ impl Session {
         let (mut correct, mut loss_sum) = (0usize, 0.0f64);
         let all: Vec<usize> = (0..test.len()).collect();
         for chunk in all.chunks(EVAL_BATCH) {
+            if let Some(h) = &self.heartbeat {
+                h.beat();
+            }
             let (images, labels) = batch_tensors(test, chunk, &device);
             let logits = model.forward(images); // [n, 10]
             let loss = self.loss_fn.forward(logits.clone(), labels.clone());

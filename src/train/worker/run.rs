@@ -1,0 +1,593 @@
+//! The worker thread's loop: takes commands, trains, runs analysis jobs, and reports.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::time::{Duration, Instant};
+
+use super::Waker;
+use crate::data::{Dataset, DatasetSource};
+use crate::masks_file::{NamedMask, save_masks};
+use crate::plan::ExperimentPlan;
+use crate::train::analysis::{SensitivityJob, SweepJob};
+use crate::train::backend::select;
+use crate::train::checkpoint::CheckpointData;
+use crate::train::error::WorkerError;
+use crate::train::event::{Command, Event};
+use crate::train::heartbeat::Heartbeat;
+use crate::train::session::{Session, StepOutcome};
+
+/// Smallest interval between two progress events.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+/// Longest wait for a command before the idle worker checks in again.
+pub(super) const IDLE_BEAT: Duration = Duration::from_millis(200);
+
+/// What a failure leaves behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    /// The session is intact (a read, a save, an analysis on copies): report and go on.
+    KeepsRun,
+    /// The session may be half-changed (a step, a plan update, a load): drop it.
+    EndsRun,
+}
+
+/// A sensitivity analysis or sweep under way (training waits meanwhile).
+enum Job {
+    Sensitivity(Box<SensitivityJob>),
+    Sweep(Box<SweepJob>),
+}
+
+pub(super) struct WorkerLoop {
+    commands: Receiver<Command>,
+    events: Sender<Event>,
+    waker: Option<Waker>,
+    heartbeat: Heartbeat,
+    session: Option<Session>,
+    running: bool,
+    /// Loaded datasets, kept so a restart does not read the files again.
+    datasets: HashMap<String, Arc<Dataset>>,
+    last_progress: Option<Instant>,
+    job: Option<Job>,
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+impl WorkerLoop {
+    pub(super) fn new(
+        commands: Receiver<Command>,
+        events: Sender<Event>,
+        waker: Option<Waker>,
+        heartbeat: Heartbeat,
+    ) -> Self {
+        Self {
+            commands,
+            events,
+            waker,
+            heartbeat,
+            session: None,
+            running: false,
+            datasets: HashMap::new(),
+            last_progress: None,
+            job: None,
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+        if let Some(w) = &self.waker {
+            w();
+        }
+    }
+
+    fn notice(&self, message: impl Into<String>) {
+        self.emit(Event::Notice {
+            message: message.into(),
+        });
+    }
+
+    pub(super) fn run(mut self) {
+        loop {
+            self.heartbeat.beat();
+            let busy = self.running || self.job.is_some();
+            let command = if busy {
+                match self.commands.try_recv() {
+                    Ok(c) => Some(c),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            } else {
+                match self.commands.recv_timeout(IDLE_BEAT) {
+                    Ok(c) => Some(c),
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            };
+            match command {
+                Some(Command::Shutdown) => return,
+                // take every waiting command before the next step
+                Some(command) => self.handle(command),
+                None if self.job.is_some() => {
+                    self.guard("running the analysis", Failure::KeepsRun, Self::job_step)
+                }
+                None => self.train_one(),
+            }
+        }
+    }
+
+    /// The one guard: runs `work`, turning its error or panic into an [`Event::Error`].
+    /// After an [`Failure::EndsRun`] failure the session is dropped; either way a running
+    /// analysis is cancelled (its partial result reported) and training pauses.
+    fn guard(
+        &mut self,
+        during: &str,
+        failure: Failure,
+        work: impl FnOnce(&mut Self) -> Result<(), WorkerError>,
+    ) {
+        let step = self.session.as_ref().map(Session::step);
+        let error = match catch_unwind(AssertUnwindSafe(|| work(self))) {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e,
+            Err(payload) => WorkerError::Panic {
+                during: during.to_string(),
+                message: panic_message(payload.as_ref()),
+            },
+        };
+        self.running = false;
+        self.finish_job(true);
+        let run_ended = failure == Failure::EndsRun;
+        if run_ended {
+            self.session = None;
+        }
+        self.emit(Event::Error {
+            error: Arc::new(error),
+            step,
+            run_ended,
+        });
+    }
+
+    fn handle(&mut self, command: Command) {
+        use Failure::{EndsRun, KeepsRun};
+        match command {
+            Command::Start(plan) => self.guard("starting", EndsRun, |w| w.start(*plan)),
+            Command::Pause => self.pause(),
+            Command::Resume => self.resume(),
+            Command::Step => {
+                if self.session.as_ref().is_some_and(|s| !s.is_done()) {
+                    self.running = false;
+                    self.train_one();
+                }
+            }
+            Command::Stop => {
+                if self
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| !s.is_done() || self.running)
+                {
+                    self.running = false;
+                    self.guard("evaluating", KeepsRun, |w| w.finish(true));
+                }
+            }
+            Command::UpdatePlan(plan) => {
+                self.guard("applying the plan", EndsRun, |w| w.update_plan(*plan))
+            }
+            Command::Snapshot { layer } => {
+                self.guard("reading weights", KeepsRun, |w| w.snapshot(layer))
+            }
+            Command::SaveCheckpoint { path, history_json } => {
+                self.guard("saving a checkpoint", KeepsRun, |w| {
+                    w.save_checkpoint(path, history_json)
+                })
+            }
+            Command::LoadCheckpoint { path } => {
+                self.guard("loading a checkpoint", EndsRun, |w| w.load_checkpoint(path))
+            }
+            Command::Export { dir } => self.guard("exporting", KeepsRun, |w| w.export(dir)),
+            Command::BenchInfer { seconds } => {
+                self.guard("timing inference", KeepsRun, |w| w.bench_infer(seconds))
+            }
+            Command::LoadSparse { path } => {
+                self.guard("loading a sparse model", EndsRun, |w| w.load_sparse(path))
+            }
+            Command::SaveMasks { path } => {
+                self.guard("saving masks", KeepsRun, |w| w.save_masks(path))
+            }
+            Command::Sensitivity(request) => self.guard("starting the analysis", KeepsRun, |w| {
+                w.start_job(|s| Ok(Job::Sensitivity(Box::new(SensitivityJob::new(s, request)))))
+            }),
+            Command::Sweep(request) => self.guard("starting the sweep", KeepsRun, |w| {
+                w.start_job(|s| {
+                    let device = select(s.plan().training.backend)?.0;
+                    Ok(Job::Sweep(Box::new(SweepJob::new(s, &request, device)?)))
+                })
+            }),
+            Command::Cancel => self.finish_job(true),
+            Command::WithSession(task) => self.guard("running a session task", EndsRun, |w| {
+                (task.0)(w.session.as_mut());
+                Ok(())
+            }),
+            Command::Shutdown => {}
+        }
+    }
+
+    fn pause(&mut self) {
+        if self.running {
+            self.running = false;
+            if let Some(s) = &self.session {
+                self.emit(Event::Paused { step: s.step() });
+            }
+        }
+    }
+
+    fn resume(&mut self) {
+        if let Some(s) = &self.session
+            && !s.is_done()
+            && !self.running
+            && self.job.is_none()
+        {
+            self.running = true;
+            self.emit(Event::Resumed { step: s.step() });
+        }
+    }
+
+    /// The current session, or a notice saying there is nothing to `what` yet.
+    fn current(&self, what: &str) -> Option<&Session> {
+        if self.session.is_none() {
+            self.notice(format!("nothing to {what}: train or load a model first"));
+        }
+        self.session.as_ref()
+    }
+
+    fn dataset(&mut self, source: &DatasetSource) -> Result<Arc<Dataset>, WorkerError> {
+        let key = source.to_string();
+        if let Some(d) = self.datasets.get(&key) {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(Dataset::load(source)?);
+        self.datasets.insert(key, d.clone());
+        Ok(d)
+    }
+
+    /// Drops the current run (cancelling any analysis) before a new one is built.
+    fn clear(&mut self) {
+        self.running = false;
+        self.finish_job(true);
+        self.session = None;
+    }
+
+    fn start(&mut self, plan: ExperimentPlan) -> Result<(), WorkerError> {
+        self.clear();
+        let data = self.dataset(&plan.dataset)?;
+        let (device, backend) = select(plan.training.backend)?;
+        let session = Session::new(plan, data, device, backend)?;
+        self.announce(session, true);
+        Ok(())
+    }
+
+    fn update_plan(&mut self, plan: ExperimentPlan) -> Result<(), WorkerError> {
+        let Some(s) = self.session.as_mut() else {
+            return Ok(());
+        };
+        match s.update_plan(plan) {
+            Ok(()) => {
+                let event = Event::PlanUpdated {
+                    schedule: s.planned_schedule(),
+                    total_steps: s.total_steps(),
+                };
+                self.emit(event);
+            }
+            // the session keeps its last plan: a notice, not a failure
+            Err(e) => self.notice(format!("plan not applied: {e}")),
+        }
+        Ok(())
+    }
+
+    fn snapshot(&mut self, layer: Option<String>) -> Result<(), WorkerError> {
+        let Some(s) = &self.session else {
+            return Ok(());
+        };
+        let snaps = match &layer {
+            Some(name) => vec![s.snapshot(name)?],
+            None => s.snapshots(),
+        };
+        snaps
+            .into_iter()
+            .for_each(|snap| self.emit(Event::Snapshot(snap)));
+        Ok(())
+    }
+
+    fn save_checkpoint(&mut self, path: PathBuf, history_json: String) -> Result<(), WorkerError> {
+        let Some(s) = self.current("save") else {
+            return Ok(());
+        };
+        s.to_checkpoint(history_json)?.write(&path)?;
+        self.emit(Event::CheckpointSaved { path });
+        Ok(())
+    }
+
+    fn save_masks(&mut self, path: PathBuf) -> Result<(), WorkerError> {
+        let Some(s) = self.current("save masks from") else {
+            return Ok(());
+        };
+        let masks: Vec<NamedMask> = s
+            .snapshots()
+            .into_iter()
+            .map(|snap| NamedMask {
+                dims: snap.shape.dims(),
+                name: snap.name,
+                mask: snap.mask,
+            })
+            .collect();
+        save_masks(&path, &masks, &s.plan().to_toml())?;
+        self.emit(Event::MasksSaved { path });
+        Ok(())
+    }
+
+    fn export(&mut self, dir: PathBuf) -> Result<(), WorkerError> {
+        let Some(s) = self.current("export") else {
+            return Ok(());
+        };
+        let report = crate::train::exporting::export_session(s, &dir)?;
+        self.emit(Event::Exported(report));
+        Ok(())
+    }
+
+    fn bench_infer(&mut self, seconds: f64) -> Result<(), WorkerError> {
+        let Some(s) = self.current("time") else {
+            return Ok(());
+        };
+        let params = s.network().read_params();
+        let test = &s.dataset().test;
+        match crate::infer::bench::measure(s.plan().model, &params, s.masks(), test, seconds) {
+            Ok(r) => self.emit(Event::InferBenched(r)),
+            // a model the CPU kernels do not cover: say so, the run is unaffected
+            Err(e) => self.notice(e.to_string()),
+        }
+        Ok(())
+    }
+
+    fn load_checkpoint(&mut self, path: PathBuf) -> Result<(), WorkerError> {
+        self.clear();
+        let data = CheckpointData::read(&path)?;
+        let plan = ExperimentPlan::from_toml(&data.plan_toml, &path.display().to_string())?;
+        let dataset = self.dataset(&plan.dataset)?;
+        let (device, backend) = select(plan.training.backend)?;
+        let session = Session::from_checkpoint(&data, dataset, device, backend)
+            .map_err(|e| WorkerError::from(e).in_file(&path))?;
+        let step = session.step();
+        if !session.adam_restored() {
+            self.notice(
+                "Adam's moments could not be restored (no default device); training resumes with fresh ones",
+            );
+        }
+        self.announce(session, false);
+        self.emit(Event::CheckpointLoaded {
+            path,
+            step,
+            history_json: data.history_json,
+        });
+        self.emit(Event::Paused { step });
+        Ok(())
+    }
+
+    fn load_sparse(&mut self, path: PathBuf) -> Result<(), WorkerError> {
+        self.clear();
+        let decoded = crate::export::read_sparse(&path)?;
+        let plan = ExperimentPlan::from_toml(&decoded.header.plan, &path.display().to_string())?;
+        let dataset = self.dataset(&plan.dataset)?;
+        let (device, backend) = select(plan.training.backend)?;
+        let session = Session::from_sparse(&decoded, dataset, device, backend)
+            .map_err(|e| WorkerError::from(e).in_file(&path))?;
+        self.announce(session, false);
+        self.notice(format!("sparse model {} loaded", path.display()));
+        self.emit(Event::Paused { step: 0 });
+        Ok(())
+    }
+
+    /// Pauses training and starts an analysis job on the current session.
+    fn start_job(
+        &mut self,
+        make: impl FnOnce(&Session) -> Result<Job, WorkerError>,
+    ) -> Result<(), WorkerError> {
+        let Some(session) = self.current("analyse") else {
+            return Ok(());
+        };
+        let job = make(session)?;
+        let step = session.step();
+        if self.running {
+            self.running = false;
+            self.emit(Event::Paused { step });
+        }
+        self.job = Some(job);
+        Ok(())
+    }
+
+    /// One unit of the current job: an evaluation or a training step.
+    fn job_step(&mut self) -> Result<(), WorkerError> {
+        let (Some(job), Some(session)) = (self.job.as_mut(), self.session.as_ref()) else {
+            self.job = None;
+            return Ok(());
+        };
+        let (event, finished) = match job {
+            Job::Sensitivity(j) => {
+                let event =
+                    j.advance(session)?
+                        .map(|(layer, li, accuracy)| Event::SensitivityProgress {
+                            dense_accuracy: j.result.dense_accuracy,
+                            layer: j.result.layers[layer].name.clone(),
+                            level: j.result.levels[li],
+                            accuracy,
+                            done: j.done(),
+                            total: j.total(),
+                        });
+                (event, j.is_finished())
+            }
+            Job::Sweep(j) => {
+                let event = j.advance()?.map(|point| Event::SweepProgress {
+                    point,
+                    done: j.done(),
+                    total: j.total(),
+                    remaining_s: j.remaining_s(),
+                });
+                (event, j.is_finished())
+            }
+        };
+        if let Some(e) = event {
+            self.emit(e);
+        }
+        if finished {
+            self.finish_job(false);
+        }
+        Ok(())
+    }
+
+    /// Reports the job's result (complete or not) and drops it.
+    fn finish_job(&mut self, cancelled: bool) {
+        match self.job.take() {
+            Some(Job::Sensitivity(j)) => self.emit(Event::SensitivityFinished {
+                result: j.result,
+                cancelled,
+            }),
+            Some(Job::Sweep(j)) => self.emit(Event::SweepFinished {
+                result: j.result,
+                cancelled,
+            }),
+            None => {}
+        }
+    }
+
+    /// Reports a new session and makes it current.
+    fn announce(&mut self, mut session: Session, run: bool) {
+        session.set_heartbeat(self.heartbeat.clone());
+        let data = session.dataset();
+        self.emit(Event::Started {
+            backend: session.backend().clone(),
+            dataset: data.name.clone(),
+            train_examples: data.train.len(),
+            test_examples: data.test.len(),
+            layers: session.layer_infos(),
+            steps_per_epoch: session.steps_per_epoch(),
+            total_steps: session.total_steps(),
+            schedule: session.planned_schedule(),
+        });
+        for rule in session.rules() {
+            if let (None, Some(why)) = (rule.granularity, &rule.dense_reason)
+                && why != "skipped by the plan"
+            {
+                self.notice(format!("{}: {why}", rule.name));
+            }
+        }
+        self.session = Some(session);
+        self.last_progress = None;
+        self.running = run;
+    }
+
+    /// One training step (and what follows it), under the guard.
+    fn train_one(&mut self) {
+        let Some(session) = &self.session else {
+            self.running = false;
+            return;
+        };
+        let during = format!("training step {}", session.step());
+        self.guard(&during, Failure::EndsRun, |w| {
+            let outcome = match w.session.as_mut() {
+                Some(s) => s.train_step()?,
+                None => return Ok(()),
+            };
+            w.after_step(outcome)
+        });
+    }
+
+    fn after_step(&mut self, outcome: StepOutcome) -> Result<(), WorkerError> {
+        let Some(session) = self.session.as_mut() else {
+            return Ok(());
+        };
+        let mut events = Vec::new();
+        if let Some(b) = outcome.baseline {
+            events.push(Event::Evaluation {
+                step: b.step,
+                epoch: b.step as f64 / session.steps_per_epoch() as f64,
+                accuracy: b.accuracy,
+                loss: b.loss,
+                sparsity: 0.0,
+                baseline: true,
+            });
+        }
+        if let Some(p) = outcome.pruned {
+            events.push(Event::Pruned {
+                step: p.step,
+                target: p.target,
+                sparsity: p.sparsity,
+                layers: p.layers,
+            });
+        }
+        let done = session.is_done();
+        let step = session.step();
+        if session.evaluation_due() && !done {
+            let e = session.evaluate();
+            events.push(Event::Evaluation {
+                step: e.step,
+                epoch: session.epoch(),
+                accuracy: e.accuracy,
+                loss: e.loss,
+                sparsity: session.mask_sparsity(),
+                baseline: false,
+            });
+        }
+        let now = Instant::now();
+        if done
+            || self
+                .last_progress
+                .is_none_or(|t| now.duration_since(t) >= PROGRESS_INTERVAL)
+        {
+            self.last_progress = Some(now);
+            events.push(Event::Progress {
+                step,
+                total_steps: session.total_steps(),
+                epoch: session.epoch(),
+                loss: outcome.loss,
+                samples_per_s: session.samples_per_s(),
+                sparsity: session.mask_sparsity(),
+                elapsed_s: session.summary_elapsed(),
+            });
+        }
+        for e in events {
+            self.emit(e);
+        }
+        if done {
+            self.running = false;
+            self.finish(false)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the run: the closing evaluation (unless one was just reported) and the summary.
+    fn finish(&mut self, stopped: bool) -> Result<(), WorkerError> {
+        let Some(session) = self.session.as_mut() else {
+            return Ok(());
+        };
+        let before = session.last_evaluation().map(|e| e.step);
+        let summary = session.summary();
+        let closing = session.last_evaluation().filter(|e| before != Some(e.step));
+        let (sparsity, epoch) = (session.mask_sparsity(), session.epoch());
+        if let Some(e) = closing {
+            self.emit(Event::Evaluation {
+                step: e.step,
+                epoch,
+                accuracy: e.accuracy,
+                loss: e.loss,
+                sparsity,
+                baseline: false,
+            });
+        }
+        self.emit(Event::Finished { stopped, summary });
+        Ok(())
+    }
+}
