@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use eframe::egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use sparsity_explorer::app::files::{FileAction, FilePicker};
+use sparsity_explorer::app::files::{FilePicker, FilePurpose};
 use sparsity_explorer::app::{AppOptions, ExplorerApp};
 use sparsity_explorer::masks_file::load_masks;
 use sparsity_explorer::plan::ExperimentPlan;
 use sparsity_explorer::prune::{At, Granularity, Schedule};
-use sparsity_explorer::train::BackendChoice;
+use sparsity_explorer::train::{BackendChoice, Command, SessionTask};
 
 fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("se-window-{tag}-{}", std::process::id()));
@@ -27,15 +27,15 @@ fn picker(dir: &Path, dataset: Option<PathBuf>) -> FilePicker {
     let dir = dir.to_path_buf();
     Arc::new(move |action| {
         Some(match action {
-            FileAction::OpenPlan | FileAction::SavePlan => dir.join("plan.toml"),
-            FileAction::SaveMasks => dir.join("masks.safetensors"),
-            FileAction::SaveCheckpoint | FileAction::LoadCheckpoint => dir.join("run.ckpt"),
-            FileAction::OpenDatasetFolder => dataset.clone()?,
-            FileAction::ExportSensitivity => dir.join("sensitivity.csv"),
-            FileAction::ExportSweep => dir.join("sweep.csv"),
-            FileAction::ExportModel => dir.join("export"),
-            FileAction::OpenSparseModel => dir.join("export").join("model-int8.spx"),
-            FileAction::ExportSweepJson => dir.join("sweeps.json"),
+            FilePurpose::OpenPlan | FilePurpose::SavePlan => dir.join("plan.toml"),
+            FilePurpose::SaveMasks => dir.join("masks.safetensors"),
+            FilePurpose::SaveCheckpoint | FilePurpose::LoadCheckpoint => dir.join("run.ckpt"),
+            FilePurpose::OpenDatasetFolder => dataset.clone()?,
+            FilePurpose::ExportSensitivity => dir.join("sensitivity.csv"),
+            FilePurpose::ExportSweep => dir.join("sweep.csv"),
+            FilePurpose::ExportModel => dir.join("export"),
+            FilePurpose::OpenSparseModel => dir.join("export").join("model-int8.spx"),
+            FilePurpose::ExportSweepJson => dir.join("sweeps.json"),
         })
     })
 }
@@ -59,7 +59,7 @@ fn harness(picker: FilePicker, plan: ExperimentPlan) -> Harness<'static, Explore
         .with_size([1500.0, 950.0])
         .build_eframe(move |cc| {
             let mut app = ExplorerApp::with_picker(cc, AppOptions::default(), picker);
-            app.plan = plan;
+            app.state.plan = plan;
             app
         });
     h.step();
@@ -82,7 +82,7 @@ fn wait(
         assert!(
             Instant::now() < deadline,
             "timed out waiting for {what}; banner: {:?}",
-            h.state().banner
+            h.state().state.banner
         );
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -106,16 +106,21 @@ fn start_from_the_window_shows_progress_masks_and_plots() {
     let mut h = harness(picker(&dir, None), plan());
     click(&mut h, "Start");
     wait(&mut h, 120, "progress and mask snapshots", |app| {
-        app.status.step > 20
-            && app.status.prune_events > 0
-            && app.layers.len() == 3
-            && app.layers.iter().all(|l| l.snapshot.is_some())
+        app.state.status.step > 20
+            && app.state.status.prune_events > 0
+            && app.state.layers.len() == 3
+            && app.state.layers.iter().all(|l| l.snapshot.is_some())
     });
     let app = h.state();
-    assert_eq!(app.status.backend.as_ref().unwrap().backend, "flex");
-    assert!(!app.history.loss.is_empty());
-    assert!(!app.history.accuracy_vs_sparsity.is_empty());
-    assert!(app.layers.iter().all(|l| (l.sparsity - 0.5).abs() < 0.01));
+    assert_eq!(app.state.status.backend.as_ref().unwrap().backend, "flex");
+    assert!(!app.state.history.loss.is_empty());
+    assert!(!app.state.history.accuracy_vs_sparsity.is_empty());
+    assert!(
+        app.state
+            .layers
+            .iter()
+            .all(|l| (l.sparsity - 0.5).abs() < 0.01)
+    );
     // the tiles and their layout toggles are on screen
     assert!(h.query_by_label("inputs 28x28").is_some());
     assert!(
@@ -125,7 +130,7 @@ fn start_from_the_window_shows_progress_masks_and_plots() {
     );
     click(&mut h, "Stop");
     wait(&mut h, 60, "the run to stop", |app| {
-        app.status.summary.is_some()
+        app.state.status.summary.is_some()
     });
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -136,12 +141,13 @@ fn the_target_slider_reaches_the_next_pruning_step() {
     let mut h = harness(picker(&dir, None), plan());
     click(&mut h, "Start");
     wait(&mut h, 120, "a first pruning step", |app| {
-        app.status.prune_events > 0
+        app.state.status.prune_events > 0
     });
     set_target(&mut h, 0.7);
-    assert_eq!(h.state().plan.pruning.schedule.final_target(), 0.7);
+    assert_eq!(h.state().state.plan.pruning.schedule.final_target(), 0.7);
     assert_eq!(
         h.state()
+            .state
             .sent_plan
             .as_ref()
             .unwrap()
@@ -152,10 +158,13 @@ fn the_target_slider_reaches_the_next_pruning_step() {
         "the change is sent in the same frame"
     );
     wait(&mut h, 120, "a pruning step at the new target", |app| {
-        app.status.last_prune_target == Some(0.7)
+        app.state.status.last_prune_target == Some(0.7)
     });
     wait(&mut h, 60, "layers at 70%", |app| {
-        app.layers.iter().all(|l| (l.sparsity - 0.7).abs() < 0.01)
+        app.state
+            .layers
+            .iter()
+            .all(|l| (l.sparsity - 0.7).abs() < 0.01)
     });
     click(&mut h, "Stop");
     std::fs::remove_dir_all(dir).unwrap();
@@ -167,24 +176,28 @@ fn switching_to_two_of_four_mid_run_shows_in_the_saved_masks() {
     let mut h = harness(picker(&dir, None), plan());
     click(&mut h, "Start");
     wait(&mut h, 120, "a first pruning step", |app| {
-        app.status.prune_events > 0
+        app.state.status.prune_events > 0
     });
     click(&mut h, "N:M");
     assert_eq!(
-        h.state().plan.pruning.granularity,
+        h.state().state.plan.pruning.granularity,
         Granularity::NOfM { n: 2, m: 4 }
     );
-    let before = h.state().status.prune_events;
+    let before = h.state().state.status.prune_events;
     wait(&mut h, 120, "the next pruning step", |app| {
-        app.status.prune_events > before && app.layers.iter().all(|l| l.info.granularity == "2:4")
+        app.state.status.prune_events > before
+            && app.state.layers.iter().all(|l| l.info.granularity == "2:4")
     });
     click(&mut h, "Pause");
-    wait(&mut h, 30, "pause", |app| app.status.paused);
+    wait(&mut h, 30, "pause", |app| app.state.status.paused);
     click(&mut h, "File");
     click(&mut h, "Save masks…");
     let path = dir.join("masks.safetensors");
     wait(&mut h, 60, "the masks file", |app| {
-        app.notices.iter().any(|n| n.starts_with("masks saved"))
+        app.state
+            .notices
+            .iter()
+            .any(|n| n.starts_with("masks saved"))
     });
     let (masks, _) = load_masks(&path).unwrap();
     assert_eq!(masks.len(), 3);
@@ -201,27 +214,31 @@ fn pause_resume_step_and_space() {
     let dir = temp_dir("pause");
     let mut h = harness(picker(&dir, None), plan());
     click(&mut h, "Start");
-    wait(&mut h, 60, "training", |app| app.status.step > 5);
+    wait(&mut h, 60, "training", |app| app.state.status.step > 5);
     click(&mut h, "Pause");
-    wait(&mut h, 30, "pause", |app| app.status.paused);
-    let paused_at = h.state().status.step;
+    wait(&mut h, 30, "pause", |app| app.state.status.paused);
+    let paused_at = h.state().state.status.step;
     for _ in 0..30 {
         h.step();
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(h.state().status.step, paused_at, "trained while paused");
+    assert_eq!(
+        h.state().state.status.step,
+        paused_at,
+        "trained while paused"
+    );
     click(&mut h, "Step");
     wait(&mut h, 30, "one step", |app| {
-        app.status.step == paused_at + 1
+        app.state.status.step == paused_at + 1
     });
     h.key_press(eframe::egui::Key::Space);
     wait(&mut h, 30, "Space resumes", |app| {
-        !app.status.paused && app.status.step > paused_at + 3
+        !app.state.status.paused && app.state.status.step > paused_at + 3
     });
     h.key_press(eframe::egui::Key::Space);
-    wait(&mut h, 30, "Space pauses", |app| app.status.paused);
+    wait(&mut h, 30, "Space pauses", |app| app.state.status.paused);
     click(&mut h, "Resume");
-    wait(&mut h, 30, "resume", |app| !app.status.paused);
+    wait(&mut h, 30, "resume", |app| !app.state.status.paused);
     click(&mut h, "Stop");
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -242,22 +259,24 @@ fn a_corrupt_dataset_gives_a_banner_and_the_window_still_works() {
     let mut h = harness(picker(&dir, Some(data.clone())), plan());
     click(&mut h, "Open folder…");
     wait(&mut h, 30, "the folder to be chosen", |app| {
-        app.plan.dataset.to_string() == data.display().to_string()
+        app.state.plan.dataset.to_string() == data.display().to_string()
     });
     click(&mut h, "Start");
-    wait(&mut h, 60, "an error banner", |app| app.banner.is_some());
-    let message = h.state().banner.clone().unwrap();
+    wait(&mut h, 60, "an error banner", |app| {
+        app.state.banner.is_some()
+    });
+    let message = h.state().state.banner.clone().unwrap();
     assert!(message.contains("train-images-idx3-ubyte"), "{message}");
     assert!(
         h.query_by_label_contains("train-images-idx3-ubyte")
             .is_some()
     );
     click(&mut h, "Dismiss");
-    assert!(h.state().banner.is_none());
+    assert!(h.state().state.banner.is_none());
     click(&mut h, "built-in MNIST");
     click(&mut h, "Start");
     wait(&mut h, 60, "a run on the built-in data", |app| {
-        app.status.step > 5
+        app.state.status.step > 5
     });
     click(&mut h, "Stop");
     std::fs::remove_dir_all(dir).unwrap();
@@ -271,17 +290,23 @@ fn plans_save_and_load_through_the_file_menu() {
     click(&mut h, "File");
     click(&mut h, "Save plan…");
     wait(&mut h, 30, "the plan file", |app| {
-        app.notices.iter().any(|n| n.starts_with("plan saved"))
+        app.state
+            .notices
+            .iter()
+            .any(|n| n.starts_with("plan saved"))
     });
     set_target(&mut h, 0.3);
     click(&mut h, "global");
-    assert_ne!(h.state().plan, original);
+    assert_ne!(h.state().state.plan, original);
     click(&mut h, "File");
     click(&mut h, "Open plan…");
     wait(&mut h, 30, "the plan to load", |app| {
-        app.notices.iter().any(|n| n.starts_with("plan loaded"))
+        app.state
+            .notices
+            .iter()
+            .any(|n| n.starts_with("plan loaded"))
     });
-    assert_eq!(h.state().plan, original);
+    assert_eq!(h.state().state.plan, original);
     let on_disk = ExperimentPlan::load(&dir.join("plan.toml")).unwrap();
     assert_eq!(on_disk, original);
     std::fs::remove_dir_all(dir).unwrap();
@@ -293,34 +318,38 @@ fn a_checkpoint_saved_from_the_window_resumes_there() {
     let mut h = harness(picker(&dir, None), plan());
     click(&mut h, "Start");
     wait(&mut h, 60, "a pruning step", |app| {
-        app.status.prune_events > 1
+        app.state.status.prune_events > 1
     });
     click(&mut h, "Pause");
-    wait(&mut h, 30, "pause", |app| app.status.paused);
-    let step = h.state().status.step;
-    let points = h.state().history.loss.points().len();
+    wait(&mut h, 30, "pause", |app| app.state.status.paused);
+    let step = h.state().state.status.step;
+    let points = h.state().state.history.loss.points().len();
     click(&mut h, "File");
     click(&mut h, "Save checkpoint…");
     wait(&mut h, 30, "the checkpoint", |app| {
-        app.notices
+        app.state
+            .notices
             .iter()
             .any(|n| n.starts_with("checkpoint saved"))
     });
     click(&mut h, "Reset");
-    assert!(h.state().layers.is_empty());
+    assert!(h.state().state.layers.is_empty());
     click(&mut h, "File");
     click(&mut h, "Load checkpoint…");
     wait(&mut h, 60, "the checkpoint to load", |app| {
-        app.notices.iter().any(|n| n.contains("loaded at step"))
-            && app.layers.iter().all(|l| l.snapshot.is_some())
-            && !app.layers.is_empty()
+        app.state
+            .notices
+            .iter()
+            .any(|n| n.contains("loaded at step"))
+            && app.state.layers.iter().all(|l| l.snapshot.is_some())
+            && !app.state.layers.is_empty()
     });
-    assert_eq!(h.state().status.step, step);
-    assert_eq!(h.state().history.loss.points().len(), points);
-    assert!(h.state().status.paused);
+    assert_eq!(h.state().state.status.step, step);
+    assert_eq!(h.state().state.history.loss.points().len(), points);
+    assert!(h.state().state.status.paused);
     click(&mut h, "Resume");
     wait(&mut h, 60, "training to go on", |app| {
-        app.status.step > step + 5
+        app.state.status.step > step + 5
     });
     click(&mut h, "Stop");
     std::fs::remove_dir_all(dir).unwrap();
@@ -331,49 +360,58 @@ fn sensitivity_from_the_window_fills_the_table_and_sets_per_layer_targets() {
     let dir = temp_dir("sens");
     let mut h = harness(picker(&dir, None), plan());
     click(&mut h, "Start");
-    wait(&mut h, 60, "some training", |app| app.status.step > 40);
+    wait(&mut h, 60, "some training", |app| {
+        app.state.status.step > 40
+    });
     click(&mut h, "Sensitivity");
     click(&mut h, "Run sensitivity");
     wait(&mut h, 120, "the analysis", |app| {
-        app.analysis.sensitivity_progress.is_none()
-            && app.analysis.sensitivity.as_ref().is_some_and(|r| {
+        app.state.analysis.sensitivity_progress.is_none()
+            && app.state.analysis.sensitivity.as_ref().is_some_and(|r| {
                 r.layers
                     .iter()
                     .all(|l| l.accuracy.iter().all(|a| a.is_some()))
             })
     });
-    assert!(h.state().status.paused, "training pauses for the analysis");
+    assert!(
+        h.state().state.status.paused,
+        "training pauses for the analysis"
+    );
     assert!(h.query_by_label("largest level within tolerance").is_some());
-    let result = h.state().analysis.sensitivity.clone().unwrap();
+    let result = h.state().state.analysis.sensitivity.clone().unwrap();
     assert_eq!(result.layers.len(), 3);
     assert_eq!(result.levels.len(), 10);
     let tolerated = result.tolerated(0.01);
     click(&mut h, "Use as per-layer targets");
     for (name, level) in tolerated {
-        let o = h.state().plan.pruning.layers.get(&name).cloned();
+        let o = h.state().state.plan.pruning.layers.get(&name).cloned();
         assert_eq!(o.and_then(|o| o.target), level, "{name}");
     }
     click(&mut h, "Sweeps");
-    h.state_mut().analysis.targets_text = "0.5, 0.8".into();
-    h.state_mut().analysis.granularities_text = "unstructured, 2:4".into();
-    h.state_mut().analysis.fine_tune_epochs = 0.3;
+    h.state_mut().state.analysis.targets_text = "0.5, 0.8".into();
+    h.state_mut().state.analysis.granularities_text = "unstructured, 2:4".into();
+    h.state_mut().state.analysis.fine_tune_epochs = 0.3;
     click(&mut h, "Run sweep");
     wait(&mut h, 120, "the sweep", |app| {
-        app.analysis.sweep_progress.is_none()
+        app.state.analysis.sweep_progress.is_none()
             && app
+                .state
                 .analysis
                 .sweeps
                 .first()
                 .is_some_and(|s| s.result.points.len() == 3)
     });
-    let sweep = &h.state().analysis.sweeps[0];
+    let sweep = &h.state().state.analysis.sweeps[0];
     assert_eq!(sweep.name, "sweep 1");
     assert!((sweep.result.points[1].sparsity - 0.8).abs() < 0.01);
     assert_eq!(sweep.result.points[2].granularity, "2:4");
     click(&mut h, "Export CSV…");
     let csv = dir.join("sweep.csv");
     wait(&mut h, 30, "the CSV", |app| {
-        app.notices.iter().any(|n| n.starts_with("written to"))
+        app.state
+            .notices
+            .iter()
+            .any(|n| n.starts_with("written to"))
     });
     let text = std::fs::read_to_string(&csv).unwrap();
     assert!(
@@ -392,12 +430,14 @@ fn the_export_tab_writes_the_files_and_shows_their_sizes() {
     let mut h = harness(picker(&dir, None), p);
     click(&mut h, "Start");
     wait(&mut h, 60, "the run to finish", |app| {
-        app.status.summary.is_some()
+        app.state.status.summary.is_some()
     });
     click(&mut h, "Export");
     click(&mut h, "Export to folder…");
-    wait(&mut h, 60, "the export", |app| app.export_report.is_some());
-    let r = h.state().export_report.clone().unwrap();
+    wait(&mut h, 60, "the export", |app| {
+        app.state.export_report.is_some()
+    });
+    let r = h.state().state.export_report.clone().unwrap();
     assert!(r.sizes.sparse_f32_bytes < r.sizes.dense_f32_bytes);
     assert!(r.sizes.sparse_int8_bytes < r.sizes.sparse_f32_bytes);
     assert_eq!(r.accuracy_f32_reloaded, r.accuracy);
@@ -405,9 +445,9 @@ fn the_export_tab_writes_the_files_and_shows_their_sizes() {
     assert!(h.query_by_label("reloaded int8").is_some());
     click(&mut h, "Benchmark inference");
     wait(&mut h, 60, "inference timings", |app| {
-        app.infer_bench.is_some()
+        app.state.infer_bench.is_some()
     });
-    let b = h.state().infer_bench.clone().unwrap();
+    let b = h.state().state.infer_bench.clone().unwrap();
     assert!(b.max_abs_diff <= 1e-4);
     assert!(b.sparse_macs < b.dense_macs);
     assert!(h.query_by_label("batch 1 latency").is_some());
@@ -416,11 +456,14 @@ fn the_export_tab_writes_the_files_and_shows_their_sizes() {
     click(&mut h, "File");
     click(&mut h, "Open sparse model…");
     wait(&mut h, 60, "the sparse model", |app| {
-        app.notices.iter().any(|n| n.starts_with("sparse model"))
-            && !app.layers.is_empty()
-            && app.layers.iter().all(|l| l.snapshot.is_some())
+        app.state
+            .notices
+            .iter()
+            .any(|n| n.starts_with("sparse model"))
+            && !app.state.layers.is_empty()
+            && app.state.layers.iter().all(|l| l.snapshot.is_some())
     });
-    for l in &h.state().layers {
+    for l in &h.state().state.layers {
         assert!(
             (l.sparsity - sparsity).abs() < 0.01,
             "{}: {}",
@@ -428,5 +471,76 @@ fn the_export_tab_writes_the_files_and_shows_their_sizes() {
             l.sparsity
         );
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_worker_that_dies_is_replaced_and_the_plan_and_plots_stay() {
+    let dir = temp_dir("dead-worker");
+    let mut h = harness(picker(&dir, None), plan());
+    click(&mut h, "Start");
+    wait(&mut h, 120, "some progress", |app| {
+        app.state.status.step > 10 && !app.state.history.loss.is_empty()
+    });
+    // the worker thread ends without the window asking for it
+    assert!(h.state().worker().send(Command::Shutdown));
+    wait(&mut h, 5, "the dead worker to be noticed", |app| {
+        app.state
+            .banner
+            .as_deref()
+            .is_some_and(|b| b.contains("stopped unexpectedly"))
+    });
+    let app = h.state();
+    assert!(app.worker().is_alive(), "a new worker runs");
+    assert!(!app.state.status.active);
+    assert!(!app.state.history.loss.is_empty(), "the plots stay");
+    assert_eq!(app.state.plan, plan(), "the plan stays");
+    assert!(h.query_by_label_contains("stopped unexpectedly").is_some());
+    // and the new worker trains
+    click(&mut h, "Start");
+    wait(&mut h, 120, "training on the new worker", |app| {
+        app.state.status.step > 10
+    });
+    click(&mut h, "Stop");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_worker_that_does_not_answer_is_reported_and_can_be_replaced() {
+    let dir = temp_dir("silent-worker");
+    let mut h = harness(picker(&dir, None), plan());
+    // a task that keeps the worker busy without checking in, like a long GPU compilation
+    let busy = |ms| {
+        Command::WithSession(SessionTask(Box::new(move |_| {
+            std::thread::sleep(Duration::from_millis(ms))
+        })))
+    };
+    h.state().worker().send(busy(2_500));
+    wait(&mut h, 5, "the silence to be reported", |app| {
+        app.state.worker_silent.is_some()
+    });
+    assert!(h.query_by_label_contains("has not answered").is_some());
+    wait(&mut h, 10, "the worker to answer again", |app| {
+        app.state.worker_silent.is_none()
+    });
+    assert!(
+        h.state().state.banner.is_none(),
+        "a slow worker is not an error"
+    );
+    // one that stays silent can be left for a new one
+    h.state().worker().send(busy(30_000));
+    wait(&mut h, 5, "the silence to be reported", |app| {
+        app.state.worker_silent.is_some()
+    });
+    click(&mut h, "Start a new worker");
+    let app = h.state();
+    assert!(app.state.worker_silent.is_none());
+    assert!(app.worker().is_alive());
+    assert!(app.worker().silent_for() < Duration::from_secs(1));
+    click(&mut h, "Start");
+    wait(&mut h, 120, "training on the new worker", |app| {
+        app.state.status.step > 10
+    });
+    click(&mut h, "Stop");
     std::fs::remove_dir_all(dir).unwrap();
 }

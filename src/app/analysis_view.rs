@@ -5,6 +5,8 @@ use eframe::egui;
 use egui::{Color32, DragValue, ProgressBar, TextEdit, Ui};
 use egui_plot::{Corner, HLine, Legend, Line, Plot, Points};
 
+use super::command::AppCommand;
+use super::files::FilePurpose;
 use super::views::{format_mark, readable_marks};
 use crate::plan::ExperimentPlan;
 use crate::prune::Granularity;
@@ -21,17 +23,6 @@ const PALETTE: [Color32; 8] = [
     Color32::from_rgb(100, 210, 210),
     Color32::from_rgb(200, 200, 200),
 ];
-
-/// What the tabs ask the app to do.
-#[derive(Clone, Debug, PartialEq)]
-pub enum AnalysisAction {
-    RunSensitivity(SensitivityRequest),
-    RunSweep(SweepRequest),
-    Cancel,
-    ExportSensitivity,
-    ExportSweep,
-    ExportSweepJson,
-}
 
 /// A finished or running sweep, as the window keeps it.
 #[derive(Clone, Debug, PartialEq)]
@@ -164,67 +155,76 @@ impl AnalysisState {
 }
 
 /// The Sensitivity tab.
-pub fn sensitivity_ui(
-    ui: &mut Ui,
-    state: &mut AnalysisState,
-    plan: &mut ExperimentPlan,
-    have_model: bool,
-) -> Option<AnalysisAction> {
-    let mut action = None;
-    ui.label("Prune one layer at a time at each level, from the current weights, and measure the test accuracy; the weights are restored exactly afterwards. Layers whose accuracy falls early are sensitive: prune them less.");
-    ui.horizontal(|ui| {
-        ui.label("levels");
-        ui.add(TextEdit::singleline(&mut state.levels_text).desired_width(320.0))
-            .on_hover_text("Sparsity levels to try, comma separated, each in [0, 1).");
-        ui.label(format!(
-            "pattern {} · criterion {}",
-            plan.pruning.granularity, plan.pruning.criterion
-        ))
-        .on_hover_text(
-            "The plan's granularity and criterion are used; change them in the left panel.",
-        );
-    });
-    ui.horizontal(|ui| {
-        let busy = state.busy();
-        if ui
-            .add_enabled(have_model && !busy, egui::Button::new("Run sensitivity"))
-            .on_hover_text("Pauses training and analyses the model as it is now.")
-            .on_disabled_hover_text("Train or load a model first (and let any analysis finish).")
-            .clicked()
-        {
-            match parse_levels(&state.levels_text) {
-                Ok(levels) => {
-                    state.input_error = None;
-                    action = Some(AnalysisAction::RunSensitivity(SensitivityRequest {
-                        levels,
-                        granularity: plan.pruning.granularity,
-                        criterion: plan.pruning.criterion,
-                    }));
-                }
-                Err(e) => state.input_error = Some(e),
-            }
-        }
-        if state.sensitivity_progress.is_some() && ui.button("Cancel").clicked() {
-            action = Some(AnalysisAction::Cancel);
-        }
-        if let Some((done, total)) = state.sensitivity_progress {
-            ui.add(
-                ProgressBar::new(done as f32 / total.max(1) as f32)
-                    .text(format!("{done} / {total}"))
-                    .desired_width(200.0),
+pub struct SensitivityPanel<'a> {
+    pub state: &'a mut AnalysisState,
+    pub plan: &'a mut ExperimentPlan,
+    /// A model is trained or loaded (analyses start from its weights).
+    pub have_model: bool,
+}
+
+impl SensitivityPanel<'_> {
+    pub fn ui(self, ui: &mut Ui, out: &mut Vec<AppCommand>) {
+        let Self {
+            state,
+            plan,
+            have_model,
+        } = self;
+        ui.label("Prune one layer at a time at each level, from the current weights, and measure the test accuracy; the weights are restored exactly afterwards. Layers whose accuracy falls early are sensitive: prune them less.");
+        ui.horizontal(|ui| {
+            ui.label("levels");
+            ui.add(TextEdit::singleline(&mut state.levels_text).desired_width(320.0))
+                .on_hover_text("Sparsity levels to try, comma separated, each in [0, 1).");
+            ui.label(format!(
+                "pattern {} · criterion {}",
+                plan.pruning.granularity, plan.pruning.criterion
+            ))
+            .on_hover_text(
+                "The plan's granularity and criterion are used; change them in the left panel.",
             );
+        });
+        ui.horizontal(|ui| {
+            let busy = state.busy();
+            if ui
+                .add_enabled(have_model && !busy, egui::Button::new("Run sensitivity"))
+                .on_hover_text("Pauses training and analyses the model as it is now.")
+                .on_disabled_hover_text(
+                    "Train or load a model first (and let any analysis finish).",
+                )
+                .clicked()
+            {
+                match parse_levels(&state.levels_text) {
+                    Ok(levels) => {
+                        state.input_error = None;
+                        out.push(AppCommand::RunSensitivity(SensitivityRequest {
+                            levels,
+                            granularity: plan.pruning.granularity,
+                            criterion: plan.pruning.criterion,
+                        }));
+                    }
+                    Err(e) => state.input_error = Some(e),
+                }
+            }
+            if state.sensitivity_progress.is_some() && ui.button("Cancel").clicked() {
+                out.push(AppCommand::CancelAnalysis);
+            }
+            if let Some((done, total)) = state.sensitivity_progress {
+                ui.add(
+                    ProgressBar::new(done as f32 / total.max(1) as f32)
+                        .text(format!("{done} / {total}"))
+                        .desired_width(200.0),
+                );
+            }
+            if state.sensitivity.is_some() && ui.button("Export CSV…").clicked() {
+                out.push(AppCommand::ChooseFile(FilePurpose::ExportSensitivity));
+            }
+        });
+        if let Some(e) = &state.input_error {
+            ui.colored_label(Color32::from_rgb(230, 110, 100), e);
         }
-        if state.sensitivity.is_some() && ui.button("Export CSV…").clicked() {
-            action = Some(AnalysisAction::ExportSensitivity);
-        }
-    });
-    if let Some(e) = &state.input_error {
-        ui.colored_label(Color32::from_rgb(230, 110, 100), e);
-    }
-    let Some(result) = state.sensitivity.clone() else {
-        return action;
-    };
-    ui.columns(2, |cols| {
+        let Some(result) = state.sensitivity.clone() else {
+            return;
+        };
+        ui.columns(2, |cols| {
         Plot::new("sensitivity")
             .x_grid_spacer(readable_marks)
             .y_grid_spacer(readable_marks)
@@ -286,18 +286,21 @@ pub fn sensitivity_ui(
             }
         }
     });
-    action
+    }
 }
 
 /// The Sweeps tab.
-pub fn sweeps_ui(
-    ui: &mut Ui,
-    state: &mut AnalysisState,
-    have_model: bool,
-) -> Option<AnalysisAction> {
-    let mut action = None;
-    ui.label("Fine-tune copies of the current model to each target with each granularity, all from the same weights with the same budget and schedule, and plot accuracy against sparsity.");
-    ui.horizontal(|ui| {
+pub struct SweepsPanel<'a> {
+    pub state: &'a mut AnalysisState,
+    /// A model is trained or loaded (sweeps start from its weights).
+    pub have_model: bool,
+}
+
+impl SweepsPanel<'_> {
+    pub fn ui(self, ui: &mut Ui, out: &mut Vec<AppCommand>) {
+        let Self { state, have_model } = self;
+        ui.label("Fine-tune copies of the current model to each target with each granularity, all from the same weights with the same budget and schedule, and plot accuracy against sparsity.");
+        ui.horizontal(|ui| {
         ui.label("targets");
         ui.add(TextEdit::singleline(&mut state.targets_text).desired_width(220.0))
             .on_hover_text("Target sparsities, comma separated.");
@@ -308,140 +311,142 @@ pub fn sweeps_ui(
         ui.add(DragValue::new(&mut state.fine_tune_epochs).range(0.1..=100.0).speed(0.1).suffix(" epochs"))
             .on_hover_text("Training per point: pruning over the first half, fine-tuning over the second.");
     });
-    ui.horizontal(|ui| {
-        let busy = state.busy();
-        if ui
-            .add_enabled(have_model && !busy, egui::Button::new("Run sweep"))
-            .on_disabled_hover_text("Train or load a model first (and let any analysis finish).")
-            .clicked()
-        {
-            let parsed = parse_levels(&state.targets_text).and_then(|targets| {
-                let granularities = state
-                    .granularities_text
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                    .map(|t| t.parse::<Granularity>().map_err(|e| e.to_string()))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(SweepRequest {
-                    targets,
-                    granularities,
-                    fine_tune_epochs: state.fine_tune_epochs,
-                })
-            });
-            match parsed {
-                Ok(request) => {
-                    state.input_error = None;
-                    action = Some(AnalysisAction::RunSweep(request));
+        ui.horizontal(|ui| {
+            let busy = state.busy();
+            if ui
+                .add_enabled(have_model && !busy, egui::Button::new("Run sweep"))
+                .on_disabled_hover_text(
+                    "Train or load a model first (and let any analysis finish).",
+                )
+                .clicked()
+            {
+                let parsed = parse_levels(&state.targets_text).and_then(|targets| {
+                    let granularities = state
+                        .granularities_text
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(|t| t.parse::<Granularity>().map_err(|e| e.to_string()))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(SweepRequest {
+                        targets,
+                        granularities,
+                        fine_tune_epochs: state.fine_tune_epochs,
+                    })
+                });
+                match parsed {
+                    Ok(request) => {
+                        state.input_error = None;
+                        out.push(AppCommand::RunSweep(request));
+                    }
+                    Err(e) => state.input_error = Some(e),
                 }
-                Err(e) => state.input_error = Some(e),
             }
+            if state.sweep_progress.is_some() && ui.button("Cancel").clicked() {
+                out.push(AppCommand::CancelAnalysis);
+            }
+            if let Some((done, total, remaining)) = state.sweep_progress {
+                ui.add(
+                    ProgressBar::new(done as f32 / total.max(1) as f32)
+                        .text(format!(
+                            "{done} / {total}{}",
+                            remaining
+                                .map(|r| format!(", about {r:.0} s left"))
+                                .unwrap_or_default()
+                        ))
+                        .desired_width(260.0),
+                );
+            }
+            if !state.sweeps.is_empty() && ui.button("Export CSV…").clicked() {
+                out.push(AppCommand::ChooseFile(FilePurpose::ExportSweep));
+            }
+            if !state.sweeps.is_empty() && ui.button("Export JSON…").clicked() {
+                out.push(AppCommand::ChooseFile(FilePurpose::ExportSweepJson));
+            }
+        });
+        if let Some(e) = &state.input_error {
+            ui.colored_label(Color32::from_rgb(230, 110, 100), e);
         }
-        if state.sweep_progress.is_some() && ui.button("Cancel").clicked() {
-            action = Some(AnalysisAction::Cancel);
-        }
-        if let Some((done, total, remaining)) = state.sweep_progress {
-            ui.add(
-                ProgressBar::new(done as f32 / total.max(1) as f32)
-                    .text(format!(
-                        "{done} / {total}{}",
-                        remaining
-                            .map(|r| format!(", about {r:.0} s left"))
-                            .unwrap_or_default()
-                    ))
-                    .desired_width(260.0),
-            );
-        }
-        if !state.sweeps.is_empty() && ui.button("Export CSV…").clicked() {
-            action = Some(AnalysisAction::ExportSweep);
-        }
-        if !state.sweeps.is_empty() && ui.button("Export JSON…").clicked() {
-            action = Some(AnalysisAction::ExportSweepJson);
-        }
-    });
-    if let Some(e) = &state.input_error {
-        ui.colored_label(Color32::from_rgb(230, 110, 100), e);
-    }
-    ui.columns(2, |cols| {
-        let sweeps = &state.sweeps;
-        Plot::new("sweeps")
-            .x_grid_spacer(readable_marks)
-            .y_grid_spacer(readable_marks)
-            .x_axis_formatter(format_mark)
-            .y_axis_formatter(format_mark)
-            .height(cols[0].available_height().max(200.0))
-            .x_axis_label("sparsity")
-            .y_axis_label("test accuracy")
-            .include_x(0.0)
-            .include_x(1.0)
-            .legend(Legend::default().position(Corner::LeftBottom))
-            .show(&mut cols[0], |plot| {
-                let mut colour = 0;
-                let n = sweeps.len();
-                for (si, sweep) in sweeps.iter().enumerate().filter(|(_, s)| s.visible) {
-                    let fade = if si + 1 == n { 1.0 } else { 0.45 };
-                    let mut names: Vec<&str> = sweep
-                        .result
-                        .points
-                        .iter()
-                        .map(|p| p.granularity.as_str())
-                        .collect();
-                    names.dedup();
-                    for g in names {
-                        let mut points: Vec<[f64; 2]> = sweep
+        ui.columns(2, |cols| {
+            let sweeps = &state.sweeps;
+            Plot::new("sweeps")
+                .x_grid_spacer(readable_marks)
+                .y_grid_spacer(readable_marks)
+                .x_axis_formatter(format_mark)
+                .y_axis_formatter(format_mark)
+                .height(cols[0].available_height().max(200.0))
+                .x_axis_label("sparsity")
+                .y_axis_label("test accuracy")
+                .include_x(0.0)
+                .include_x(1.0)
+                .legend(Legend::default().position(Corner::LeftBottom))
+                .show(&mut cols[0], |plot| {
+                    let mut colour = 0;
+                    let n = sweeps.len();
+                    for (si, sweep) in sweeps.iter().enumerate().filter(|(_, s)| s.visible) {
+                        let fade = if si + 1 == n { 1.0 } else { 0.45 };
+                        let mut names: Vec<&str> = sweep
                             .result
                             .points
                             .iter()
-                            .filter(|p| p.granularity == g)
-                            .map(|p| [p.sparsity, p.accuracy])
+                            .map(|p| p.granularity.as_str())
                             .collect();
-                        points.sort_by(|a, b| a[0].total_cmp(&b[0]));
-                        let c = PALETTE[colour % PALETTE.len()].gamma_multiply(fade);
-                        colour += 1;
-                        let label = format!("{}: {g}", sweep.name);
-                        plot.line(
-                            Line::new(label.clone(), points.clone())
-                                .color(c)
-                                .allow_band(false),
-                        );
-                        plot.points(Points::new(label, points).color(c).radius(3.0));
+                        names.dedup();
+                        for g in names {
+                            let mut points: Vec<[f64; 2]> = sweep
+                                .result
+                                .points
+                                .iter()
+                                .filter(|p| p.granularity == g)
+                                .map(|p| [p.sparsity, p.accuracy])
+                                .collect();
+                            points.sort_by(|a, b| a[0].total_cmp(&b[0]));
+                            let c = PALETTE[colour % PALETTE.len()].gamma_multiply(fade);
+                            colour += 1;
+                            let label = format!("{}: {g}", sweep.name);
+                            plot.line(
+                                Line::new(label.clone(), points.clone())
+                                    .color(c)
+                                    .allow_band(false),
+                            );
+                            plot.points(Points::new(label, points).color(c).radius(3.0));
+                        }
+                        if si + 1 == n && sweep.result.dense_accuracy > 0.0 {
+                            plot.hline(
+                                HLine::new("starting model", sweep.result.dense_accuracy)
+                                    .color(Color32::GRAY),
+                            );
+                        }
                     }
-                    if si + 1 == n && sweep.result.dense_accuracy > 0.0 {
-                        plot.hline(
-                            HLine::new("starting model", sweep.result.dense_accuracy)
-                                .color(Color32::GRAY),
-                        );
+                });
+            let ui = &mut cols[1];
+            ui.strong("Sweeps of this session");
+            for sweep in state.sweeps.iter_mut() {
+                ui.horizontal(|ui| {
+                    ui.checkbox(&mut sweep.visible, "")
+                        .on_hover_text("Show or hide this sweep.");
+                    ui.add(TextEdit::singleline(&mut sweep.name).desired_width(160.0))
+                        .on_hover_text("Name this sweep.");
+                    ui.label(format!("{} points", sweep.result.points.len()));
+                });
+            }
+            if let Some(last) = state.sweeps.last() {
+                egui::Grid::new("sweep-table").striped(true).show(ui, |ui| {
+                    for h in ["granularity", "target", "sparsity", "accuracy"] {
+                        ui.strong(h);
                     }
-                }
-            });
-        let ui = &mut cols[1];
-        ui.strong("Sweeps of this session");
-        for sweep in state.sweeps.iter_mut() {
-            ui.horizontal(|ui| {
-                ui.checkbox(&mut sweep.visible, "")
-                    .on_hover_text("Show or hide this sweep.");
-                ui.add(TextEdit::singleline(&mut sweep.name).desired_width(160.0))
-                    .on_hover_text("Name this sweep.");
-                ui.label(format!("{} points", sweep.result.points.len()));
-            });
-        }
-        if let Some(last) = state.sweeps.last() {
-            egui::Grid::new("sweep-table").striped(true).show(ui, |ui| {
-                for h in ["granularity", "target", "sparsity", "accuracy"] {
-                    ui.strong(h);
-                }
-                ui.end_row();
-                for p in &last.result.points {
-                    ui.label(&p.granularity);
-                    ui.label(format!("{:.2}", p.target));
-                    ui.label(format!("{:.3}", p.sparsity));
-                    ui.label(format!("{:.4}", p.accuracy));
                     ui.end_row();
-                }
-            });
-        }
-    });
-    action
+                    for p in &last.result.points {
+                        ui.label(&p.granularity);
+                        ui.label(format!("{:.2}", p.target));
+                        ui.label(format!("{:.3}", p.sparsity));
+                        ui.label(format!("{:.4}", p.accuracy));
+                        ui.end_row();
+                    }
+                });
+            }
+        });
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::plan::ExperimentPlan;
 
 /// What a file is being chosen for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileAction {
+pub enum FilePurpose {
     OpenPlan,
     SavePlan,
     SaveMasks,
@@ -25,39 +25,39 @@ pub enum FileAction {
 }
 
 /// Chooses a path for an action, or `None` when cancelled. Called on a helper thread.
-pub type FilePicker = Arc<dyn Fn(FileAction) -> Option<PathBuf> + Send + Sync>;
+pub type FilePicker = Arc<dyn Fn(FilePurpose) -> Option<PathBuf> + Send + Sync>;
 
 /// The native dialogs (rfd: the XDG portal, or zenity).
 pub fn native_picker() -> FilePicker {
     Arc::new(|action| {
         let d = rfd::FileDialog::new();
         match action {
-            FileAction::OpenPlan => d.add_filter("plan", &["toml"]).pick_file(),
-            FileAction::SavePlan => d
+            FilePurpose::OpenPlan => d.add_filter("plan", &["toml"]).pick_file(),
+            FilePurpose::SavePlan => d
                 .add_filter("plan", &["toml"])
                 .set_file_name("plan.toml")
                 .save_file(),
-            FileAction::SaveMasks => d
+            FilePurpose::SaveMasks => d
                 .add_filter("safetensors", &["safetensors"])
                 .set_file_name("masks.safetensors")
                 .save_file(),
-            FileAction::SaveCheckpoint => d
+            FilePurpose::SaveCheckpoint => d
                 .add_filter("checkpoint", &["ckpt"])
                 .set_file_name("run.ckpt")
                 .save_file(),
-            FileAction::LoadCheckpoint => d.add_filter("checkpoint", &["ckpt"]).pick_file(),
-            FileAction::OpenDatasetFolder => d.pick_folder(),
-            FileAction::ExportSensitivity => d
+            FilePurpose::LoadCheckpoint => d.add_filter("checkpoint", &["ckpt"]).pick_file(),
+            FilePurpose::OpenDatasetFolder => d.pick_folder(),
+            FilePurpose::ExportSensitivity => d
                 .add_filter("CSV", &["csv"])
                 .set_file_name("sensitivity.csv")
                 .save_file(),
-            FileAction::ExportModel => d.pick_folder(),
-            FileAction::OpenSparseModel => d.add_filter("sparse model", &["spx"]).pick_file(),
-            FileAction::ExportSweepJson => d
+            FilePurpose::ExportModel => d.pick_folder(),
+            FilePurpose::OpenSparseModel => d.add_filter("sparse model", &["spx"]).pick_file(),
+            FilePurpose::ExportSweepJson => d
                 .add_filter("JSON", &["json"])
                 .set_file_name("sweeps.json")
                 .save_file(),
-            FileAction::ExportSweep => d
+            FilePurpose::ExportSweep => d
                 .add_filter("CSV", &["csv"])
                 .set_file_name("sweep.csv")
                 .save_file(),
@@ -68,7 +68,7 @@ pub fn native_picker() -> FilePicker {
 /// What a helper thread reports.
 #[derive(Debug)]
 pub enum IoDone {
-    Picked(FileAction, PathBuf),
+    Picked(FilePurpose, PathBuf),
     PlanLoaded(PathBuf, Box<ExperimentPlan>),
     PlanSaved(PathBuf),
     Written(PathBuf),
@@ -76,7 +76,7 @@ pub enum IoDone {
 }
 
 /// Runs `picker` for `action` on a helper thread.
-pub fn pick(picker: &FilePicker, action: FileAction, done: &Sender<IoDone>) {
+pub fn pick(picker: &FilePicker, action: FilePurpose, done: &Sender<IoDone>) {
     let (picker, done) = (picker.clone(), done.clone());
     std::thread::spawn(move || {
         if let Some(path) = picker(action) {

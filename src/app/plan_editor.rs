@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use eframe::egui;
 use egui::{DragValue, Slider, Ui};
 
+use super::command::AppCommand;
+use super::files::FilePurpose;
 use crate::data::{DatasetSource, FASHION_MNIST_DIR};
 use crate::model::ModelKind;
 use crate::plan::ExperimentPlan;
@@ -12,12 +14,6 @@ use crate::prune::{
     At, BlockScore, Criterion, Granularity, LayerOverride, LayerSpec, Schedule, Scope,
 };
 use crate::train::BackendChoice;
-
-/// What the plan panel asks the app to do besides editing the plan.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PlanAction {
-    OpenDatasetFolder,
-}
 
 pub mod tips {
     pub const DATASET: &str = "The images to train on. Built-in: 10,000 MNIST digits shipped with the program (8,000 train / 2,000 test). Fashion-MNIST: 70,000 clothing images, when Debian's dataset-fashion-mnist is installed.";
@@ -104,8 +100,8 @@ pub fn training_ui(
     ui: &mut Ui,
     plan: &mut ExperimentPlan,
     detected: Option<&str>,
-) -> Option<PlanAction> {
-    let mut action = None;
+    out: &mut Vec<AppCommand>,
+) {
     ui.label("Dataset").on_hover_text(tips::DATASET);
     ui.horizontal_wrapped(|ui| {
         ui.selectable_value(&mut plan.dataset, DatasetSource::BuiltIn, "built-in MNIST")
@@ -117,7 +113,7 @@ pub fn training_ui(
                 .on_disabled_hover_text("Install Debian's dataset-fashion-mnist to use it.");
         });
         if ui.button("Open folder…").on_hover_text("A folder with the four MNIST-format files (train-images-idx3-ubyte, ..., raw or .gz).").clicked() {
-            action = Some(PlanAction::OpenDatasetFolder);
+            out.push(AppCommand::ChooseFile(FilePurpose::OpenDatasetFolder));
         }
     });
     if let DatasetSource::Folder(p) = &plan.dataset {
@@ -180,7 +176,6 @@ pub fn training_ui(
         .on_hover_text(tips::EVAL);
         ui.end_row();
     });
-    action
 }
 
 /// The granularity kind a selectable button stands for.

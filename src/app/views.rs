@@ -7,6 +7,8 @@ use egui_plot::{
     Points, VLine,
 };
 
+use super::command::AppCommand;
+use super::files::FilePurpose;
 use super::history::{Overlays, RunHistory};
 use super::layers::{LayerView, MaskLayout, layouts};
 
@@ -347,31 +349,31 @@ pub fn histogram_plot(ui: &mut Ui, layers: &[LayerView], selected: &mut usize, h
         });
 }
 
-/// What the Export tab asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExportAction {
-    Export,
-    BenchInfer,
-}
-
 /// The Export tab: export and inference-timing buttons, the size report as numbers and
 /// bars, and dense against sparse inference times.
-pub fn export_ui(
-    ui: &mut Ui,
-    report: Option<&crate::train::ExportReport>,
-    bench: Option<&crate::infer::bench::InferBench>,
-    have_model: bool,
-) -> Option<ExportAction> {
-    ui.label("A pruned model's file only shrinks with a sparse representation: the dense file keeps every zero. The sparse files store each mask in its smallest encoding (bitmask, indices, or 2 bits per kept weight for 2:4) and only the kept values, as f32 or as int8 with one scale per output channel.");
-    let mut action = None;
-    ui.horizontal(|ui| {
+pub struct ExportPanel<'a> {
+    pub report: Option<&'a crate::train::ExportReport>,
+    pub bench: Option<&'a crate::infer::bench::InferBench>,
+    /// A model is trained or loaded.
+    pub have_model: bool,
+}
+
+impl ExportPanel<'_> {
+    pub fn ui(self, ui: &mut Ui, out: &mut Vec<AppCommand>) {
+        let Self {
+            report,
+            bench,
+            have_model,
+        } = self;
+        ui.label("A pruned model's file only shrinks with a sparse representation: the dense file keeps every zero. The sparse files store each mask in its smallest encoding (bitmask, indices, or 2 bits per kept weight for 2:4) and only the kept values, as f32 or as int8 with one scale per output channel.");
+        ui.horizontal(|ui| {
         if ui
             .add_enabled(have_model, egui::Button::new("Export to folder…"))
             .on_hover_text("Writes model.safetensors (dense weights and masks for PyTorch), model-f32.spx and model-int8.spx, reloads both and evaluates them.")
             .on_disabled_hover_text("Train or load a model first.")
             .clicked()
         {
-            action = Some(ExportAction::Export);
+            out.push(AppCommand::ChooseFile(FilePurpose::ExportModel));
         }
         if ui
             .add_enabled(have_model, egui::Button::new("Benchmark inference"))
@@ -379,83 +381,83 @@ pub fn export_ui(
             .on_disabled_hover_text("Train or load a model first.")
             .clicked()
         {
-            action = Some(ExportAction::BenchInfer);
+            out.push(AppCommand::BenchInfer);
         }
     });
-    if let Some(b) = bench {
-        egui::Grid::new("infer-bench").striped(true).show(ui, |ui| {
-            for h in ["", "dense", "sparse", "speed-up"] {
-                ui.strong(h);
-            }
-            ui.end_row();
-            ui.label("batch 1 latency");
-            ui.label(format!("{:.1} us", b.dense_batch1_us));
-            ui.label(format!("{:.1} us", b.sparse_batch1_us));
-            ui.label(format!("{:.2}x", b.batch1_speedup));
-            ui.end_row();
-            ui.label("batch 128 throughput");
-            ui.label(format!("{:.0} /s", b.dense_batch128_samples_per_s));
-            ui.label(format!("{:.0} /s", b.sparse_batch128_samples_per_s));
-            ui.label(format!("{:.2}x", b.batch128_speedup));
-            ui.end_row();
-            ui.label("stored weights");
-            ui.label(b.dense_macs.to_string());
-            ui.label(b.sparse_macs.to_string());
-            ui.label(format!("max |diff| {:.1e}", b.max_abs_diff));
-            ui.end_row();
+        if let Some(b) = bench {
+            egui::Grid::new("infer-bench").striped(true).show(ui, |ui| {
+                for h in ["", "dense", "sparse", "speed-up"] {
+                    ui.strong(h);
+                }
+                ui.end_row();
+                ui.label("batch 1 latency");
+                ui.label(format!("{:.1} us", b.dense_batch1_us));
+                ui.label(format!("{:.1} us", b.sparse_batch1_us));
+                ui.label(format!("{:.2}x", b.batch1_speedup));
+                ui.end_row();
+                ui.label("batch 128 throughput");
+                ui.label(format!("{:.0} /s", b.dense_batch128_samples_per_s));
+                ui.label(format!("{:.0} /s", b.sparse_batch128_samples_per_s));
+                ui.label(format!("{:.2}x", b.batch128_speedup));
+                ui.end_row();
+                ui.label("stored weights");
+                ui.label(b.dense_macs.to_string());
+                ui.label(b.sparse_macs.to_string());
+                ui.label(format!("max |diff| {:.1e}", b.max_abs_diff));
+                ui.end_row();
+            });
+        }
+        let Some(r) = report else {
+            return;
+        };
+        let s = &r.sizes;
+        let rows = s.rows();
+        ui.columns(2, |cols| {
+            egui::Grid::new("sizes")
+                .striped(true)
+                .show(&mut cols[0], |ui| {
+                    ui.strong("form");
+                    ui.strong("bytes");
+                    ui.strong("of dense f32");
+                    ui.end_row();
+                    for (name, bytes) in rows {
+                        ui.label(name);
+                        ui.label(bytes.to_string());
+                        ui.label(format!(
+                            "{:.3}x",
+                            bytes as f64 / s.dense_f32_bytes.max(1) as f64
+                        ));
+                        ui.end_row();
+                    }
+                    ui.label("sparsity");
+                    ui.label(format!("{:.3}", s.sparsity));
+                    ui.end_row();
+                    ui.label("accuracy");
+                    ui.label(format!("{:.4}", r.accuracy));
+                    ui.end_row();
+                    ui.label("reloaded f32");
+                    ui.label(format!("{:.4}", r.accuracy_f32_reloaded));
+                    ui.end_row();
+                    ui.label("reloaded int8");
+                    ui.label(format!("{:.4}", r.accuracy_int8_reloaded));
+                    ui.end_row();
+                });
+            let names: Vec<String> = rows.iter().map(|r| r.0.to_string()).collect();
+            let bars: Vec<Bar> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, (n, b))| Bar::new(i as f64, *b as f64 / 1024.0).name(*n).width(0.7))
+                .collect();
+            Plot::new("sizes-bars")
+                .height(260.0)
+                .y_axis_label("KiB")
+                .include_y(0.0)
+                .x_axis_formatter(category_names(names))
+                .show(&mut cols[1], |plot| {
+                    plot.bar_chart(BarChart::new("size", bars).color(RUN))
+                });
         });
     }
-    let Some(r) = report else {
-        return action;
-    };
-    let s = &r.sizes;
-    let rows = s.rows();
-    ui.columns(2, |cols| {
-        egui::Grid::new("sizes")
-            .striped(true)
-            .show(&mut cols[0], |ui| {
-                ui.strong("form");
-                ui.strong("bytes");
-                ui.strong("of dense f32");
-                ui.end_row();
-                for (name, bytes) in rows {
-                    ui.label(name);
-                    ui.label(bytes.to_string());
-                    ui.label(format!(
-                        "{:.3}x",
-                        bytes as f64 / s.dense_f32_bytes.max(1) as f64
-                    ));
-                    ui.end_row();
-                }
-                ui.label("sparsity");
-                ui.label(format!("{:.3}", s.sparsity));
-                ui.end_row();
-                ui.label("accuracy");
-                ui.label(format!("{:.4}", r.accuracy));
-                ui.end_row();
-                ui.label("reloaded f32");
-                ui.label(format!("{:.4}", r.accuracy_f32_reloaded));
-                ui.end_row();
-                ui.label("reloaded int8");
-                ui.label(format!("{:.4}", r.accuracy_int8_reloaded));
-                ui.end_row();
-            });
-        let names: Vec<String> = rows.iter().map(|r| r.0.to_string()).collect();
-        let bars: Vec<Bar> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, (n, b))| Bar::new(i as f64, *b as f64 / 1024.0).name(*n).width(0.7))
-            .collect();
-        Plot::new("sizes-bars")
-            .height(260.0)
-            .y_axis_label("KiB")
-            .include_y(0.0)
-            .x_axis_formatter(category_names(names))
-            .show(&mut cols[1], |plot| {
-                plot.bar_chart(BarChart::new("size", bars).color(RUN))
-            });
-    });
-    action
 }
 
 #[cfg(test)]

@@ -41,8 +41,8 @@ pub struct WindowArgs {
     #[arg(long)]
     pub frame_stats: bool,
     /// How the window is drawn: glow (OpenGL; falls back to wgpu if it cannot start) or wgpu.
-    #[arg(long, default_value = "glow")]
-    pub renderer: String,
+    #[arg(long, value_enum, default_value_t = crate::app::Renderer::Glow)]
+    pub renderer: crate::app::Renderer,
     /// Close the window after this many seconds (demos, measurements).
     #[arg(long, value_name = "SECONDS")]
     pub exit_after: Option<f64>,

@@ -36,11 +36,7 @@ pub fn main(cli: Cli) -> Result<()> {
             autostart: cli.window.autostart,
             frame_stats: cli.window.frame_stats,
             exit_after: cli.window.exit_after,
-            renderer: cli
-                .window
-                .renderer
-                .parse()
-                .map_err(|e: String| anyhow!(e))?,
+            renderer: cli.window.renderer,
         }),
     }
 }

@@ -1,0 +1,37 @@
+//! One command type for everything the window can be asked to do: panels, keys, menus and
+//! chosen files all produce [`AppCommand`]s, and only [`super::ExplorerApp::execute`] acts
+//! on them (sending to the worker, starting file I/O). Drawing code never sends anything.
+
+use std::path::PathBuf;
+
+use super::files::FilePurpose;
+use crate::train::{SensitivityRequest, SweepRequest};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum AppCommand {
+    /// Train the edited plan from scratch (the current run becomes an overlay).
+    Start,
+    /// Clear the run; its curves stay as an overlay.
+    Reset,
+    TogglePause,
+    /// Train one batch while paused.
+    Step,
+    /// End the run now and evaluate it.
+    Stop,
+    /// Ask for a file (the picker runs on a helper thread).
+    ChooseFile(FilePurpose),
+    /// A file was chosen for `purpose`.
+    FileChosen(FilePurpose, PathBuf),
+    RunSensitivity(SensitivityRequest),
+    RunSweep(SweepRequest),
+    CancelAnalysis,
+    /// Time dense against sparse inference of the current model.
+    BenchInfer,
+    /// Fresh layer snapshots now (`force`) or when the last request is old enough.
+    RefreshSnapshots {
+        force: bool,
+    },
+    DismissBanner,
+    /// Leave a worker that does not answer and start a new one (plan and plots stay).
+    ReplaceWorker,
+}

@@ -1,0 +1,138 @@
+//! The centre: tabs, the banner, and the selected tab (masks and plots while training, or
+//! an analysis, or the export view).
+
+use eframe::egui;
+use egui::{Color32, RichText, Ui};
+
+use crate::app::analysis_view::{SensitivityPanel, SweepsPanel};
+use crate::app::command::AppCommand;
+use crate::app::state::{AppState, Tab};
+use crate::app::views::{self, ExportPanel};
+
+pub struct CentralPanel<'a> {
+    pub state: &'a mut AppState,
+    /// The edited plan's sparsity over steps, for the schedule plot.
+    pub planned: &'a [[f64; 2]],
+}
+
+impl CentralPanel<'_> {
+    pub fn ui(self, ui: &mut Ui, out: &mut Vec<AppCommand>) {
+        let state = self.state;
+        ui.horizontal(|ui| {
+            for (tab, name, tip) in [
+                (Tab::Training, "Training", "Masks and plots of the run."),
+                (
+                    Tab::Sensitivity,
+                    "Sensitivity",
+                    "Which layers tolerate pruning: each layer pruned alone at each level.",
+                ),
+                (
+                    Tab::Sweeps,
+                    "Sweeps",
+                    "Accuracy against sparsity for several targets and granularities.",
+                ),
+                (
+                    Tab::Export,
+                    "Export",
+                    "Sparse and quantized model files, and what they weigh.",
+                ),
+            ] {
+                ui.selectable_value(&mut state.tab, tab, name)
+                    .on_hover_text(tip);
+            }
+        });
+        banner(ui, state, out);
+        let have_model = !state.layers.is_empty();
+        match state.tab {
+            Tab::Training => training(ui, state, self.planned),
+            Tab::Sensitivity => SensitivityPanel {
+                state: &mut state.analysis,
+                plan: &mut state.plan,
+                have_model,
+            }
+            .ui(ui, out),
+            Tab::Sweeps => SweepsPanel {
+                state: &mut state.analysis,
+                have_model,
+            }
+            .ui(ui, out),
+            Tab::Export => ExportPanel {
+                report: state.export_report.as_ref(),
+                bench: state.infer_bench.as_ref(),
+                have_model,
+            }
+            .ui(ui, out),
+        }
+    }
+}
+
+/// The error banner, and the warning about a worker that has not answered.
+fn banner(ui: &mut Ui, state: &AppState, out: &mut Vec<AppCommand>) {
+    let frame = |colour| {
+        egui::Frame::new()
+            .fill(colour)
+            .inner_margin(8.0)
+            .corner_radius(4.0)
+    };
+    if let Some(message) = &state.banner {
+        frame(Color32::from_rgb(110, 30, 30)).show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.label(
+                    RichText::new(format!("Error: {message}"))
+                        .color(Color32::WHITE)
+                        .strong(),
+                );
+                if ui.button("Dismiss").clicked() {
+                    out.push(AppCommand::DismissBanner);
+                }
+            });
+        });
+    }
+    if let Some(silent) = state.worker_silent {
+        frame(Color32::from_rgb(110, 80, 20)).show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.label(
+                    RichText::new(format!(
+                        "The training worker has not answered for {:.0} s: it may be busy (compiling GPU shaders, loading a large dataset) or stuck.",
+                        silent.as_secs_f64()
+                    ))
+                    .color(Color32::WHITE)
+                    .strong(),
+                );
+                if ui
+                    .button("Start a new worker")
+                    .on_hover_text("Leave this worker and start a new one; the plan and the plots stay, the run does not.")
+                    .clicked()
+                {
+                    out.push(AppCommand::ReplaceWorker);
+                }
+            });
+        });
+    }
+}
+
+/// Mask tiles, then two rows of plots.
+fn training(ui: &mut Ui, state: &mut AppState, planned: &[[f64; 2]]) {
+    let height = ui.available_height();
+    let tile_height = views::tile_height(ui.available_width(), &state.layers, height * 0.4);
+    let plot_height = ((height - tile_height - 150.0) / 2.0).clamp(90.0, 340.0);
+    views::mask_tiles(ui, &mut state.layers, tile_height);
+    ui.separator();
+    let now = state.status.active.then_some(state.status.step);
+    let (history, overlays) = (&state.history, &state.overlays);
+    ui.columns(3, |cols| {
+        views::loss_plot(&mut cols[0], history, overlays, plot_height);
+        views::accuracy_plot(&mut cols[1], history, overlays, plot_height);
+        views::accuracy_vs_sparsity_plot(&mut cols[2], history, overlays, plot_height);
+    });
+    ui.columns(3, |cols| {
+        views::schedule_plot(&mut cols[0], planned, history, now, plot_height);
+        views::layer_sparsity_bars(&mut cols[1], &state.layers, plot_height);
+        views::histogram_plot(
+            &mut cols[2],
+            &state.layers,
+            &mut state.selected_layer,
+            plot_height,
+        );
+    });
+}

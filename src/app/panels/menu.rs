@@ -1,0 +1,49 @@
+//! The menu bar: files and presets.
+
+use eframe::egui;
+use egui::{RichText, Ui};
+
+use crate::app::command::AppCommand;
+use crate::app::files::FilePurpose;
+use crate::plan::{ExperimentPlan, PRESETS};
+
+pub struct MenuBar<'a> {
+    pub plan: &'a mut ExperimentPlan,
+}
+
+impl MenuBar<'_> {
+    pub fn ui(self, ui: &mut Ui, out: &mut Vec<AppCommand>) {
+        egui::MenuBar::new().ui(ui, |ui| {
+            ui.menu_button("File", |ui| {
+                for (label, purpose, tip) in [
+                    ("Open plan…", FilePurpose::OpenPlan, "Load an experiment plan (TOML), the same files as the command line's."),
+                    ("Save plan…", FilePurpose::SavePlan, "Save the plan as TOML, to run it again here or with `sparsity-explorer run`."),
+                    ("Save masks…", FilePurpose::SaveMasks, "The current masks as safetensors: one uint8 tensor per layer, PyTorch layout."),
+                    ("Save checkpoint…", FilePurpose::SaveCheckpoint, "Weights, Adam state, masks, step, plan and plots, to resume later."),
+                    ("Load checkpoint…", FilePurpose::LoadCheckpoint, "Resume a saved session where it stopped (it opens paused)."),
+                    ("Open sparse model…", FilePurpose::OpenSparseModel, "Load an exported .spx model to inspect its masks, evaluate or analyse it."),
+                    ("Open dataset folder…", FilePurpose::OpenDatasetFolder, "A folder with the four MNIST-format files, raw or gzip."),
+                ] {
+                    if ui.button(label).on_hover_text(tip).clicked() {
+                        out.push(AppCommand::ChooseFile(purpose));
+                        ui.close();
+                    }
+                }
+            });
+            ui.menu_button("Presets", |ui| {
+                for (name, _) in PRESETS {
+                    let preset = ExperimentPlan::preset(name);
+                    let tip = preset.as_ref().map(|p| p.name.clone()).unwrap_or_default();
+                    if ui.button(*name).on_hover_text(tip).clicked() {
+                        if let Ok(p) = preset {
+                            *self.plan = p;
+                        }
+                        ui.close();
+                    }
+                }
+            });
+            ui.separator();
+            ui.label(RichText::new(&self.plan.name).italics());
+        });
+    }
+}

@@ -1,0 +1,126 @@
+//! The left panel: run controls, then the plan (training, pruning, layers), then the log.
+
+use std::collections::BTreeMap;
+
+use eframe::egui;
+use egui::{Color32, Ui};
+
+use crate::app::command::AppCommand;
+use crate::app::plan_editor;
+use crate::app::state::AppState;
+use crate::prune::LayerSpec;
+
+pub struct PlanPanel<'a> {
+    pub state: &'a mut AppState,
+}
+
+impl PlanPanel<'_> {
+    pub fn ui(self, ui: &mut Ui, out: &mut Vec<AppCommand>) {
+        let state = self.state;
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            controls(ui, state, out);
+            ui.separator();
+            egui::CollapsingHeader::new("Training")
+                .default_open(true)
+                .show(ui, |ui| {
+                    let detected = state.status.backend.as_ref().map(|b| {
+                        let note = b.note.as_ref().map(|n| format!(": {n}"));
+                        format!(
+                            "running on {} ({}){}",
+                            b.backend,
+                            b.device,
+                            note.unwrap_or_default()
+                        )
+                    });
+                    plan_editor::training_ui(ui, &mut state.plan, detected.as_deref(), out);
+                });
+            egui::CollapsingHeader::new("Pruning")
+                .default_open(true)
+                .show(ui, |ui| {
+                    let spe = state.status.steps_per_epoch.max(1);
+                    plan_editor::pruning_ui(ui, &mut state.plan, spe);
+                });
+            egui::CollapsingHeader::new("Layers")
+                .default_open(true)
+                .show(ui, |ui| {
+                    let specs: Vec<LayerSpec> = state.plan.model.layer_specs();
+                    let sparsity: BTreeMap<String, f64> = state
+                        .layers
+                        .iter()
+                        .map(|l| (l.info.name.clone(), l.sparsity))
+                        .collect();
+                    egui::ScrollArea::horizontal().show(ui, |ui| {
+                        plan_editor::layers_ui(ui, &mut state.plan, &specs, &sparsity);
+                    });
+                });
+            if !state.notices.is_empty() {
+                egui::CollapsingHeader::new("Log")
+                    .default_open(false)
+                    .show(ui, |ui| {
+                        for n in state.notices.iter().rev() {
+                            ui.small(n);
+                        }
+                    });
+            }
+        });
+    }
+}
+
+/// Start, Pause/Resume, Step, Stop, Reset, and why the edited plan cannot apply now.
+fn controls(ui: &mut Ui, state: &AppState, out: &mut Vec<AppCommand>) {
+    let (active, paused) = (state.status.active, state.status.paused);
+    ui.horizontal_wrapped(|ui| {
+        let mut button = |enabled: bool, label: &str, tip: &str, command: AppCommand| {
+            if ui
+                .add_enabled(enabled, egui::Button::new(label))
+                .on_hover_text(tip)
+                .clicked()
+            {
+                out.push(command);
+            }
+        };
+        button(
+            !active,
+            "Start",
+            "Train the plan from scratch in the background.",
+            AppCommand::Start,
+        );
+        button(
+            active,
+            if paused { "Resume" } else { "Pause" },
+            "Pause or resume training (Space).",
+            AppCommand::TogglePause,
+        );
+        button(
+            active && paused,
+            "Step",
+            "Train exactly one batch while paused.",
+            AppCommand::Step,
+        );
+        button(
+            active,
+            "Stop",
+            "End the run now and evaluate it.",
+            AppCommand::Stop,
+        );
+        button(
+            true,
+            "Reset",
+            "Clear the run; its curves stay as a faded overlay for comparison.",
+            AppCommand::Reset,
+        );
+    });
+    if let Some(sent) = &state.sent_plan
+        && active
+        && let Some(what) = sent.reset_reason(&state.plan)
+    {
+        ui.colored_label(
+            Color32::from_rgb(230, 170, 60),
+            format!("Changing {what} needs a new run: press Reset, then Start."),
+        );
+    }
+    let examples = state.status.train_examples.max(crate::data::BUILTIN_TRAIN);
+    if let Err(e) = state.plan.validate(examples) {
+        ui.colored_label(Color32::from_rgb(230, 110, 100), e.to_string());
+    }
+}
