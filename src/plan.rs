@@ -9,9 +9,23 @@ use thiserror::Error;
 use crate::data::DatasetSource;
 use crate::model::ModelKind;
 use crate::prune::{PlanError, PruningPlan, StepSchedule};
-use crate::train::BackendChoice;
 
 /// Optimizer and loop settings.
+/// Where the plan asks to train.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// wgpu when its adapter is a real GPU, flex otherwise.
+    #[default]
+    Auto,
+    /// wgpu whatever the adapter (even a software one such as llvmpipe).
+    #[value(alias = "gpu")]
+    Wgpu,
+    /// burn's pure-Rust CPU backend.
+    #[value(alias = "cpu")]
+    Flex,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Training {

@@ -11,7 +11,7 @@ use crate::data::{DatasetSource, FASHION_MNIST_DIR};
 use crate::model::ModelKind;
 use crate::plan::ExperimentPlan;
 use crate::prune::{
-    At, BlockScore, Criterion, Granularity, LayerOverride, LayerSpec, Schedule, Scope,
+    At, BlockScore, Criterion, Granularity, LayerOverride, LayerSpec, Schedule, ScheduleKind, Scope,
 };
 use crate::train::BackendChoice;
 
@@ -250,35 +250,6 @@ fn granularity_ui(ui: &mut Ui, g: &mut Granularity) {
     }
 }
 
-/// Switches the schedule kind, keeping target, begin and end where they make sense.
-fn convert_schedule(s: &Schedule, kind: &str) -> Schedule {
-    let target = s.final_target();
-    let (begin, end) = (s.begin(), s.end().unwrap_or(At::Epoch { epoch: 3.0 }));
-    match kind {
-        "constant" => Schedule::Constant {
-            target,
-            begin,
-            end: None,
-            frequency: 100,
-        },
-        "one-shot" => Schedule::OneShot { target, at: begin },
-        "iterative" => Schedule::Iterative {
-            target,
-            begin,
-            end,
-            prune_steps: 5,
-        },
-        _ => Schedule::Polynomial {
-            initial: 0.0,
-            final_sparsity: target,
-            begin,
-            end,
-            power: 3.0,
-            frequency: 50,
-        },
-    }
-}
-
 /// Granularity, criterion, scope, schedule and target.
 pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) {
     let p = &mut plan.pruning;
@@ -300,19 +271,19 @@ pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) 
     });
     ui.label("Schedule");
     ui.horizontal_wrapped(|ui| {
-        for (kind, tip) in [
-            ("constant", tips::CONSTANT),
-            ("one-shot", tips::ONE_SHOT),
-            ("iterative", tips::ITERATIVE),
-            ("polynomial", tips::POLYNOMIAL),
-        ] {
+        for kind in ScheduleKind::ALL {
+            let tip = match kind {
+                ScheduleKind::Constant => tips::CONSTANT,
+                ScheduleKind::OneShot => tips::ONE_SHOT,
+                ScheduleKind::Iterative => tips::ITERATIVE,
+                ScheduleKind::Polynomial => tips::POLYNOMIAL,
+            };
             if ui
-                .selectable_label(p.schedule.kind_name() == kind, kind)
+                .selectable_label(p.schedule.kind() == kind, kind.name())
                 .on_hover_text(tip)
                 .clicked()
-                && p.schedule.kind_name() != kind
             {
-                p.schedule = convert_schedule(&p.schedule, kind);
+                p.schedule = p.schedule.with_kind(kind);
             }
         }
     });

@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::data::DatasetSource;
 use crate::model::ModelKind;
+use crate::plan::BackendChoice;
 use crate::plan::ExperimentPlan;
-use crate::prune::{At, Criterion, Granularity, LayerOverride, Schedule, Scope};
+use crate::prune::{At, Criterion, Granularity, LayerOverride, Schedule, ScheduleKind, Scope};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,9 +83,8 @@ pub struct PlanArgs {
     /// Start from a built-in preset (see `presets`).
     #[arg(long)]
     pub preset: Option<String>,
-    /// mlp, lenet5, seed-cnn or small-cnn.
-    #[arg(long)]
-    pub model: Option<String>,
+    #[arg(long, value_enum, ignore_case = true)]
+    pub model: Option<ModelKind>,
     /// builtin, fashion-mnist, or a folder with the four MNIST-format files.
     #[arg(long)]
     pub dataset: Option<String>,
@@ -97,24 +97,23 @@ pub struct PlanArgs {
     pub lr: Option<f64>,
     #[arg(long)]
     pub seed: Option<u64>,
-    /// auto (wgpu on a real GPU, else flex), wgpu or flex.
-    #[arg(long)]
-    pub backend: Option<String>,
+    /// auto: wgpu on a real GPU, else flex.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub backend: Option<BackendChoice>,
     /// Evaluate every this many steps (0: every epoch).
     #[arg(long)]
     pub eval_every: Option<u64>,
     /// unstructured, N:M (2:4), block:RxC[:max], channel.
     #[arg(long)]
     pub granularity: Option<String>,
-    /// magnitude or random.
-    #[arg(long)]
-    pub criterion: Option<String>,
-    /// layer (each layer hits its target) or global (one threshold across layers).
-    #[arg(long)]
-    pub scope: Option<String>,
-    /// constant, one-shot, iterative or polynomial.
-    #[arg(long)]
-    pub schedule: Option<String>,
+    #[arg(long, value_enum, ignore_case = true)]
+    pub criterion: Option<Criterion>,
+    /// layer: each layer hits its target; global: one threshold across layers.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub scope: Option<Scope>,
+    /// A new schedule kind: target, begin and end carry over, the rest takes the defaults.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub schedule: Option<ScheduleKind>,
     /// Final target sparsity, in [0, 1).
     #[arg(long)]
     pub target: Option<f64>,
@@ -161,16 +160,15 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// mlp, lenet5, seed-cnn or small-cnn.
-    #[arg(long, default_value = "mlp")]
-    pub model: String,
+    #[arg(long, value_enum, ignore_case = true, default_value_t = ModelKind::Mlp)]
+    pub model: ModelKind,
     #[arg(long, default_value_t = 128)]
     pub batch: usize,
     /// Timed training steps (after 20 warm-up steps).
     #[arg(long, default_value_t = 300)]
     pub steps: u64,
-    #[arg(long, default_value = "flex")]
-    pub backend: String,
+    #[arg(long, value_enum, ignore_case = true, default_value_t = BackendChoice::Flex)]
+    pub backend: BackendChoice,
     /// PyTorch's torch_reference.py, run in the same process tree for a ratio.
     #[arg(long, value_name = "SCRIPT")]
     pub reference: Option<PathBuf>,
@@ -254,11 +252,9 @@ pub fn parse_layer_override(spec: &str) -> Result<(String, LayerOverride)> {
                 )
             }
             "criterion" => {
-                o.criterion = Some(
-                    value
-                        .parse::<Criterion>()
-                        .map_err(|e| anyhow!("--layer {spec:?}: {e}"))?,
-                )
+                o.criterion = Some(Criterion::from_str(value, true).map_err(|_| {
+                    anyhow!("--layer {spec:?}: unknown criterion {value:?} (magnitude or random)")
+                })?)
             }
             "skip" => o.skip = value == "true",
             other => bail!(
@@ -278,14 +274,13 @@ impl PlanArgs {
             (None, Some(name)) => ExperimentPlan::preset(name)?,
             (None, None) => ExperimentPlan::preset("quick-demo")?,
         };
-        if let Some(m) = &self.model {
-            let model: ModelKind = m.parse().map_err(|e: String| anyhow!(e))?;
-            if model != plan.model {
-                plan.model = model;
-                // overrides name the old model's layers, and the name described the old model
-                plan.pruning.layers.clear();
-                plan.name.clear();
-            }
+        if let Some(model) = self.model
+            && model != plan.model
+        {
+            plan.model = model;
+            // overrides name the old model's layers, and the name described the old model
+            plan.pruning.layers.clear();
+            plan.name.clear();
         }
         if let Some(d) = &self.dataset {
             plan.dataset = d.parse::<DatasetSource>().expect("infallible");
@@ -303,8 +298,8 @@ impl PlanArgs {
         if let Some(v) = self.seed {
             t.seed = v;
         }
-        if let Some(v) = &self.backend {
-            t.backend = v.parse().map_err(|e: String| anyhow!(e))?;
+        if let Some(v) = self.backend {
+            t.backend = v;
         }
         if let Some(v) = self.eval_every {
             t.eval_every = v;
@@ -313,11 +308,11 @@ impl PlanArgs {
         if let Some(g) = &self.granularity {
             p.granularity = g.parse().context("--granularity")?;
         }
-        if let Some(c) = &self.criterion {
-            p.criterion = c.parse().map_err(|e: String| anyhow!(e))?;
+        if let Some(c) = self.criterion {
+            p.criterion = c;
         }
-        if let Some(s) = &self.scope {
-            p.scope = s.parse::<Scope>().map_err(|e| anyhow!(e))?;
+        if let Some(s) = self.scope {
+            p.scope = s;
         }
         self.apply_schedule(&mut p.schedule)?;
         for spec in &self.layers {
@@ -330,40 +325,10 @@ impl PlanArgs {
 
     fn apply_schedule(&self, schedule: &mut Schedule) -> Result<()> {
         let target = self.target.unwrap_or(schedule.final_target());
-        let (old_begin, old_end) = (schedule.begin(), schedule.end());
         let begin = self.begin.as_deref().map(parse_at).transpose()?;
         let end = self.end.as_deref().map(parse_at).transpose()?;
-        if let Some(kind) = &self.schedule {
-            let b = begin.unwrap_or(old_begin);
-            let e = end.or(old_end).unwrap_or(At::Epoch { epoch: 2.0 });
-            let frequency = self.frequency.unwrap_or(100);
-            *schedule = match kind.as_str() {
-                "constant" => Schedule::Constant {
-                    target,
-                    begin: b,
-                    end,
-                    frequency,
-                },
-                "one-shot" | "oneshot" => Schedule::OneShot { target, at: b },
-                "iterative" => Schedule::Iterative {
-                    target,
-                    begin: b,
-                    end: e,
-                    prune_steps: self.prune_steps.unwrap_or(5),
-                },
-                "polynomial" | "agp" => Schedule::Polynomial {
-                    initial: self.initial.unwrap_or(0.0),
-                    final_sparsity: target,
-                    begin: b,
-                    end: e,
-                    power: 3.0,
-                    frequency,
-                },
-                other => bail!(
-                    "unknown schedule {other:?}: expected constant, one-shot, iterative or polynomial"
-                ),
-            };
-            return Ok(());
+        if let Some(kind) = self.schedule {
+            *schedule = schedule.with_kind(kind);
         }
         schedule.set_final_target(target);
         match schedule {
@@ -408,6 +373,40 @@ impl PlanArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_choices_parse_through_clap_with_their_aliases() {
+        let cli = Cli::try_parse_from([
+            "sparsity-explorer",
+            "run",
+            "--model",
+            "lenet300",
+            "--backend",
+            "CPU",
+            "--schedule",
+            "agp",
+            "--criterion",
+            "random",
+            "--scope",
+            "per-layer",
+        ])
+        .unwrap();
+        let Some(CliCommand::Run(run)) = cli.command else {
+            panic!("a run")
+        };
+        let p = &run.plan;
+        assert_eq!(p.model, Some(ModelKind::Mlp));
+        assert_eq!(p.backend, Some(BackendChoice::Flex));
+        assert_eq!(p.schedule, Some(ScheduleKind::Polynomial));
+        assert_eq!(p.criterion, Some(Criterion::Random));
+        assert_eq!(p.scope, Some(Scope::Layer));
+        let bad = Cli::try_parse_from(["sparsity-explorer", "run", "--model", "resnet"]);
+        let message = bad.unwrap_err().to_string();
+        assert!(
+            message.contains("resnet") && message.contains("seed-cnn"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn moments_parse() {

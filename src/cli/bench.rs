@@ -9,7 +9,7 @@ use serde_json::json;
 use super::args::BenchArgs;
 use crate::data::Dataset;
 use crate::model::ModelKind;
-use crate::plan::ExperimentPlan;
+use crate::plan::{BackendChoice, ExperimentPlan};
 use crate::prune::{At, Schedule};
 use crate::train::{Session, select};
 
@@ -18,11 +18,16 @@ const WARMUP: u64 = 20;
 
 /// Samples per second over `steps` training steps with a 50% unstructured mask re-applied
 /// after every step, as in a real pruning run.
-pub fn measure(model: ModelKind, batch: usize, steps: u64, backend: &str) -> Result<(f64, String)> {
+pub fn measure(
+    model: ModelKind,
+    batch: usize,
+    steps: u64,
+    backend: BackendChoice,
+) -> Result<(f64, String)> {
     let mut plan = ExperimentPlan::preset("quick-demo")?;
     plan.model = model;
     plan.training.batch = batch;
-    plan.training.backend = backend.parse().map_err(|e: String| anyhow!(e))?;
+    plan.training.backend = backend;
     plan.pruning.layers.clear();
     plan.pruning.granularity = crate::prune::Granularity::Unstructured;
     plan.pruning.schedule = Schedule::Constant {
@@ -84,8 +89,8 @@ fn reference(args: &BenchArgs, model: ModelKind) -> Result<(f64, String)> {
 }
 
 pub fn bench(args: &BenchArgs) -> Result<()> {
-    let model: ModelKind = args.model.parse().map_err(|e: String| anyhow!(e))?;
-    let (ours, device) = measure(model, args.batch, args.steps, &args.backend)?;
+    let model = args.model;
+    let (ours, device) = measure(model, args.batch, args.steps, args.backend)?;
     let torch = args
         .reference
         .as_ref()

@@ -9,7 +9,6 @@ mod seed_cnn;
 mod small_cnn;
 
 use std::fmt;
-use std::str::FromStr;
 
 use burn::module::RunningState;
 use burn::module::{Module, Param};
@@ -80,11 +79,12 @@ pub enum ParamError {
 }
 
 /// Which model to train. Written as `mlp`, `lenet5`, `seed-cnn`, `small-cnn`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelKind {
     /// LeNet-300-100.
     #[default]
+    #[value(alias = "lenet300")]
     Mlp,
     Lenet5,
     SeedCnn,
@@ -140,19 +140,6 @@ impl ModelKind {
 impl fmt::Display for ModelKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-impl FromStr for ModelKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim().to_ascii_lowercase();
-        ModelKind::ALL
-            .into_iter()
-            .find(|k| k.name() == s || (s == "lenet300" && *k == ModelKind::Mlp))
-            .ok_or_else(|| {
-                format!("unknown model {s:?}: expected one of mlp, lenet5, seed-cnn, small-cnn")
-            })
     }
 }
 

@@ -16,5 +16,5 @@ pub use granularity::{BlockScore, Granularity, GranularityError, Ineligible};
 pub use layer::{LayerKind, LayerShape};
 pub use mask::{GlobalLayer, MaskError, global_masks, keep_count, layer_mask, nm_mask, sparsity};
 pub use plan::{LayerOverride, LayerRule, LayerSpec, PlanError, PruningPlan, Scope};
-pub use schedule::{At, Schedule, ScheduleError, StepSchedule};
+pub use schedule::{At, Schedule, ScheduleError, ScheduleKind, StepSchedule, defaults};
 pub use score::{Criterion, random_score};

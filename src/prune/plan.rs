@@ -13,25 +13,13 @@ use super::schedule::{Schedule, ScheduleError};
 use super::score::Criterion;
 
 /// Whether each layer hits its own target or one threshold ranks all layers together.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     #[default]
+    #[value(alias = "per-layer")]
     Layer,
     Global,
-}
-
-impl std::str::FromStr for Scope {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "layer" | "per-layer" => Ok(Scope::Layer),
-            "global" => Ok(Scope::Global),
-            other => Err(format!(
-                "unknown scope {other:?}: expected `layer` or `global`"
-            )),
-        }
-    }
 }
 
 impl std::fmt::Display for Scope {

@@ -25,14 +25,56 @@ impl At {
     }
 }
 
+/// The one set of defaults for a schedule's settings, used by plans, the window and the
+/// command line alike: tfmot's PolynomialDecay power and frequency, tfmot's guide's two
+/// epochs of pruning, and five pruning steps for the iterative schedule.
+pub mod defaults {
+    use super::At;
+
+    pub const POWER: f64 = 3.0;
+    pub const FREQUENCY: u64 = 100;
+    pub const PRUNE_STEPS: u32 = 5;
+    /// Where pruning ends when a schedule that needs an end gets none.
+    pub const END: At = At::Epoch { epoch: 2.0 };
+}
+
 fn default_power() -> f64 {
-    3.0
+    defaults::POWER
 }
 fn default_frequency() -> u64 {
-    100
+    defaults::FREQUENCY
 }
 fn at_zero() -> At {
     At::Step(0)
+}
+
+/// The kinds of [`Schedule`], as plans (`kind = ...`) and the command line write them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum ScheduleKind {
+    Constant,
+    #[value(alias = "oneshot")]
+    OneShot,
+    Iterative,
+    #[value(alias = "agp")]
+    Polynomial,
+}
+
+impl ScheduleKind {
+    pub const ALL: [ScheduleKind; 4] = [
+        ScheduleKind::Constant,
+        ScheduleKind::OneShot,
+        ScheduleKind::Iterative,
+        ScheduleKind::Polynomial,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ScheduleKind::Constant => "constant",
+            ScheduleKind::OneShot => "one-shot",
+            ScheduleKind::Iterative => "iterative",
+            ScheduleKind::Polynomial => "polynomial",
+        }
+    }
 }
 
 /// How sparsity evolves over training.
@@ -139,13 +181,48 @@ impl Schedule {
         }
     }
 
-    /// Short name, as written in plans (`kind = ...`).
-    pub fn kind_name(&self) -> &'static str {
+    pub fn kind(&self) -> ScheduleKind {
         match self {
-            Schedule::Constant { .. } => "constant",
-            Schedule::OneShot { .. } => "one-shot",
-            Schedule::Iterative { .. } => "iterative",
-            Schedule::Polynomial { .. } => "polynomial",
+            Schedule::Constant { .. } => ScheduleKind::Constant,
+            Schedule::OneShot { .. } => ScheduleKind::OneShot,
+            Schedule::Iterative { .. } => ScheduleKind::Iterative,
+            Schedule::Polynomial { .. } => ScheduleKind::Polynomial,
+        }
+    }
+
+    /// This schedule as another kind: the target, begin and end carry over where the new
+    /// kind has them (a polynomial's initial sparsity starts at 0), everything else comes
+    /// from [`defaults`]. The one place a schedule changes kind, for the window and the
+    /// command line.
+    pub fn with_kind(&self, kind: ScheduleKind) -> Schedule {
+        if kind == self.kind() {
+            return self.clone();
+        }
+        let target = self.final_target();
+        let begin = self.begin();
+        let end = self.end().unwrap_or(defaults::END);
+        match kind {
+            ScheduleKind::Constant => Schedule::Constant {
+                target,
+                begin,
+                end: None,
+                frequency: defaults::FREQUENCY,
+            },
+            ScheduleKind::OneShot => Schedule::OneShot { target, at: begin },
+            ScheduleKind::Iterative => Schedule::Iterative {
+                target,
+                begin,
+                end,
+                prune_steps: defaults::PRUNE_STEPS,
+            },
+            ScheduleKind::Polynomial => Schedule::Polynomial {
+                initial: 0.0,
+                final_sparsity: target,
+                begin,
+                end,
+                power: defaults::POWER,
+                frequency: defaults::FREQUENCY,
+            },
         }
     }
 
@@ -404,6 +481,61 @@ impl StepSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changing_kind_keeps_target_begin_and_end_and_takes_the_defaults() {
+        let poly = Schedule::Polynomial {
+            initial: 0.2,
+            final_sparsity: 0.8,
+            begin: At::Step(10),
+            end: At::Step(90),
+            power: 2.0,
+            frequency: 7,
+        };
+        assert_eq!(
+            poly.with_kind(ScheduleKind::Polynomial),
+            poly,
+            "same kind: unchanged"
+        );
+        assert_eq!(
+            poly.with_kind(ScheduleKind::Iterative),
+            Schedule::Iterative {
+                target: 0.8,
+                begin: At::Step(10),
+                end: At::Step(90),
+                prune_steps: defaults::PRUNE_STEPS,
+            }
+        );
+        let once = poly.with_kind(ScheduleKind::OneShot);
+        assert_eq!(
+            once,
+            Schedule::OneShot {
+                target: 0.8,
+                at: At::Step(10)
+            }
+        );
+        assert_eq!(
+            once.with_kind(ScheduleKind::Polynomial),
+            Schedule::Polynomial {
+                initial: 0.0,
+                final_sparsity: 0.8,
+                begin: At::Step(10),
+                end: defaults::END,
+                power: defaults::POWER,
+                frequency: defaults::FREQUENCY,
+            }
+        );
+        for kind in ScheduleKind::ALL {
+            let s = poly.with_kind(kind);
+            assert_eq!(s.kind(), kind);
+            // the name is the one plans are written with
+            let text = toml::to_string(&s).unwrap();
+            assert!(
+                text.contains(&format!("kind = \"{}\"", kind.name())),
+                "{text}"
+            );
+        }
+    }
 
     fn poly(initial: f64, fin: f64, begin: u64, end: u64, freq: u64) -> StepSchedule {
         StepSchedule::Polynomial {

@@ -6,7 +6,7 @@ use super::granularity::{BlockScore, Granularity};
 use super::layer::LayerShape;
 
 /// What decides which units go first.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Criterion {
     /// The smallest by magnitude go first.
@@ -14,19 +14,6 @@ pub enum Criterion {
     Magnitude,
     /// A seeded, reproducible random order: the baseline magnitude has to beat.
     Random,
-}
-
-impl std::str::FromStr for Criterion {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "magnitude" => Ok(Criterion::Magnitude),
-            "random" => Ok(Criterion::Random),
-            other => Err(format!(
-                "unknown criterion {other:?}: expected `magnitude` or `random`"
-            )),
-        }
-    }
 }
 
 impl std::fmt::Display for Criterion {

@@ -3,35 +3,10 @@
 use std::sync::OnceLock;
 
 use burn::tensor::Device;
+
+pub use crate::plan::BackendChoice;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-
-/// What the plan asks for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendChoice {
-    /// wgpu when its adapter is a real GPU, flex otherwise.
-    #[default]
-    Auto,
-    /// wgpu whatever the adapter (even a software one such as llvmpipe).
-    Wgpu,
-    /// burn's pure-Rust CPU backend.
-    Flex,
-}
-
-impl std::str::FromStr for BackendChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(BackendChoice::Auto),
-            "wgpu" | "gpu" => Ok(BackendChoice::Wgpu),
-            "flex" | "cpu" => Ok(BackendChoice::Flex),
-            other => Err(format!(
-                "unknown backend {other:?}: expected auto, wgpu or flex"
-            )),
-        }
-    }
-}
 
 /// What was chosen, for the status bar and the run summary.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -140,12 +115,5 @@ mod tests {
                 assert!(info.note.unwrap().starts_with("no GPU adapter"));
             }
         }
-    }
-
-    #[test]
-    fn choices_parse() {
-        assert_eq!("flex".parse::<BackendChoice>(), Ok(BackendChoice::Flex));
-        assert_eq!("AUTO".parse::<BackendChoice>(), Ok(BackendChoice::Auto));
-        assert!("cuda".parse::<BackendChoice>().is_err());
     }
 }
