@@ -8,7 +8,7 @@ use thiserror::Error;
 
 use crate::data::DatasetSource;
 use crate::model::ModelKind;
-use crate::prune::{PlanError, PruningPlan, StepSchedule};
+use crate::prune::{PolicyError, PruningPolicy, StepSchedule};
 
 /// Optimizer and loop settings.
 /// Where the plan asks to train.
@@ -54,7 +54,7 @@ pub struct ExperimentPlan {
     #[serde(default)]
     pub dataset: DatasetSource,
     pub training: Training,
-    pub pruning: PruningPlan,
+    pub pruning: PruningPolicy,
 }
 
 /// A plan that cannot be read or cannot run.
@@ -69,7 +69,7 @@ pub enum PlanFileError {
     #[error("invalid plan: {0}")]
     Invalid(String),
     #[error("invalid plan: {0}")]
-    Pruning(#[from] PlanError),
+    Pruning(#[from] PolicyError),
 }
 
 /// The presets shipped in the binary, by name.
@@ -196,7 +196,7 @@ impl ExperimentPlan {
             .pruning
             .schedule
             .resolve(self.steps_per_epoch(train_len))
-            .map_err(PlanError::from)?;
+            .map_err(PolicyError::from)?;
         Ok(schedule)
     }
 }

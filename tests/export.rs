@@ -1,7 +1,7 @@
 //! The sparse model file and the sparse inference kernels.
 
 use proptest::prelude::*;
-use sparsity_explorer::export::format::{FormatError, decode};
+use sparsity_explorer::export::spx::{FormatError, decode};
 use sparsity_explorer::export::{ExportInputs, ValueFormat};
 use sparsity_explorer::infer::{Linear, Mlp, choose};
 use sparsity_explorer::model::{HostTensor, ModelKind};

@@ -10,7 +10,7 @@ use super::files::FilePurpose;
 use super::views::{format_mark, readable_marks};
 use crate::plan::ExperimentPlan;
 use crate::prune::Granularity;
-use crate::train::analysis::{LayerSensitivity, SensitivityResult, SweepResult};
+use crate::train::analysis::{LayerSensitivity, SensitivityResult, SweepResult, parse_levels};
 use crate::train::{LayerInfo, SensitivityRequest, SweepRequest};
 
 const PALETTE: [Color32; 8] = [
@@ -77,26 +77,6 @@ fn join(values: &[f64]) -> String {
         .map(|v| v.to_string())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Parses `0.5, 0.6 ...` into sparsities in `[0, 1)`.
-pub fn parse_levels(text: &str) -> Result<Vec<f64>, String> {
-    let levels: Vec<f64> = text
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(|t| {
-            t.parse::<f64>()
-                .map_err(|_| format!("{t:?} is not a number"))
-        })
-        .collect::<Result<_, _>>()?;
-    if levels.is_empty() {
-        return Err("give at least one sparsity level".into());
-    }
-    if let Some(bad) = levels.iter().find(|l| !(0.0..1.0).contains(*l)) {
-        return Err(format!("sparsity {bad} is outside [0, 1)"));
-    }
-    Ok(levels)
 }
 
 impl AnalysisState {
@@ -446,18 +426,5 @@ impl SweepsPanel<'_> {
                 });
             }
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn levels_parse_and_bad_ones_are_named() {
-        assert_eq!(parse_levels("0.1, 0.5,0.9").unwrap(), vec![0.1, 0.5, 0.9]);
-        assert!(parse_levels("0.1, x").unwrap_err().contains("\"x\""));
-        assert!(parse_levels("1.0").unwrap_err().contains("outside"));
-        assert!(parse_levels(" ").is_err());
     }
 }

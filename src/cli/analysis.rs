@@ -9,12 +9,13 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::args::{PlanArgs, parse_list};
-use super::{await_event, obtain_model};
-use crate::app::analysis_view::parse_levels;
+use super::driving::{await_event, obtain_model};
+use super::plan_args::{PlanArgs, parse_list};
 use crate::plan::ExperimentPlan;
 use crate::prune::{At, Granularity, Schedule};
-use crate::train::analysis::{DEFAULT_GRANULARITIES, DEFAULT_LEVELS, DEFAULT_TARGETS};
+use crate::train::analysis::{
+    DEFAULT_GRANULARITIES, DEFAULT_LEVELS, DEFAULT_TARGETS, parse_levels,
+};
 use crate::train::{Command, Event, SensitivityRequest, SweepRequest, Worker};
 
 /// Where the analysed model comes from.

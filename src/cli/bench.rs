@@ -1,17 +1,43 @@
 //! `bench`: training throughput of a model, printed beside PyTorch's measured in the same run.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Result, anyhow};
+use clap::Args;
 use serde_json::json;
 
-use super::args::BenchArgs;
 use crate::data::Dataset;
 use crate::model::ModelKind;
 use crate::plan::{BackendChoice, ExperimentPlan};
 use crate::prune::{At, Schedule};
 use crate::train::{Session, select};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[arg(long, value_enum, ignore_case = true, default_value_t = ModelKind::Mlp)]
+    pub model: ModelKind,
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    /// Timed training steps (after 20 warm-up steps).
+    #[arg(long, default_value_t = 300)]
+    pub steps: u64,
+    #[arg(long, value_enum, ignore_case = true, default_value_t = BackendChoice::Flex)]
+    pub backend: BackendChoice,
+    /// PyTorch's torch_reference.py, run in the same process tree for a ratio.
+    #[arg(long, value_name = "SCRIPT")]
+    pub reference: Option<PathBuf>,
+    /// Python interpreter with torch installed.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Threads for PyTorch (match the cores flex uses).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// One JSON line instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Warm-up steps before timing (allocator, caches, autotune).
 const WARMUP: u64 = 20;
@@ -65,7 +91,7 @@ fn reference(args: &BenchArgs, model: ModelKind) -> Result<(f64, String)> {
         ModelKind::SeedCnn => "seed_cnn",
         ModelKind::SmallCnn => "small_cnn",
     };
-    let line = super::run_reference(
+    let line = super::reference::run_reference(
         &args.python,
         script,
         &[

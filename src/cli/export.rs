@@ -7,8 +7,8 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 
-use super::args::PlanArgs;
-use super::{await_event, obtain_model};
+use super::driving::{await_event, obtain_model};
+use super::plan_args::PlanArgs;
 use crate::train::{Command, Event, Worker};
 
 #[derive(Debug, Args)]

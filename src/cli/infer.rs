@@ -7,8 +7,8 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 
-use super::args::PlanArgs;
-use super::{await_event, obtain_model};
+use super::driving::{await_event, obtain_model};
+use super::plan_args::PlanArgs;
 use crate::data::Dataset;
 use crate::export::read_sparse;
 use crate::infer::bench::measure;
@@ -81,7 +81,7 @@ pub fn bench_infer(args: &BenchInferArgs) -> Result<()> {
         args.seconds,
     )?;
     let torch = match &args.reference {
-        Some(script) => Some(super::run_reference(
+        Some(script) => Some(super::reference::run_reference(
             &args.python,
             script,
             &[

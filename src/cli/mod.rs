@@ -3,9 +3,12 @@
 pub mod analysis;
 pub mod args;
 pub mod bench;
+pub mod driving;
 pub mod export;
 pub mod infer;
 pub mod inspect;
+pub mod plan_args;
+pub mod reference;
 
 use std::io::Write;
 use std::time::Duration;
@@ -14,7 +17,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-pub use args::{BenchArgs, Cli, CliCommand, PlanArgs, RunArgs, WindowArgs};
+pub use args::{Cli, CliCommand, PlanArgs, RunArgs, WindowArgs};
+pub use bench::BenchArgs;
 
 use crate::plan::{ExperimentPlan, PRESETS};
 use crate::train::{Command, Event, Summary, Worker};
@@ -173,102 +177,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
         print_summary(&mut out, &summary)?;
     }
     Ok(())
-}
-
-/// Waits for the first event `done` accepts and returns it, calling `each` on every event
-/// and, with `echo`, printing each as a JSON line (except snapshots and the final results,
-/// which callers print in their own form). A worker error ends the wait as an error.
-pub(crate) fn await_event(
-    worker: &Worker,
-    mut echo: Option<&mut dyn Write>,
-    mut each: impl FnMut(&Event),
-    done: impl Fn(&Event) -> bool,
-) -> Result<Event> {
-    loop {
-        match worker.recv_timeout(Duration::from_secs(3600)) {
-            Ok(Event::Error { error, .. }) => bail!("{error}"),
-            Ok(e) => {
-                let result = matches!(
-                    e,
-                    Event::Snapshot(_)
-                        | Event::Finished { .. }
-                        | Event::Exported(_)
-                        | Event::SensitivityFinished { .. }
-                        | Event::SweepFinished { .. }
-                );
-                if let Some(out) = echo.as_deref_mut()
-                    && !result
-                {
-                    writeln!(out, "{}", serde_json::to_string(&e)?)?;
-                }
-                each(&e);
-                if done(&e) {
-                    return Ok(e);
-                }
-            }
-            Err(true) => bail!("the training worker stopped"),
-            Err(false) => {}
-        }
-    }
-}
-
-/// Puts a trained model in the worker: the checkpoint if one is given, otherwise the plan
-/// trained to its end.
-pub(crate) fn obtain_model(
-    worker: &Worker,
-    checkpoint: Option<&std::path::Path>,
-    plan: impl FnOnce() -> Result<ExperimentPlan>,
-    echo: Option<&mut dyn Write>,
-) -> Result<()> {
-    match checkpoint {
-        Some(path) => {
-            worker.send(Command::LoadCheckpoint {
-                path: path.to_path_buf(),
-            });
-            await_event(
-                worker,
-                echo,
-                |_| {},
-                |e| matches!(e, Event::CheckpointLoaded { .. }),
-            )?;
-        }
-        None => {
-            worker.send(Command::Start(Box::new(plan()?)));
-            await_event(
-                worker,
-                echo,
-                |_| {},
-                |e| matches!(e, Event::Finished { .. }),
-            )?;
-        }
-    }
-    Ok(())
-}
-
-/// Runs a reference script (`python script args...`) and returns the last JSON line it
-/// printed.
-pub(crate) fn run_reference(
-    python: &str,
-    script: &std::path::Path,
-    args: &[String],
-) -> Result<serde_json::Value> {
-    let output = std::process::Command::new(python)
-        .arg(script)
-        .args(args)
-        .output()
-        .with_context(|| format!("cannot run {python} {}", script.display()))?;
-    if !output.status.success() {
-        bail!(
-            "the PyTorch reference failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .ok_or_else(|| anyhow!("the PyTorch reference printed no JSON: {stdout}"))
 }
 
 /// The final table: per-layer sparsity and dense vs pruned accuracy.

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::format::{Decoded, MaskEncoding, Storage, VERSION, ValueFormat};
+use super::spx::{Decoded, MaskEncoding, Storage, VERSION, ValueFormat};
 use super::{ExportError, read_sparse};
 use crate::plan::ExperimentPlan;
 

@@ -2,8 +2,8 @@
 //! (f32 or int8) whose size shows what pruning saves, beside the information-theoretic
 //! floor for the same masks.
 
-pub mod format;
 pub mod inspect;
+pub mod spx;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -15,8 +15,8 @@ use safetensors::{Dtype, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use format::{Decoded, FormatError, ValueFormat};
 pub use inspect::{Inspection, ParameterReport, inspect_file};
+pub use spx::{Decoded, FormatError, ValueFormat};
 
 use crate::model::HostTensor;
 use crate::prune::{Granularity, LayerRule};
@@ -93,7 +93,7 @@ impl ExportInputs<'_> {
                 continue;
             };
             sparse_names.push(weight.name.clone());
-            sparse.push(format::SparseWeight {
+            sparse.push(spx::SparseWeight {
                 name: &weight.name,
                 shape: rule.shape,
                 values: &weight.values,
@@ -110,7 +110,7 @@ impl ExportInputs<'_> {
             .filter(|t| !sparse_names.contains(&t.name))
             .cloned()
             .collect();
-        format::encode(self.model, self.plan_toml, values, &sparse, &dense)
+        spx::encode(self.model, self.plan_toml, values, &sparse, &dense)
     }
 
     /// Sizes of every form, and the floor.
@@ -241,7 +241,7 @@ pub fn read_sparse(path: &Path) -> Result<Decoded, ExportError> {
         path: p.clone(),
         cause,
     })?;
-    format::decode(&bytes).map_err(|error| ExportError::File { path: p, error })
+    spx::decode(&bytes).map_err(|error| ExportError::File { path: p, error })
 }
 
 #[cfg(test)]

@@ -8,13 +8,13 @@
 pub mod granularity;
 pub mod layer;
 pub mod mask;
-pub mod plan;
+pub mod policy;
 pub mod schedule;
 pub mod score;
 
 pub use granularity::{BlockScore, Granularity, GranularityError, Ineligible};
 pub use layer::{LayerKind, LayerShape};
 pub use mask::{GlobalLayer, MaskError, global_masks, keep_count, layer_mask, nm_mask, sparsity};
-pub use plan::{LayerOverride, LayerRule, LayerSpec, PlanError, PruningPlan, Scope};
+pub use policy::{LayerOverride, LayerRule, LayerSpec, PolicyError, PruningPolicy, Scope};
 pub use schedule::{At, Schedule, ScheduleError, ScheduleKind, StepSchedule, defaults};
 pub use score::{Criterion, random_score};

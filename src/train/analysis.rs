@@ -162,7 +162,7 @@ impl SensitivityJob {
             level,
             layer as u64,
         )
-        .map_err(|e| SessionError::Plan(crate::prune::PlanError::from(e).into()))?;
+        .map_err(|e| SessionError::Plan(crate::prune::PolicyError::from(e).into()))?;
         let mut masks: Vec<Option<DeviceMask>> = vec![None; self.weights.len()];
         masks[layer] = Some(DeviceMask::upload(
             &mask,
@@ -383,5 +383,39 @@ impl SweepJob {
         self.current = None;
         self.result.points.push(point.clone());
         Ok(Some(point))
+    }
+}
+
+/// Parses `0.5, 0.6 ...` into sparsities in `[0, 1)` (levels of a sensitivity analysis,
+/// targets of a sweep).
+pub fn parse_levels(text: &str) -> Result<Vec<f64>, String> {
+    let levels: Vec<f64> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<f64>()
+                .map_err(|_| format!("{t:?} is not a number"))
+        })
+        .collect::<Result<_, _>>()?;
+    if levels.is_empty() {
+        return Err("give at least one sparsity level".into());
+    }
+    if let Some(bad) = levels.iter().find(|l| !(0.0..1.0).contains(*l)) {
+        return Err(format!("sparsity {bad} is outside [0, 1)"));
+    }
+    Ok(levels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_parse_and_bad_ones_are_named() {
+        assert_eq!(parse_levels("0.1, 0.5,0.9").unwrap(), vec![0.1, 0.5, 0.9]);
+        assert!(parse_levels("0.1, x").unwrap_err().contains("\"x\""));
+        assert!(parse_levels("1.0").unwrap_err().contains("outside"));
+        assert!(parse_levels(" ").is_err());
     }
 }

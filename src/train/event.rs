@@ -11,10 +11,10 @@ use super::analysis::{
 use super::backend::BackendInfo;
 use super::error::WorkerError;
 use super::exporting::ExportReport;
+use super::report::{LayerInfo, LayerSnapshot, LayerSparsity, Summary};
 use super::session::Session;
 use crate::infer::bench::InferBench;
 use crate::plan::ExperimentPlan;
-use crate::prune::LayerShape;
 
 /// Code for [`Command::WithSession`]; it gets `None` when there is no session.
 pub type SessionFn = dyn FnOnce(Option<&mut Session>) + Send;
@@ -85,71 +85,6 @@ pub enum Command {
     WithSession(SessionTask),
     /// Leave the worker thread.
     Shutdown,
-}
-
-/// One layer's state on the host: weights and mask in PyTorch layout.
-#[derive(Clone, Debug, Serialize)]
-pub struct LayerSnapshot {
-    pub step: u64,
-    pub name: String,
-    pub shape: LayerShape,
-    pub weights: Vec<f32>,
-    /// 1 kept, 0 pruned.
-    pub mask: Vec<u8>,
-}
-
-/// A layer's target and achieved sparsity at a pruning step.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct LayerSparsity {
-    pub name: String,
-    /// Granularity in its text form, or `dense`.
-    pub granularity: String,
-    pub target: f64,
-    pub sparsity: f64,
-}
-
-/// A prunable layer as reported when a run starts.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct LayerInfo {
-    pub name: String,
-    pub shape: LayerShape,
-    pub params: usize,
-    /// Granularity in its text form, or `dense`.
-    pub granularity: String,
-    /// Why the layer stays dense, when it does.
-    pub dense_reason: Option<String>,
-}
-
-/// Per-layer line of the final summary.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct LayerSummary {
-    pub name: String,
-    /// PyTorch layout.
-    pub shape: Vec<usize>,
-    pub granularity: String,
-    pub target: f64,
-    pub sparsity: f64,
-}
-
-/// The result of a run.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Summary {
-    pub model: String,
-    pub dataset: String,
-    /// Test accuracy right before the first pruning step (or at the end if none came).
-    pub dense_accuracy: f64,
-    pub final_accuracy: f64,
-    /// Fraction of zero weights over all prunable layers.
-    pub sparsity: f64,
-    pub layers: Vec<LayerSummary>,
-    pub steps: u64,
-    pub wall_s: f64,
-    /// Training examples per second over the training steps alone.
-    pub train_samples_per_s: f64,
-    /// Seconds spent evaluating on the test split (part of `wall_s`).
-    pub eval_s: f64,
-    pub backend: String,
-    pub device: String,
 }
 
 /// What the worker reports.

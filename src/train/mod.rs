@@ -8,6 +8,7 @@ pub mod error;
 pub mod event;
 pub mod exporting;
 pub mod heartbeat;
+pub mod report;
 pub mod session;
 pub mod worker;
 
@@ -15,10 +16,9 @@ pub use analysis::{SensitivityRequest, SensitivityResult, SweepPoint, SweepReque
 pub use backend::{BackendChoice, BackendInfo, select};
 pub use checkpoint::{CheckpointData, CheckpointError};
 pub use error::WorkerError;
-pub use event::{
-    Command, Event, LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, SessionTask, Summary,
-};
+pub use event::{Command, Event, SessionFn, SessionTask};
 pub use exporting::{ExportReport, export_session};
 pub use heartbeat::Heartbeat;
+pub use report::{LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary};
 pub use session::{Evaluation, PruneReport, Session, SessionError, StepOutcome};
 pub use worker::{Waker, Worker};

@@ -14,8 +14,8 @@ use thiserror::Error;
 
 use super::backend::BackendInfo;
 use super::checkpoint::{CheckpointData, CheckpointError};
-use super::event::{LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary};
 use super::heartbeat::Heartbeat;
+use super::report::{LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary};
 use crate::data::{Dataset, EpochOrder, IMAGE_PIXELS, Split};
 use crate::kernels::FusedAdam;
 use crate::model::{DeviceMask, Network};

@@ -1,4 +1,5 @@
-//! The pruning part of an experiment plan, and how it turns into one rule per layer and
+//! The pruning policy: granularity, criterion, scope, schedule and per-layer overrides (the
+//! `[pruning]` part of an experiment plan), and how it turns into one rule per layer and
 //! then into masks.
 
 use std::collections::BTreeMap;
@@ -50,7 +51,7 @@ pub struct LayerOverride {
 /// How to prune: defaults for every prunable layer, a schedule, and per-layer overrides.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PruningPlan {
+pub struct PruningPolicy {
     pub granularity: Granularity,
     #[serde(default)]
     pub criterion: Criterion,
@@ -104,7 +105,7 @@ impl LayerSpec {
 
 /// A pruning plan that cannot be applied to the model.
 #[derive(Debug, Error, PartialEq, Clone)]
-pub enum PlanError {
+pub enum PolicyError {
     #[error("the plan names layer {name:?}, which the model does not have (it has {known})")]
     UnknownLayer { name: String, known: String },
     #[error("layer {layer}: {granularity} cannot be applied: {reason}")]
@@ -154,7 +155,7 @@ impl LayerRule {
     }
 
     /// Whether this layer joins the global ranking under `plan`.
-    fn joins_global(&self, plan: &PruningPlan) -> bool {
+    fn joins_global(&self, plan: &PruningPolicy) -> bool {
         plan.scope == Scope::Global
             && self.own_target.is_none()
             && self.granularity == Some(plan.granularity)
@@ -162,21 +163,21 @@ impl LayerRule {
     }
 }
 
-impl PruningPlan {
+impl PruningPolicy {
     /// Checks the plan against a model's layers and returns one rule per layer, in the
     /// model's order. A layer that cannot take the *default* granularity stays dense with a
     /// reason; one whose *own* granularity does not fit is an error naming it.
-    pub fn rules(&self, layers: &[LayerSpec]) -> Result<Vec<LayerRule>, PlanError> {
+    pub fn rules(&self, layers: &[LayerSpec]) -> Result<Vec<LayerRule>, PolicyError> {
         self.granularity
             .validate()
-            .map_err(|e| PlanError::Ineligible {
+            .map_err(|e| PolicyError::Ineligible {
                 layer: "(all)".into(),
                 granularity: self.granularity,
                 reason: e.to_string(),
             })?;
         for name in self.layers.keys() {
             if !layers.iter().any(|l| &l.name == name) {
-                return Err(PlanError::UnknownLayer {
+                return Err(PolicyError::UnknownLayer {
                     name: name.clone(),
                     known: layers
                         .iter()
@@ -193,7 +194,7 @@ impl PruningPlan {
                 if let Some(t) = o.target
                     && !(0.0..1.0).contains(&t)
                 {
-                    return Err(PlanError::LayerTarget {
+                    return Err(PolicyError::LayerTarget {
                         layer: spec.name.clone(),
                         value: t,
                     });
@@ -213,7 +214,7 @@ impl PruningPlan {
                 let g = o.granularity.unwrap_or(self.granularity);
                 let explicit = o.granularity.is_some();
                 if let Err(e) = g.validate() {
-                    return Err(PlanError::Ineligible {
+                    return Err(PolicyError::Ineligible {
                         layer: spec.name.clone(),
                         granularity: g,
                         reason: e.to_string(),
@@ -222,7 +223,7 @@ impl PruningPlan {
                 match spec.check(&g) {
                     Ok(()) => rule.granularity = Some(g),
                     Err(why) if explicit => {
-                        return Err(PlanError::Ineligible {
+                        return Err(PolicyError::Ineligible {
                             layer: spec.name.clone(),
                             granularity: g,
                             reason: why.0,
@@ -246,7 +247,7 @@ impl PruningPlan {
         weights: &[&[f32]],
         value: f64,
         seed: u64,
-    ) -> Result<Vec<Option<Vec<u8>>>, PlanError> {
+    ) -> Result<Vec<Option<Vec<u8>>>, PolicyError> {
         let final_target = self.schedule.final_target();
         let layer_seed = |i: usize| seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
         let mut out: Vec<Option<Vec<u8>>> = vec![None; rules.len()];
@@ -298,8 +299,8 @@ mod tests {
         ]
     }
 
-    fn plan(g: &str) -> PruningPlan {
-        PruningPlan {
+    fn plan(g: &str) -> PruningPolicy {
+        PruningPolicy {
             granularity: g.parse().unwrap(),
             criterion: Criterion::Magnitude,
             scope: Scope::Layer,
@@ -349,7 +350,7 @@ mod tests {
         p.layers.insert("fc9".into(), LayerOverride::default());
         assert!(matches!(
             p.rules(&specs()),
-            Err(PlanError::UnknownLayer { .. })
+            Err(PolicyError::UnknownLayer { .. })
         ));
         let mut p = plan("unstructured");
         p.layers.insert(
@@ -361,7 +362,7 @@ mod tests {
         );
         assert!(matches!(
             p.rules(&specs()),
-            Err(PlanError::LayerTarget { .. })
+            Err(PolicyError::LayerTarget { .. })
         ));
     }
 
