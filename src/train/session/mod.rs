@@ -8,12 +8,16 @@ use std::time::{Duration, Instant};
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use thiserror::Error;
 
+mod cadence;
+mod files;
+
+use cadence::{EVAL_COST_PER_TRAIN, Spent, evaluation_due};
+
 use super::backend::BackendInfo;
-use super::checkpoint::{CheckpointData, CheckpointError};
+use super::checkpoint::CheckpointError;
 use super::heartbeat::Heartbeat;
 use super::report::{LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary};
 use crate::data::{Dataset, EpochOrder, IMAGE_PIXELS, Split};
@@ -24,19 +28,6 @@ use crate::prune::{LayerRule, StepSchedule, sparsity};
 
 /// Test examples per evaluation batch: large, since evaluation keeps no autodiff graph.
 const EVAL_BATCH: usize = 1000;
-
-/// With the default cadence, training time between two evaluations is at least this many
-/// times what the last evaluation took, so evaluations spread over the run...
-const TRAIN_PER_EVAL: f64 = 11.5;
-
-/// ...and all evaluations so far (the baseline's included) stay under this share of the
-/// time spent training and evaluating, leaving room for the closing evaluation within a
-/// tenth of the run.
-const EVAL_SHARE: f64 = 0.05;
-
-/// Before the first evaluation is timed, one test example is taken to cost this share of a
-/// training example (a forward pass without a backward pass or an optimizer step).
-const EVAL_COST_PER_TRAIN: f64 = 0.3;
 
 /// Why a session cannot go on.
 #[derive(Debug, Error)]
@@ -567,153 +558,6 @@ impl Session {
     }
 }
 
-impl Session {
-    /// Everything needed to resume this session later; `history_json` is the front end's.
-    pub fn to_checkpoint(&self, history_json: String) -> Result<CheckpointData, SessionError> {
-        let encode = |what: &'static str, e: &dyn std::fmt::Display| CheckpointError::Encode {
-            what,
-            reason: e.to_string(),
-        };
-        let model = self
-            .network()
-            .clone()
-            .into_record()
-            .into_bytes()
-            .map_err(|e| encode("model", &e))?;
-        let optimizer = self
-            .optim
-            .into_bytes()
-            .map_err(|e| encode("optimizer", &e))?;
-        let masks = self
-            .rules
-            .iter()
-            .zip(&self.masks)
-            .filter_map(|(r, m)| {
-                m.as_ref()
-                    .map(|m| (r.name.clone(), r.shape.dims(), m.clone()))
-            })
-            .collect();
-        Ok(CheckpointData {
-            plan_toml: self.plan.to_toml(),
-            step: self.step,
-            dense_accuracy: self.dense_accuracy,
-            history_json,
-            model: model.to_vec(),
-            optimizer: optimizer.to_vec(),
-            masks,
-        })
-    }
-
-    /// A session holding a model read from a sparse file: its plan, parameters and masks,
-    /// at step 0 (to inspect the masks, evaluate, analyse or fine-tune further).
-    pub fn from_sparse(
-        decoded: &crate::export::Decoded,
-        dataset: Arc<Dataset>,
-        device: Device,
-        backend: BackendInfo,
-    ) -> Result<Self, SessionError> {
-        let plan = ExperimentPlan::from_toml(&decoded.header.plan, "sparse model plan")?;
-        let mut s = Session::new(plan, dataset, device, backend)?;
-        let bad = |reason: String| {
-            SessionError::Checkpoint(CheckpointError::Format {
-                path: "sparse model".into(),
-                reason,
-            })
-        };
-        if let Some(model) = s.model.as_mut() {
-            model
-                .write_params(&decoded.params)
-                .map_err(|e| bad(e.to_string()))?;
-        }
-        for (i, rule) in s.rules.iter().enumerate() {
-            let name = format!("{}.weight", rule.name);
-            s.masks[i] = decoded
-                .masks
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, m)| m.clone());
-        }
-        s.upload_masks();
-        Ok(s)
-    }
-
-    /// Rebuilds a session from a checkpoint: same plan, weights, Adam state, masks and step.
-    pub fn from_checkpoint(
-        data: &CheckpointData,
-        dataset: Arc<Dataset>,
-        device: Device,
-        backend: BackendInfo,
-    ) -> Result<Self, SessionError> {
-        let plan = ExperimentPlan::from_toml(&data.plan_toml, "checkpoint plan")?;
-        let mut s = Session::new(plan, dataset, device, backend)?;
-        let bad = |reason: String| {
-            SessionError::Checkpoint(CheckpointError::Format {
-                path: "checkpoint".into(),
-                reason,
-            })
-        };
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(data.model.clone()))
-            .map_err(|e| bad(format!("model: {e}")))?;
-        let model = s.model.take().expect("the model is present between steps");
-        s.model = Some(
-            model
-                .try_load_record(record)
-                .map_err(|e| bad(format!("model does not match the plan: {e}")))?,
-        );
-        // burn materializes optimizer state on the process's default device before moving it
-        // at the next step (the binary pins that default to flex with BURN_DEVICE); where no
-        // default device can start, training resumes with fresh Adam moments instead.
-        let optim = s.optim.clone();
-        let bytes = Bytes::from_bytes_vec(data.optimizer.clone());
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| optim.from_bytes(bytes))) {
-            Ok(Ok(restored)) => s.optim = restored,
-            Ok(Err(e)) => return Err(bad(format!("optimizer: {e}"))),
-            Err(_) => s.adam_restored = false,
-        }
-        for (name, dims, mask) in &data.masks {
-            let i = s
-                .rules
-                .iter()
-                .position(|r| &r.name == name)
-                .ok_or_else(|| bad(format!("mask for unknown layer {name}")))?;
-            if *dims != s.rules[i].shape.dims() || mask.len() != s.rules[i].shape.numel() {
-                return Err(bad(format!("mask {name} has shape {dims:?}")));
-            }
-            s.masks[i] = Some(mask.clone());
-        }
-        s.upload_masks();
-        s.step = data.step;
-        s.dense_accuracy = data.dense_accuracy;
-        let per_epoch = s.steps_per_epoch;
-        s.epoch_order = s.order.epoch(s.step / per_epoch);
-        Ok(s)
-    }
-}
-
-/// Where a session's time went, for the evaluation cadence.
-#[derive(Clone, Copy, Debug)]
-struct Spent {
-    /// Training since the last evaluation.
-    since_eval_s: f64,
-    training_s: f64,
-    evaluating_s: f64,
-}
-
-/// The evaluation cadence: every `eval_every` steps when that is set; otherwise once the
-/// training since the last evaluation is [`TRAIN_PER_EVAL`] times what an evaluation costs
-/// (`eval_cost_s`, measured or estimated; unknown: not yet) and one more evaluation keeps
-/// all of them under [`EVAL_SHARE`] of the time.
-fn evaluation_due(step: u64, eval_every: u64, spent: Spent, eval_cost_s: Option<f64>) -> bool {
-    if eval_every > 0 {
-        return step.is_multiple_of(eval_every);
-    }
-    eval_cost_s.is_some_and(|cost| {
-        let evaluating = spent.evaluating_s + cost;
-        spent.since_eval_s >= cost * TRAIN_PER_EVAL
-            && evaluating <= EVAL_SHARE * (spent.training_s + evaluating)
-    })
-}
-
 fn granularity_name(rule: &LayerRule) -> String {
     rule.granularity
         .map(|g| g.to_string())
@@ -736,41 +580,4 @@ fn scalar(t: &Tensor<1>) -> f64 {
         .iter::<f64>()
         .next()
         .unwrap_or(f64::NAN)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spent(since_eval_s: f64, training_s: f64, evaluating_s: f64) -> Spent {
-        Spent {
-            since_eval_s,
-            training_s,
-            evaluating_s,
-        }
-    }
-
-    #[test]
-    fn an_explicit_cadence_counts_steps() {
-        assert!(evaluation_due(42, 21, spent(0.0, 0.0, 0.0), None));
-        assert!(!evaluation_due(43, 21, spent(1e9, 1e9, 0.0), Some(0.0)));
-    }
-
-    #[test]
-    fn the_default_cadence_spaces_evaluations_by_their_cost() {
-        // an evaluation of 1 s is followed by at least 11.5 s of training
-        assert!(!evaluation_due(5, 0, spent(11.0, 100.0, 1.0), Some(1.0)));
-        assert!(evaluation_due(5, 0, spent(11.5, 100.0, 1.0), Some(1.0)));
-        // nothing known about the cost yet: wait
-        assert!(!evaluation_due(5, 0, spent(100.0, 100.0, 0.0), None));
-    }
-
-    #[test]
-    fn the_default_cadence_keeps_all_evaluations_under_their_share() {
-        // 30 s of training, 1 s already spent evaluating (a baseline): another 1 s
-        // evaluation would make 2 / 32 > 5%, so it waits although it is spaced enough
-        assert!(!evaluation_due(5, 0, spent(15.0, 30.0, 1.0), Some(1.0)));
-        // with 40 s trained it fits: 2 / 42 < 5%
-        assert!(evaluation_due(5, 0, spent(15.0, 40.0, 1.0), Some(1.0)));
-    }
 }

@@ -1,0 +1,137 @@
+//! A session to and from files: checkpoints (everything, to resume) and sparse models
+//! (weights and masks, to inspect and evaluate).
+
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device};
+
+use super::{Session, SessionError};
+use crate::data::Dataset;
+use crate::plan::ExperimentPlan;
+use crate::train::backend::BackendInfo;
+use crate::train::checkpoint::{CheckpointData, CheckpointError};
+
+impl Session {
+    /// Everything needed to resume this session later; `history_json` is the front end's.
+    pub fn to_checkpoint(&self, history_json: String) -> Result<CheckpointData, SessionError> {
+        let encode = |what: &'static str, e: &dyn std::fmt::Display| CheckpointError::Encode {
+            what,
+            reason: e.to_string(),
+        };
+        let model = self
+            .network()
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| encode("model", &e))?;
+        let optimizer = self
+            .optim
+            .into_bytes()
+            .map_err(|e| encode("optimizer", &e))?;
+        let masks = self
+            .rules
+            .iter()
+            .zip(&self.masks)
+            .filter_map(|(r, m)| {
+                m.as_ref()
+                    .map(|m| (r.name.clone(), r.shape.dims(), m.clone()))
+            })
+            .collect();
+        Ok(CheckpointData {
+            plan_toml: self.plan.to_toml(),
+            step: self.step,
+            dense_accuracy: self.dense_accuracy,
+            history_json,
+            model: model.to_vec(),
+            optimizer: optimizer.to_vec(),
+            masks,
+        })
+    }
+
+    /// A session holding a model read from a sparse file: its plan, parameters and masks,
+    /// at step 0 (to inspect the masks, evaluate, analyse or fine-tune further).
+    pub fn from_sparse(
+        decoded: &crate::export::Decoded,
+        dataset: Arc<Dataset>,
+        device: Device,
+        backend: BackendInfo,
+    ) -> Result<Self, SessionError> {
+        let plan = ExperimentPlan::from_toml(&decoded.header.plan, "sparse model plan")?;
+        let mut s = Session::new(plan, dataset, device, backend)?;
+        let bad = |reason: String| {
+            SessionError::Checkpoint(CheckpointError::Format {
+                path: "sparse model".into(),
+                reason,
+            })
+        };
+        if let Some(model) = s.model.as_mut() {
+            model
+                .write_params(&decoded.params)
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        for (i, rule) in s.rules.iter().enumerate() {
+            let name = format!("{}.weight", rule.name);
+            s.masks[i] = decoded
+                .masks
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, m)| m.clone());
+        }
+        s.upload_masks();
+        Ok(s)
+    }
+
+    /// Rebuilds a session from a checkpoint: same plan, weights, Adam state, masks and step.
+    pub fn from_checkpoint(
+        data: &CheckpointData,
+        dataset: Arc<Dataset>,
+        device: Device,
+        backend: BackendInfo,
+    ) -> Result<Self, SessionError> {
+        let plan = ExperimentPlan::from_toml(&data.plan_toml, "checkpoint plan")?;
+        let mut s = Session::new(plan, dataset, device, backend)?;
+        let bad = |reason: String| {
+            SessionError::Checkpoint(CheckpointError::Format {
+                path: "checkpoint".into(),
+                reason,
+            })
+        };
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(data.model.clone()))
+            .map_err(|e| bad(format!("model: {e}")))?;
+        let model = s.model.take().expect("the model is present between steps");
+        s.model = Some(
+            model
+                .try_load_record(record)
+                .map_err(|e| bad(format!("model does not match the plan: {e}")))?,
+        );
+        // burn materializes optimizer state on the process's default device before moving it
+        // at the next step (the binary pins that default to flex with BURN_DEVICE); where no
+        // default device can start, training resumes with fresh Adam moments instead.
+        let optim = s.optim.clone();
+        let bytes = Bytes::from_bytes_vec(data.optimizer.clone());
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| optim.from_bytes(bytes))) {
+            Ok(Ok(restored)) => s.optim = restored,
+            Ok(Err(e)) => return Err(bad(format!("optimizer: {e}"))),
+            Err(_) => s.adam_restored = false,
+        }
+        for (name, dims, mask) in &data.masks {
+            let i = s
+                .rules
+                .iter()
+                .position(|r| &r.name == name)
+                .ok_or_else(|| bad(format!("mask for unknown layer {name}")))?;
+            if *dims != s.rules[i].shape.dims() || mask.len() != s.rules[i].shape.numel() {
+                return Err(bad(format!("mask {name} has shape {dims:?}")));
+            }
+            s.masks[i] = Some(mask.clone());
+        }
+        s.upload_masks();
+        s.step = data.step;
+        s.dense_accuracy = data.dense_accuracy;
+        let per_epoch = s.steps_per_epoch;
+        s.epoch_order = s.order.epoch(s.step / per_epoch);
+        Ok(s)
+    }
+}
