@@ -14,7 +14,7 @@ use crate::data::idx::{decompress, parse_images, parse_labels};
 use crate::export::inspect::describe;
 use crate::export::spx::decode;
 use crate::export::{ExportInputs, ValueFormat};
-use crate::masks_file::{NamedMask, parse_masks, save_masks};
+use crate::masks_file::{parse_masks, save_masks};
 use crate::model::ModelKind;
 use crate::plan::{ExperimentPlan, PRESETS};
 use crate::prune::{At, Schedule};
@@ -133,15 +133,7 @@ fn trained() -> &'static Trained {
             masks: session.masks(),
             params: &params,
         };
-        let masks: Vec<NamedMask> = session
-            .snapshots()
-            .into_iter()
-            .map(|snap| NamedMask {
-                dims: snap.shape.dims(),
-                name: snap.name,
-                mask: snap.mask,
-            })
-            .collect();
+        let masks = session.named_masks();
         let masks_path = dir.path().join("masks.safetensors");
         save_masks(&masks_path, &masks, &plan_toml).expect("a masks file");
         Trained {

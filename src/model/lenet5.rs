@@ -1,15 +1,15 @@
 //! LeNet-5: two convolutions and three dense layers.
 
+use burn::config::Config;
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::nn::{Linear, Relu};
 use burn::tensor::{Device, Tensor};
 
 use crate::kernels::{conv2d, linear, max_pool2d};
 
-use super::{Architecture, LayerHandle, LayerHandleMut};
-use crate::prune::{LayerShape, LayerSpec};
+use super::{Architecture, LayerDef, LayerHandle, LayerHandleMut};
 
 /// conv 6@5x5 pad 2 -> pool 2 -> conv 16@5x5 -> pool 2 -> 120 -> 84 -> 10, ReLU throughout.
 #[derive(Module, Debug)]
@@ -23,16 +23,31 @@ pub struct LeNet5 {
     relu: Relu,
 }
 
-impl LeNet5 {
-    pub fn new(device: &Device) -> Self {
-        Self {
-            conv1: Conv2dConfig::new([1, 6], [5, 5])
-                .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
-                .init(device),
-            conv2: Conv2dConfig::new([6, 16], [5, 5]).init(device),
-            fc1: LinearConfig::new(16 * 5 * 5, 120).init(device),
-            fc2: LinearConfig::new(120, 84).init(device),
-            fc3: LinearConfig::new(84, 10).init(device),
+/// LeNet-5: its five prunable layers (pooling, ReLU and shapes between them are fixed).
+#[derive(Config, Debug)]
+pub struct LeNet5Config {}
+
+impl LeNet5Config {
+    /// The prunable layers in forward order: the modules and the plan's layer list both
+    /// come from here.
+    pub fn layers(&self) -> [LayerDef; 5] {
+        [
+            LayerDef::conv("conv1", 6, 1, 5, 2),
+            LayerDef::conv("conv2", 16, 6, 5, 0),
+            LayerDef::dense("fc1", 120, 16 * 5 * 5),
+            LayerDef::dense("fc2", 84, 120),
+            LayerDef::dense("fc3", 10, 84),
+        ]
+    }
+
+    pub fn init(&self, device: &Device) -> LeNet5 {
+        let [conv1, conv2, fc1, fc2, fc3] = self.layers();
+        LeNet5 {
+            conv1: conv1.conv2d(device),
+            conv2: conv2.conv2d(device),
+            fc1: fc1.linear(device),
+            fc2: fc2.linear(device),
+            fc3: fc3.linear(device),
             pool: MaxPool2dConfig::new([2, 2]).init(),
             relu: Relu::new(),
         }
@@ -40,16 +55,6 @@ impl LeNet5 {
 }
 
 impl Architecture for LeNet5 {
-    fn layer_specs() -> Vec<LayerSpec> {
-        vec![
-            LayerSpec::new("conv1", LayerShape::conv2d(6, 1, 5, 5)),
-            LayerSpec::new("conv2", LayerShape::conv2d(16, 6, 5, 5)),
-            LayerSpec::new("fc1", LayerShape::linear(120, 400)),
-            LayerSpec::new("fc2", LayerShape::linear(84, 120)),
-            LayerSpec::output("fc3", LayerShape::linear(10, 84)),
-        ]
-    }
-
     fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         // pooling before ReLU gives the same values and gradients on a quarter of the data
         let x = conv2d(&self.conv1, images); // [batch, 6, 28, 28]

@@ -1,13 +1,13 @@
 //! LeNet-300-100: the classic fully connected network of the pruning literature.
 
+use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig, Relu};
+use burn::nn::{Linear, Relu};
 use burn::tensor::{Device, Tensor};
 
 use crate::kernels::linear;
 
-use super::{Architecture, LayerHandle, LayerHandleMut};
-use crate::prune::{LayerShape, LayerSpec};
+use super::{Architecture, LayerDef, LayerHandle, LayerHandleMut};
 
 /// 784 -> 300 -> 100 -> 10 with ReLU.
 #[derive(Module, Debug)]
@@ -18,26 +18,33 @@ pub struct Mlp {
     relu: Relu,
 }
 
-impl Mlp {
-    pub fn new(device: &Device) -> Self {
-        Self {
-            fc1: LinearConfig::new(784, 300).init(device),
-            fc2: LinearConfig::new(300, 100).init(device),
-            fc3: LinearConfig::new(100, 10).init(device),
+/// LeNet-300-100: three dense layers.
+#[derive(Config, Debug)]
+pub struct MlpConfig {}
+
+impl MlpConfig {
+    /// The prunable layers in forward order: the modules and the plan's layer list both
+    /// come from here.
+    pub fn layers(&self) -> [LayerDef; 3] {
+        [
+            LayerDef::dense("fc1", 300, 784),
+            LayerDef::dense("fc2", 100, 300),
+            LayerDef::dense("fc3", 10, 100),
+        ]
+    }
+
+    pub fn init(&self, device: &Device) -> Mlp {
+        let [fc1, fc2, fc3] = self.layers();
+        Mlp {
+            fc1: fc1.linear(device),
+            fc2: fc2.linear(device),
+            fc3: fc3.linear(device),
             relu: Relu::new(),
         }
     }
 }
 
 impl Architecture for Mlp {
-    fn layer_specs() -> Vec<LayerSpec> {
-        vec![
-            LayerSpec::new("fc1", LayerShape::linear(300, 784)),
-            LayerSpec::new("fc2", LayerShape::linear(100, 300)),
-            LayerSpec::output("fc3", LayerShape::linear(10, 100)),
-        ]
-    }
-
     fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         let x = images.flatten::<2>(1, 3); // [batch, 784]
         let x = self.relu.forward(linear(&self.fc1, x)); // [batch, 300]

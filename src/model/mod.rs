@@ -1,7 +1,9 @@
 //! The burn models and the one trait that exposes their prunable layers by name.
 //!
 //! Adding a model means one file with a `#[derive(Module)]` struct implementing
-//! [`Architecture`], and one variant in [`ModelKind`] and [`Network`].
+//! [`Architecture`] and a `#[derive(Config)]` struct whose one list of [`LayerDef`]s gives
+//! both the modules and the plan's layer list, and one variant in [`ModelKind`] and
+//! [`Network`].
 
 mod lenet5;
 mod mlp;
@@ -12,15 +14,15 @@ use std::fmt;
 
 use burn::module::RunningState;
 use burn::module::{Module, Param};
-use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, Linear};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-pub use lenet5::LeNet5;
-pub use mlp::Mlp;
-pub use seed_cnn::SeedCnn;
-pub use small_cnn::SmallCnn;
+pub use lenet5::{LeNet5, LeNet5Config};
+pub use mlp::{Mlp, MlpConfig};
+pub use seed_cnn::{SeedCnn, SeedCnnConfig};
+pub use small_cnn::{SmallCnn, SmallCnnConfig};
 
 use crate::prune::{LayerShape, LayerSpec};
 
@@ -36,14 +38,74 @@ pub enum LayerHandleMut<'a> {
     Conv2d(&'a mut Conv2d),
 }
 
+/// One prunable layer as a model's config lists it: the name plans use, its PyTorch-layout
+/// shape, and (convolutions) the zeros added on each side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerDef {
+    pub name: &'static str,
+    pub shape: LayerShape,
+    pub padding: usize,
+}
+
+impl LayerDef {
+    pub const fn dense(name: &'static str, out: usize, inp: usize) -> Self {
+        Self {
+            name,
+            shape: LayerShape::linear(out, inp),
+            padding: 0,
+        }
+    }
+
+    /// A square `k x k` convolution from `inp` to `out` channels.
+    pub const fn conv(
+        name: &'static str,
+        out: usize,
+        inp: usize,
+        k: usize,
+        padding: usize,
+    ) -> Self {
+        Self {
+            name,
+            shape: LayerShape::conv2d(out, inp, k, k),
+            padding,
+        }
+    }
+
+    /// The burn dense layer of this shape.
+    pub fn linear(&self, device: &Device) -> Linear {
+        LinearConfig::new(self.shape.inp, self.shape.out).init(device)
+    }
+
+    /// The burn convolution of this shape and padding.
+    pub fn conv2d(&self, device: &Device) -> Conv2d {
+        let p = self.padding;
+        Conv2dConfig::new(
+            [self.shape.inp, self.shape.out],
+            [self.shape.kh, self.shape.kw],
+        )
+        .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+        .init(device)
+    }
+}
+
+/// The plan's view of a model's layers, in order; the last gives the class scores.
+fn layer_specs(defs: &[LayerDef]) -> Vec<LayerSpec> {
+    let last = defs.len().saturating_sub(1);
+    defs.iter()
+        .enumerate()
+        .map(|(i, d)| {
+            if i == last {
+                LayerSpec::output(d.name, d.shape)
+            } else {
+                LayerSpec::new(d.name, d.shape)
+            }
+        })
+        .collect()
+}
+
 /// What every model provides: a forward pass on `[batch, 1, 28, 28]` images giving
-/// `[batch, 10]` logits, and its prunable layers in a fixed order matching
-/// [`Architecture::layer_specs`].
+/// `[batch, 10]` logits, and its prunable layers in the order of its config's layer list.
 pub trait Architecture {
-    /// Names and PyTorch-layout shapes of the prunable layers, without building the model.
-    fn layer_specs() -> Vec<LayerSpec>
-    where
-        Self: Sized;
     fn forward(&self, images: Tensor<4>) -> Tensor<2>;
     fn prunable(&self) -> Vec<LayerHandle<'_>>;
     fn prunable_mut(&mut self) -> Vec<LayerHandleMut<'_>>;
@@ -118,21 +180,22 @@ impl ModelKind {
         }
     }
 
+    /// The prunable layers, from the model's config (nothing is built).
     pub fn layer_specs(&self) -> Vec<LayerSpec> {
         match self {
-            ModelKind::Mlp => Mlp::layer_specs(),
-            ModelKind::Lenet5 => LeNet5::layer_specs(),
-            ModelKind::SeedCnn => SeedCnn::layer_specs(),
-            ModelKind::SmallCnn => SmallCnn::layer_specs(),
+            ModelKind::Mlp => layer_specs(&MlpConfig::new().layers()),
+            ModelKind::Lenet5 => layer_specs(&LeNet5Config::new().layers()),
+            ModelKind::SeedCnn => layer_specs(&SeedCnnConfig::new().layers()),
+            ModelKind::SmallCnn => layer_specs(&SmallCnnConfig::new().layers()),
         }
     }
 
     pub fn init(&self, device: &Device) -> Network {
         match self {
-            ModelKind::Mlp => Network::Mlp(Mlp::new(device)),
-            ModelKind::Lenet5 => Network::Lenet5(LeNet5::new(device)),
-            ModelKind::SeedCnn => Network::SeedCnn(SeedCnn::new(device)),
-            ModelKind::SmallCnn => Network::SmallCnn(SmallCnn::new(device)),
+            ModelKind::Mlp => Network::Mlp(MlpConfig::new().init(device)),
+            ModelKind::Lenet5 => Network::Lenet5(LeNet5Config::new().init(device)),
+            ModelKind::SeedCnn => Network::SeedCnn(SeedCnnConfig::new().init(device)),
+            ModelKind::SmallCnn => Network::SmallCnn(SmallCnnConfig::new().init(device)),
         }
     }
 }
@@ -308,11 +371,15 @@ impl Network {
 
     /// The model's prunable layers, as [`ModelKind::layer_specs`] lists them.
     pub fn layer_specs(&self) -> Vec<LayerSpec> {
+        self.kind().layer_specs()
+    }
+
+    pub fn kind(&self) -> ModelKind {
         match self {
-            Network::Mlp(_) => Mlp::layer_specs(),
-            Network::Lenet5(_) => LeNet5::layer_specs(),
-            Network::SeedCnn(_) => SeedCnn::layer_specs(),
-            Network::SmallCnn(_) => SmallCnn::layer_specs(),
+            Network::Mlp(_) => ModelKind::Mlp,
+            Network::Lenet5(_) => ModelKind::Lenet5,
+            Network::SeedCnn(_) => ModelKind::SeedCnn,
+            Network::SmallCnn(_) => ModelKind::SmallCnn,
         }
     }
 
@@ -418,4 +485,30 @@ fn mask_param<const D: usize>(param: &mut Param<Tensor<D>>, mask: &Tensor<D>) {
             masked
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_model_builds_the_layers_its_config_lists() {
+        let device = Device::default();
+        for kind in ModelKind::ALL {
+            let specs = kind.layer_specs();
+            assert!(
+                specs.last().unwrap().output,
+                "{kind}: the last layer gives the scores"
+            );
+            assert!(specs.iter().rev().skip(1).all(|s| !s.output));
+            let params = kind.init(&device).read_params();
+            for spec in &specs {
+                let weight = params
+                    .iter()
+                    .find(|p| p.name == format!("{}.weight", spec.name))
+                    .unwrap_or_else(|| panic!("{kind}: no {}.weight", spec.name));
+                assert_eq!(weight.dims, spec.shape.dims(), "{kind} {}", spec.name);
+            }
+        }
+    }
 }

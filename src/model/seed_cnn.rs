@@ -1,17 +1,15 @@
 //! The reference CNN of tfmot's pruning examples.
 
+use burn::config::Config;
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{
-    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Relu,
-};
+use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, Relu};
 use burn::tensor::{Device, Tensor};
 
 use crate::kernels::{batch_norm, conv2d, linear, max_pool2d};
 
-use super::{Architecture, LayerHandle, LayerHandleMut};
-use crate::prune::{LayerShape, LayerSpec};
+use super::{Architecture, LayerDef, LayerHandle, LayerHandleMut};
 
 /// conv 32@5x5 same, ReLU -> pool 2 -> conv 64@5x5 same -> batch norm -> ReLU -> pool 2 ->
 /// dense 1024, ReLU -> dropout 0.4 -> dense 10.
@@ -27,19 +25,30 @@ pub struct SeedCnn {
     relu: Relu,
 }
 
-impl SeedCnn {
-    pub fn new(device: &Device) -> Self {
-        let same = PaddingConfig2d::Explicit(2, 2, 2, 2);
-        Self {
-            conv1: Conv2dConfig::new([1, 32], [5, 5])
-                .with_padding(same.clone())
-                .init(device),
-            conv2: Conv2dConfig::new([32, 64], [5, 5])
-                .with_padding(same)
-                .init(device),
-            norm: BatchNormConfig::new(64).init(device),
-            fc1: LinearConfig::new(64 * 7 * 7, 1024).init(device),
-            fc2: LinearConfig::new(1024, 10).init(device),
+/// The seed recipe's CNN: two "same" convolutions and two dense layers, with the batch norm and dropout between them.
+#[derive(Config, Debug)]
+pub struct SeedCnnConfig {}
+
+impl SeedCnnConfig {
+    /// The prunable layers in forward order: the modules and the plan's layer list both
+    /// come from here.
+    pub fn layers(&self) -> [LayerDef; 4] {
+        [
+            LayerDef::conv("conv1", 32, 1, 5, 2),
+            LayerDef::conv("conv2", 64, 32, 5, 2),
+            LayerDef::dense("fc1", 1024, 64 * 7 * 7),
+            LayerDef::dense("fc2", 10, 1024),
+        ]
+    }
+
+    pub fn init(&self, device: &Device) -> SeedCnn {
+        let [conv1, conv2, fc1, fc2] = self.layers();
+        SeedCnn {
+            conv1: conv1.conv2d(device),
+            conv2: conv2.conv2d(device),
+            norm: BatchNormConfig::new(conv2.shape.out).init(device),
+            fc1: fc1.linear(device),
+            fc2: fc2.linear(device),
             dropout: DropoutConfig::new(0.4).init(),
             pool: MaxPool2dConfig::new([2, 2]).init(),
             relu: Relu::new(),
@@ -48,15 +57,6 @@ impl SeedCnn {
 }
 
 impl Architecture for SeedCnn {
-    fn layer_specs() -> Vec<LayerSpec> {
-        vec![
-            LayerSpec::new("conv1", LayerShape::conv2d(32, 1, 5, 5)),
-            LayerSpec::new("conv2", LayerShape::conv2d(64, 32, 5, 5)),
-            LayerSpec::new("fc1", LayerShape::linear(1024, 3136)),
-            LayerSpec::output("fc2", LayerShape::linear(10, 1024)),
-        ]
-    }
-
     fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         // pooling before ReLU gives the same values and gradients on a quarter of the data
         let x = conv2d(&self.conv1, images); // [batch, 32, 28, 28]

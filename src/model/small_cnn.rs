@@ -1,15 +1,15 @@
 //! The small CNN of tfmot's pruning guide: one convolution and one dense layer.
 
+use burn::config::Config;
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig, Relu};
+use burn::nn::{Linear, Relu};
 use burn::tensor::{Device, Tensor};
 
 use crate::kernels::{conv2d, linear, max_pool2d};
 
-use super::{Architecture, LayerHandle, LayerHandleMut};
-use crate::prune::{LayerShape, LayerSpec};
+use super::{Architecture, LayerDef, LayerHandle, LayerHandleMut};
 
 /// conv 12@3x3, ReLU -> pool 2 -> dense 10.
 #[derive(Module, Debug)]
@@ -20,11 +20,25 @@ pub struct SmallCnn {
     relu: Relu,
 }
 
-impl SmallCnn {
-    pub fn new(device: &Device) -> Self {
-        Self {
-            conv1: Conv2dConfig::new([1, 12], [3, 3]).init(device),
-            fc1: LinearConfig::new(12 * 13 * 13, 10).init(device),
+/// tfmot's guide CNN: one 3x3 convolution and one dense layer.
+#[derive(Config, Debug)]
+pub struct SmallCnnConfig {}
+
+impl SmallCnnConfig {
+    /// The prunable layers in forward order: the modules and the plan's layer list both
+    /// come from here.
+    pub fn layers(&self) -> [LayerDef; 2] {
+        [
+            LayerDef::conv("conv1", 12, 1, 3, 0),
+            LayerDef::dense("fc1", 10, 12 * 13 * 13),
+        ]
+    }
+
+    pub fn init(&self, device: &Device) -> SmallCnn {
+        let [conv1, fc1] = self.layers();
+        SmallCnn {
+            conv1: conv1.conv2d(device),
+            fc1: fc1.linear(device),
             pool: MaxPool2dConfig::new([2, 2]).init(),
             relu: Relu::new(),
         }
@@ -32,13 +46,6 @@ impl SmallCnn {
 }
 
 impl Architecture for SmallCnn {
-    fn layer_specs() -> Vec<LayerSpec> {
-        vec![
-            LayerSpec::new("conv1", LayerShape::conv2d(12, 1, 3, 3)),
-            LayerSpec::output("fc1", LayerShape::linear(10, 2028)),
-        ]
-    }
-
     fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         // pooling before ReLU gives the same values and gradients on a quarter of the data
         let x = conv2d(&self.conv1, images); // [batch, 12, 26, 26]

@@ -22,6 +22,7 @@ use super::heartbeat::Heartbeat;
 use super::report::{LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary};
 use crate::data::{Dataset, EpochOrder, IMAGE_PIXELS, Split};
 use crate::kernels::FusedAdam;
+use crate::masks_file::NamedMask;
 use crate::model::{DeviceMask, Network};
 use crate::plan::{ExperimentPlan, PlanFileError};
 use crate::prune::{LayerRule, StepSchedule, sparsity};
@@ -495,6 +496,18 @@ impl Session {
     }
 
     /// Host copies of every prunable layer.
+    /// Every prunable layer's mask, named and shaped as the masks file stores them.
+    pub fn named_masks(&self) -> Vec<NamedMask> {
+        self.snapshots()
+            .into_iter()
+            .map(|snap| NamedMask {
+                dims: snap.shape.dims(),
+                name: snap.name,
+                mask: snap.mask,
+            })
+            .collect()
+    }
+
     pub fn snapshots(&self) -> Vec<LayerSnapshot> {
         let weights = self.network().read_weights();
         (0..self.rules.len())

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::Waker;
 use crate::data::{Dataset, DatasetSource};
-use crate::masks_file::{NamedMask, save_masks};
+use crate::masks_file::save_masks;
 use crate::plan::ExperimentPlan;
 use crate::train::analysis::{SensitivityJob, SweepJob};
 use crate::train::backend::select;
@@ -316,16 +316,7 @@ impl WorkerLoop {
         let Some(s) = self.current("save masks from") else {
             return Ok(());
         };
-        let masks: Vec<NamedMask> = s
-            .snapshots()
-            .into_iter()
-            .map(|snap| NamedMask {
-                dims: snap.shape.dims(),
-                name: snap.name,
-                mask: snap.mask,
-            })
-            .collect();
-        save_masks(&path, &masks, &s.plan().to_toml())?;
+        save_masks(&path, &s.named_masks(), &s.plan().to_toml())?;
         self.emit(Event::MasksSaved { path });
         Ok(())
     }
