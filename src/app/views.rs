@@ -429,18 +429,16 @@ impl ExportPanel<'_> {
                         ));
                         ui.end_row();
                     }
-                    ui.label("sparsity");
-                    ui.label(format!("{:.3}", s.sparsity));
-                    ui.end_row();
-                    ui.label("accuracy");
-                    ui.label(format!("{:.4}", r.accuracy));
-                    ui.end_row();
-                    ui.label("reloaded f32");
-                    ui.label(format!("{:.4}", r.accuracy_f32_reloaded));
-                    ui.end_row();
-                    ui.label("reloaded int8");
-                    ui.label(format!("{:.4}", r.accuracy_int8_reloaded));
-                    ui.end_row();
+                    for (label, value) in [
+                        ("sparsity", format!("{:.3}", s.sparsity)),
+                        ("accuracy", format!("{:.4}", r.accuracy)),
+                        ("reloaded f32", format!("{:.4}", r.accuracy_f32_reloaded)),
+                        ("reloaded int8", format!("{:.4}", r.accuracy_int8_reloaded)),
+                    ] {
+                        ui.label(label);
+                        ui.label(value);
+                        ui.end_row();
+                    }
                 });
             let names: Vec<String> = rows.iter().map(|r| r.0.to_string()).collect();
             let bars: Vec<Bar> = rows
