@@ -190,9 +190,9 @@ impl Schedule {
         }
     }
 
-    /// This schedule as another kind: the target, begin and end carry over where the new
-    /// kind has them (a polynomial's initial sparsity starts at 0), everything else comes
-    /// from [`defaults`]. The one place a schedule changes kind, for the window and the
+    /// This schedule as another kind: the target, begin, end and pruning frequency carry
+    /// over where both kinds have them (a polynomial's initial sparsity starts at 0),
+    /// everything else comes from [`defaults`]. The one place a schedule changes kind, for the window and the
     /// command line.
     pub fn with_kind(&self, kind: ScheduleKind) -> Schedule {
         if kind == self.kind() {
@@ -201,12 +201,18 @@ impl Schedule {
         let target = self.final_target();
         let begin = self.begin();
         let end = self.end().unwrap_or(defaults::END);
+        let frequency = match self {
+            Schedule::Constant { frequency, .. } | Schedule::Polynomial { frequency, .. } => {
+                *frequency
+            }
+            _ => defaults::FREQUENCY,
+        };
         match kind {
             ScheduleKind::Constant => Schedule::Constant {
                 target,
                 begin,
                 end: None,
-                frequency: defaults::FREQUENCY,
+                frequency,
             },
             ScheduleKind::OneShot => Schedule::OneShot { target, at: begin },
             ScheduleKind::Iterative => Schedule::Iterative {
@@ -221,7 +227,7 @@ impl Schedule {
                 begin,
                 end,
                 power: defaults::POWER,
-                frequency: defaults::FREQUENCY,
+                frequency,
             },
         }
     }
@@ -523,6 +529,16 @@ mod tests {
                 end: defaults::END,
                 power: defaults::POWER,
                 frequency: defaults::FREQUENCY,
+            }
+        );
+        // the pruning frequency carries over between the kinds that have one
+        assert_eq!(
+            poly.with_kind(ScheduleKind::Constant),
+            Schedule::Constant {
+                target: 0.8,
+                begin: At::Step(10),
+                end: None,
+                frequency: 7,
             }
         );
         for kind in ScheduleKind::ALL {
