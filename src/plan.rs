@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::data::DatasetSource;
-use crate::model::ModelKind;
-use crate::prune::{PolicyError, PruningPolicy, StepSchedule};
+use crate::model::{CLASSES, LayerConfig, ModelKind, StackConfig, StackError};
+use crate::prune::{LayerSpec, PolicyError, PruningPolicy, StepSchedule};
 
 /// Optimizer and loop settings.
 /// Where the plan asks to train.
@@ -50,7 +50,15 @@ pub struct ExperimentPlan {
     /// Free text shown in the window and in saved files.
     #[serde(default)]
     pub name: String,
+    /// A built-in model, or `custom` for the stack in `layers`.
     pub model: ModelKind,
+    /// The network's input (channels, height, width), for a `custom` stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<[usize; 3]>,
+    /// The network as a stack of layers: required for `custom`; for a built-in model, when
+    /// given, it replaces the model's own stack (as `presets NAME` writes it out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerConfig>,
     #[serde(default)]
     pub dataset: DatasetSource,
     pub training: Training,
@@ -68,6 +76,8 @@ pub enum PlanFileError {
     UnknownPreset { name: String, known: String },
     #[error("invalid plan: {0}")]
     Invalid(String),
+    #[error("invalid network: {0}")]
+    Network(#[from] StackError),
     #[error("invalid plan: {0}")]
     Pruning(#[from] PolicyError),
 }
@@ -148,11 +158,43 @@ impl ExperimentPlan {
             .and_then(|(n, text)| Self::from_toml(text, &format!("preset {n}")))
     }
 
+    /// The network this plan trains: its own `layers` when it has some, otherwise the
+    /// built-in model's stack.
+    pub fn stack(&self) -> Result<StackConfig, PlanFileError> {
+        if !self.layers.is_empty() {
+            return Ok(StackConfig {
+                input: self.input.unwrap_or([1, 28, 28]),
+                layers: self.layers.clone(),
+            });
+        }
+        self.model.stack().ok_or_else(|| {
+            PlanFileError::Invalid(
+                "model = \"custom\" needs its layers: add [[layers]] entries to the plan".into(),
+            )
+        })
+    }
+
+    /// The network's prunable layers, checked.
+    pub fn layer_specs(&self) -> Result<Vec<LayerSpec>, PlanFileError> {
+        Ok(self.stack()?.layer_specs(CLASSES)?)
+    }
+
+    /// The plan with its network written out as `input` and `[[layers]]`, for a user to
+    /// copy and edit.
+    pub fn with_layers_written_out(&self) -> Result<Self, PlanFileError> {
+        let stack = self.stack()?;
+        Ok(Self {
+            input: Some(stack.input),
+            layers: stack.layers,
+            ..self.clone()
+        })
+    }
+
     /// Why switching a running session from `self` to `next` needs a reset (a new model,
     /// new data or a new random stream), or `None` when it can be applied live.
     pub fn reset_reason(&self, next: &ExperimentPlan) -> Option<&'static str> {
-        if self.model != next.model {
-            Some("the model")
+        if self.model != next.model || self.input != next.input || self.layers != next.layers {
+            Some("the network")
         } else if self.dataset != next.dataset {
             Some("the dataset")
         } else if self.training.batch != next.training.batch {
@@ -191,7 +233,7 @@ impl ExperimentPlan {
                 t.lr
             )));
         }
-        self.pruning.rules(&self.model.layer_specs())?;
+        self.pruning.rules(&self.layer_specs()?)?;
         let schedule = self
             .pruning
             .schedule

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use serde_json::json;
 
@@ -90,6 +90,7 @@ fn reference(args: &BenchArgs, model: ModelKind) -> Result<(f64, String)> {
         ModelKind::Lenet5 => "lenet5",
         ModelKind::SeedCnn => "seed_cnn",
         ModelKind::SmallCnn => "small_cnn",
+        ModelKind::Custom => bail!("PyTorch's reference has the built-in models only"),
     };
     let line = super::reference::run_reference(
         &args.python,

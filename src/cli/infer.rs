@@ -55,12 +55,7 @@ pub fn bench_infer(args: &BenchInferArgs) -> Result<()> {
     trained_model(args, &dir)?;
     let decoded = read_sparse(&dir.join("model-f32.spx"))?;
     let plan = ExperimentPlan::from_toml(&decoded.header.plan, "exported plan")?;
-    let names: Vec<String> = plan
-        .model
-        .layer_specs()
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
+    let names: Vec<String> = plan.layer_specs()?.into_iter().map(|s| s.name).collect();
     let masks: Vec<Option<Vec<u8>>> = names
         .iter()
         .map(|n| {
@@ -74,7 +69,7 @@ pub fn bench_infer(args: &BenchInferArgs) -> Result<()> {
         .collect();
     let data = Dataset::load(&plan.dataset)?;
     let r = measure(
-        plan.model,
+        &plan.stack()?,
         &decoded.params,
         &masks,
         &data.test,

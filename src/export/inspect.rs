@@ -72,7 +72,7 @@ pub fn describe(decoded: &Decoded, path: &str, bytes: u64) -> Result<Inspection,
     }
     let rules = plan
         .pruning
-        .rules(&plan.model.layer_specs())
+        .rules(&plan.layer_specs().map_err(|e| invalid(e.to_string()))?)
         .map_err(|e| invalid(e.to_string()))?;
     let mut parameters = Vec::with_capacity(header.entries.len());
     let (mut kept_all, mut size_all) = (0usize, 0usize);

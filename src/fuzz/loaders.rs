@@ -212,7 +212,9 @@ pub fn plan_toml() -> Loader {
             let text = String::from_utf8_lossy(bytes);
             ExperimentPlan::from_toml(&text, FUZZ_PATH).is_ok_and(|plan| {
                 plan.validate(10_000).is_ok()
-                    && plan.pruning.rules(&plan.model.layer_specs()).is_ok()
+                    && plan
+                        .layer_specs()
+                        .is_ok_and(|specs| plan.pruning.rules(&specs).is_ok())
             })
         },
         allowed: |len| 64 * len + (1 << 20),

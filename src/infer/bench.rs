@@ -8,8 +8,7 @@ use serde::Serialize;
 use super::net::Net;
 use super::{InferError, Mlp};
 use crate::data::{IMAGE_PIXELS, Split};
-use crate::model::HostTensor;
-use crate::model::ModelKind;
+use crate::model::{CLASSES, HostTensor, LayerConfig, StackConfig};
 
 /// Dense against sparse, measured in one run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -42,6 +41,21 @@ fn time_per_call(budget: Duration, mut f: impl FnMut()) -> f64 {
     t0.elapsed().as_secs_f64() / calls as f64
 }
 
+/// Flatten, then linear layers with a ReLU between each two: the shape the dense-layer
+/// path (with its removal of dead neurons) serves.
+fn is_dense_stack(stack: &StackConfig) -> bool {
+    let [first, rest @ ..] = stack.layers.as_slice() else {
+        return false;
+    };
+    let alternating = rest.iter().enumerate().all(|(i, l)| {
+        matches!(
+            (i % 2, l),
+            (0, LayerConfig::Linear { .. }) | (1, LayerConfig::Relu)
+        )
+    });
+    matches!(first, LayerConfig::Flatten) && alternating && rest.len() % 2 == 1
+}
+
 /// A model on the host, dense or sparse: the MLP with its shrinking of dead neurons and
 /// its row-major batch-1 path, or any model as a list of operations.
 enum Host {
@@ -51,13 +65,18 @@ enum Host {
 
 impl Host {
     fn build(
-        model: ModelKind,
+        stack: &StackConfig,
         params: &[HostTensor],
         masks: &[Option<Vec<u8>>],
         sparse: bool,
     ) -> Result<Self, InferError> {
-        if model == ModelKind::Mlp {
-            let names: Vec<String> = model.layer_specs().into_iter().map(|s| s.name).collect();
+        if is_dense_stack(stack) {
+            let names: Vec<String> = stack
+                .layer_specs(CLASSES)
+                .map_err(|e| InferError::Unsupported(e.to_string()))?
+                .into_iter()
+                .map(|s| s.name)
+                .collect();
             let m = if sparse {
                 Mlp::sparse(&names, params, masks)?
             } else {
@@ -65,7 +84,7 @@ impl Host {
             };
             Ok(Host::Mlp(m))
         } else {
-            Ok(Host::Net(Net::build(model, params, masks, sparse)?))
+            Ok(Host::Net(Net::build(stack, params, masks, sparse)?))
         }
     }
 
@@ -88,14 +107,14 @@ impl Host {
 /// prunable layer) and times them on `test`: batch-1 latency and batch-128 throughput,
 /// `seconds` each.
 pub fn measure(
-    model: ModelKind,
+    stack: &StackConfig,
     params: &[HostTensor],
     masks: &[Option<Vec<u8>>],
     test: &Split,
     seconds: f64,
 ) -> Result<InferBench, InferError> {
-    let dense = Host::build(model, params, masks, false)?;
-    let sparse = Host::build(model, params, masks, true)?;
+    let dense = Host::build(stack, params, masks, false)?;
+    let sparse = Host::build(stack, params, masks, true)?;
     let all: Vec<usize> = (0..test.len()).collect();
     let mut max_abs_diff = 0.0f32;
     for chunk in all.chunks(128) {

@@ -17,6 +17,8 @@ pub enum InferError {
     Missing(String),
     #[error("layer {name}: {reason}")]
     Shape { name: String, reason: String },
+    #[error("this network does not run on the host: {0}")]
+    Unsupported(String),
 }
 
 /// One fully connected layer, `y = W x + b`, in some storage.

@@ -1,10 +1,10 @@
-//! Host inference of the convolutional models: every convolution runs as its weight matrix
+//! Host inference of any stack: every convolution runs as its weight matrix
 //! `[out, in * kh * kw]` over image patches (im2col), so the same dense, CSR and 2:4
 //! kernels serve convolutions and dense layers. Batch norm (evaluation mode) is folded into
-//! the convolution before it, which leaves the mask unchanged.
+//! the convolution before it, which leaves the mask unchanged; dropout is the identity.
 
 use super::{InferError, Linear, build_layer, param, transpose};
-use crate::model::{HostTensor, ModelKind};
+use crate::model::{CLASSES, HostTensor, LayerConfig, Shape, StackConfig};
 
 /// Activations channel-major: `[c][n][h][w]`.
 struct Maps {
@@ -21,10 +21,17 @@ enum Op {
         layer: Linear,
         in_c: usize,
         k: usize,
+        stride: usize,
         pad: usize,
     },
     Relu,
-    MaxPool2,
+    Gelu,
+    Tanh,
+    Pool {
+        k: usize,
+        stride: usize,
+        max: bool,
+    },
     Flatten,
     Dense(Linear),
 }
@@ -33,6 +40,8 @@ enum Op {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Net {
     ops: Vec<Op>,
+    /// One example's input: channels, height, width.
+    input: [usize; 3],
 }
 
 enum Act {
@@ -41,8 +50,11 @@ enum Act {
     Features(Vec<f32>, usize),
 }
 
-fn im2col(m: &Maps, k: usize, pad: usize) -> (Vec<f32>, usize, usize) {
-    let (oh, ow) = (m.h + 2 * pad + 1 - k, m.w + 2 * pad + 1 - k);
+fn im2col(m: &Maps, k: usize, stride: usize, pad: usize) -> (Vec<f32>, usize, usize) {
+    let (oh, ow) = (
+        (m.h + 2 * pad - k) / stride + 1,
+        (m.w + 2 * pad - k) / stride + 1,
+    );
     let cols = m.n * oh * ow;
     let mut p = vec![0.0f32; m.c * k * k * cols];
     for ci in 0..m.c {
@@ -52,13 +64,13 @@ fn im2col(m: &Maps, k: usize, pad: usize) -> (Vec<f32>, usize, usize) {
                 let dst = &mut p[row * cols..(row + 1) * cols];
                 for i in 0..m.n {
                     for oy in 0..oh {
-                        let y = oy + ky;
+                        let y = oy * stride + ky;
                         if y < pad || y - pad >= m.h {
                             continue;
                         }
                         let src = ((ci * m.n + i) * m.h + (y - pad)) * m.w;
                         for ox in 0..ow {
-                            let x = ox + kx;
+                            let x = ox * stride + kx;
                             if x >= pad && x - pad < m.w {
                                 dst[(i * oh + oy) * ow + ox] = m.data[src + x - pad];
                             }
@@ -71,90 +83,208 @@ fn im2col(m: &Maps, k: usize, pad: usize) -> (Vec<f32>, usize, usize) {
     (p, oh, ow)
 }
 
+/// A convolution's parameters before its operation is built.
+struct PendingConv {
+    w: Vec<f32>,
+    b: Vec<f32>,
+    mask: Vec<u8>,
+    out: usize,
+    in_c: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+}
+
+impl PendingConv {
+    fn into_op(self, sparse: bool) -> Op {
+        let row = self.in_c * self.k * self.k;
+        Op::Conv {
+            layer: build_layer(self.out, row, &self.w, &self.mask, self.b, sparse),
+            in_c: self.in_c,
+            k: self.k,
+            stride: self.stride,
+            pad: self.pad,
+        }
+    }
+}
+
+/// GELU (exact, as PyTorch's default) or tanh of one value.
+fn activate(op: &Op, v: f32) -> f32 {
+    match op {
+        Op::Gelu => 0.5 * v * (1.0 + erf(v / std::f32::consts::SQRT_2)),
+        _ => v.tanh(),
+    }
+}
+
+/// The error function (Abramowitz and Stegun 7.1.26, absolute error below 1.5e-7).
+fn erf(x: f32) -> f32 {
+    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
+    let poly = t
+        * (0.254_829_6
+            + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    let y = 1.0 - poly * (-x * x).exp();
+    if x < 0.0 { -y } else { y }
+}
+
+/// Max or mean over `k x k` windows `stride` apart (no padding, PyTorch's floor).
+fn pool(m: &Maps, k: usize, stride: usize, max: bool) -> Maps {
+    let (h, w) = ((m.h - k) / stride + 1, (m.w - k) / stride + 1);
+    let mut data = vec![0.0f32; m.c * m.n * h * w];
+    for plane in 0..m.c * m.n {
+        let src = &m.data[plane * m.h * m.w..(plane + 1) * m.h * m.w];
+        for y in 0..h {
+            for x in 0..w {
+                let window = (0..k).flat_map(|dy| {
+                    let row = (y * stride + dy) * m.w + x * stride;
+                    src[row..row + k].iter().copied()
+                });
+                data[(plane * h + y) * w + x] = if max {
+                    window.fold(f32::NEG_INFINITY, f32::max)
+                } else {
+                    window.sum::<f32>() / (k * k) as f32
+                };
+            }
+        }
+    }
+    Maps {
+        data,
+        c: m.c,
+        n: m.n,
+        h,
+        w,
+    }
+}
+
 impl Net {
-    /// Builds the model's operations from its parameters (PyTorch names and layout) and
+    /// Builds a stack's operations from its parameters (PyTorch names and layout) and
     /// masks (`masks[i]` for the i-th prunable layer), dense or in the best sparse storage.
     pub fn build(
-        model: ModelKind,
+        stack: &StackConfig,
         params: &[HostTensor],
         masks: &[Option<Vec<u8>>],
         sparse: bool,
     ) -> Result<Self, InferError> {
         let get = |n: String| param(params, n);
-        let specs = model.layer_specs();
-        let mut layers = Vec::new();
-        for (spec, mask) in specs.iter().zip(masks) {
-            let s = spec.shape;
-            let mut w = get(format!("{}.weight", spec.name))?.values.clone();
-            let mut b = get(format!("{}.bias", spec.name))?.values.clone();
-            if w.len() != s.numel() || b.len() != s.out {
-                return Err(InferError::Shape {
-                    name: spec.name.clone(),
-                    reason: "weight or bias does not match the layer".into(),
-                });
+        let layers = stack
+            .resolve(CLASSES)
+            .map_err(|e| InferError::Unsupported(e.to_string()))?;
+        let mut masks = masks.iter();
+        let mut ops: Vec<Op> = Vec::new();
+        // a prunable layer's weight, bias and mask, checked against its shape
+        let weights =
+            |name: &str, numel: usize, out: usize| -> Result<(Vec<f32>, Vec<f32>), InferError> {
+                let w = get(format!("{name}.weight"))?.values.clone();
+                let b = get(format!("{name}.bias"))?.values.clone();
+                if w.len() != numel || b.len() != out {
+                    return Err(InferError::Shape {
+                        name: name.into(),
+                        reason: "weight or bias does not match the layer".into(),
+                    });
+                }
+                Ok((w, b))
+            };
+        // a convolution waits for a batch norm that may follow and fold into it
+        let mut conv_pending: Option<PendingConv> = None;
+        let flush = |pending: &mut Option<PendingConv>, ops: &mut Vec<Op>| {
+            if let Some(p) = pending.take() {
+                ops.push(p.into_op(sparse));
             }
-            // seed-cnn: batch norm after conv2, folded into it
-            if model == ModelKind::SeedCnn && spec.name == "conv2" {
-                let v = |n: &str| get(format!("norm.{n}")).map(|t| t.values.clone());
-                let (g, beta, mean, var) = (
-                    v("weight")?,
-                    v("bias")?,
-                    v("running_mean")?,
-                    v("running_var")?,
-                );
-                for o in 0..s.out {
-                    let scale = g[o] / (var[o] + 1e-5).sqrt();
-                    w[o * s.row_len()..(o + 1) * s.row_len()]
-                        .iter_mut()
-                        .for_each(|x| *x *= scale);
-                    b[o] = (b[o] - mean[o]) * scale + beta[o];
+        };
+        for l in &layers {
+            let mut take_mask = |numel: usize| {
+                masks
+                    .next()
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| vec![1; numel])
+            };
+            match &l.config {
+                LayerConfig::Conv2d {
+                    out,
+                    kernel,
+                    stride,
+                    padding,
+                    ..
+                } => {
+                    flush(&mut conv_pending, &mut ops);
+                    let Shape::Image { c, .. } = l.input else {
+                        unreachable!("checked by resolve")
+                    };
+                    let numel = out * c * kernel * kernel;
+                    let (w, b) = weights(&l.name, numel, *out)?;
+                    conv_pending = Some(PendingConv {
+                        w,
+                        b,
+                        mask: take_mask(numel),
+                        out: *out,
+                        in_c: c,
+                        k: *kernel,
+                        stride: *stride,
+                        pad: *padding,
+                    });
+                }
+                LayerConfig::Batchnorm2d { .. } => {
+                    let Some(PendingConv {
+                        w, b, out, in_c, k, ..
+                    }) = conv_pending.as_mut()
+                    else {
+                        return Err(InferError::Unsupported(format!(
+                            "{}: batch norm runs on the host only right after a convolution",
+                            l.name
+                        )));
+                    };
+                    let v = |n: &str| get(format!("{}.{n}", l.name)).map(|t| t.values.clone());
+                    let (g, beta, mean, var) = (
+                        v("weight")?,
+                        v("bias")?,
+                        v("running_mean")?,
+                        v("running_var")?,
+                    );
+                    let row = *in_c * *k * *k;
+                    for o in 0..*out {
+                        let scale = g[o] / (var[o] + 1e-5).sqrt();
+                        w[o * row..(o + 1) * row]
+                            .iter_mut()
+                            .for_each(|x| *x *= scale);
+                        b[o] = (b[o] - mean[o]) * scale + beta[o];
+                    }
+                }
+                other => {
+                    flush(&mut conv_pending, &mut ops);
+                    match other {
+                        LayerConfig::Linear { out, .. } => {
+                            let inp = l.input.numel();
+                            let (w, b) = weights(&l.name, out * inp, *out)?;
+                            let mask = take_mask(out * inp);
+                            ops.push(Op::Dense(build_layer(*out, inp, &w, &mask, b, sparse)));
+                        }
+                        LayerConfig::Maxpool2d { kernel, stride } => ops.push(Op::Pool {
+                            k: *kernel,
+                            stride: stride.unwrap_or(*kernel),
+                            max: true,
+                        }),
+                        LayerConfig::Avgpool2d { kernel, stride } => ops.push(Op::Pool {
+                            k: *kernel,
+                            stride: stride.unwrap_or(*kernel),
+                            max: false,
+                        }),
+                        LayerConfig::Relu => ops.push(Op::Relu),
+                        LayerConfig::Gelu => ops.push(Op::Gelu),
+                        LayerConfig::Tanh => ops.push(Op::Tanh),
+                        LayerConfig::Flatten => ops.push(Op::Flatten),
+                        LayerConfig::Dropout { .. } => {}
+                        LayerConfig::Conv2d { .. } | LayerConfig::Batchnorm2d { .. } => {
+                            unreachable!("handled above")
+                        }
+                    }
                 }
             }
-            let mask = mask.clone().unwrap_or_else(|| vec![1; s.numel()]);
-            let layer = build_layer(s.out, s.row_len(), &w, &mask, b, sparse);
-            layers.push((layer, s));
         }
-        let mut it = layers.into_iter();
-        let mut conv = |pad: usize| {
-            let (layer, s) = it.next().expect("the model lists this layer");
-            Op::Conv {
-                layer,
-                in_c: s.inp,
-                k: s.kh,
-                pad,
-            }
-        };
-        let mut ops = match model {
-            ModelKind::Mlp => vec![Op::Flatten],
-            ModelKind::Lenet5 => vec![
-                conv(2),
-                Op::Relu,
-                Op::MaxPool2,
-                conv(0),
-                Op::Relu,
-                Op::MaxPool2,
-                Op::Flatten,
-            ],
-            ModelKind::SeedCnn => vec![
-                conv(2),
-                Op::Relu,
-                Op::MaxPool2,
-                conv(2),
-                Op::Relu,
-                Op::MaxPool2,
-                Op::Flatten,
-            ],
-            ModelKind::SmallCnn => vec![conv(0), Op::Relu, Op::MaxPool2, Op::Flatten],
-        };
-        let dense: Vec<Linear> = it.map(|(l, _)| l).collect();
-        let last = dense.len().saturating_sub(1);
-        for (i, l) in dense.into_iter().enumerate() {
-            ops.push(Op::Dense(l));
-            if i < last {
-                ops.push(Op::Relu);
-            }
-        }
-        Ok(Self { ops })
+        flush(&mut conv_pending, &mut ops);
+        Ok(Self {
+            ops,
+            input: stack.input,
+        })
     }
 
     /// Weights stored over all layers.
@@ -168,15 +298,28 @@ impl Net {
             .sum()
     }
 
-    /// `x`: `[batch, 784]` images; returns `[batch, 10]` logits.
+    /// `x`: `[batch, c * h * w]` images; returns `[batch, classes]` logits.
     pub fn forward(&self, x: &[f32], batch: usize) -> Vec<f32> {
-        // [n][1][28][28] is already channel-major for one channel
+        let [c, h, w] = self.input;
+        let data = if c == 1 {
+            x.to_vec() // [n][1][h][w] is already channel-major
+        } else {
+            let hw = h * w;
+            let mut d = vec![0.0f32; x.len()];
+            for i in 0..batch {
+                for ch in 0..c {
+                    d[(ch * batch + i) * hw..(ch * batch + i + 1) * hw]
+                        .copy_from_slice(&x[(i * c + ch) * hw..(i * c + ch + 1) * hw]);
+                }
+            }
+            d
+        };
         let mut act = Act::Maps(Maps {
-            data: x.to_vec(),
-            c: 1,
+            data,
+            c,
             n: batch,
-            h: 28,
-            w: 28,
+            h,
+            w,
         });
         for op in &self.ops {
             act = match (op, act) {
@@ -185,12 +328,13 @@ impl Net {
                         layer,
                         in_c,
                         k,
+                        stride,
                         pad,
                     },
                     Act::Maps(m),
                 ) => {
                     debug_assert_eq!(m.c, *in_c);
-                    let (patches, oh, ow) = im2col(&m, *k, *pad);
+                    let (patches, oh, ow) = im2col(&m, *k, *stride, *pad);
                     let data = layer.forward_transposed(&patches, m.n * oh * ow);
                     Act::Maps(Maps {
                         data,
@@ -208,27 +352,16 @@ impl Net {
                     f.iter_mut().for_each(|v| *v = v.max(0.0));
                     Act::Features(f, n)
                 }
-                (Op::MaxPool2, Act::Maps(m)) => {
-                    let (h, w) = (m.h / 2, m.w / 2);
-                    let mut data = vec![0.0f32; m.c * m.n * h * w];
-                    for plane in 0..m.c * m.n {
-                        let src = &m.data[plane * m.h * m.w..];
-                        for y in 0..h {
-                            for x in 0..w {
-                                let at =
-                                    |dy: usize, dx: usize| src[(2 * y + dy) * m.w + 2 * x + dx];
-                                data[(plane * h + y) * w + x] =
-                                    at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1));
-                            }
-                        }
-                    }
-                    Act::Maps(Maps {
-                        data,
-                        c: m.c,
-                        n: m.n,
-                        h,
-                        w,
-                    })
+                (Op::Gelu | Op::Tanh, Act::Maps(mut m)) => {
+                    m.data.iter_mut().for_each(|v| *v = activate(op, *v));
+                    Act::Maps(m)
+                }
+                (Op::Gelu | Op::Tanh, Act::Features(mut f, n)) => {
+                    f.iter_mut().for_each(|v| *v = activate(op, *v));
+                    Act::Features(f, n)
+                }
+                (Op::Pool { k, stride, max }, Act::Maps(m)) => {
+                    Act::Maps(pool(&m, *k, *stride, *max))
                 }
                 (Op::Flatten, Act::Maps(m)) => {
                     let hw = m.h * m.w;

@@ -1,30 +1,31 @@
-//! The burn models and the one trait that exposes their prunable layers by name.
+//! The networks: stacks of layers ([`stack`]) built into one burn module ([`Network`]),
+//! the four built-in models as such stacks ([`builtin`]), and the host side of their
+//! parameters (read, written, masked).
 //!
-//! Adding a model means one file with a `#[derive(Module)]` struct implementing
-//! [`Architecture`] and a `#[derive(Config)]` struct whose one list of [`LayerDef`]s gives
-//! both the modules and the plan's layer list, and one variant in [`ModelKind`] and
-//! [`Network`].
+//! Adding a layer type means a [`stack::LayerConfig`] variant with its shape rule, a
+//! [`network::LayerModule`] variant with its forward step, and its host operation in
+//! `infer/`.
 
-mod lenet5;
-mod mlp;
-mod seed_cnn;
-mod small_cnn;
+pub mod builtin;
+pub mod network;
+pub mod stack;
 
 use std::fmt;
 
+use burn::module::Param;
 use burn::module::RunningState;
-use burn::module::{Module, Param};
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::Linear;
+use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-pub use lenet5::{LeNet5, LeNet5Config};
-pub use mlp::{Mlp, MlpConfig};
-pub use seed_cnn::{SeedCnn, SeedCnnConfig};
-pub use small_cnn::{SmallCnn, SmallCnnConfig};
+pub use network::Network;
+pub use stack::{LayerConfig, Shape, StackConfig, StackError};
 
 use crate::prune::{LayerShape, LayerSpec};
+
+/// Classes of every dataset the explorer reads.
+pub const CLASSES: usize = 10;
 
 /// A prunable layer, borrowed.
 pub enum LayerHandle<'a> {
@@ -36,86 +37,6 @@ pub enum LayerHandle<'a> {
 pub enum LayerHandleMut<'a> {
     Linear(&'a mut Linear),
     Conv2d(&'a mut Conv2d),
-}
-
-/// One prunable layer as a model's config lists it: the name plans use, its PyTorch-layout
-/// shape, and (convolutions) the zeros added on each side.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LayerDef {
-    pub name: &'static str,
-    pub shape: LayerShape,
-    pub padding: usize,
-}
-
-impl LayerDef {
-    pub const fn dense(name: &'static str, out: usize, inp: usize) -> Self {
-        Self {
-            name,
-            shape: LayerShape::linear(out, inp),
-            padding: 0,
-        }
-    }
-
-    /// A square `k x k` convolution from `inp` to `out` channels.
-    pub const fn conv(
-        name: &'static str,
-        out: usize,
-        inp: usize,
-        k: usize,
-        padding: usize,
-    ) -> Self {
-        Self {
-            name,
-            shape: LayerShape::conv2d(out, inp, k, k),
-            padding,
-        }
-    }
-
-    /// The burn dense layer of this shape.
-    pub fn linear(&self, device: &Device) -> Linear {
-        LinearConfig::new(self.shape.inp, self.shape.out).init(device)
-    }
-
-    /// The burn convolution of this shape and padding.
-    pub fn conv2d(&self, device: &Device) -> Conv2d {
-        let p = self.padding;
-        Conv2dConfig::new(
-            [self.shape.inp, self.shape.out],
-            [self.shape.kh, self.shape.kw],
-        )
-        .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
-        .init(device)
-    }
-}
-
-/// The plan's view of a model's layers, in order; the last gives the class scores.
-fn layer_specs(defs: &[LayerDef]) -> Vec<LayerSpec> {
-    let last = defs.len().saturating_sub(1);
-    defs.iter()
-        .enumerate()
-        .map(|(i, d)| {
-            if i == last {
-                LayerSpec::output(d.name, d.shape)
-            } else {
-                LayerSpec::new(d.name, d.shape)
-            }
-        })
-        .collect()
-}
-
-/// What every model provides: a forward pass on `[batch, 1, 28, 28]` images giving
-/// `[batch, 10]` logits, and its prunable layers in the order of its config's layer list.
-pub trait Architecture {
-    fn forward(&self, images: Tensor<4>) -> Tensor<2>;
-    fn prunable(&self) -> Vec<LayerHandle<'_>>;
-    fn prunable_mut(&mut self) -> Vec<LayerHandleMut<'_>>;
-    /// Batch norms by name (the other parameters a model can have).
-    fn batch_norms(&self) -> Vec<(&'static str, &BatchNorm)> {
-        Vec::new()
-    }
-    fn batch_norms_mut(&mut self) -> Vec<(&'static str, &mut BatchNorm)> {
-        Vec::new()
-    }
 }
 
 /// A parameter on the host, named and laid out as PyTorch names and lays it out
@@ -151,6 +72,8 @@ pub enum ModelKind {
     Lenet5,
     SeedCnn,
     SmallCnn,
+    /// The plan's own stack of layers (`[[layers]]`).
+    Custom,
 }
 
 impl ModelKind {
@@ -167,6 +90,7 @@ impl ModelKind {
             ModelKind::Lenet5 => "lenet5",
             ModelKind::SeedCnn => "seed-cnn",
             ModelKind::SmallCnn => "small-cnn",
+            ModelKind::Custom => "custom",
         }
     }
 
@@ -177,26 +101,24 @@ impl ModelKind {
             ModelKind::Lenet5 => "LeNet-5: conv 6, conv 16, dense 120-84-10",
             ModelKind::SeedCnn => "tfmot CNN: conv 32, conv 64 + batch norm, dense 1024, dropout",
             ModelKind::SmallCnn => "tfmot guide CNN: conv 12 3x3, dense 10",
+            ModelKind::Custom => "the plan's own stack of layers",
         }
     }
 
-    /// The prunable layers, from the model's config (nothing is built).
+    /// The built-in model's stack; `None` for [`ModelKind::Custom`].
+    pub fn stack(&self) -> Option<StackConfig> {
+        builtin::builtin_stack(*self)
+    }
+
+    /// The built-in model's prunable layers (none for [`ModelKind::Custom`]: a plan's own
+    /// stack gives them, see `ExperimentPlan::layer_specs`).
     pub fn layer_specs(&self) -> Vec<LayerSpec> {
-        match self {
-            ModelKind::Mlp => layer_specs(&MlpConfig::new().layers()),
-            ModelKind::Lenet5 => layer_specs(&LeNet5Config::new().layers()),
-            ModelKind::SeedCnn => layer_specs(&SeedCnnConfig::new().layers()),
-            ModelKind::SmallCnn => layer_specs(&SmallCnnConfig::new().layers()),
-        }
-    }
-
-    pub fn init(&self, device: &Device) -> Network {
-        match self {
-            ModelKind::Mlp => Network::Mlp(MlpConfig::new().init(device)),
-            ModelKind::Lenet5 => Network::Lenet5(LeNet5Config::new().init(device)),
-            ModelKind::SeedCnn => Network::SeedCnn(SeedCnnConfig::new().init(device)),
-            ModelKind::SmallCnn => Network::SmallCnn(SmallCnnConfig::new().init(device)),
-        }
+        self.stack()
+            .map(|s| {
+                s.layer_specs(CLASSES)
+                    .expect("the built-in stacks are valid")
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -206,44 +128,10 @@ impl fmt::Display for ModelKind {
     }
 }
 
-/// Any of the models, as one burn module. A session holds exactly one, so the size
-/// difference between variants costs nothing worth boxing for.
-#[allow(clippy::large_enum_variant)]
-#[derive(Module, Debug)]
-pub enum Network {
-    Mlp(Mlp),
-    Lenet5(LeNet5),
-    SeedCnn(SeedCnn),
-    SmallCnn(SmallCnn),
-}
-
 impl Network {
-    fn arch(&self) -> &dyn Architecture {
-        match self {
-            Network::Mlp(m) => m,
-            Network::Lenet5(m) => m,
-            Network::SeedCnn(m) => m,
-            Network::SmallCnn(m) => m,
-        }
-    }
-
-    fn arch_mut(&mut self) -> &mut dyn Architecture {
-        match self {
-            Network::Mlp(m) => m,
-            Network::Lenet5(m) => m,
-            Network::SeedCnn(m) => m,
-            Network::SmallCnn(m) => m,
-        }
-    }
-
-    /// `[batch, 1, 28, 28]` images to `[batch, 10]` logits.
-    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        self.arch().forward(images)
-    }
-
     /// Weights of every prunable layer, on the host, in PyTorch layout.
     pub fn read_weights(&self) -> Vec<Vec<f32>> {
-        self.arch().prunable().iter().map(read_weight).collect()
+        self.prunable().iter().map(read_weight).collect()
     }
 
     /// Every parameter on the host, PyTorch names and layout, prunable weights first (in
@@ -251,7 +139,7 @@ impl Network {
     pub fn read_params(&self) -> Vec<HostTensor> {
         let specs = self.layer_specs();
         let mut out = Vec::new();
-        for (spec, layer) in specs.iter().zip(self.arch().prunable()) {
+        for (spec, layer) in specs.iter().zip(self.prunable()) {
             out.push(HostTensor {
                 name: format!("{}.weight", spec.name),
                 dims: spec.shape.dims(),
@@ -265,7 +153,7 @@ impl Network {
                 out.push(host_vector(format!("{}.bias", spec.name), b));
             }
         }
-        for (name, bn) in self.arch().batch_norms() {
+        for (name, bn) in self.batch_norms() {
             out.push(host_vector(format!("{name}.weight"), bn.gamma.val()));
             out.push(host_vector(format!("{name}.bias"), bn.beta.val()));
             out.push(host_vector(
@@ -302,7 +190,7 @@ impl Network {
             find(&t.name, &t.dims)?;
         }
         let specs = self.layer_specs();
-        for (spec, layer) in specs.iter().zip(self.arch_mut().prunable_mut()) {
+        for (spec, layer) in specs.iter().zip(self.prunable_mut()) {
             let w = find(&format!("{}.weight", spec.name), &spec.shape.dims())?;
             let s = spec.shape;
             match layer {
@@ -343,7 +231,7 @@ impl Network {
                 }
             }
         }
-        for (name, bn) in self.arch_mut().batch_norms_mut() {
+        for (name, bn) in self.batch_norms_mut() {
             let n = bn.gamma.dims()[0];
             let vec = |suffix: &str| -> Result<Vec<f32>, ParamError> {
                 Ok(find(&format!("{name}.{suffix}"), &[n])?.values.clone())
@@ -369,24 +257,10 @@ impl Network {
         Ok(())
     }
 
-    /// The model's prunable layers, as [`ModelKind::layer_specs`] lists them.
-    pub fn layer_specs(&self) -> Vec<LayerSpec> {
-        self.kind().layer_specs()
-    }
-
-    pub fn kind(&self) -> ModelKind {
-        match self {
-            Network::Mlp(_) => ModelKind::Mlp,
-            Network::Lenet5(_) => ModelKind::Lenet5,
-            Network::SeedCnn(_) => ModelKind::SeedCnn,
-            Network::SmallCnn(_) => ModelKind::SmallCnn,
-        }
-    }
-
     /// Multiplies every prunable weight by its mask (`None`: left as is). Pruned weights
     /// become exactly 0.0 and the parameters stay leaves that require gradients.
     pub fn apply_masks(&mut self, masks: &[Option<DeviceMask>]) {
-        for (layer, mask) in self.arch_mut().prunable_mut().into_iter().zip(masks) {
+        for (layer, mask) in self.prunable_mut().into_iter().zip(masks) {
             match (layer, mask) {
                 (LayerHandleMut::Linear(l), Some(DeviceMask::Linear(m))) => {
                     mask_param(&mut l.weight, m)
@@ -492,16 +366,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_model_builds_the_layers_its_config_lists() {
+    fn every_built_in_model_builds_the_layers_its_stack_lists() {
         let device = Device::default();
         for kind in ModelKind::ALL {
+            let stack = kind.stack().unwrap();
             let specs = kind.layer_specs();
             assert!(
                 specs.last().unwrap().output,
                 "{kind}: the last layer gives the scores"
             );
             assert!(specs.iter().rev().skip(1).all(|s| !s.output));
-            let params = kind.init(&device).read_params();
+            let network = Network::new(&stack, CLASSES, &device).unwrap();
+            assert_eq!(network.layer_specs(), specs, "{kind}");
+            let params = network.read_params();
             for spec in &specs {
                 let weight = params
                     .iter()
@@ -510,5 +387,6 @@ mod tests {
                 assert_eq!(weight.dims, spec.shape.dims(), "{kind} {}", spec.name);
             }
         }
+        assert!(ModelKind::Custom.stack().is_none());
     }
 }

@@ -98,8 +98,7 @@ impl SensitivityJob {
         let weights = original.read_weights();
         let dense_accuracy = session.evaluate_network(&original).accuracy;
         let layers = session
-            .plan()
-            .model
+            .network()
             .layer_specs()
             .iter()
             .map(|spec| LayerSensitivity {

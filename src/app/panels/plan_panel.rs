@@ -43,7 +43,7 @@ impl PlanPanel<'_> {
             egui::CollapsingHeader::new("Layers")
                 .default_open(true)
                 .show(ui, |ui| {
-                    let specs: Vec<LayerSpec> = state.plan.model.layer_specs();
+                    let specs: Vec<LayerSpec> = state.plan.layer_specs().unwrap_or_default();
                     let sparsity: BTreeMap<String, f64> = state
                         .layers
                         .iter()

@@ -23,7 +23,7 @@ use super::report::{LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summa
 use crate::data::{Dataset, EpochOrder, IMAGE_PIXELS, Split};
 use crate::kernels::FusedAdam;
 use crate::masks_file::NamedMask;
-use crate::model::{DeviceMask, Network};
+use crate::model::{CLASSES, DeviceMask, Network};
 use crate::plan::{ExperimentPlan, PlanFileError};
 use crate::prune::{LayerRule, StepSchedule, sparsity};
 
@@ -120,12 +120,13 @@ impl Session {
         let schedule = plan.validate(data.train.len())?;
         let rules = plan
             .pruning
-            .rules(&plan.model.layer_specs())
+            .rules(&plan.layer_specs()?)
             .map_err(PlanFileError::from)?;
+        let stack = plan.stack()?;
         crate::keep_freed_memory();
         device.seed(plan.training.seed);
         let device = device.autodiff();
-        let model = plan.model.init(&device);
+        let model = Network::new(&stack, CLASSES, &device).map_err(PlanFileError::from)?;
         let order = EpochOrder::new(plan.training.seed, data.train.len(), plan.training.batch);
         let epoch_order = order.epoch(0);
         let n = rules.len();
@@ -271,7 +272,7 @@ impl Session {
         let schedule = plan.validate(self.data.train.len())?;
         let rules = plan
             .pruning
-            .rules(&plan.model.layer_specs())
+            .rules(&plan.layer_specs()?)
             .map_err(PlanFileError::from)?;
         // a layer that is now dense loses its mask at once
         for (i, rule) in rules.iter().enumerate() {
