@@ -656,3 +656,55 @@ fn bench_infer_matches_the_dense_outputs() {
     assert!(r["max_abs_diff"].as_f64().unwrap() <= 1e-4);
     assert!(r["sparse_macs"].as_u64().unwrap() < r["dense_macs"].as_u64().unwrap());
 }
+
+#[test]
+fn a_network_in_the_plan_trains_and_a_layer_that_does_not_fit_is_named() {
+    let dir = temp_dir("stack");
+    // `presets NAME` writes the built-in network out as its stack of layers
+    let out = run(&["presets", "seed-polynomial"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("[[layers]]") && text.contains("type = \"conv2d\""),
+        "{text}"
+    );
+    let written: sparsity_explorer::plan::ExperimentPlan = toml::from_str(&text).unwrap();
+    assert_eq!(
+        written.stack().unwrap(),
+        sparsity_explorer::model::ModelKind::SeedCnn
+            .stack()
+            .unwrap()
+    );
+    // a small network of its own, edited from it, trains from the command line
+    let plan = dir.join("mine.toml");
+    let mine = text
+        .replace("model = \"seed-cnn\"", "model = \"custom\"")
+        .replace("out = 1024", "out = 64");
+    std::fs::write(&plan, &mine).unwrap();
+    let out = run(&[
+        "run",
+        plan.to_str().unwrap(),
+        "--backend",
+        "flex",
+        "--epochs",
+        "1",
+        "--target",
+        "0.5",
+        "--begin",
+        "20",
+        "--end",
+        "40",
+        "--json",
+    ]);
+    let s = summary(&out);
+    assert_eq!(s["model"], "custom");
+    assert_eq!(s["layers"][2]["shape"], serde_json::json!([64, 3136]));
+    // a linear layer straight after a convolution: the error names it and both shapes
+    let broken = dir.join("broken.toml");
+    let bad = mine.replacen("type = \"flatten\"", "type = \"relu\"", 1);
+    std::fs::write(&broken, bad).unwrap();
+    assert_clean_failure(
+        &["run", broken.to_str().unwrap()],
+        "layer fc1 (linear) takes a flat input (add a flatten layer before it) but gets [64, 7, 7]",
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sparsity_explorer::data::Dataset;
+use sparsity_explorer::model::{ModelKind, StackConfig};
 use sparsity_explorer::plan::ExperimentPlan;
 use sparsity_explorer::prune::{At, Granularity, Schedule};
 use sparsity_explorer::train::{
@@ -637,20 +638,114 @@ fn a_cancelled_sweep_keeps_its_points_and_the_worker_goes_on() {
     until(&worker, 60, |e| matches!(e, Event::Finished { .. }));
 }
 
+/// A plan of its own: every kind of layer a stack can hold.
+fn custom_plan() -> ExperimentPlan {
+    let mut plan = quick_plan();
+    plan.model = ModelKind::Custom;
+    plan.input = Some([1, 28, 28]);
+    plan.layers = toml::from_str::<StackConfig>(
+        r#"
+input = [1, 28, 28]
+[[layers]]
+type = "conv2d"
+name = "c1"
+out = 8
+kernel = 3
+stride = 2
+padding = 1
+[[layers]]
+type = "batchnorm2d"
+name = "bn1"
+[[layers]]
+type = "gelu"
+[[layers]]
+type = "avgpool2d"
+kernel = 2
+[[layers]]
+type = "conv2d"
+name = "c2"
+out = 8
+kernel = 3
+padding = 1
+[[layers]]
+type = "tanh"
+[[layers]]
+type = "maxpool2d"
+kernel = 3
+stride = 2
+[[layers]]
+type = "flatten"
+[[layers]]
+type = "dropout"
+p = 0.2
+[[layers]]
+type = "linear"
+name = "h1"
+out = 32
+[[layers]]
+type = "relu"
+[[layers]]
+type = "linear"
+out = 10
+"#,
+    )
+    .unwrap()
+    .layers;
+    plan
+}
+
+#[test]
+fn a_custom_stack_trains_prunes_and_names_its_layers() {
+    let data = Arc::new(Dataset::builtin().unwrap());
+    let (device, info) = select(BackendChoice::Flex).unwrap();
+    let mut plan = custom_plan();
+    plan.training.epochs = 6;
+    plan.pruning.schedule.set_final_target(0.5);
+    let names: Vec<String> = plan
+        .layer_specs()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["c1", "c2", "h1", "linear11"]);
+    let mut s = Session::new(plan, data, device, info).unwrap();
+    while !s.is_done() {
+        s.train_step().unwrap();
+    }
+    let summary = s.summary();
+    eprintln!(
+        "custom stack: dense {:.4}, pruned {:.4} at {:.3}",
+        summary.dense_accuracy, summary.final_accuracy, summary.sparsity
+    );
+    // ten classes: chance is 0.1
+    assert!(summary.final_accuracy > 0.5, "{summary:?}");
+    assert!((summary.sparsity - 0.5).abs() < 0.01, "{summary:?}");
+    let params = s.network().read_params();
+    for name in ["c1.weight", "bn1.running_var", "h1.bias", "linear11.weight"] {
+        assert!(params.iter().any(|p| p.name == name), "{name}");
+    }
+}
+
 #[test]
 fn host_inference_agrees_with_burn_on_every_model() {
     use sparsity_explorer::infer::net::Net;
-    use sparsity_explorer::model::ModelKind;
     let data = Arc::new(Dataset::builtin().unwrap());
     let (device, info) = select(BackendChoice::Flex).unwrap();
-    for model in ModelKind::ALL {
-        let mut plan = quick_plan();
-        plan.model = model;
+    let plans = ModelKind::ALL
+        .into_iter()
+        .map(|model| {
+            let mut plan = quick_plan();
+            plan.model = model;
+            plan
+        })
+        .chain([custom_plan()]);
+    for mut plan in plans {
         plan.pruning.granularity = "2:4".parse().unwrap();
         plan.pruning.schedule = Schedule::OneShot {
             target: 0.5,
             at: At::Step(0),
         };
+        let (model, stack) = (plan.model, plan.stack().unwrap());
         let mut s = Session::new(plan, data.clone(), device.clone(), info.clone()).unwrap();
         for _ in 0..3 {
             s.train_step().unwrap();
@@ -658,7 +753,7 @@ fn host_inference_agrees_with_burn_on_every_model() {
         let burn_accuracy = s.evaluate().accuracy;
         let params = s.network().read_params();
         for sparse in [false, true] {
-            let net = Net::build(&model.stack().unwrap(), &params, s.masks(), sparse).unwrap();
+            let net = Net::build(&stack, &params, s.masks(), sparse).unwrap();
             let test = &s.dataset().test;
             let all: Vec<usize> = (0..test.len()).collect();
             let mut correct = 0;

@@ -47,7 +47,13 @@ pub fn main(cli: Cli) -> Result<()> {
 
 fn presets(name: Option<&str>) -> Result<()> {
     match name {
-        Some(n) => print!("{}", ExperimentPlan::preset(n)?.to_toml()),
+        // the network written out as its stack of layers, ready to edit
+        Some(n) => print!(
+            "{}",
+            ExperimentPlan::preset(n)?
+                .with_layers_written_out()?
+                .to_toml()
+        ),
         None => {
             for (n, _) in PRESETS {
                 let plan = ExperimentPlan::preset(n)?;

@@ -196,13 +196,15 @@ pub fn masks() -> Loader {
 }
 
 pub fn plan_toml() -> Loader {
+    // every preset as written, and with its network written out as a stack of layers
     let seeds = PRESETS
         .iter()
-        .map(|(name, _)| {
-            ExperimentPlan::preset(name)
-                .expect("a built-in preset")
-                .to_toml()
-                .into_bytes()
+        .flat_map(|(name, _)| {
+            let plan = ExperimentPlan::preset(name).expect("a built-in preset");
+            let stack = plan
+                .with_layers_written_out()
+                .expect("built-in stacks are valid");
+            [plan.to_toml().into_bytes(), stack.to_toml().into_bytes()]
         })
         .collect();
     Loader {

@@ -140,7 +140,18 @@ pub enum StackError {
     Output { found: Shape, classes: usize },
     #[error("no linear layer: the last linear layer gives the class scores")]
     NoLinear,
+    #[error(
+        "layer {layer}: {what} has {found} values, more than the {MAX_VALUES} this explorer trains"
+    )]
+    TooLarge {
+        layer: String,
+        what: &'static str,
+        found: u128,
+    },
 }
+
+/// Most values one layer's weight or one example's activations may hold (1 GiB of f32).
+pub const MAX_VALUES: u128 = 1 << 28;
 
 /// One layer with the name and shapes the stack gives it.
 #[derive(Clone, Debug, PartialEq)]
@@ -178,8 +189,10 @@ pub struct StackConfig {
 /// Output side of a `k x k` window `stride` apart with `padding` zeros each side
 /// (PyTorch's floor), or `None` when the window does not fit.
 fn window_out(size: usize, k: usize, stride: usize, padding: usize) -> Option<usize> {
-    (size + 2 * padding)
-        .checked_sub(k)
+    padding
+        .checked_mul(2)
+        .and_then(|p| size.checked_add(p))
+        .and_then(|padded| padded.checked_sub(k))
         .map(|room| room / stride + 1)
 }
 
@@ -190,6 +203,14 @@ impl StackConfig {
         let [c, h, w] = self.input;
         if c == 0 || h == 0 || w == 0 {
             return Err(StackError::EmptyInput(self.input));
+        }
+        let pixels = c as u128 * h as u128 * w as u128;
+        if pixels > MAX_VALUES {
+            return Err(StackError::TooLarge {
+                layer: "input".into(),
+                what: "one example",
+                found: pixels,
+            });
         }
         if self.layers.is_empty() {
             return Err(StackError::Empty);
@@ -284,6 +305,28 @@ impl StackConfig {
                 }
                 LayerConfig::Relu | LayerConfig::Gelu | LayerConfig::Tanh => shape,
             };
+            let size = |s: &Shape| -> u128 {
+                match *s {
+                    Shape::Image { c, h, w } => c as u128 * h as u128 * w as u128,
+                    Shape::Flat(n) => n as u128,
+                }
+            };
+            let weights: u128 = match (config, shape) {
+                (LayerConfig::Conv2d { out, kernel, .. }, Shape::Image { c, .. }) => {
+                    c as u128 * *out as u128 * (*kernel as u128).pow(2)
+                }
+                (LayerConfig::Linear { out, .. }, input) => size(&input) * *out as u128,
+                _ => 0,
+            };
+            for (what, found) in [("its output", size(&next)), ("its weight", weights)] {
+                if found > MAX_VALUES {
+                    return Err(StackError::TooLarge {
+                        layer: name,
+                        what,
+                        found,
+                    });
+                }
+            }
             out.push(ResolvedLayer {
                 config: config.clone(),
                 name,
@@ -417,6 +460,23 @@ out = 10
             layers: vec![],
         };
         assert_eq!(s.resolve(10), Err(StackError::Empty));
+        // sizes no machine could train are errors, not attempts
+        let mut s = parse(SMALL);
+        s.layers[4] = LayerConfig::Linear {
+            name: None,
+            out: usize::MAX,
+        };
+        let e = s.resolve(10).unwrap_err().to_string();
+        assert!(e.contains("linear4") && e.contains("more than"), "{e}");
+        let mut s = parse(SMALL);
+        s.layers[0] = LayerConfig::Conv2d {
+            name: None,
+            out: 8,
+            kernel: 3,
+            stride: 1,
+            padding: usize::MAX,
+        };
+        assert!(s.resolve(10).is_err());
     }
 
     #[test]

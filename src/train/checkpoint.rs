@@ -13,10 +13,14 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use thiserror::Error;
 
 /// Format tag written into every checkpoint.
-pub const CHECKPOINT_FORMAT: &str = "sparsity-explorer checkpoint v2";
+pub const CHECKPOINT_FORMAT: &str = "sparsity-explorer checkpoint v3";
 
-/// The first format, which had no checksum.
-const CHECKPOINT_FORMAT_V1: &str = "sparsity-explorer checkpoint v1";
+/// Earlier formats: v1 had no checksum, v2 held the models as fixed structs (v3 holds any
+/// network as a stack of layers).
+const OLDER_FORMATS: [&str; 2] = [
+    "sparsity-explorer checkpoint v1",
+    "sparsity-explorer checkpoint v2",
+];
 
 #[derive(Debug, Error)]
 pub enum CheckpointError {
@@ -146,10 +150,13 @@ impl CheckpointData {
             .metadata()
             .clone()
             .ok_or_else(|| bad("no metadata".into()))?;
-        if meta.get("format").map(String::as_str) == Some(CHECKPOINT_FORMAT_V1) {
-            return Err(bad(
-                "written by an older version (format v1, without a checksum); save it again".into(),
-            ));
+        if let Some(old) = meta
+            .get("format")
+            .filter(|f| OLDER_FORMATS.contains(&f.as_str()))
+        {
+            return Err(bad(format!(
+                "written by an older version ({old}); this one reads {CHECKPOINT_FORMAT}"
+            )));
         }
         if meta.get("format").map(String::as_str) != Some(CHECKPOINT_FORMAT) {
             return Err(bad(format!(
@@ -250,7 +257,7 @@ mod tests {
         let tag = CHECKPOINT_FORMAT.as_bytes();
         let at = bytes.windows(tag.len()).position(|w| w == tag).unwrap();
         let mut old = bytes.clone();
-        old[at..at + tag.len()].copy_from_slice(CHECKPOINT_FORMAT_V1.as_bytes());
+        old[at..at + tag.len()].copy_from_slice(OLDER_FORMATS[1].as_bytes());
         let e = CheckpointData::from_bytes(&old, "old.ckpt")
             .unwrap_err()
             .to_string();
