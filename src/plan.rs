@@ -1,7 +1,7 @@
 //! The experiment plan: one serde type, saved as TOML, shared by the CLI, the window,
 //! the presets and the tests.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -41,6 +41,10 @@ pub struct Training {
     /// takes under a tenth of the run).
     #[serde(default)]
     pub eval_every: u64,
+    /// Start from these weights (a PyTorch `state_dict` saved as safetensors) instead of
+    /// a random initialisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<PathBuf>,
 }
 
 /// Everything a run needs.
@@ -203,6 +207,8 @@ impl ExperimentPlan {
             Some("the seed")
         } else if self.training.backend != next.training.backend {
             Some("the backend")
+        } else if self.training.weights != next.training.weights {
+            Some("the starting weights")
         } else {
             None
         }

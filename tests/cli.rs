@@ -708,3 +708,91 @@ fn a_network_in_the_plan_trains_and_a_layer_that_does_not_fit_is_named() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Rewrites a safetensors file: keys renamed by `rename` (dropped when it gives `None`).
+fn rewrite_safetensors(from: &Path, to: &Path, rename: impl Fn(&str) -> Option<String>) {
+    use safetensors::SafeTensors;
+    use safetensors::tensor::TensorView;
+    let bytes = std::fs::read(from).unwrap();
+    let tensors = SafeTensors::deserialize(&bytes).unwrap();
+    let views: Vec<(String, TensorView)> = tensors
+        .tensors()
+        .into_iter()
+        .filter_map(|(name, view)| rename(&name).map(|n| (n, view)))
+        .collect();
+    std::fs::write(to, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn pytorch_weights_are_analysed_as_they_are_and_a_missing_key_is_named() {
+    let dir = temp_dir("weights");
+    let out = run(&[
+        "export",
+        "--preset",
+        "quick-demo",
+        "--backend",
+        "flex",
+        "--out",
+        dir.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let accuracy = events(&out).last().unwrap()["accuracy"].as_f64().unwrap();
+    // the same weights keyed as an nn.Sequential(Flatten, Linear, ReLU, Linear, ReLU, Linear)
+    let sequential = dir.join("sequential.safetensors");
+    rewrite_safetensors(&dir.join("model.safetensors"), &sequential, |name| {
+        if name.ends_with("_mask") {
+            return None;
+        }
+        let (layer, param) = name.split_once('.').unwrap();
+        let position = match layer {
+            "fc1" => 1,
+            "fc2" => 3,
+            _ => 5,
+        };
+        Some(format!("{position}.{param}"))
+    });
+    let out = run(&[
+        "sensitivity",
+        "--preset",
+        "quick-demo",
+        "--backend",
+        "flex",
+        "--weights",
+        sequential.to_str().unwrap(),
+        "--levels",
+        "0.5",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = events(&out).last().unwrap().clone();
+    assert_eq!(last["event"], "sensitivity");
+    assert_eq!(
+        last["dense_accuracy"].as_f64().unwrap(),
+        accuracy,
+        "the weights' own accuracy, untrained"
+    );
+    let partial = dir.join("partial.safetensors");
+    rewrite_safetensors(&sequential, &partial, |name| {
+        (name != "5.bias").then(|| name.to_string())
+    });
+    assert_clean_failure(
+        &[
+            "run",
+            "--backend",
+            "flex",
+            "--weights",
+            partial.to_str().unwrap(),
+        ],
+        "partial.safetensors: no tensor fc3.bias (nor 5.bias)",
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -36,6 +36,7 @@ fn picker(dir: &Path, dataset: Option<PathBuf>) -> FilePicker {
             FilePurpose::ExportModel => dir.join("export"),
             FilePurpose::OpenSparseModel => dir.join("export").join("model-int8.spx"),
             FilePurpose::ExportSweepJson => dir.join("sweeps.json"),
+            FilePurpose::OpenWeights => dir.join("weights.safetensors"),
         })
     })
 }

@@ -22,6 +22,8 @@ pub enum FilePurpose {
     ExportModel,
     OpenSparseModel,
     ExportSweepJson,
+    /// Starting weights: a PyTorch state_dict saved as safetensors.
+    OpenWeights,
 }
 
 /// Chooses a path for an action, or `None` when cancelled. Called on a helper thread.
@@ -57,6 +59,7 @@ pub fn native_picker() -> FilePicker {
                 .add_filter("JSON", &["json"])
                 .set_file_name("sweeps.json")
                 .save_file(),
+            FilePurpose::OpenWeights => d.add_filter("safetensors", &["safetensors"]).pick_file(),
             FilePurpose::ExportSweep => d
                 .add_filter("CSV", &["csv"])
                 .set_file_name("sweep.csv")

@@ -228,6 +228,13 @@ impl ExplorerApp {
             FilePurpose::OpenDatasetFolder => {
                 state.plan.dataset = crate::data::DatasetSource::Folder(path)
             }
+            FilePurpose::OpenWeights => {
+                state.notice(format!(
+                    "the next run starts from the weights in {}",
+                    path.display()
+                ));
+                state.plan.training.weights = Some(path);
+            }
             FilePurpose::ExportModel => self.send(Command::Export { dir: path }),
             FilePurpose::OpenSparseModel => {
                 state.begin_load();

@@ -121,17 +121,42 @@ pub fn training_ui(
     }
     ui.horizontal(|ui| {
         ui.label("Model").on_hover_text(tips::MODEL);
+        let shown = if plan.layers.is_empty() {
+            plan.model.name().to_string()
+        } else {
+            format!("{} ({} layers)", plan.model.name(), plan.layers.len())
+        };
         egui::ComboBox::from_id_salt("model")
-            .selected_text(plan.model.name())
+            .selected_text(shown)
             .show_ui(ui, |ui| {
                 for m in ModelKind::ALL {
-                    ui.selectable_value(&mut plan.model, m, m.name())
-                        .on_hover_text(m.describe());
+                    if ui
+                        .selectable_label(plan.model == m && plan.layers.is_empty(), m.name())
+                        .on_hover_text(m.describe())
+                        .clicked()
+                    {
+                        // a built-in model replaces the plan's own stack
+                        plan.model = m;
+                        plan.layers.clear();
+                        plan.input = None;
+                    }
                 }
             })
             .response
             .on_hover_text(tips::MODEL);
     });
+    if let Some(path) = plan.training.weights.clone() {
+        ui.horizontal_wrapped(|ui| {
+            ui.small(format!("starting weights: {}", path.display()));
+            if ui
+                .small_button("clear")
+                .on_hover_text("Start from a random initialisation again.")
+                .clicked()
+            {
+                plan.training.weights = None;
+            }
+        });
+    }
     ui.horizontal(|ui| {
         ui.label("Backend").on_hover_text(tips::BACKEND);
         for (b, name) in [

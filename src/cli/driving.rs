@@ -46,8 +46,8 @@ pub fn await_event(
     }
 }
 
-/// Puts a trained model in the worker: the checkpoint if one is given, otherwise the plan
-/// trained to its end.
+/// Puts a trained model in the worker: the checkpoint if one is given, the plan's starting
+/// weights as they are if it names some, otherwise the plan trained to its end.
 pub fn obtain_model(
     worker: &Worker,
     checkpoint: Option<&std::path::Path>,
@@ -67,7 +67,13 @@ pub fn obtain_model(
             )?;
         }
         None => {
-            worker.send(Command::Start(Box::new(plan()?)));
+            let plan = plan()?;
+            if plan.training.weights.is_some() {
+                worker.send(Command::Prepare(Box::new(plan)));
+                await_event(worker, echo, |_| {}, |e| matches!(e, Event::Paused { .. }))?;
+                return Ok(());
+            }
+            worker.send(Command::Start(Box::new(plan)));
             await_event(
                 worker,
                 echo,

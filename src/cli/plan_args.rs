@@ -36,6 +36,10 @@ pub struct PlanArgs {
     /// auto: wgpu on a real GPU, else flex.
     #[arg(long, value_enum, ignore_case = true)]
     pub backend: Option<BackendChoice>,
+    /// Start from these weights: a PyTorch state_dict saved as safetensors (keys by layer
+    /// name or nn.Sequential position). Analyses and exports use them as they are.
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub weights: Option<PathBuf>,
     /// Evaluate every this many steps (0: every epoch).
     #[arg(long)]
     pub eval_every: Option<u64>,
@@ -193,6 +197,9 @@ impl PlanArgs {
         }
         if let Some(v) = self.eval_every {
             t.eval_every = v;
+        }
+        if let Some(path) = &self.weights {
+            t.weights = Some(path.clone());
         }
         let p = &mut plan.pruning;
         if let Some(g) = &self.granularity {

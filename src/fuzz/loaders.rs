@@ -16,6 +16,7 @@ use crate::export::spx::decode;
 use crate::export::{ExportInputs, ValueFormat};
 use crate::masks_file::{parse_masks, save_masks};
 use crate::model::ModelKind;
+use crate::model::weights::parse_state_dict;
 use crate::plan::{ExperimentPlan, PRESETS};
 use crate::prune::{At, Schedule};
 use crate::train::{BackendChoice, BackendInfo, CheckpointData, Session, select};
@@ -96,6 +97,8 @@ struct Trained {
     sparse_f32: Vec<u8>,
     sparse_int8: Vec<u8>,
     masks: Vec<u8>,
+    /// The small CNN's parameters as a PyTorch state_dict file.
+    state_dict: Vec<u8>,
 }
 
 fn trained() -> &'static Trained {
@@ -136,7 +139,24 @@ fn trained() -> &'static Trained {
         let masks = session.named_masks();
         let masks_path = dir.path().join("masks.safetensors");
         save_masks(&masks_path, &masks, &plan_toml).expect("a masks file");
+        let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = params
+            .iter()
+            .map(|t| {
+                let bytes = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                (t.name.clone(), t.dims.clone(), bytes)
+            })
+            .collect();
+        let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+            .iter()
+            .map(|(n, d, b)| {
+                let view =
+                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, d.clone(), b);
+                (n.clone(), view.expect("a valid tensor"))
+            })
+            .collect();
+        let state_dict = safetensors::serialize(views, None).expect("a state_dict file");
         Trained {
+            state_dict,
             checkpoint: std::fs::read(&checkpoint_path).expect("the checkpoint"),
             sparse_f32: inputs.sparse_file(ValueFormat::F32).expect("an f32 file"),
             sparse_int8: inputs.sparse_file(ValueFormat::Int8).expect("an int8 file"),
@@ -183,6 +203,18 @@ pub fn sparse_model() -> Loader {
             })
         },
         allowed: |len| compressed_allowed(len) + session_allowed(0),
+    }
+}
+
+pub fn weights() -> Loader {
+    Loader {
+        name: "weights (state_dict safetensors)",
+        seeds: vec![trained().state_dict.clone()],
+        parse: |bytes| {
+            let stack = ModelKind::SmallCnn.stack().expect("a built-in model");
+            parse_state_dict(bytes, Path::new(FUZZ_PATH), &stack).is_ok()
+        },
+        allowed: plain_allowed,
     }
 }
 

@@ -123,5 +123,6 @@ fuzz_tests! {
     checkpoint, checkpoint_thorough => loaders::checkpoint;
     sparse_model, sparse_model_thorough => loaders::sparse_model;
     masks, masks_thorough => loaders::masks;
+    weights, weights_thorough => loaders::weights;
     plan_toml, plan_toml_thorough => loaders::plan_toml;
 }

@@ -9,6 +9,7 @@
 pub mod builtin;
 pub mod network;
 pub mod stack;
+pub mod weights;
 
 use std::fmt;
 
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use network::Network;
 pub use stack::{LayerConfig, Shape, StackConfig, StackError};
+pub use weights::{WeightsError, read_state_dict};
 
 use crate::prune::{LayerShape, LayerSpec};
 

@@ -33,6 +33,9 @@ impl std::fmt::Debug for SessionTask {
 pub enum Command {
     /// Build a session from the plan (loading data, choosing the device) and train.
     Start(Box<ExperimentPlan>),
+    /// Build a session from the plan (its starting weights included) and wait, paused at
+    /// step 0: to analyse or export weights as they are.
+    Prepare(Box<ExperimentPlan>),
     Pause,
     Resume,
     /// Train exactly one batch, then stay paused.

@@ -23,6 +23,7 @@ impl MenuBar<'_> {
                     ("Load checkpoint…", FilePurpose::LoadCheckpoint, "Resume a saved session where it stopped (it opens paused)."),
                     ("Open sparse model…", FilePurpose::OpenSparseModel, "Load an exported .spx model to inspect its masks, evaluate or analyse it."),
                     ("Open dataset folder…", FilePurpose::OpenDatasetFolder, "A folder with the four MNIST-format files, raw or gzip."),
+                    ("Open weights…", FilePurpose::OpenWeights, "Start from a PyTorch state_dict saved as safetensors (keys by layer name or nn.Sequential position)."),
                 ] {
                     if ui.button(label).on_hover_text(tip).clicked() {
                         out.push(AppCommand::ChooseFile(purpose));

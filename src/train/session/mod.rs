@@ -23,7 +23,7 @@ use super::report::{LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summa
 use crate::data::{Dataset, EpochOrder, IMAGE_PIXELS, Split};
 use crate::kernels::FusedAdam;
 use crate::masks_file::NamedMask;
-use crate::model::{CLASSES, DeviceMask, Network};
+use crate::model::{CLASSES, DeviceMask, Network, ParamError, WeightsError, read_state_dict};
 use crate::plan::{ExperimentPlan, PlanFileError};
 use crate::prune::{LayerRule, StepSchedule, sparsity};
 
@@ -43,6 +43,10 @@ pub enum SessionError {
     UnknownLayer(String),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    #[error(transparent)]
+    Params(#[from] ParamError),
 }
 
 /// What one step did.
@@ -290,6 +294,16 @@ impl Session {
     /// Trains one batch: recomputes masks first when the schedule says so (measuring the
     /// dense baseline right before the first time), then forward, loss, backward, Adam, and
     /// masks re-applied so pruned weights stay exactly 0.0.
+    /// Replaces the weights with a PyTorch `state_dict` read from `path` (see
+    /// [`crate::model::weights`]); masks and the step are untouched.
+    pub fn load_weights(&mut self, path: &std::path::Path) -> Result<(), SessionError> {
+        let params = read_state_dict(path, &self.plan.stack()?)?;
+        if let Some(model) = self.model.as_mut() {
+            model.write_params(&params)?;
+        }
+        Ok(())
+    }
+
     /// Lets a watcher see this session working: every step and evaluation batch beats.
     pub fn set_heartbeat(&mut self, heartbeat: Heartbeat) {
         self.heartbeat = Some(heartbeat);

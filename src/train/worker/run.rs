@@ -156,7 +156,8 @@ impl WorkerLoop {
     fn handle(&mut self, command: Command) {
         use Failure::{EndsRun, KeepsRun};
         match command {
-            Command::Start(plan) => self.guard("starting", EndsRun, |w| w.start(*plan)),
+            Command::Start(plan) => self.guard("starting", EndsRun, |w| w.start(*plan, true)),
+            Command::Prepare(plan) => self.guard("starting", EndsRun, |w| w.start(*plan, false)),
             Command::Pause => self.pause(),
             Command::Resume => self.resume(),
             Command::Step => {
@@ -262,12 +263,21 @@ impl WorkerLoop {
         self.session = None;
     }
 
-    fn start(&mut self, plan: ExperimentPlan) -> Result<(), WorkerError> {
+    /// A new session of `plan`, from the plan's starting weights when it names some;
+    /// training at once when `run`, otherwise paused at step 0.
+    fn start(&mut self, plan: ExperimentPlan, run: bool) -> Result<(), WorkerError> {
         self.clear();
         let data = self.dataset(&plan.dataset)?;
         let (device, backend) = select(plan.training.backend)?;
-        let session = Session::new(plan, data, device, backend)?;
-        self.announce(session, true);
+        let weights = plan.training.weights.clone();
+        let mut session = Session::new(plan, data, device, backend)?;
+        if let Some(path) = &weights {
+            session.load_weights(path)?;
+        }
+        self.announce(session, run);
+        if !run {
+            self.emit(Event::Paused { step: 0 });
+        }
         Ok(())
     }
 
