@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::data::DatasetSource;
-use crate::model::{CLASSES, LayerConfig, ModelKind, StackConfig, StackError};
+use crate::model::{LayerConfig, ModelKind, StackConfig, StackError};
 use crate::prune::{LayerSpec, PolicyError, PruningPolicy, StepSchedule};
 
 /// Optimizer and loop settings.
@@ -180,7 +180,7 @@ impl ExperimentPlan {
 
     /// The network's prunable layers, checked.
     pub fn layer_specs(&self) -> Result<Vec<LayerSpec>, PlanFileError> {
-        Ok(self.stack()?.layer_specs(CLASSES)?)
+        Ok(self.stack()?.layer_specs(None)?)
     }
 
     /// The plan with its network written out as `input` and `[[layers]]`, for a user to

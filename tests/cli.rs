@@ -796,3 +796,97 @@ fn pytorch_weights_are_analysed_as_they_are_and_a_missing_key_is_named() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// CIFAR-10 binary records whose class shows in their colour: class `k` has red `25 k`,
+/// green `250 - 25 k`, and noise in blue.
+fn cifar_records(count: usize, seed: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(count * 3073);
+    for i in 0..count {
+        let k = ((i * 7 + seed) % 10) as u8;
+        out.push(k);
+        out.extend(std::iter::repeat_n(25 * k, 1024));
+        out.extend(std::iter::repeat_n(250 - 25 * k, 1024));
+        out.extend((0..1024).map(|p| ((p * 31 + i * 17 + seed) % 256) as u8));
+    }
+    out
+}
+
+#[test]
+fn cifar_binaries_train_a_colour_network_and_a_mismatched_one_is_named() {
+    let dir = temp_dir("cifar");
+    std::fs::write(dir.join("data_batch_1.bin"), cifar_records(300, 0)).unwrap();
+    std::fs::write(dir.join("test_batch.bin"), cifar_records(100, 3)).unwrap();
+    let plan = dir.join("colour.toml");
+    std::fs::write(
+        &plan,
+        r#"
+name = "colour"
+model = "custom"
+input = [3, 32, 32]
+[[layers]]
+type = "conv2d"
+out = 4
+kernel = 3
+stride = 2
+[[layers]]
+type = "relu"
+[[layers]]
+type = "avgpool2d"
+kernel = 3
+[[layers]]
+type = "flatten"
+[[layers]]
+type = "linear"
+out = 10
+[training]
+epochs = 30
+batch = 32
+lr = 0.01
+[pruning]
+granularity = "unstructured"
+[pruning.schedule]
+kind = "constant"
+target = 0.5
+begin = 40
+"#,
+    )
+    .unwrap();
+    let out = run(&[
+        "run",
+        plan.to_str().unwrap(),
+        "--dataset",
+        dir.to_str().unwrap(),
+        "--backend",
+        "flex",
+        "--json",
+    ]);
+    let s = summary(&out);
+    let accuracy = s["final_accuracy"].as_f64().unwrap();
+    eprintln!("CIFAR-format colours: {accuracy:.3}");
+    assert!(accuracy > 0.5, "{s}");
+    assert!(s["dataset"].as_str().unwrap().starts_with("CIFAR-10"));
+    // a built-in model takes grey 28 x 28 images
+    assert_clean_failure(
+        &[
+            "run",
+            "--backend",
+            "flex",
+            "--dataset",
+            dir.to_str().unwrap(),
+        ],
+        "the network takes images of [1, 28, 28] but the data's are [3, 32, 32]",
+    );
+    let mut truncated = cifar_records(10, 1);
+    truncated.truncate(5000);
+    std::fs::write(dir.join("test_batch.bin"), truncated).unwrap();
+    assert_clean_failure(
+        &[
+            "run",
+            plan.to_str().unwrap(),
+            "--dataset",
+            dir.to_str().unwrap(),
+        ],
+        "test_batch.bin: 5000 bytes is not a whole number of 3073-byte records",
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

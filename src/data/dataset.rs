@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use super::idx::{DataError, Images, decompress, parse_images, parse_labels, read_file};
 
-/// Pixels per image (28 x 28).
+/// Pixels per MNIST image (28 x 28).
 pub const IMAGE_PIXELS: usize = 28 * 28;
-/// Number of classes.
+/// An MNIST image: one channel of 28 x 28.
+pub const MNIST_SHAPE: [usize; 3] = [1, 28, 28];
+/// Classes of the MNIST-format sets.
 pub const CLASSES: usize = 10;
 /// Where Debian's `dataset-fashion-mnist` installs its files.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
@@ -73,18 +75,32 @@ impl fmt::Display for DatasetSource {
     }
 }
 
-/// Images and labels of one split, kept as bytes; batches are scaled to `[0, 1]` on demand.
+/// Images and labels of one split, kept as bytes (each image channel-major, `[c, h, w]`);
+/// batches are scaled to `[0, 1]` on demand.
 #[derive(Clone, Debug)]
 pub struct Split {
     pixels: Vec<u8>,
     labels: Vec<u8>,
+    /// Bytes per image: `c * h * w`.
+    image_len: usize,
 }
 
 impl Split {
     fn new(images: Images, labels: Vec<u8>) -> Self {
         Self {
+            image_len: images.rows * images.cols,
             pixels: images.pixels,
             labels,
+        }
+    }
+
+    /// A split of `labels.len()` images of `image_len` bytes each.
+    pub(crate) fn from_parts(pixels: Vec<u8>, labels: Vec<u8>, image_len: usize) -> Self {
+        debug_assert_eq!(pixels.len(), labels.len() * image_len);
+        Self {
+            pixels,
+            labels,
+            image_len,
         }
     }
 
@@ -100,15 +116,20 @@ impl Split {
         &self.labels
     }
 
-    /// Pixels of example `i` (28 x 28 bytes).
+    /// Pixels of example `i` (`c * h * w` bytes).
     pub fn image(&self, i: usize) -> &[u8] {
-        &self.pixels[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS]
+        &self.pixels[i * self.image_len..(i + 1) * self.image_len]
     }
 
-    /// Pixels scaled to `[0, 1]` (`[n * 784]`, row-major) and class indices of `indices`.
+    /// Bytes per image.
+    pub fn image_len(&self) -> usize {
+        self.image_len
+    }
+
+    /// Pixels scaled to `[0, 1]` (`[n * c * h * w]`) and class indices of `indices`.
     pub fn gather(&self, indices: &[usize]) -> (Vec<f32>, Vec<i64>) {
-        let mut x = vec![0.0f32; indices.len() * IMAGE_PIXELS];
-        for (dst, &i) in x.chunks_exact_mut(IMAGE_PIXELS).zip(indices) {
+        let mut x = vec![0.0f32; indices.len() * self.image_len];
+        for (dst, &i) in x.chunks_exact_mut(self.image_len.max(1)).zip(indices) {
             for (d, &p) in dst.iter_mut().zip(self.image(i)) {
                 *d = p as f32 / 255.0;
             }
@@ -118,13 +139,17 @@ impl Split {
     }
 
     fn select(&self, indices: &[usize]) -> Split {
-        let mut pixels = Vec::with_capacity(indices.len() * IMAGE_PIXELS);
+        let mut pixels = Vec::with_capacity(indices.len() * self.image_len);
         let mut labels = Vec::with_capacity(indices.len());
         for &i in indices {
             pixels.extend_from_slice(self.image(i));
             labels.push(self.labels[i]);
         }
-        Split { pixels, labels }
+        Split {
+            pixels,
+            labels,
+            image_len: self.image_len,
+        }
     }
 }
 
@@ -135,6 +160,10 @@ pub struct Dataset {
     pub name: String,
     pub train: Split,
     pub test: Split,
+    /// One image: channels, height, width.
+    pub shape: [usize; 3],
+    /// Number of classes (labels are `0..classes`).
+    pub classes: usize,
 }
 
 fn pair(
@@ -184,7 +213,16 @@ impl Dataset {
                 d.name = "Fashion-MNIST".into();
                 Ok(d)
             }
-            DatasetSource::Folder(dir) => Self::from_folder(dir),
+            // MNIST-format files, else CIFAR-10 binaries
+            DatasetSource::Folder(dir) => {
+                if find(dir, "train-images-idx3-ubyte").is_ok() {
+                    Self::from_folder(dir)
+                } else if super::cifar::is_cifar(dir) {
+                    super::cifar::load_cifar(dir)
+                } else {
+                    Err(DataError::NoDataset { dir: dir.clone() })
+                }
+            }
         }
     }
 
@@ -205,6 +243,8 @@ impl Dataset {
             name: "MNIST 10k (built-in)".into(),
             train: all.select(train),
             test: all.select(test),
+            shape: MNIST_SHAPE,
+            classes: CLASSES,
         })
     }
 
@@ -223,6 +263,8 @@ impl Dataset {
             name: dir.display().to_string(),
             train: pair(&tip, &tib, &tlp, &tlb)?,
             test: pair(&vip, &vib, &vlp, &vlb)?,
+            shape: MNIST_SHAPE,
+            classes: CLASSES,
         })
     }
 }

@@ -68,6 +68,16 @@ pub enum DataError {
     },
     #[error("{path}: holds no examples")]
     Empty { path: PathBuf },
+    #[error("{path}: {len} bytes is not a whole number of {record}-byte records (truncated?)")]
+    Records {
+        path: PathBuf,
+        len: usize,
+        record: usize,
+    },
+    #[error(
+        "{dir}: no train-images-idx3-ubyte (or .gz), no CIFAR-10 test_batch.bin, and no train/ and test/ image folders"
+    )]
+    NoDataset { dir: PathBuf },
     #[error("{dir}: no {name} (or {name}.gz) in this folder")]
     MissingFile { dir: PathBuf, name: String },
 }

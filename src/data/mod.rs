@@ -1,10 +1,11 @@
 //! Data: the IDX reader, the built-in digits and folder datasets, and epoch shuffling.
 
+pub mod cifar;
 pub mod dataset;
 pub mod idx;
 
 pub use dataset::{
     BUILTIN_TRAIN, CLASSES, Dataset, DatasetSource, EpochOrder, FASHION_MNIST_DIR, IMAGE_PIXELS,
-    Split,
+    MNIST_SHAPE, Split,
 };
 pub use idx::DataError;

@@ -88,6 +88,17 @@ pub fn idx_labels() -> Loader {
     }
 }
 
+pub fn cifar() -> Loader {
+    let record =
+        |label: u8| std::iter::once(label).chain((0..3072).map(move |i| (i % 253) as u8 ^ label));
+    Loader {
+        name: "CIFAR-10 binary",
+        seeds: vec![(0..4).flat_map(record).collect()],
+        parse: |bytes| crate::data::cifar::parse_cifar(Path::new(FUZZ_PATH), bytes).is_ok(),
+        allowed: plain_allowed,
+    }
+}
+
 /// A small CNN trained two steps with half of every layer pruned, and its files.
 struct Trained {
     dataset: Arc<Dataset>,

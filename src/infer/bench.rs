@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::net::Net;
 use super::{InferError, Mlp};
-use crate::data::{IMAGE_PIXELS, Split};
-use crate::model::{CLASSES, HostTensor, LayerConfig, StackConfig};
+use crate::data::Split;
+use crate::model::{HostTensor, LayerConfig, StackConfig};
 
 /// Dense against sparse, measured in one run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -72,7 +72,7 @@ impl Host {
     ) -> Result<Self, InferError> {
         if is_dense_stack(stack) {
             let names: Vec<String> = stack
-                .layer_specs(CLASSES)
+                .layer_specs(None)
                 .map_err(|e| InferError::Unsupported(e.to_string()))?
                 .into_iter()
                 .map(|s| s.name)
@@ -136,7 +136,7 @@ pub fn measure(
     let budget = Duration::from_secs_f64(seconds.max(0.05));
     let (one, _) = test.gather(&all[..1]);
     let (batch, _) = test.gather(&all[..128.min(all.len())]);
-    let n = batch.len() / IMAGE_PIXELS;
+    let n = batch.len() / test.image_len().max(1);
     let dense_1 = time_per_call(budget, || {
         black_box(dense.forward(black_box(&one), 1));
     });

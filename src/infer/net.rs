@@ -4,7 +4,7 @@
 //! the convolution before it, which leaves the mask unchanged; dropout is the identity.
 
 use super::{InferError, Linear, build_layer, param, transpose};
-use crate::model::{CLASSES, HostTensor, LayerConfig, Shape, StackConfig};
+use crate::model::{HostTensor, LayerConfig, Shape, StackConfig};
 
 /// Activations channel-major: `[c][n][h][w]`.
 struct Maps {
@@ -166,7 +166,7 @@ impl Net {
     ) -> Result<Self, InferError> {
         let get = |n: String| param(params, n);
         let layers = stack
-            .resolve(CLASSES)
+            .resolve(None)
             .map_err(|e| InferError::Unsupported(e.to_string()))?;
         let mut masks = masks.iter();
         let mut ops: Vec<Op> = Vec::new();

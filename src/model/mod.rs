@@ -117,7 +117,7 @@ impl ModelKind {
     pub fn layer_specs(&self) -> Vec<LayerSpec> {
         self.stack()
             .map(|s| {
-                s.layer_specs(CLASSES)
+                s.layer_specs(Some(CLASSES))
                     .expect("the built-in stacks are valid")
             })
             .unwrap_or_default()

@@ -52,7 +52,7 @@ enum Activation {
 impl Network {
     /// Builds the modules of `stack`, checked against `classes` outputs.
     pub fn new(stack: &StackConfig, classes: usize, device: &Device) -> Result<Self, StackError> {
-        let resolved = stack.resolve(classes)?;
+        let resolved = stack.resolve(Some(classes))?;
         let mut layers = Vec::with_capacity(resolved.len());
         for l in &resolved {
             let c = match l.input {

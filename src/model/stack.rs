@@ -198,8 +198,9 @@ fn window_out(size: usize, k: usize, stride: usize, padding: usize) -> Option<us
 
 impl StackConfig {
     /// Every layer with its name and shapes, checked: each layer fits its input, names are
-    /// unique, and the last layer outputs one value per class.
-    pub fn resolve(&self, classes: usize) -> Result<Vec<ResolvedLayer>, StackError> {
+    /// unique, and the last layer outputs one value per class (when `classes` is known:
+    /// the data decides it).
+    pub fn resolve(&self, classes: Option<usize>) -> Result<Vec<ResolvedLayer>, StackError> {
         let [c, h, w] = self.input;
         if c == 0 || h == 0 || w == 0 {
             return Err(StackError::EmptyInput(self.input));
@@ -335,11 +336,20 @@ impl StackConfig {
             });
             shape = next;
         }
-        if shape != Shape::Flat(classes) {
-            return Err(StackError::Output {
-                found: shape,
-                classes,
-            });
+        match (shape, classes) {
+            (Shape::Image { .. }, _) => {
+                return Err(StackError::Output {
+                    found: shape,
+                    classes: classes.unwrap_or(0),
+                });
+            }
+            (Shape::Flat(n), Some(classes)) if n != classes => {
+                return Err(StackError::Output {
+                    found: shape,
+                    classes,
+                });
+            }
+            _ => {}
         }
         if !out
             .iter()
@@ -352,7 +362,7 @@ impl StackConfig {
 
     /// The prunable layers (convolutions and linear layers) in order; the last linear layer
     /// is the output layer.
-    pub fn layer_specs(&self, classes: usize) -> Result<Vec<LayerSpec>, StackError> {
+    pub fn layer_specs(&self, classes: Option<usize>) -> Result<Vec<LayerSpec>, StackError> {
         let layers = self.resolve(classes)?;
         let last_linear = layers
             .iter()
@@ -402,13 +412,13 @@ out = 10
 
     #[test]
     fn shapes_flow_through_the_stack_and_unnamed_layers_get_type_and_position() {
-        let layers = parse(SMALL).resolve(10).unwrap();
+        let layers = parse(SMALL).resolve(Some(10)).unwrap();
         let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, ["c1", "relu1", "maxpool2d2", "flatten3", "linear4"]);
         assert_eq!(layers[0].output, Shape::Image { c: 8, h: 28, w: 28 });
         assert_eq!(layers[2].output, Shape::Image { c: 8, h: 14, w: 14 });
         assert_eq!(layers[3].output, Shape::Flat(8 * 14 * 14));
-        let specs = parse(SMALL).layer_specs(10).unwrap();
+        let specs = parse(SMALL).layer_specs(Some(10)).unwrap();
         assert_eq!(specs.len(), 2);
         assert_eq!(specs[0].shape, LayerShape::conv2d(8, 1, 3, 3));
         assert_eq!(specs[1].shape, LayerShape::linear(10, 1568));
@@ -427,14 +437,14 @@ out = 10
     fn a_layer_that_does_not_fit_is_an_error_naming_it_and_both_shapes() {
         let mut s = parse(SMALL);
         s.layers.remove(3); // no flatten before the linear layer
-        let e = s.resolve(10).unwrap_err().to_string();
+        let e = s.resolve(Some(10)).unwrap_err().to_string();
         assert!(
             e.contains("linear3") && e.contains("[8, 14, 14]") && e.contains("flat"),
             "{e}"
         );
         let mut s = parse(SMALL);
         s.layers[4] = LayerConfig::Linear { name: None, out: 7 };
-        let e = s.resolve(10).unwrap_err().to_string();
+        let e = s.resolve(Some(10)).unwrap_err().to_string();
         assert!(e.contains("[7]") && e.contains("10 classes"), "{e}");
         let mut s = parse(SMALL);
         s.layers[0] = LayerConfig::Conv2d {
@@ -444,7 +454,7 @@ out = 10
             stride: 1,
             padding: 0,
         };
-        let e = s.resolve(10).unwrap_err().to_string();
+        let e = s.resolve(Some(10)).unwrap_err().to_string();
         assert!(e.contains("big") && e.contains("[1, 28, 28]"), "{e}");
         let mut s = parse(SMALL);
         s.layers[2] = LayerConfig::Conv2d {
@@ -454,19 +464,22 @@ out = 10
             stride: 1,
             padding: 0,
         };
-        assert_eq!(s.resolve(10), Err(StackError::DuplicateName("c1".into())));
+        assert_eq!(
+            s.resolve(Some(10)),
+            Err(StackError::DuplicateName("c1".into()))
+        );
         let s = StackConfig {
             input: [1, 28, 28],
             layers: vec![],
         };
-        assert_eq!(s.resolve(10), Err(StackError::Empty));
+        assert_eq!(s.resolve(Some(10)), Err(StackError::Empty));
         // sizes no machine could train are errors, not attempts
         let mut s = parse(SMALL);
         s.layers[4] = LayerConfig::Linear {
             name: None,
             out: usize::MAX,
         };
-        let e = s.resolve(10).unwrap_err().to_string();
+        let e = s.resolve(Some(10)).unwrap_err().to_string();
         assert!(e.contains("linear4") && e.contains("more than"), "{e}");
         let mut s = parse(SMALL);
         s.layers[0] = LayerConfig::Conv2d {
@@ -476,7 +489,7 @@ out = 10
             stride: 1,
             padding: usize::MAX,
         };
-        assert!(s.resolve(10).is_err());
+        assert!(s.resolve(Some(10)).is_err());
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors};
 use thiserror::Error;
 
+use super::HostTensor;
 use super::stack::{LayerConfig, Shape, StackConfig, StackError};
-use super::{CLASSES, HostTensor};
 
 #[derive(Debug, Error)]
 pub enum WeightsError {
@@ -53,7 +53,7 @@ struct Needed {
 
 fn needed(stack: &StackConfig) -> Result<Vec<Needed>, StackError> {
     let mut out = Vec::new();
-    for (i, l) in stack.resolve(CLASSES)?.iter().enumerate() {
+    for (i, l) in stack.resolve(None)?.iter().enumerate() {
         let params: Vec<(&str, Vec<usize>)> = match (&l.config, l.input) {
             (LayerConfig::Conv2d { out, kernel, .. }, Shape::Image { c, .. }) => {
                 vec![

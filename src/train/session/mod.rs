@@ -20,10 +20,10 @@ use super::backend::BackendInfo;
 use super::checkpoint::CheckpointError;
 use super::heartbeat::Heartbeat;
 use super::report::{LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary};
-use crate::data::{Dataset, EpochOrder, IMAGE_PIXELS, Split};
+use crate::data::{Dataset, EpochOrder, Split};
 use crate::kernels::FusedAdam;
 use crate::masks_file::NamedMask;
-use crate::model::{CLASSES, DeviceMask, Network, ParamError, WeightsError, read_state_dict};
+use crate::model::{DeviceMask, Network, ParamError, WeightsError, read_state_dict};
 use crate::plan::{ExperimentPlan, PlanFileError};
 use crate::prune::{LayerRule, StepSchedule, sparsity};
 
@@ -45,6 +45,13 @@ pub enum SessionError {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Weights(#[from] WeightsError),
+    #[error(
+        "the network takes images of {network:?} but the data's are {data:?}: set input = {data:?} in the plan"
+    )]
+    DataShape {
+        network: [usize; 3],
+        data: [usize; 3],
+    },
     #[error(transparent)]
     Params(#[from] ParamError),
 }
@@ -130,7 +137,13 @@ impl Session {
         crate::keep_freed_memory();
         device.seed(plan.training.seed);
         let device = device.autodiff();
-        let model = Network::new(&stack, CLASSES, &device).map_err(PlanFileError::from)?;
+        if stack.input != data.shape {
+            return Err(SessionError::DataShape {
+                network: stack.input,
+                data: data.shape,
+            });
+        }
+        let model = Network::new(&stack, data.classes, &device).map_err(PlanFileError::from)?;
         let order = EpochOrder::new(plan.training.seed, data.train.len(), plan.training.batch);
         let epoch_order = order.epoch(0);
         let n = rules.len();
@@ -332,7 +345,8 @@ impl Session {
             self.epoch_order = self.order.epoch(step / per_epoch);
         }
         let indices = self.order.batch(&self.epoch_order, batch_in_epoch).to_vec();
-        let (images, labels) = batch_tensors(&self.data.train, &indices, &self.device);
+        let (images, labels) =
+            batch_tensors(&self.data.train, self.data.shape, &indices, &self.device);
         let logits = self.network().forward(images); // [batch, 10]
         let loss = self.loss_fn.forward(logits, labels); // [1]
         let loss_value = scalar(&loss);
@@ -460,7 +474,7 @@ impl Session {
             if let Some(h) = &self.heartbeat {
                 h.beat();
             }
-            let (images, labels) = batch_tensors(test, chunk, &device);
+            let (images, labels) = batch_tensors(test, self.data.shape, chunk, &device);
             let logits = model.forward(images); // [n, 10]
             let loss = self.loss_fn.forward(logits.clone(), labels.clone());
             loss_sum += scalar(&loss) * chunk.len() as f64;
@@ -592,12 +606,17 @@ fn granularity_name(rule: &LayerRule) -> String {
         .unwrap_or_else(|| "dense".into())
 }
 
-/// `[n, 1, 28, 28]` images in `[0, 1]` and `[n]` class indices.
-fn batch_tensors(split: &Split, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+/// `[n, c, h, w]` images in `[0, 1]` and `[n]` class indices.
+fn batch_tensors(
+    split: &Split,
+    [c, h, w]: [usize; 3],
+    indices: &[usize],
+    device: &Device,
+) -> (Tensor<4>, Tensor<1, Int>) {
     let (x, y) = split.gather(indices);
     let n = indices.len();
-    debug_assert_eq!(x.len(), n * IMAGE_PIXELS);
-    let images = Tensor::<4>::from_data(TensorData::new(x, [n, 1, 28, 28]), device);
+    debug_assert_eq!(x.len(), n * c * h * w);
+    let images = Tensor::<4>::from_data(TensorData::new(x, [n, c, h, w]), device);
     let labels = Tensor::<1, Int>::from_data(TensorData::new(y, [n]), device);
     (images, labels)
 }
