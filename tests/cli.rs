@@ -890,3 +890,92 @@ begin = 40
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn an_image_folder_trains_with_its_own_classes_and_a_damaged_image_is_named() {
+    let dir = temp_dir("images");
+    // three classes told apart by brightness, in several sizes, grey and colour, PNG and JPEG
+    let classes = [("bright", 220u8), ("dark", 30), ("mid", 125)];
+    for (split, count) in [("train", 12), ("test", 4)] {
+        for (class, level) in classes {
+            let folder = dir.join(split).join(class);
+            std::fs::create_dir_all(&folder).unwrap();
+            for i in 0..count {
+                let (w, h) = (18 + i as u32 * 3, 20 + (i as u32 % 4) * 5);
+                let jitter = |x: u32, y: u32| ((x * 7 + y * 13 + i as u32) % 21) as u8;
+                let path = folder.join(format!("{i}.{}", if i % 3 == 0 { "jpg" } else { "png" }));
+                if i % 2 == 0 {
+                    image::GrayImage::from_fn(w, h, |x, y| image::Luma([level + jitter(x, y)]))
+                        .save(&path)
+                        .unwrap();
+                } else {
+                    image::RgbImage::from_fn(w, h, |x, y| {
+                        let v = level + jitter(x, y);
+                        image::Rgb([v, v, v.saturating_sub(10)])
+                    })
+                    .save(&path)
+                    .unwrap();
+                }
+            }
+        }
+    }
+    let plan = dir.join("tiny.toml");
+    std::fs::write(
+        &plan,
+        r#"
+model = "custom"
+input = [1, 16, 16]
+[[layers]]
+type = "flatten"
+[[layers]]
+type = "linear"
+out = 3
+[training]
+epochs = 40
+batch = 8
+lr = 0.01
+[pruning]
+granularity = "unstructured"
+[pruning.schedule]
+kind = "one-shot"
+target = 0.5
+at = 20
+"#,
+    )
+    .unwrap();
+    let out = run(&[
+        "run",
+        plan.to_str().unwrap(),
+        "--dataset",
+        dir.to_str().unwrap(),
+        "--backend",
+        "flex",
+        "--json",
+    ]);
+    let s = summary(&out);
+    eprintln!("image folder: {}", s["final_accuracy"]);
+    assert!(
+        s["dataset"].as_str().unwrap().ends_with("(3 classes)"),
+        "{s}"
+    );
+    assert!(s["final_accuracy"].as_f64().unwrap() > 0.9, "{s}");
+    let started = events(&out)
+        .into_iter()
+        .find(|e| e["event"] == "started")
+        .unwrap();
+    assert_eq!(started["train_examples"], 36);
+    assert_eq!(started["test_examples"], 12);
+    // a damaged image: the error names it
+    let bad = dir.join("test").join("dark").join("9.png");
+    std::fs::write(&bad, b"\x89PNG\r\n\x1a\n not really").unwrap();
+    assert_clean_failure(
+        &[
+            "run",
+            plan.to_str().unwrap(),
+            "--dataset",
+            dir.to_str().unwrap(),
+        ],
+        "9.png",
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

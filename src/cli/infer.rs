@@ -67,7 +67,7 @@ pub fn bench_infer(args: &BenchInferArgs) -> Result<()> {
                 .map(|(_, m)| m.clone())
         })
         .collect();
-    let data = Dataset::load(&plan.dataset)?;
+    let data = Dataset::load_for(&plan.dataset, plan.stack()?.input)?;
     let r = measure(
         &plan.stack()?,
         &decoded.params,

@@ -204,8 +204,15 @@ fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
 }
 
 impl Dataset {
-    /// Loads a dataset. Every failure names the file and what is wrong with it.
+    /// Loads a dataset. Every failure names the file and what is wrong with it. Image
+    /// folders are resized to MNIST's shape; [`Dataset::load_for`] chooses.
     pub fn load(source: &DatasetSource) -> Result<Dataset, DataError> {
+        Self::load_for(source, MNIST_SHAPE)
+    }
+
+    /// Loads a dataset for a network taking `input` (channels, height, width): image
+    /// folders are turned to that shape; the other formats have their own.
+    pub fn load_for(source: &DatasetSource, input: [usize; 3]) -> Result<Dataset, DataError> {
         match source {
             DatasetSource::BuiltIn => Self::builtin(),
             DatasetSource::FashionMnist => {
@@ -213,12 +220,14 @@ impl Dataset {
                 d.name = "Fashion-MNIST".into();
                 Ok(d)
             }
-            // MNIST-format files, else CIFAR-10 binaries
+            // MNIST-format files, else CIFAR-10 binaries, else image folders
             DatasetSource::Folder(dir) => {
                 if find(dir, "train-images-idx3-ubyte").is_ok() {
                     Self::from_folder(dir)
                 } else if super::cifar::is_cifar(dir) {
                     super::cifar::load_cifar(dir)
+                } else if super::images::is_image_folder(dir) {
+                    super::images::load_image_folder(dir, input)
                 } else {
                     Err(DataError::NoDataset { dir: dir.clone() })
                 }

@@ -78,6 +78,8 @@ pub enum DataError {
         "{dir}: no train-images-idx3-ubyte (or .gz), no CIFAR-10 test_batch.bin, and no train/ and test/ image folders"
     )]
     NoDataset { dir: PathBuf },
+    #[error("{path}: {reason}")]
+    Image { path: PathBuf, reason: String },
     #[error("{dir}: no {name} (or {name}.gz) in this folder")]
     MissingFile { dir: PathBuf, name: String },
 }

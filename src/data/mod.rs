@@ -3,6 +3,7 @@
 pub mod cifar;
 pub mod dataset;
 pub mod idx;
+pub mod images;
 
 pub use dataset::{
     BUILTIN_TRAIN, CLASSES, Dataset, DatasetSource, EpochOrder, FASHION_MNIST_DIR, IMAGE_PIXELS,

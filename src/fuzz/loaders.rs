@@ -88,6 +88,37 @@ pub fn idx_labels() -> Loader {
     }
 }
 
+/// An encoded image of `w x h` with a gradient, as PNG or JPEG.
+fn encoded_image(w: u32, h: u32, format: image::ImageFormat, colour: bool) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    let grey = image::GrayImage::from_fn(w, h, |x, y| image::Luma([(x * 9 + y * 5) as u8]));
+    let picture = if colour {
+        image::DynamicImage::ImageRgb8(image::DynamicImage::ImageLuma8(grey).to_rgb8())
+    } else {
+        image::DynamicImage::ImageLuma8(grey)
+    };
+    picture
+        .write_to(&mut out, format)
+        .expect("encoding to memory");
+    out.into_inner()
+}
+
+pub fn image_file() -> Loader {
+    Loader {
+        name: "image (PNG, JPEG)",
+        seeds: vec![
+            encoded_image(12, 9, image::ImageFormat::Png, false),
+            encoded_image(10, 14, image::ImageFormat::Png, true),
+            encoded_image(16, 16, image::ImageFormat::Jpeg, true),
+        ],
+        parse: |bytes| {
+            crate::data::images::decode_image(Path::new(FUZZ_PATH), bytes, [3, 8, 8]).is_ok()
+        },
+        // a compressed image may claim 1,100 pixels per byte, 4 bytes each at most
+        allowed: |len| 4 * 1_100 * len + (2 << 20),
+    }
+}
+
 pub fn cifar() -> Loader {
     let record =
         |label: u8| std::iter::once(label).chain((0..3072).map(move |i| (i % 253) as u8 ^ label));

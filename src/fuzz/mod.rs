@@ -121,6 +121,7 @@ fuzz_tests! {
     idx_images, idx_images_thorough => loaders::idx_images;
     idx_labels, idx_labels_thorough => loaders::idx_labels;
     cifar, cifar_thorough => loaders::cifar;
+    image_file, image_file_thorough => loaders::image_file;
     checkpoint, checkpoint_thorough => loaders::checkpoint;
     sparse_model, sparse_model_thorough => loaders::sparse_model;
     masks, masks_thorough => loaders::masks;

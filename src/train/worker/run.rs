@@ -8,7 +8,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use super::Waker;
-use crate::data::{Dataset, DatasetSource};
+use crate::data::Dataset;
 use crate::masks_file::save_masks;
 use crate::plan::ExperimentPlan;
 use crate::train::analysis::{SensitivityJob, SweepJob};
@@ -246,12 +246,14 @@ impl WorkerLoop {
         self.session.as_ref()
     }
 
-    fn dataset(&mut self, source: &DatasetSource) -> Result<Arc<Dataset>, WorkerError> {
-        let key = source.to_string();
+    /// The plan's dataset, shaped for its network (image folders are resized to it).
+    fn dataset(&mut self, plan: &ExperimentPlan) -> Result<Arc<Dataset>, WorkerError> {
+        let (source, input) = (&plan.dataset, plan.stack()?.input);
+        let key = format!("{source} as {input:?}");
         if let Some(d) = self.datasets.get(&key) {
             return Ok(d.clone());
         }
-        let d = Arc::new(Dataset::load(source)?);
+        let d = Arc::new(Dataset::load_for(source, input)?);
         self.datasets.insert(key, d.clone());
         Ok(d)
     }
@@ -267,7 +269,7 @@ impl WorkerLoop {
     /// training at once when `run`, otherwise paused at step 0.
     fn start(&mut self, plan: ExperimentPlan, run: bool) -> Result<(), WorkerError> {
         self.clear();
-        let data = self.dataset(&plan.dataset)?;
+        let data = self.dataset(&plan)?;
         let (device, backend) = select(plan.training.backend)?;
         let weights = plan.training.weights.clone();
         let mut session = Session::new(plan, data, device, backend)?;
@@ -359,7 +361,7 @@ impl WorkerLoop {
         self.clear();
         let data = CheckpointData::read(&path)?;
         let plan = ExperimentPlan::from_toml(&data.plan_toml, &path.display().to_string())?;
-        let dataset = self.dataset(&plan.dataset)?;
+        let dataset = self.dataset(&plan)?;
         let (device, backend) = select(plan.training.backend)?;
         let session = Session::from_checkpoint(&data, dataset, device, backend)
             .map_err(|e| WorkerError::from(e).in_file(&path))?;
@@ -383,7 +385,7 @@ impl WorkerLoop {
         self.clear();
         let decoded = crate::export::read_sparse(&path)?;
         let plan = ExperimentPlan::from_toml(&decoded.header.plan, &path.display().to_string())?;
-        let dataset = self.dataset(&plan.dataset)?;
+        let dataset = self.dataset(&plan)?;
         let (device, backend) = select(plan.training.backend)?;
         let session = Session::from_sparse(&decoded, dataset, device, backend)
             .map_err(|e| WorkerError::from(e).in_file(&path))?;
