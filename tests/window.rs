@@ -545,3 +545,34 @@ fn a_worker_that_does_not_answer_is_reported_and_can_be_replaced() {
     click(&mut h, "Stop");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn the_network_editor_shows_shapes_and_the_error_at_the_layer() {
+    let dir = temp_dir("network-editor");
+    let mut h = harness(picker(&dir, None), plan());
+    click(&mut h, "Network");
+    click(&mut h, "Edit as layers");
+    {
+        let plan = &h.state().state.plan;
+        assert_eq!(plan.model, sparsity_explorer::model::ModelKind::Custom);
+        assert_eq!(plan.layers.len(), 6, "the mlp written out");
+    }
+    // each layer's output shape and parameter count
+    assert!(h.query_by_label("[784]").is_some());
+    assert_eq!(h.query_all_by_label("[300]").count(), 2, "fc1 and its ReLU");
+    assert!(h.query_by_label("235500 params").is_some());
+    assert!(h.query_by_label("266610 parameters").is_some());
+    // a convolution after the flat output: the error shows at that layer
+    click(&mut h, "+ conv2d");
+    assert_eq!(h.state().state.plan.layers.len(), 7);
+    assert_eq!(
+        h.query_all_by_label_contains("layer conv2d6 (conv2d) takes an image")
+            .count(),
+        2,
+        "the error is shown at the layer, and under the controls"
+    );
+    click(&mut h, "Start");
+    let banner = h.state().state.banner.clone().unwrap_or_default();
+    assert!(banner.contains("conv2d6"), "{banner}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

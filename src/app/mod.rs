@@ -12,6 +12,7 @@ pub mod command;
 pub mod files;
 pub mod history;
 pub mod layers;
+pub mod network_editor;
 pub mod panels;
 pub mod plan_editor;
 pub mod state;

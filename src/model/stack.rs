@@ -201,6 +201,44 @@ impl StackConfig {
     /// unique, and the last layer outputs one value per class (when `classes` is known:
     /// the data decides it).
     pub fn resolve(&self, classes: Option<usize>) -> Result<Vec<ResolvedLayer>, StackError> {
+        let (layers, error) = self.trace();
+        if let Some(e) = error {
+            return Err(e);
+        }
+        let shape = layers.last().map(|l| l.output).ok_or(StackError::Empty)?;
+        match (shape, classes) {
+            (Shape::Image { .. }, _) => {
+                return Err(StackError::Output {
+                    found: shape,
+                    classes: classes.unwrap_or(0),
+                });
+            }
+            (Shape::Flat(n), Some(classes)) if n != classes => {
+                return Err(StackError::Output {
+                    found: shape,
+                    classes,
+                });
+            }
+            _ => {}
+        }
+        if !layers
+            .iter()
+            .any(|l| matches!(l.config, LayerConfig::Linear { .. }))
+        {
+            return Err(StackError::NoLinear);
+        }
+        Ok(layers)
+    }
+
+    /// The layers that fit, in order, and the error of the first one that does not (an
+    /// editor shows every layer's shape up to it).
+    pub fn trace(&self) -> (Vec<ResolvedLayer>, Option<StackError>) {
+        let mut out = Vec::with_capacity(self.layers.len());
+        let error = self.walk(&mut out).err();
+        (out, error)
+    }
+
+    fn walk(&self, out: &mut Vec<ResolvedLayer>) -> Result<(), StackError> {
         let [c, h, w] = self.input;
         if c == 0 || h == 0 || w == 0 {
             return Err(StackError::EmptyInput(self.input));
@@ -217,7 +255,6 @@ impl StackConfig {
             return Err(StackError::Empty);
         }
         let mut shape = Shape::Image { c, h, w };
-        let mut out = Vec::with_capacity(self.layers.len());
         for (i, config) in self.layers.iter().enumerate() {
             let name = config
                 .given_name()
@@ -336,28 +373,7 @@ impl StackConfig {
             });
             shape = next;
         }
-        match (shape, classes) {
-            (Shape::Image { .. }, _) => {
-                return Err(StackError::Output {
-                    found: shape,
-                    classes: classes.unwrap_or(0),
-                });
-            }
-            (Shape::Flat(n), Some(classes)) if n != classes => {
-                return Err(StackError::Output {
-                    found: shape,
-                    classes,
-                });
-            }
-            _ => {}
-        }
-        if !out
-            .iter()
-            .any(|l| matches!(l.config, LayerConfig::Linear { .. }))
-        {
-            return Err(StackError::NoLinear);
-        }
-        Ok(out)
+        Ok(())
     }
 
     /// The prunable layers (convolutions and linear layers) in order; the last linear layer

@@ -6,8 +6,8 @@ use eframe::egui;
 use egui::{Color32, Ui};
 
 use crate::app::command::AppCommand;
-use crate::app::plan_editor;
 use crate::app::state::AppState;
+use crate::app::{network_editor, plan_editor};
 use crate::prune::LayerSpec;
 
 pub struct PlanPanel<'a> {
@@ -34,6 +34,9 @@ impl PlanPanel<'_> {
                     });
                     plan_editor::training_ui(ui, &mut state.plan, detected.as_deref(), out);
                 });
+            egui::CollapsingHeader::new("Network")
+                .default_open(false)
+                .show(ui, |ui| network_editor::network_ui(ui, &mut state.plan));
             egui::CollapsingHeader::new("Pruning")
                 .default_open(true)
                 .show(ui, |ui| {
