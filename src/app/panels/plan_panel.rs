@@ -34,8 +34,9 @@ impl PlanPanel<'_> {
                     });
                     plan_editor::training_ui(ui, &mut state.plan, detected.as_deref(), out);
                 });
+            // open from the start when the plan has a network of its own
             egui::CollapsingHeader::new("Network")
-                .default_open(false)
+                .default_open(!state.plan.layers.is_empty())
                 .show(ui, |ui| network_editor::network_ui(ui, &mut state.plan));
             egui::CollapsingHeader::new("Pruning")
                 .default_open(true)
