@@ -108,6 +108,10 @@ pub const PRESETS: &[(&str, &str)] = &[
         "seed-fashion",
         include_str!("../assets/presets/seed-fashion.toml"),
     ),
+    (
+        "lottery-ticket",
+        include_str!("../assets/presets/lottery-ticket.toml"),
+    ),
 ];
 
 impl ExperimentPlan {
@@ -209,6 +213,8 @@ impl ExperimentPlan {
             Some("the backend")
         } else if self.training.weights != next.training.weights {
             Some("the starting weights")
+        } else if self.pruning.rewind != next.pruning.rewind {
+            Some("the rewind point")
         } else {
             None
         }
@@ -240,11 +246,21 @@ impl ExperimentPlan {
             )));
         }
         self.pruning.rules(&self.layer_specs()?)?;
+        let steps_per_epoch = self.steps_per_epoch(train_len);
         let schedule = self
             .pruning
             .schedule
-            .resolve(self.steps_per_epoch(train_len))
+            .resolve(steps_per_epoch)
             .map_err(PolicyError::from)?;
+        if let Some(rewind) = self.pruning.rewind {
+            let (at, first) = (rewind.resolve(steps_per_epoch), schedule.first_prune_step());
+            if at > first {
+                return Err(PlanFileError::Invalid(format!(
+                    "pruning.rewind is at step {at}, after the first pruning step ({first}): \
+                     a lottery ticket rewinds to a moment before pruning"
+                )));
+            }
+        }
         Ok(schedule)
     }
 }

@@ -773,3 +773,54 @@ fn host_inference_agrees_with_burn_on_every_model() {
         }
     }
 }
+
+#[test]
+fn a_lottery_ticket_rewinds_the_survivors_to_their_early_values() {
+    let data = Arc::new(Dataset::builtin().unwrap());
+    let (device, info) = select(BackendChoice::Flex).unwrap();
+    let mut plan = quick_plan();
+    plan.pruning.rewind = Some(At::Step(5));
+    plan.pruning.schedule = Schedule::OneShot {
+        target: 0.5,
+        at: At::Step(20),
+    };
+    let mut s = Session::new(plan.clone(), data, device, info).unwrap();
+    for _ in 0..5 {
+        s.train_step().unwrap();
+    }
+    let early = s.network().read_params(); // what step 5 keeps
+    for _ in 0..15 {
+        s.train_step().unwrap(); // step 5 takes the copy; the weights move on
+    }
+    assert_ne!(
+        s.network().read_params(),
+        early,
+        "training moved the weights"
+    );
+    s.prune(0.5).unwrap();
+    let masks = s.masks().to_vec();
+    let after = s.network().read_params();
+    for (i, spec) in plan.layer_specs().unwrap().iter().enumerate() {
+        let find = |params: &[sparsity_explorer::model::HostTensor], name: &str| {
+            params
+                .iter()
+                .find(|p| p.name == name)
+                .unwrap()
+                .values
+                .clone()
+        };
+        let name = format!("{}.weight", spec.name);
+        let (w, w0) = (find(&after, &name), find(&early, &name));
+        let mask = masks[i].as_ref().unwrap();
+        for ((v, v0), &keep) in w.iter().zip(&w0).zip(mask) {
+            assert_eq!(*v, if keep == 1 { *v0 } else { 0.0 }, "{name}");
+        }
+        let bias = format!("{}.bias", spec.name);
+        assert_eq!(find(&after, &bias), find(&early, &bias));
+    }
+    // rewinding to after the first pruning step is refused
+    let mut late = plan;
+    late.pruning.rewind = Some(At::Step(30));
+    let e = late.validate(8_000).unwrap_err().to_string();
+    assert!(e.contains("rewind") && e.contains("30"), "{e}");
+}

@@ -37,6 +37,7 @@ pub mod tips {
         "tfmot's ConstantSparsity: the same target at every pruning step from the begin step.";
     pub const ONE_SHOT: &str =
         "Train dense, prune to the target once, then fine-tune with the mask fixed.";
+    pub const REWIND: &str = "Lottery tickets (Frankle & Carbin 2019; Frankle et al. 2020): after every pruning step the surviving weights go back to their values at this early moment and train again, with fresh Adam moments. With an iterative schedule this is iterative magnitude pruning with rewinding. The moment must come before the first pruning step.";
     pub const ITERATIVE: &str = "Prune a step, retrain, repeat: K pruning steps evenly spaced, each raising sparsity by target / K.";
     pub const POLYNOMIAL: &str = "tfmot's PolynomialDecay (automated gradual pruning): sparsity rises from initial to final as 1 - (1 - p)^3, fast at first while the network has slack, then slowly near the end so it can recover.";
     pub const TARGET: &str = "The sparsity the schedule ends at: the fraction of weights set to zero. 50-70% usually costs little accuracy; beyond 90% the cost grows fast. Drag it during training: the next pruning step follows.";
@@ -367,6 +368,17 @@ pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) 
             });
             frequency_ui(ui, frequency);
         }
+    }
+    let mut rewinding = plan.pruning.rewind.is_some();
+    if ui
+        .checkbox(&mut rewinding, "rewind (lottery ticket)")
+        .on_hover_text(tips::REWIND)
+        .changed()
+    {
+        plan.pruning.rewind = rewinding.then_some(At::Epoch { epoch: 1.0 });
+    }
+    if let Some(at) = plan.pruning.rewind.as_mut() {
+        at_editor(ui, "rewind to", at, tips::REWIND, steps_per_epoch);
     }
 }
 

@@ -10,7 +10,7 @@ use thiserror::Error;
 use super::granularity::Granularity;
 use super::layer::LayerShape;
 use super::mask::{GlobalLayer, MaskError, global_masks, layer_mask};
-use super::schedule::{Schedule, ScheduleError};
+use super::schedule::{At, Schedule, ScheduleError};
 use super::score::Criterion;
 
 /// Whether each layer hits its own target or one threshold ranks all layers together.
@@ -58,6 +58,12 @@ pub struct PruningPolicy {
     #[serde(default)]
     pub scope: Scope,
     pub schedule: Schedule,
+    /// Lottery tickets: after every pruning step the surviving weights go back to their
+    /// values at this moment (Frankle et al. 2019, 2020); with an iterative schedule this is
+    /// iterative magnitude pruning with rewinding. It must come no later than the first
+    /// pruning step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewind: Option<At>,
     /// Overrides by layer name (`conv1`, `fc2`, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub layers: BTreeMap<String, LayerOverride>,
@@ -310,6 +316,7 @@ mod tests {
                 end: None,
                 frequency: 10,
             },
+            rewind: None,
             layers: BTreeMap::new(),
         }
     }

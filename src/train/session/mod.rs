@@ -23,7 +23,7 @@ use super::report::{LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summa
 use crate::data::{Dataset, EpochOrder, Split};
 use crate::kernels::FusedAdam;
 use crate::masks_file::NamedMask;
-use crate::model::{DeviceMask, Network, ParamError, WeightsError, read_state_dict};
+use crate::model::{DeviceMask, HostTensor, Network, ParamError, WeightsError, read_state_dict};
 use crate::plan::{ExperimentPlan, PlanFileError};
 use crate::prune::{LayerRule, StepSchedule, sparsity};
 
@@ -117,6 +117,8 @@ pub struct Session {
     train_time_at_eval: Duration,
     /// Renewed at every step and evaluation batch, when a worker watches this session.
     heartbeat: Option<Heartbeat>,
+    /// Every parameter at the plan's rewind moment (lottery tickets), once reached.
+    rewind_to: Option<Vec<HostTensor>>,
 }
 
 impl Session {
@@ -173,6 +175,7 @@ impl Session {
             last_eval_cost: None,
             train_time_at_eval: Duration::ZERO,
             heartbeat: None,
+            rewind_to: None,
         })
     }
 
@@ -329,6 +332,11 @@ impl Session {
         let step = self.step;
         let mut baseline = None;
         let mut pruned = None;
+        if let Some(at) = self.plan.pruning.rewind
+            && at.resolve(self.steps_per_epoch) == step
+        {
+            self.rewind_to = Some(self.network().read_params());
+        }
         if self.schedule.should_prune(step) {
             if self.dense_accuracy.is_none() {
                 let e = self.evaluate();
@@ -386,6 +394,14 @@ impl Session {
             .masks(&self.rules, &refs, value, self.plan.training.seed)
             .map_err(PlanFileError::from)?;
         self.masks = masks;
+        if let Some(params) = &self.rewind_to
+            && let Some(model) = self.model.as_mut()
+        {
+            // a lottery ticket: the survivors start again from their early values, with
+            // fresh Adam moments (the masks below zero the rest)
+            model.write_params(params)?;
+            self.optim = ModuleOptimizer::from(FusedAdam::default());
+        }
         self.upload_masks();
         let final_target = self.schedule_final();
         let layers = self
