@@ -474,6 +474,34 @@ fn sweep_from_a_saved_checkpoint_keeps_unstructured_90_percent_accurate() {
     assert!(acc >= 0.93, "unstructured at 0.9: {acc}");
     assert_eq!(points[1]["granularity"], "2:4");
     assert!((points[1]["sparsity"].as_f64().unwrap() - 0.5).abs() < 1e-6);
+    // criteria side by side: magnitude keeps what random throws away
+    let out = run(&[
+        "sweep",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--targets",
+        "0.9",
+        "--granularities",
+        "unstructured",
+        "--criteria",
+        "magnitude,random",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = events(&out).last().unwrap().clone();
+    let points = last["points"].as_array().unwrap();
+    let accuracy = |criterion: &str| {
+        let p = points.iter().find(|p| p["criterion"] == criterion).unwrap();
+        p["accuracy"].as_f64().unwrap()
+    };
+    let (magnitude, random) = (accuracy("magnitude"), accuracy("random"));
+    eprintln!("sweep at 0.9: magnitude {magnitude:.4}, random {random:.4}");
+    assert_eq!(points.len(), 2);
+    assert!(magnitude > random, "magnitude {magnitude} random {random}");
     assert_clean_failure(
         &[
             "sweep",

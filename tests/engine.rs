@@ -603,6 +603,7 @@ fn a_cancelled_sweep_keeps_its_points_and_the_worker_goes_on() {
     worker.send(Command::Sweep(SweepRequest {
         targets: vec![0.5, 0.7, 0.9],
         granularities: vec!["unstructured".parse().unwrap(), "channel".parse().unwrap()],
+        criteria: Vec::new(),
         fine_tune_epochs: 1.0,
     }));
     let seen = until(&worker, 120, |e| {

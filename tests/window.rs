@@ -416,7 +416,7 @@ fn sensitivity_from_the_window_fills_the_table_and_sets_per_layer_targets() {
     });
     let text = std::fs::read_to_string(&csv).unwrap();
     assert!(
-        text.starts_with("sweep,granularity,target,sparsity,accuracy\n"),
+        text.starts_with("sweep,granularity,criterion,target,sparsity,accuracy\n"),
         "{text}"
     );
     assert_eq!(text.lines().count(), 4);

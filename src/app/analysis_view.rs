@@ -9,7 +9,7 @@ use super::command::AppCommand;
 use super::files::FilePurpose;
 use super::views::{format_mark, readable_marks};
 use crate::plan::ExperimentPlan;
-use crate::prune::Granularity;
+use crate::prune::{Criterion, Granularity};
 use crate::train::analysis::{LayerSensitivity, SensitivityResult, SweepResult, parse_levels};
 use crate::train::{LayerInfo, SensitivityRequest, SweepRequest};
 
@@ -41,6 +41,8 @@ pub struct AnalysisState {
     pub sensitivity_progress: Option<(usize, usize)>,
     pub targets_text: String,
     pub granularities_text: String,
+    /// Criteria to compare, comma separated (empty: the plan's).
+    pub criteria_text: String,
     pub fine_tune_epochs: f64,
     pub sweeps: Vec<NamedSweep>,
     pub sweep_progress: Option<(usize, usize, Option<f64>)>,
@@ -63,6 +65,7 @@ impl Default for AnalysisState {
                 .map(|g| g.to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
+            criteria_text: String::new(),
             fine_tune_epochs: s.fine_tune_epochs,
             sweeps: Vec::new(),
             sweep_progress: None,
@@ -287,6 +290,9 @@ impl SweepsPanel<'_> {
         ui.label("granularities");
         ui.add(TextEdit::singleline(&mut state.granularities_text).desired_width(240.0))
             .on_hover_text("Comma separated: unstructured, 2:4, block:4x4, channel ... N:M runs once (its sparsity is fixed).");
+        ui.label("criteria");
+        ui.add(TextEdit::singleline(&mut state.criteria_text).desired_width(140.0))
+            .on_hover_text("Comma separated: magnitude, random. Every target and granularity runs once per criterion; empty: the plan's criterion.");
         ui.label("budget");
         ui.add(DragValue::new(&mut state.fine_tune_epochs).range(0.1..=100.0).speed(0.1).suffix(" epochs"))
             .on_hover_text("Training per point: pruning over the first half, fine-tuning over the second.");
@@ -308,9 +314,21 @@ impl SweepsPanel<'_> {
                         .filter(|t| !t.is_empty())
                         .map(|t| t.parse::<Granularity>().map_err(|e| e.to_string()))
                         .collect::<Result<Vec<_>, _>>()?;
+                    let criteria = state
+                        .criteria_text
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(|t| {
+                            <Criterion as clap::ValueEnum>::from_str(t, true).map_err(|_| {
+                                format!("unknown criterion {t:?} (magnitude or random)")
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
                     Ok(SweepRequest {
                         targets,
                         granularities,
+                        criteria,
                         fine_tune_epochs: state.fine_tune_epochs,
                     })
                 });
@@ -365,25 +383,36 @@ impl SweepsPanel<'_> {
                     let n = sweeps.len();
                     for (si, sweep) in sweeps.iter().enumerate().filter(|(_, s)| s.visible) {
                         let fade = if si + 1 == n { 1.0 } else { 0.45 };
-                        let mut names: Vec<&str> = sweep
+                        // one line per granularity and criterion
+                        let mut names: Vec<(&str, &str)> = sweep
                             .result
                             .points
                             .iter()
-                            .map(|p| p.granularity.as_str())
+                            .map(|p| (p.granularity.as_str(), p.criterion.as_str()))
                             .collect();
+                        names.sort();
                         names.dedup();
-                        for g in names {
+                        let criteria = names
+                            .iter()
+                            .map(|n| n.1)
+                            .collect::<std::collections::BTreeSet<_>>()
+                            .len();
+                        for (g, criterion) in names {
                             let mut points: Vec<[f64; 2]> = sweep
                                 .result
                                 .points
                                 .iter()
-                                .filter(|p| p.granularity == g)
+                                .filter(|p| p.granularity == g && p.criterion == criterion)
                                 .map(|p| [p.sparsity, p.accuracy])
                                 .collect();
                             points.sort_by(|a, b| a[0].total_cmp(&b[0]));
                             let c = PALETTE[colour % PALETTE.len()].gamma_multiply(fade);
                             colour += 1;
-                            let label = format!("{}: {g}", sweep.name);
+                            let label = if criteria > 1 {
+                                format!("{}: {g}, {criterion}", sweep.name)
+                            } else {
+                                format!("{}: {g}", sweep.name)
+                            };
                             plot.line(
                                 Line::new(label.clone(), points.clone())
                                     .color(c)
@@ -412,12 +441,13 @@ impl SweepsPanel<'_> {
             }
             if let Some(last) = state.sweeps.last() {
                 egui::Grid::new("sweep-table").striped(true).show(ui, |ui| {
-                    for h in ["granularity", "target", "sparsity", "accuracy"] {
+                    for h in ["granularity", "criterion", "target", "sparsity", "accuracy"] {
                         ui.strong(h);
                     }
                     ui.end_row();
                     for p in &last.result.points {
                         ui.label(&p.granularity);
+                        ui.label(&p.criterion);
                         ui.label(format!("{:.2}", p.target));
                         ui.label(format!("{:.3}", p.sparsity));
                         ui.label(format!("{:.4}", p.accuracy));

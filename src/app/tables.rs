@@ -49,6 +49,7 @@ mod tests {
                 dense_accuracy: 0.95,
                 points: vec![SweepPoint {
                     granularity: "unstructured".into(),
+                    criterion: "magnitude".into(),
                     target: 0.5,
                     sparsity: 0.5,
                     accuracy,

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::driving::{await_event, obtain_model};
 use super::plan_args::{PlanArgs, parse_list};
 use crate::plan::ExperimentPlan;
-use crate::prune::{At, Granularity, Schedule};
+use crate::prune::{At, Criterion, Granularity, Schedule};
 use crate::train::analysis::{
     DEFAULT_GRANULARITIES, DEFAULT_LEVELS, DEFAULT_TARGETS, parse_levels,
 };
@@ -61,6 +61,9 @@ pub struct SweepArgs {
     /// Granularities, comma separated (unstructured, 2:4, block:4x4, channel, ...).
     #[arg(long)]
     pub granularities: Option<String>,
+    /// Criteria to compare, comma separated (magnitude, random); the plan's when omitted.
+    #[arg(long, value_enum, value_delimiter = ',', ignore_case = true)]
+    pub criteria: Vec<Criterion>,
     /// Training budget per point, in epochs (pruning over the first half).
     #[arg(long, default_value_t = 3.0)]
     pub budget: f64,
@@ -222,6 +225,7 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
     worker.send(Command::Sweep(SweepRequest {
         targets,
         granularities,
+        criteria: args.criteria.clone(),
         fine_tune_epochs: args.budget,
     }));
     let quiet = args.source.json || args.source.csv;

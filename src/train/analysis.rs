@@ -181,6 +181,8 @@ impl SensitivityJob {
 pub struct SweepRequest {
     pub targets: Vec<f64>,
     pub granularities: Vec<Granularity>,
+    /// Criteria to compare (empty: the plan's own).
+    pub criteria: Vec<Criterion>,
     /// Training budget of every point, in epochs: pruning over the first half, then
     /// fine-tuning with the mask held.
     pub fine_tune_epochs: f64,
@@ -194,6 +196,7 @@ impl Default for SweepRequest {
                 .iter()
                 .map(|g| g.parse().expect("valid default granularity"))
                 .collect(),
+            criteria: Vec::new(),
             fine_tune_epochs: 3.0,
         }
     }
@@ -203,6 +206,9 @@ impl Default for SweepRequest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SweepPoint {
     pub granularity: String,
+    /// The criterion that ranked the weights.
+    #[serde(default)]
+    pub criterion: String,
     pub target: f64,
     /// Achieved fraction of zero weights over all prunable layers.
     pub sparsity: f64,
@@ -217,13 +223,13 @@ pub struct SweepResult {
 }
 
 impl SweepResult {
-    /// The points as CSV (`granularity,target,sparsity,accuracy`).
+    /// The points as CSV (`granularity,criterion,target,sparsity,accuracy`).
     pub fn to_csv(&self) -> String {
-        let mut out = String::from("granularity,target,sparsity,accuracy\n");
+        let mut out = String::from("granularity,criterion,target,sparsity,accuracy\n");
         for p in &self.points {
             out.push_str(&format!(
-                "{},{},{:.6},{:.6}\n",
-                p.granularity, p.target, p.sparsity, p.accuracy
+                "{},{},{},{:.6},{:.6}\n",
+                p.granularity, p.criterion, p.target, p.sparsity, p.accuracy
             ));
         }
         out
@@ -259,10 +265,10 @@ pub struct SweepJob {
     dataset: Arc<Dataset>,
     device: Device,
     backend: BackendInfo,
-    queue: Vec<(Granularity, f64)>,
+    queue: Vec<(Granularity, f64, Criterion)>,
     total: usize,
     budget_steps: u64,
-    current: Option<(Granularity, f64, Session, u64)>,
+    current: Option<(Granularity, f64, Criterion, Session, u64)>,
     started: Instant,
     pub result: SweepResult,
 }
@@ -275,11 +281,19 @@ impl SweepJob {
         device: Device,
     ) -> Result<Self, SessionError> {
         let base = session.to_checkpoint(String::new())?;
+        let criteria = if request.criteria.is_empty() {
+            vec![session.plan().pruning.criterion]
+        } else {
+            request.criteria.clone()
+        };
         let mut queue = Vec::new();
         for g in &request.granularities {
-            match g.fixed_sparsity() {
-                Some(s) => queue.push((*g, s)), // N:M: the pattern fixes the sparsity
-                None => queue.extend(request.targets.iter().map(|t| (*g, *t))),
+            let targets = match g.fixed_sparsity() {
+                Some(s) => vec![s], // N:M: the pattern fixes the sparsity
+                None => request.targets.clone(),
+            };
+            for c in &criteria {
+                queue.extend(targets.iter().map(|t| (*g, *t, *c)));
             }
         }
         queue.reverse();
@@ -323,13 +337,19 @@ impl SweepJob {
 
     /// The plan of one point: the base plan with this granularity everywhere (skips kept),
     /// pruned by a polynomial schedule over the first half of the budget.
-    fn point_plan(&self, granularity: Granularity, target: f64) -> ExperimentPlan {
+    fn point_plan(
+        &self,
+        granularity: Granularity,
+        target: f64,
+        criterion: Criterion,
+    ) -> ExperimentPlan {
         let mut plan = self.base_plan.clone();
         let begin = self.base.step;
         let end = begin + (self.budget_steps / 2).max(1);
         let spe = plan.steps_per_epoch(self.dataset.train.len());
         plan.training.epochs = (begin + self.budget_steps).div_ceil(spe) as u32;
         plan.pruning.granularity = granularity;
+        plan.pruning.criterion = criterion;
         plan.pruning.scope = Scope::Layer;
         plan.pruning.layers.retain(|_, o| o.skip);
         for o in plan.pruning.layers.values_mut() {
@@ -353,11 +373,11 @@ impl SweepJob {
     /// Returns the point when one finishes.
     pub fn advance(&mut self) -> Result<Option<SweepPoint>, SessionError> {
         if self.current.is_none() {
-            let Some((g, t)) = self.queue.pop() else {
+            let Some((g, t, c)) = self.queue.pop() else {
                 return Ok(None);
             };
             let mut data = self.base.clone();
-            data.plan_toml = self.point_plan(g, t).to_toml();
+            data.plan_toml = self.point_plan(g, t, c).to_toml();
             let session = Session::from_checkpoint(
                 &data,
                 self.dataset.clone(),
@@ -365,9 +385,9 @@ impl SweepJob {
                 self.backend.clone(),
             )?;
             let stop = self.base.step + self.budget_steps;
-            self.current = Some((g, t, session, stop));
+            self.current = Some((g, t, c, session, stop));
         }
-        let (g, t, session, stop) = self.current.as_mut().expect("set above");
+        let (g, t, c, session, stop) = self.current.as_mut().expect("set above");
         session.train_step()?;
         if session.step() < *stop {
             return Ok(None);
@@ -375,6 +395,7 @@ impl SweepJob {
         let summary = session.summary();
         let point = SweepPoint {
             granularity: g.to_string(),
+            criterion: c.to_string(),
             target: *t,
             sparsity: summary.sparsity,
             accuracy: summary.final_accuracy,
