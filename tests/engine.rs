@@ -825,3 +825,47 @@ fn a_lottery_ticket_rewinds_the_survivors_to_their_early_values() {
     let e = late.validate(8_000).unwrap_err().to_string();
     assert!(e.contains("rewind") && e.contains("30"), "{e}");
 }
+
+#[test]
+fn gradient_criteria_prune_other_weights_than_magnitude_and_keep_training() {
+    use sparsity_explorer::prune::Criterion;
+    let data = Arc::new(Dataset::builtin().unwrap());
+    let (device, info) = select(BackendChoice::Flex).unwrap();
+    let masks_with = |criterion: Criterion, at: u64| {
+        let mut plan = quick_plan();
+        plan.pruning.criterion = criterion;
+        plan.pruning.schedule = Schedule::OneShot {
+            target: 0.8,
+            at: At::Step(at),
+        };
+        let mut s = Session::new(plan, data.clone(), device.clone(), info.clone()).unwrap();
+        while !s.is_done() {
+            s.train_step().unwrap();
+        }
+        (s.masks().to_vec(), s.summary())
+    };
+    let (magnitude, _) = masks_with(Criterion::Magnitude, 60);
+    for criterion in [Criterion::Taylor, Criterion::Movement, Criterion::Snip] {
+        let (masks, summary) = masks_with(criterion, 60);
+        let m = masks[0].as_ref().unwrap();
+        let differ = m
+            .iter()
+            .zip(magnitude[0].as_ref().unwrap())
+            .filter(|(a, b)| a != b)
+            .count() as f64
+            / m.len() as f64;
+        eprintln!(
+            "{criterion}: fc1 mask differs from magnitude's at {differ:.3}, accuracy {:.4}",
+            summary.final_accuracy
+        );
+        assert!(differ > 0.01, "{criterion} ranks like magnitude");
+        assert!((summary.sparsity - 0.8).abs() < 0.01);
+        // one batch's gradients (SNIP) rank more noisily than averages over many steps
+        let floor = if criterion == Criterion::Snip { 0.6 } else { 0.85 };
+        assert!(summary.final_accuracy > floor, "{criterion}: {summary:?}");
+    }
+    // SNIP at initialisation: pruned before any training, then trained
+    let (_, summary) = masks_with(Criterion::Snip, 0);
+    eprintln!("snip at step 0: accuracy {:.4}", summary.final_accuracy);
+    assert!(summary.final_accuracy > 0.8, "{summary:?}");
+}

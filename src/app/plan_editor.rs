@@ -30,6 +30,9 @@ pub mod tips {
     pub const BLOCK: &str = "Prunes whole R x C tiles of the weight matrix (conv filters flattened). Blocks map onto vector units and tiles of sparse kernels; larger blocks are easier to accelerate and cost more accuracy.";
     pub const CHANNEL: &str = "Removes whole output neurons (dense) or whole filters (conv), ranked by L2 norm. The layer physically shrinks, so it is faster everywhere, but it is the coarsest cut and costs the most accuracy.";
     pub const MAGNITUDE: &str = "Prune the weights (or blocks, channels) with the smallest magnitude first: small weights contribute least to the output.";
+    pub const TAYLOR: &str = "First-order Taylor (Molchanov et al. 2019): how much the loss would change without the weight, |w x dL/dw|, averaged over the steps since the last pruning step. Weights the loss leans on stay, however small.";
+    pub const MOVEMENT: &str = "Movement (Sanh et al. 2020): -sum of w x dL/dw over training: weights that training pushes away from zero stay, weights it pulls towards zero go, whatever their size now.";
+    pub const SNIP: &str = "SNIP (Lee et al. 2019): |w x dL/dw| on one batch at the moment of pruning. Made for pruning at initialisation: a one-shot schedule at step 0 prunes before any training.";
     pub const RANDOM: &str = "Prune in a seeded random order: the baseline that shows how much magnitude ranking is worth.";
     pub const PER_LAYER: &str = "Every layer reaches the target on its own.";
     pub const GLOBAL: &str = "One threshold across all layers (torch's global_unstructured): layers with many small weights (usually the large dense ones) are pruned harder, sensitive small layers less.";
@@ -281,12 +284,18 @@ pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) 
     let p = &mut plan.pruning;
     ui.label("Granularity");
     granularity_ui(ui, &mut p.granularity);
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         ui.label("Criterion");
-        ui.selectable_value(&mut p.criterion, Criterion::Magnitude, "magnitude")
-            .on_hover_text(tips::MAGNITUDE);
-        ui.selectable_value(&mut p.criterion, Criterion::Random, "random")
-            .on_hover_text(tips::RANDOM);
+        for (criterion, tip) in [
+            (Criterion::Magnitude, tips::MAGNITUDE),
+            (Criterion::Random, tips::RANDOM),
+            (Criterion::Taylor, tips::TAYLOR),
+            (Criterion::Movement, tips::MOVEMENT),
+            (Criterion::Snip, tips::SNIP),
+        ] {
+            ui.selectable_value(&mut p.criterion, criterion, criterion.to_string())
+                .on_hover_text(tip);
+        }
     });
     ui.horizontal(|ui| {
         ui.label("Scope");

@@ -131,6 +131,33 @@ impl fmt::Display for ModelKind {
 }
 
 impl Network {
+    /// `w * dL/dw` of every prunable weight, on the host, in PyTorch layout, from one
+    /// backward pass's gradients (zero where a weight has none).
+    pub fn weight_gradient_products(&self, grads: &burn::optim::GradientsParams) -> Vec<Vec<f32>> {
+        self.prunable()
+            .iter()
+            .map(|layer| {
+                let data = match layer {
+                    LayerHandle::Linear(l) => {
+                        let w = l.weight.val().inner();
+                        let g = grads
+                            .get::<2>(l.weight.id)
+                            .unwrap_or_else(|| w.zeros_like());
+                        (w * g).transpose().into_data()
+                    }
+                    LayerHandle::Conv2d(c) => {
+                        let w = c.weight.val().inner();
+                        let g = grads
+                            .get::<4>(c.weight.id)
+                            .unwrap_or_else(|| w.zeros_like());
+                        (w * g).into_data()
+                    }
+                };
+                data.iter::<f32>().collect()
+            })
+            .collect()
+    }
+
     /// Weights of every prunable layer, on the host, in PyTorch layout.
     pub fn read_weights(&self) -> Vec<Vec<f32>> {
         self.prunable().iter().map(read_weight).collect()

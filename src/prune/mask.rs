@@ -124,7 +124,10 @@ pub fn nm_mask(
 ) -> Vec<u8> {
     let mut mask = vec![0u8; weights.len()];
     let score = |i: usize| match criterion {
-        Criterion::Magnitude => weights[i].abs() as f64,
+        // gradient criteria arrive as saliencies in place of the weights
+        Criterion::Magnitude | Criterion::Taylor | Criterion::Movement | Criterion::Snip => {
+            weights[i].abs() as f64
+        }
         Criterion::Random => random_score(seed, i as u64),
     };
     let mut group: Vec<(f64, usize)> = Vec::with_capacity(m);

@@ -14,6 +14,26 @@ pub enum Criterion {
     Magnitude,
     /// A seeded, reproducible random order: the baseline magnitude has to beat.
     Random,
+    /// First-order Taylor: `|w * dL/dw|` averaged over the steps since the last pruning
+    /// step (Molchanov et al. 2019).
+    Taylor,
+    /// Movement: `-sum(w * dL/dw)` over the steps since pruning began: weights moving away
+    /// from zero stay (Sanh et al. 2020).
+    Movement,
+    /// SNIP: `|w * dL/dw|` on one batch at the moment of pruning, for pruning at
+    /// initialisation (Lee et al. 2019).
+    Snip,
+}
+
+impl Criterion {
+    /// Whether the criterion ranks a saliency the session computes from gradients (given to
+    /// the mask code in place of the weights) rather than the weights themselves.
+    pub fn uses_gradients(self) -> bool {
+        matches!(
+            self,
+            Criterion::Taylor | Criterion::Movement | Criterion::Snip
+        )
+    }
 }
 
 impl std::fmt::Display for Criterion {
@@ -21,6 +41,9 @@ impl std::fmt::Display for Criterion {
         f.write_str(match self {
             Criterion::Magnitude => "magnitude",
             Criterion::Random => "random",
+            Criterion::Taylor => "taylor",
+            Criterion::Movement => "movement",
+            Criterion::Snip => "snip",
         })
     }
 }

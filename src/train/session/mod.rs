@@ -25,7 +25,7 @@ use crate::kernels::FusedAdam;
 use crate::masks_file::NamedMask;
 use crate::model::{DeviceMask, HostTensor, Network, ParamError, WeightsError, read_state_dict};
 use crate::plan::{ExperimentPlan, PlanFileError};
-use crate::prune::{LayerRule, StepSchedule, sparsity};
+use crate::prune::{Criterion, LayerRule, StepSchedule, sparsity};
 
 /// Test examples per evaluation batch: large, since evaluation keeps no autodiff graph.
 const EVAL_BATCH: usize = 1000;
@@ -119,6 +119,12 @@ pub struct Session {
     heartbeat: Option<Heartbeat>,
     /// Every parameter at the plan's rewind moment (lottery tickets), once reached.
     rewind_to: Option<Vec<HostTensor>>,
+    /// Gradient saliencies per prunable layer (PyTorch layout), kept while a layer's
+    /// criterion needs them: `sum |w * g|` since the last pruning step (Taylor) over
+    /// `taylor_steps` steps, and `-sum w * g` since training began (movement).
+    taylor: Vec<Vec<f32>>,
+    taylor_steps: u64,
+    movement: Vec<Vec<f32>>,
 }
 
 impl Session {
@@ -176,6 +182,9 @@ impl Session {
             train_time_at_eval: Duration::ZERO,
             heartbeat: None,
             rewind_to: None,
+            taylor: Vec::new(),
+            taylor_steps: 0,
+            movement: Vec::new(),
         })
     }
 
@@ -320,6 +329,96 @@ impl Session {
         Ok(())
     }
 
+    /// Whether some layer ranks by `criterion`'s saliency.
+    fn layer_uses(&self, criterion: Criterion) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.granularity.is_some() && r.criterion == criterion)
+    }
+
+    /// Adds this step's `w * dL/dw` to the saliencies the plan's criteria need.
+    fn accumulate_saliency(&mut self, grads: &GradientsParams) {
+        let (taylor, movement) = (
+            self.layer_uses(Criterion::Taylor),
+            self.layer_uses(Criterion::Movement),
+        );
+        if !taylor && !movement {
+            return;
+        }
+        let products = self.network().weight_gradient_products(grads);
+        let grow = |acc: &mut Vec<Vec<f32>>| {
+            if acc.len() != products.len() {
+                *acc = products.iter().map(|p| vec![0.0; p.len()]).collect();
+            }
+        };
+        if taylor {
+            grow(&mut self.taylor);
+            for (acc, p) in self.taylor.iter_mut().zip(&products) {
+                acc.iter_mut().zip(p).for_each(|(a, v)| *a += v.abs());
+            }
+            self.taylor_steps += 1;
+        }
+        if movement {
+            grow(&mut self.movement);
+            for (acc, p) in self.movement.iter_mut().zip(&products) {
+                acc.iter_mut().zip(p).for_each(|(a, v)| *a -= v);
+            }
+        }
+    }
+
+    /// `|w * dL/dw|` of every prunable weight on this step's batch, without training.
+    fn batch_saliency(&self) -> Vec<Vec<f32>> {
+        let per_epoch = self.steps_per_epoch;
+        let batch_in_epoch = (self.step % per_epoch) as usize;
+        let order = if batch_in_epoch == 0 && self.step > 0 {
+            self.order.epoch(self.step / per_epoch)
+        } else {
+            self.epoch_order.clone()
+        };
+        let indices = self.order.batch(&order, batch_in_epoch).to_vec();
+        let (images, labels) =
+            batch_tensors(&self.data.train, self.data.shape, &indices, &self.device);
+        let loss = self.loss_fn.forward(self.network().forward(images), labels);
+        let grads = GradientsParams::from_grads(loss.backward(), self.network());
+        let mut products = self.network().weight_gradient_products(&grads);
+        products
+            .iter_mut()
+            .for_each(|p| p.iter_mut().for_each(|v| *v = v.abs()));
+        products
+    }
+
+    /// What each layer's criterion ranks (the mask code keeps the largest): the weights
+    /// for magnitude and random, gradient saliencies for the others.
+    fn criterion_scores(&self, weights: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
+        let needs_batch = self.layer_uses(Criterion::Snip)
+            || (self.layer_uses(Criterion::Taylor) && self.taylor_steps == 0);
+        let batch = needs_batch.then(|| self.batch_saliency());
+        weights
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| match self.rules[i].criterion {
+                Criterion::Magnitude | Criterion::Random => w,
+                Criterion::Snip => batch.as_ref().map_or(w, |b| b[i].clone()),
+                Criterion::Taylor => match (self.taylor.get(i), &batch) {
+                    (Some(acc), _) if self.taylor_steps > 0 => {
+                        let n = self.taylor_steps as f32;
+                        acc.iter().map(|a| a / n).collect()
+                    }
+                    (_, Some(b)) => b[i].clone(),
+                    _ => w,
+                },
+                Criterion::Movement => match self.movement.get(i) {
+                    // ranked by value: shifted so that every score is positive
+                    Some(acc) => {
+                        let low = acc.iter().copied().fold(f32::INFINITY, f32::min);
+                        acc.iter().map(|a| a - low + f32::MIN_POSITIVE).collect()
+                    }
+                    None => w,
+                },
+            })
+            .collect()
+    }
+
     /// Lets a watcher see this session working: every step and evaluation batch beats.
     pub fn set_heartbeat(&mut self, heartbeat: Heartbeat) {
         self.heartbeat = Some(heartbeat);
@@ -365,6 +464,7 @@ impl Session {
             });
         }
         let grads = GradientsParams::from_grads(loss.backward(), self.network());
+        self.accumulate_saliency(&grads);
         let model = self
             .model
             .take()
@@ -387,13 +487,16 @@ impl Session {
     /// them and applies them.
     pub fn prune(&mut self, value: f64) -> Result<PruneReport, SessionError> {
         let weights = self.network().read_weights();
-        let refs: Vec<&[f32]> = weights.iter().map(|w| w.as_slice()).collect();
+        let scores = self.criterion_scores(weights);
+        let refs: Vec<&[f32]> = scores.iter().map(|w| w.as_slice()).collect();
         let masks = self
             .plan
             .pruning
             .masks(&self.rules, &refs, value, self.plan.training.seed)
             .map_err(PlanFileError::from)?;
         self.masks = masks;
+        self.taylor.iter_mut().for_each(|t| t.fill(0.0));
+        self.taylor_steps = 0;
         if let Some(params) = &self.rewind_to
             && let Some(model) = self.model.as_mut()
         {
