@@ -443,6 +443,7 @@ mod tests {
             layers: vec![LayerSparsity {
                 name: "fc2".into(),
                 granularity: "2:4".into(),
+                criterion: "magnitude".into(),
                 target: 0.5,
                 sparsity: 0.5,
             }],

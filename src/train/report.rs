@@ -22,6 +22,8 @@ pub struct LayerSparsity {
     pub name: String,
     /// Granularity in its text form, or `dense`.
     pub granularity: String,
+    /// What ranked the layer's weights.
+    pub criterion: String,
     pub target: f64,
     pub sparsity: f64,
 }
@@ -45,6 +47,8 @@ pub struct LayerSummary {
     /// PyTorch layout.
     pub shape: Vec<usize>,
     pub granularity: String,
+    /// What ranked the layer's weights.
+    pub criterion: String,
     pub target: f64,
     pub sparsity: f64,
 }

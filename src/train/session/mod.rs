@@ -514,6 +514,7 @@ impl Session {
             .map(|(r, m)| LayerSparsity {
                 name: r.name.clone(),
                 granularity: granularity_name(r),
+                criterion: r.criterion.to_string(),
                 target: r.target(value, final_target),
                 sparsity: m.as_deref().map(sparsity).unwrap_or(0.0),
             })
@@ -697,6 +698,7 @@ impl Session {
                     name: r.name.clone(),
                     shape: r.shape.dims(),
                     granularity: granularity_name(r),
+                    criterion: r.criterion.to_string(),
                     target: r.target(final_target, final_target),
                     sparsity: z as f64 / w.len().max(1) as f64,
                 }
