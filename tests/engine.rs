@@ -861,7 +861,11 @@ fn gradient_criteria_prune_other_weights_than_magnitude_and_keep_training() {
         assert!(differ > 0.01, "{criterion} ranks like magnitude");
         assert!((summary.sparsity - 0.8).abs() < 0.01);
         // one batch's gradients (SNIP) rank more noisily than averages over many steps
-        let floor = if criterion == Criterion::Snip { 0.6 } else { 0.85 };
+        let floor = if criterion == Criterion::Snip {
+            0.6
+        } else {
+            0.85
+        };
         assert!(summary.final_accuracy > floor, "{criterion}: {summary:?}");
     }
     // SNIP at initialisation: pruned before any training, then trained

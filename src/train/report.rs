@@ -73,3 +73,32 @@ pub struct Summary {
     pub backend: String,
     pub device: String,
 }
+
+/// What one step did.
+#[derive(Clone, Debug)]
+pub struct StepOutcome {
+    /// The step that was trained (0-based).
+    pub step: u64,
+    pub loss: f64,
+    /// Set when masks were recomputed before this step.
+    pub pruned: Option<PruneReport>,
+    /// Set when the dense baseline was measured before pruning started.
+    pub baseline: Option<Evaluation>,
+}
+
+/// Masks recomputed at a step.
+#[derive(Clone, Debug)]
+pub struct PruneReport {
+    pub step: u64,
+    pub target: f64,
+    pub sparsity: f64,
+    pub layers: Vec<LayerSparsity>,
+}
+
+/// Accuracy and mean loss on the test split.
+#[derive(Clone, Copy, Debug)]
+pub struct Evaluation {
+    pub step: u64,
+    pub accuracy: f64,
+    pub loss: f64,
+}

@@ -9,6 +9,7 @@ use burn::tensor::{Bytes, Device};
 
 use super::{Session, SessionError};
 use crate::data::Dataset;
+use crate::model::read_state_dict;
 use crate::plan::ExperimentPlan;
 use crate::train::backend::BackendInfo;
 use crate::train::checkpoint::{CheckpointData, CheckpointError};
@@ -133,5 +134,18 @@ impl Session {
         let per_epoch = s.steps_per_epoch;
         s.epoch_order = s.order.epoch(s.step / per_epoch);
         Ok(s)
+    }
+
+    /// Trains one batch: recomputes masks first when the schedule says so (measuring the
+    /// dense baseline right before the first time), then forward, loss, backward, Adam, and
+    /// masks re-applied so pruned weights stay exactly 0.0.
+    /// Replaces the weights with a PyTorch `state_dict` read from `path` (see
+    /// [`crate::model::weights`]); masks and the step are untouched.
+    pub fn load_weights(&mut self, path: &std::path::Path) -> Result<(), SessionError> {
+        let params = read_state_dict(path, &self.plan.stack()?)?;
+        if let Some(model) = self.model.as_mut() {
+            model.write_params(&params)?;
+        }
+        Ok(())
     }
 }

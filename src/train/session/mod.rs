@@ -13,19 +13,21 @@ use thiserror::Error;
 
 mod cadence;
 mod files;
+mod saliency;
+mod snapshots;
 
 use cadence::{EVAL_COST_PER_TRAIN, Spent, evaluation_due};
 
 use super::backend::BackendInfo;
 use super::checkpoint::CheckpointError;
 use super::heartbeat::Heartbeat;
-use super::report::{LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary};
+pub use super::report::{Evaluation, PruneReport, StepOutcome};
+use super::report::{LayerInfo, LayerSparsity, LayerSummary, Summary};
 use crate::data::{Dataset, EpochOrder, Split};
 use crate::kernels::FusedAdam;
-use crate::masks_file::NamedMask;
-use crate::model::{DeviceMask, HostTensor, Network, ParamError, WeightsError, read_state_dict};
+use crate::model::{DeviceMask, HostTensor, Network, ParamError, WeightsError};
 use crate::plan::{ExperimentPlan, PlanFileError};
-use crate::prune::{Criterion, LayerRule, StepSchedule, sparsity};
+use crate::prune::{LayerRule, StepSchedule, sparsity};
 
 /// Test examples per evaluation batch: large, since evaluation keeps no autodiff graph.
 const EVAL_BATCH: usize = 1000;
@@ -54,35 +56,6 @@ pub enum SessionError {
     },
     #[error(transparent)]
     Params(#[from] ParamError),
-}
-
-/// What one step did.
-#[derive(Clone, Debug)]
-pub struct StepOutcome {
-    /// The step that was trained (0-based).
-    pub step: u64,
-    pub loss: f64,
-    /// Set when masks were recomputed before this step.
-    pub pruned: Option<PruneReport>,
-    /// Set when the dense baseline was measured before pruning started.
-    pub baseline: Option<Evaluation>,
-}
-
-/// Masks recomputed at a step.
-#[derive(Clone, Debug)]
-pub struct PruneReport {
-    pub step: u64,
-    pub target: f64,
-    pub sparsity: f64,
-    pub layers: Vec<LayerSparsity>,
-}
-
-/// Accuracy and mean loss on the test split.
-#[derive(Clone, Copy, Debug)]
-pub struct Evaluation {
-    pub step: u64,
-    pub accuracy: f64,
-    pub loss: f64,
 }
 
 /// One run of one plan on one device.
@@ -316,109 +289,6 @@ impl Session {
         Ok(())
     }
 
-    /// Trains one batch: recomputes masks first when the schedule says so (measuring the
-    /// dense baseline right before the first time), then forward, loss, backward, Adam, and
-    /// masks re-applied so pruned weights stay exactly 0.0.
-    /// Replaces the weights with a PyTorch `state_dict` read from `path` (see
-    /// [`crate::model::weights`]); masks and the step are untouched.
-    pub fn load_weights(&mut self, path: &std::path::Path) -> Result<(), SessionError> {
-        let params = read_state_dict(path, &self.plan.stack()?)?;
-        if let Some(model) = self.model.as_mut() {
-            model.write_params(&params)?;
-        }
-        Ok(())
-    }
-
-    /// Whether some layer ranks by `criterion`'s saliency.
-    fn layer_uses(&self, criterion: Criterion) -> bool {
-        self.rules
-            .iter()
-            .any(|r| r.granularity.is_some() && r.criterion == criterion)
-    }
-
-    /// Adds this step's `w * dL/dw` to the saliencies the plan's criteria need.
-    fn accumulate_saliency(&mut self, grads: &GradientsParams) {
-        let (taylor, movement) = (
-            self.layer_uses(Criterion::Taylor),
-            self.layer_uses(Criterion::Movement),
-        );
-        if !taylor && !movement {
-            return;
-        }
-        let products = self.network().weight_gradient_products(grads);
-        let grow = |acc: &mut Vec<Vec<f32>>| {
-            if acc.len() != products.len() {
-                *acc = products.iter().map(|p| vec![0.0; p.len()]).collect();
-            }
-        };
-        if taylor {
-            grow(&mut self.taylor);
-            for (acc, p) in self.taylor.iter_mut().zip(&products) {
-                acc.iter_mut().zip(p).for_each(|(a, v)| *a += v.abs());
-            }
-            self.taylor_steps += 1;
-        }
-        if movement {
-            grow(&mut self.movement);
-            for (acc, p) in self.movement.iter_mut().zip(&products) {
-                acc.iter_mut().zip(p).for_each(|(a, v)| *a -= v);
-            }
-        }
-    }
-
-    /// `|w * dL/dw|` of every prunable weight on this step's batch, without training.
-    fn batch_saliency(&self) -> Vec<Vec<f32>> {
-        let per_epoch = self.steps_per_epoch;
-        let batch_in_epoch = (self.step % per_epoch) as usize;
-        let order = if batch_in_epoch == 0 && self.step > 0 {
-            self.order.epoch(self.step / per_epoch)
-        } else {
-            self.epoch_order.clone()
-        };
-        let indices = self.order.batch(&order, batch_in_epoch).to_vec();
-        let (images, labels) =
-            batch_tensors(&self.data.train, self.data.shape, &indices, &self.device);
-        let loss = self.loss_fn.forward(self.network().forward(images), labels);
-        let grads = GradientsParams::from_grads(loss.backward(), self.network());
-        let mut products = self.network().weight_gradient_products(&grads);
-        products
-            .iter_mut()
-            .for_each(|p| p.iter_mut().for_each(|v| *v = v.abs()));
-        products
-    }
-
-    /// What each layer's criterion ranks (the mask code keeps the largest): the weights
-    /// for magnitude and random, gradient saliencies for the others.
-    fn criterion_scores(&self, weights: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
-        let needs_batch = self.layer_uses(Criterion::Snip)
-            || (self.layer_uses(Criterion::Taylor) && self.taylor_steps == 0);
-        let batch = needs_batch.then(|| self.batch_saliency());
-        weights
-            .into_iter()
-            .enumerate()
-            .map(|(i, w)| match self.rules[i].criterion {
-                Criterion::Magnitude | Criterion::Random => w,
-                Criterion::Snip => batch.as_ref().map_or(w, |b| b[i].clone()),
-                Criterion::Taylor => match (self.taylor.get(i), &batch) {
-                    (Some(acc), _) if self.taylor_steps > 0 => {
-                        let n = self.taylor_steps as f32;
-                        acc.iter().map(|a| a / n).collect()
-                    }
-                    (_, Some(b)) => b[i].clone(),
-                    _ => w,
-                },
-                Criterion::Movement => match self.movement.get(i) {
-                    // ranked by value: shifted so that every score is positive
-                    Some(acc) => {
-                        let low = acc.iter().copied().fold(f32::INFINITY, f32::min);
-                        acc.iter().map(|a| a - low + f32::MIN_POSITIVE).collect()
-                    }
-                    None => w,
-                },
-            })
-            .collect()
-    }
-
     /// Lets a watcher see this session working: every step and evaluation batch beats.
     pub fn set_heartbeat(&mut self, heartbeat: Heartbeat) {
         self.heartbeat = Some(heartbeat);
@@ -632,49 +502,6 @@ impl Session {
 
     pub fn dense_accuracy(&self) -> Option<f64> {
         self.dense_accuracy
-    }
-
-    /// Host copy of one layer's weights and mask.
-    pub fn snapshot(&self, name: &str) -> Result<LayerSnapshot, SessionError> {
-        let i = self
-            .rules
-            .iter()
-            .position(|r| r.name == name)
-            .ok_or_else(|| SessionError::UnknownLayer(name.to_string()))?;
-        Ok(self.snapshot_at(i, &self.network().read_weights()))
-    }
-
-    /// Host copies of every prunable layer.
-    /// Every prunable layer's mask, named and shaped as the masks file stores them.
-    pub fn named_masks(&self) -> Vec<NamedMask> {
-        self.snapshots()
-            .into_iter()
-            .map(|snap| NamedMask {
-                dims: snap.shape.dims(),
-                name: snap.name,
-                mask: snap.mask,
-            })
-            .collect()
-    }
-
-    pub fn snapshots(&self) -> Vec<LayerSnapshot> {
-        let weights = self.network().read_weights();
-        (0..self.rules.len())
-            .map(|i| self.snapshot_at(i, &weights))
-            .collect()
-    }
-
-    fn snapshot_at(&self, i: usize, weights: &[Vec<f32>]) -> LayerSnapshot {
-        let rule = &self.rules[i];
-        LayerSnapshot {
-            step: self.step,
-            name: rule.name.clone(),
-            shape: rule.shape,
-            weights: weights[i].clone(),
-            mask: self.masks[i]
-                .clone()
-                .unwrap_or_else(|| vec![1; rule.shape.numel()]),
-        }
     }
 
     /// The run's result. Evaluates if the last evaluation is not of the current weights.
