@@ -7,7 +7,7 @@ use eframe::egui;
 use egui::{Color32, DragValue, RichText, Ui};
 
 use crate::model::stack::ResolvedLayer;
-use crate::model::{LayerConfig, ModelKind, Shape, StackConfig};
+use crate::model::{LayerConfig, ModelKind, StackConfig};
 use crate::plan::ExperimentPlan;
 
 /// The layer types, each with the settings it starts from.
@@ -43,16 +43,11 @@ fn templates() -> [LayerConfig; 10] {
 
 /// Weights and biases (running statistics included) of one layer.
 fn parameters(layer: &ResolvedLayer) -> usize {
-    let width = |s: Shape| match s {
-        Shape::Image { c, .. } => c,
-        Shape::Flat(n) => n,
-    };
-    match &layer.config {
-        LayerConfig::Conv2d { out, kernel, .. } => out * width(layer.input) * kernel * kernel + out,
-        LayerConfig::Linear { out, .. } => out * layer.input.numel() + out,
-        LayerConfig::Batchnorm2d { .. } => 4 * width(layer.input),
-        _ => 0,
-    }
+    layer
+        .parameters()
+        .iter()
+        .map(|(_, dims)| dims.iter().product::<usize>())
+        .sum()
 }
 
 /// What a row asks for besides editing its layer.

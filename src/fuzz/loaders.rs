@@ -181,24 +181,13 @@ fn trained() -> &'static Trained {
         let masks = session.named_masks();
         let masks_path = dir.path().join("masks.safetensors");
         save_masks(&masks_path, &masks, &plan_toml).expect("a masks file");
-        let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = params
-            .iter()
-            .map(|t| {
-                let bytes = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
-                (t.name.clone(), t.dims.clone(), bytes)
-            })
-            .collect();
-        let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
-            .iter()
-            .map(|(n, d, b)| {
-                let view =
-                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, d.clone(), b);
-                (n.clone(), view.expect("a valid tensor"))
-            })
-            .collect();
-        let state_dict = safetensors::serialize(views, None).expect("a state_dict file");
+        // the export's PyTorch file is a state_dict (its masks are keys the loader ignores)
+        let state_dict_path = dir.path().join("model.safetensors");
+        inputs
+            .write_stripped(&state_dict_path)
+            .expect("a state_dict file");
         Trained {
-            state_dict,
+            state_dict: std::fs::read(&state_dict_path).expect("the state_dict"),
             checkpoint: std::fs::read(&checkpoint_path).expect("the checkpoint"),
             sparse_f32: inputs.sparse_file(ValueFormat::F32).expect("an f32 file"),
             sparse_int8: inputs.sparse_file(ValueFormat::Int8).expect("an int8 file"),

@@ -10,10 +10,10 @@ use burn::nn::{
 };
 use burn::tensor::{Device, Tensor};
 
-use super::stack::{LayerConfig, Shape, StackConfig, StackError};
+use super::stack::{LayerConfig, Shape, StackConfig, StackError, prunable_specs};
 use super::{LayerHandle, LayerHandleMut};
 use crate::kernels::{batch_norm, conv2d, linear, max_pool2d};
-use crate::prune::{LayerShape, LayerSpec};
+use crate::prune::LayerSpec;
 
 /// `[batch, c, h, w]` to `[batch, c * h * w]`.
 #[derive(Module, Debug, Default)]
@@ -41,6 +41,9 @@ pub struct Network {
     layers: Vec<LayerModule>,
     #[module(skip)]
     names: Vec<String>,
+    /// The prunable layers, in order.
+    #[module(skip)]
+    specs: Vec<LayerSpec>,
 }
 
 /// Between layers: images, or flat features after a flatten.
@@ -100,6 +103,7 @@ impl Network {
         }
         Ok(Self {
             layers,
+            specs: prunable_specs(&resolved),
             names: resolved.into_iter().map(|l| l.name).collect(),
         })
     }
@@ -112,10 +116,14 @@ impl Network {
         while i < self.layers.len() {
             // ReLU then max pooling: pooling first gives the same values and gradients on a
             // fraction of the data (max and ReLU commute)
-            if let (LayerModule::Relu(relu), Some(LayerModule::MaxPool(pool)), Image(t)) =
+            if let (LayerModule::Relu(relu), Some(LayerModule::MaxPool(pool)), Image(_)) =
                 (&self.layers[i], self.layers.get(i + 1), &x)
             {
-                x = Image(relu.forward(max_pool2d(pool, t.clone())));
+                // the activation moves into the pool: no second handle keeps its buffer
+                let Image(t) = x else {
+                    unreachable!("matched above")
+                };
+                x = Image(relu.forward(max_pool2d(pool, t)));
                 i += 2;
                 continue;
             }
@@ -194,32 +202,8 @@ impl Network {
             .collect()
     }
 
-    /// The prunable layers' names and shapes, read from the modules; the last linear layer
-    /// is the output layer.
+    /// The prunable layers' names and shapes, as the stack gives them.
     pub fn layer_specs(&self) -> Vec<LayerSpec> {
-        let mut specs: Vec<LayerSpec> = self
-            .names
-            .iter()
-            .zip(&self.layers)
-            .filter_map(|(name, l)| match l {
-                LayerModule::Conv2d(c) => {
-                    let [out, inp, kh, kw] = c.weight.dims();
-                    Some(LayerSpec::new(name, LayerShape::conv2d(out, inp, kh, kw)))
-                }
-                LayerModule::Linear(l) => {
-                    let [inp, out] = l.weight.dims();
-                    Some(LayerSpec::new(name, LayerShape::linear(out, inp)))
-                }
-                _ => None,
-            })
-            .collect();
-        if let Some(last) = specs
-            .iter_mut()
-            .rev()
-            .find(|s| s.shape.kind == crate::prune::LayerKind::Linear)
-        {
-            last.output = true;
-        }
-        specs
+        self.specs.clone()
     }
 }

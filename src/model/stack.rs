@@ -176,6 +176,44 @@ impl ResolvedLayer {
             _ => None,
         }
     }
+
+    /// The layer's parameters as PyTorch names and lays them out (`weight`, `bias`,
+    /// `running_mean`, ...), with their shapes; none for layers without parameters.
+    pub fn parameters(&self) -> Vec<(&'static str, Vec<usize>)> {
+        match (&self.config, self.input) {
+            (LayerConfig::Conv2d { out, .. } | LayerConfig::Linear { out, .. }, _) => {
+                let weight = self.weight_shape().map(|s| s.dims()).unwrap_or_default();
+                vec![("weight", weight), ("bias", vec![*out])]
+            }
+            (LayerConfig::Batchnorm2d { .. }, Shape::Image { c, .. }) => {
+                ["weight", "bias", "running_mean", "running_var"]
+                    .into_iter()
+                    .map(|p| (p, vec![c]))
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The prunable layers (convolutions and linear layers) of resolved layers, in order; the
+/// last linear layer is the output layer.
+pub fn prunable_specs(layers: &[ResolvedLayer]) -> Vec<LayerSpec> {
+    let last_linear = layers
+        .iter()
+        .rposition(|l| matches!(l.config, LayerConfig::Linear { .. }));
+    layers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let shape = l.weight_shape()?;
+            Some(if Some(i) == last_linear {
+                LayerSpec::output(&l.name, shape)
+            } else {
+                LayerSpec::new(&l.name, shape)
+            })
+        })
+        .collect()
 }
 
 /// A network: the shape of one input example, and its layers in order.
@@ -379,22 +417,7 @@ impl StackConfig {
     /// The prunable layers (convolutions and linear layers) in order; the last linear layer
     /// is the output layer.
     pub fn layer_specs(&self, classes: Option<usize>) -> Result<Vec<LayerSpec>, StackError> {
-        let layers = self.resolve(classes)?;
-        let last_linear = layers
-            .iter()
-            .rposition(|l| matches!(l.config, LayerConfig::Linear { .. }));
-        Ok(layers
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| {
-                let shape = l.weight_shape()?;
-                Some(if Some(i) == last_linear {
-                    LayerSpec::output(&l.name, shape)
-                } else {
-                    LayerSpec::new(&l.name, shape)
-                })
-            })
-            .collect())
+        Ok(prunable_specs(&self.resolve(classes)?))
     }
 }
 

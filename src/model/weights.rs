@@ -9,7 +9,7 @@ use safetensors::{Dtype, SafeTensors};
 use thiserror::Error;
 
 use super::HostTensor;
-use super::stack::{LayerConfig, Shape, StackConfig, StackError};
+use super::stack::{StackConfig, StackError};
 
 #[derive(Debug, Error)]
 pub enum WeightsError {
@@ -54,25 +54,7 @@ struct Needed {
 fn needed(stack: &StackConfig) -> Result<Vec<Needed>, StackError> {
     let mut out = Vec::new();
     for (i, l) in stack.resolve(None)?.iter().enumerate() {
-        let params: Vec<(&str, Vec<usize>)> = match (&l.config, l.input) {
-            (LayerConfig::Conv2d { out, kernel, .. }, Shape::Image { c, .. }) => {
-                vec![
-                    ("weight", vec![*out, c, *kernel, *kernel]),
-                    ("bias", vec![*out]),
-                ]
-            }
-            (LayerConfig::Linear { out, .. }, input) => {
-                vec![("weight", vec![*out, input.numel()]), ("bias", vec![*out])]
-            }
-            (LayerConfig::Batchnorm2d { .. }, Shape::Image { c, .. }) => {
-                ["weight", "bias", "running_mean", "running_var"]
-                    .into_iter()
-                    .map(|p| (p, vec![c]))
-                    .collect()
-            }
-            _ => Vec::new(),
-        };
-        for (p, dims) in params {
+        for (p, dims) in l.parameters() {
             out.push(Needed {
                 key: format!("{}.{p}", l.name),
                 position: format!("{i}.{p}"),

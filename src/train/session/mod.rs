@@ -289,6 +289,13 @@ impl Session {
         Ok(())
     }
 
+    /// The training examples of the step about to be trained (`epoch_order` is always the
+    /// order of the current step's epoch).
+    fn current_batch(&self) -> Vec<usize> {
+        let batch_in_epoch = (self.step % self.steps_per_epoch) as usize;
+        self.order.batch(&self.epoch_order, batch_in_epoch).to_vec()
+    }
+
     /// Lets a watcher see this session working: every step and evaluation batch beats.
     pub fn set_heartbeat(&mut self, heartbeat: Heartbeat) {
         self.heartbeat = Some(heartbeat);
@@ -316,12 +323,7 @@ impl Session {
         }
 
         let t0 = Instant::now();
-        let per_epoch = self.steps_per_epoch;
-        let batch_in_epoch = (step % per_epoch) as usize;
-        if batch_in_epoch == 0 && step > 0 {
-            self.epoch_order = self.order.epoch(step / per_epoch);
-        }
-        let indices = self.order.batch(&self.epoch_order, batch_in_epoch).to_vec();
+        let indices = self.current_batch();
         let (images, labels) =
             batch_tensors(&self.data.train, self.data.shape, &indices, &self.device);
         let logits = self.network().forward(images); // [batch, 10]
@@ -345,6 +347,9 @@ impl Session {
         self.train_time += t0.elapsed();
         self.trained_samples += indices.len() as u64;
         self.step += 1;
+        if self.step.is_multiple_of(self.steps_per_epoch) {
+            self.epoch_order = self.order.epoch(self.step / self.steps_per_epoch);
+        }
         Ok(StepOutcome {
             step,
             loss: loss_value,

@@ -47,14 +47,7 @@ impl Session {
 
     /// `|w * dL/dw|` of every prunable weight on this step's batch, without training.
     fn batch_saliency(&self) -> Vec<Vec<f32>> {
-        let per_epoch = self.steps_per_epoch;
-        let batch_in_epoch = (self.step % per_epoch) as usize;
-        let order = if batch_in_epoch == 0 && self.step > 0 {
-            self.order.epoch(self.step / per_epoch)
-        } else {
-            self.epoch_order.clone()
-        };
-        let indices = self.order.batch(&order, batch_in_epoch).to_vec();
+        let indices = self.current_batch();
         let (images, labels) =
             batch_tensors(&self.data.train, self.data.shape, &indices, &self.device);
         let loss = self.loss_fn.forward(self.network().forward(images), labels);
