@@ -259,6 +259,14 @@ fn bad_input_fails_with_one_clear_line() {
         ],
         "must end after it begins",
     );
+    assert_clean_failure(
+        &["run", "--schedule", "rigl", "--granularity", "2:4"],
+        "2:4 cannot be applied: the rigl schedule exchanges weights",
+    );
+    assert_clean_failure(
+        &["run", "--schedule", "set", "--alpha", "1.5"],
+        "(alpha) must be in (0, 1], found 1.5",
+    );
     let plan = dir.join("broken.toml");
     std::fs::write(&plan, "model = \"mlp\"\n[training\nepochs = 2\n").unwrap();
     assert_clean_failure(

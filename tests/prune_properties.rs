@@ -43,6 +43,21 @@ proptest! {
     }
 
     #[test]
+    fn wanda_keeps_exactly_the_count_of_every_row_and_its_largest(
+        (shape, w) in shape_and_weights(),
+        target in 0.0f64..0.999,
+    ) {
+        let m = layer_mask(&w, &shape, Granularity::Unstructured, Criterion::Wanda, target, 0).unwrap();
+        let row = shape.row_len();
+        for (r, (ws, ms)) in w.chunks(row).zip(m.chunks(row)).enumerate() {
+            prop_assert_eq!(ms.iter().filter(|&&k| k == 1).count(), keep_count(row, target), "row {}", r);
+            let min_kept = ws.iter().zip(ms).filter(|(_, k)| **k == 1).map(|(x, _)| x.abs()).fold(f32::INFINITY, f32::min);
+            let max_pruned = ws.iter().zip(ms).filter(|(_, k)| **k == 0).map(|(x, _)| x.abs()).fold(0.0, f32::max);
+            prop_assert!(max_pruned <= min_kept, "row {}", r);
+        }
+    }
+
+    #[test]
     fn random_criterion_keeps_exactly_the_count_and_is_reproducible(
         (shape, w) in shape_and_weights(),
         target in 0.0f64..0.999,

@@ -12,6 +12,9 @@ use crate::train::{LayerInfo, LayerSnapshot};
 pub const HISTOGRAM_BINS: usize = 60;
 /// Colour of a pruned weight.
 pub const PRUNED: Color32 = Color32::from_rgb(14, 14, 18);
+/// Colour of a weight grown back by the last exchange of RigL or SET (in folded views: a
+/// kernel or input holding one).
+pub const GROWN: Color32 = Color32::from_rgb(90, 240, 110);
 
 /// How a layer's weights are laid out as pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,9 +29,16 @@ pub enum MaskLayout {
 }
 
 /// The mask of a snapshot as an image: kept weights coloured by sign (warm positive, cool
-/// negative) and magnitude, pruned ones dark; fractions (folded views) as brightness.
+/// negative) and magnitude, pruned ones dark, weights grown by the last exchange green;
+/// fractions (folded views) as brightness.
 pub fn mask_image(snap: &LayerSnapshot, layout: MaskLayout) -> ColorImage {
     let s = snap.shape;
+    let mut grown = vec![false; snap.mask.len()];
+    for &i in &snap.grown {
+        if let Some(g) = grown.get_mut(i as usize) {
+            *g = true;
+        }
+    }
     match layout {
         MaskLayout::Weights => {
             let (w, h) = (s.inp * s.kw, s.out * s.kh);
@@ -45,9 +55,11 @@ pub fn mask_image(snap: &LayerSnapshot, layout: MaskLayout) -> ColorImage {
                     for y in 0..s.kh {
                         for x in 0..s.kw {
                             let idx = s.index(o, i, y, x);
-                            if snap.mask[idx] == 1 {
-                                pixels[(o * s.kh + y) * w + i * s.kw + x] =
-                                    weight_colour(snap.weights[idx] / max);
+                            let pixel = &mut pixels[(o * s.kh + y) * w + i * s.kw + x];
+                            if grown[idx] {
+                                *pixel = GROWN;
+                            } else if snap.mask[idx] == 1 {
+                                *pixel = weight_colour(snap.weights[idx] / max);
                             }
                         }
                     }
@@ -60,25 +72,39 @@ pub fn mask_image(snap: &LayerSnapshot, layout: MaskLayout) -> ColorImage {
             let pixels = snap
                 .mask
                 .chunks(k)
-                .map(|kernel| {
-                    fraction_colour(
-                        kernel.iter().map(|&m| m as usize).sum::<usize>() as f32 / k as f32,
-                    )
+                .zip(grown.chunks(k))
+                .map(|(kernel, grown)| {
+                    if grown.contains(&true) {
+                        GROWN
+                    } else {
+                        fraction_colour(
+                            kernel.iter().map(|&m| m as usize).sum::<usize>() as f32 / k as f32,
+                        )
+                    }
                 })
                 .collect();
             ColorImage::new([s.inp, s.out], pixels)
         }
         MaskLayout::InputImage => {
             let mut kept = vec![0usize; s.inp];
-            for row in snap.mask.chunks(s.inp) {
-                for (i, &m) in row.iter().enumerate() {
+            let mut grew = vec![false; s.inp];
+            for (row, grown) in snap.mask.chunks(s.inp).zip(grown.chunks(s.inp)) {
+                for (i, (&m, &g)) in row.iter().zip(grown).enumerate() {
                     kept[i] += m as usize;
+                    grew[i] |= g;
                 }
             }
             let side = (s.inp as f64).sqrt() as usize;
             let pixels = kept
                 .iter()
-                .map(|&k| fraction_colour(k as f32 / s.out as f32))
+                .zip(&grew)
+                .map(|(&k, &g)| {
+                    if g {
+                        GROWN
+                    } else {
+                        fraction_colour(k as f32 / s.out as f32)
+                    }
+                })
                 .collect();
             ColorImage::new([side, side], pixels)
         }
@@ -231,7 +257,9 @@ impl LayerView {
                 let (o, y) = (row / s.kh, row % s.kh);
                 let (i, x) = (col / s.kw, col % s.kw);
                 let idx = s.index(o, i, y, x);
-                let state = if snap.mask[idx] == 1 {
+                let state = if snap.grown.contains(&(idx as u32)) {
+                    "grown at the last exchange"
+                } else if snap.mask[idx] == 1 {
                     "kept"
                 } else {
                     "pruned"
@@ -279,6 +307,7 @@ mod tests {
             shape,
             weights,
             mask,
+            grown: Vec::new(),
         }
     }
 
@@ -294,6 +323,30 @@ mod tests {
         assert_eq!(img.pixels[2], PRUNED);
         assert!(img.pixels[0].r() > img.pixels[0].b(), "positive is warm");
         assert!(img.pixels[1].b() > img.pixels[1].r(), "negative is cool");
+    }
+
+    #[test]
+    fn weights_grown_by_the_last_exchange_stand_out_in_every_layout() {
+        // a 784-input layer offers all three layouts of a linear layer
+        let shape = LayerShape::linear(2, 784);
+        let mut mask = vec![0u8; shape.numel()];
+        mask[5] = 1;
+        mask[784 + 9] = 1;
+        let mut s = snap(shape, vec![0.5; shape.numel()], mask);
+        s.grown = vec![784 + 9];
+        let weights = mask_image(&s, MaskLayout::Weights);
+        assert_eq!(weights.pixels[784 + 9], GROWN);
+        assert_ne!(weights.pixels[5], GROWN, "kept before: coloured by value");
+        let image = mask_image(&s, MaskLayout::InputImage);
+        assert_eq!(image.pixels[9], GROWN);
+        assert_ne!(image.pixels[5], GROWN);
+        // a conv kernel holding a grown weight is marked as a whole
+        let conv = LayerShape::conv2d(2, 2, 2, 2);
+        let mut c = snap(conv, vec![0.5; conv.numel()], vec![1; conv.numel()]);
+        c.grown = vec![conv.index(1, 0, 1, 1) as u32];
+        let folded = mask_image(&c, MaskLayout::FoldedKernels);
+        assert_eq!(folded.pixels[2], GROWN);
+        assert_eq!(folded.pixels.iter().filter(|&&p| p == GROWN).count(), 1);
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub mod tips {
     pub const TAYLOR: &str = "First-order Taylor (Molchanov et al. 2019): how much the loss would change without the weight, |w x dL/dw|, averaged over the steps since the last pruning step. Weights the loss leans on stay, however small.";
     pub const MOVEMENT: &str = "Movement (Sanh et al. 2020): -sum of w x dL/dw over training: weights that training pushes away from zero stay, weights it pulls towards zero go, whatever their size now.";
     pub const SNIP: &str = "SNIP (Lee et al. 2019): |w x dL/dw| on one batch at the moment of pruning. Made for pruning at initialisation: a one-shot schedule at step 0 prunes before any training.";
+    pub const WANDA: &str = "Wanda (Sun et al. 2023): |w| x the norm of the input it multiplies, measured on a calibration batch. A small weight on a loud input can matter more than a large weight on a quiet one. With unstructured weights it ranks within each output row, as the paper does.";
+    pub const SYNFLOW: &str = "SynFlow (Tanaka et al. 2020): data-free. Every parameter is made positive and an all-ones image goes through; each weight's score is w x dR/dw of the summed output, the 'synaptic flow' through it. Pruned in 100 rounds that each remove a little, so no layer is cut off: made for pruning at initialisation.";
     pub const RANDOM: &str = "Prune in a seeded random order: the baseline that shows how much magnitude ranking is worth.";
     pub const PER_LAYER: &str = "Every layer reaches the target on its own.";
     pub const GLOBAL: &str = "One threshold across all layers (torch's global_unstructured): layers with many small weights (usually the large dense ones) are pruned harder, sensitive small layers less.";
@@ -43,6 +45,12 @@ pub mod tips {
     pub const REWIND: &str = "Lottery tickets (Frankle & Carbin 2019; Frankle et al. 2020): after every pruning step the surviving weights go back to their values at this early moment and train again, with fresh Adam moments. With an iterative schedule this is iterative magnitude pruning with rewinding. The moment must come before the first pruning step.";
     pub const ITERATIVE: &str = "Prune a step, retrain, repeat: K pruning steps evenly spaced, each raising sparsity by target / K.";
     pub const POLYNOMIAL: &str = "tfmot's PolynomialDecay (automated gradual pruning): sparsity rises from initial to final as 1 - (1 - p)^3, fast at first while the network has slack, then slowly near the end so it can recover.";
+    pub const RIGL: &str = "RigL (Evci et al. 2020), dynamic sparse training: sparse from the begin step, never dense. Every few steps the smallest kept weights are dropped and as many pruned weights with the largest gradient are grown back at zero; the share exchanged decays with a cosine. Grown weights show in green on the mask tiles.";
+    pub const SET: &str = "SET (Mocanu et al. 2018): as RigL, but the weights grown back are chosen at random rather than by gradient.";
+    pub const EXCHANGE: &str = "Drop and grow every this many steps.";
+    pub const EXCHANGE_END: &str =
+        "The last drop-and-grow: after it the mask stays fixed and the network fine-tunes.";
+    pub const ALPHA: &str = "The share of kept weights exchanged at the first update (RigL's 0.3); it decays as alpha/2 x (1 + cos(pi t / T)) to zero at the last exchange.";
     pub const TARGET: &str = "The sparsity the schedule ends at: the fraction of weights set to zero. 50-70% usually costs little accuracy; beyond 90% the cost grows fast. Drag it during training: the next pruning step follows.";
     pub const FREQUENCY: &str =
         "Masks are recomputed every this many steps; in between, training adapts to the last cut.";
@@ -292,6 +300,8 @@ pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) 
             (Criterion::Taylor, tips::TAYLOR),
             (Criterion::Movement, tips::MOVEMENT),
             (Criterion::Snip, tips::SNIP),
+            (Criterion::Wanda, tips::WANDA),
+            (Criterion::Synflow, tips::SYNFLOW),
         ] {
             ui.selectable_value(&mut p.criterion, criterion, criterion.to_string())
                 .on_hover_text(tip);
@@ -312,6 +322,8 @@ pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) 
                 ScheduleKind::OneShot => tips::ONE_SHOT,
                 ScheduleKind::Iterative => tips::ITERATIVE,
                 ScheduleKind::Polynomial => tips::POLYNOMIAL,
+                ScheduleKind::Rigl => tips::RIGL,
+                ScheduleKind::Set => tips::SET,
             };
             if ui
                 .selectable_label(p.schedule.kind() == kind, kind.name())
@@ -376,6 +388,39 @@ pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) 
                 ui.add(DragValue::new(power).range(0.5..=10.0).speed(0.1));
             });
             frequency_ui(ui, frequency);
+        }
+        Schedule::Rigl {
+            begin,
+            end,
+            frequency,
+            alpha,
+            ..
+        }
+        | Schedule::Set {
+            begin,
+            end,
+            frequency,
+            alpha,
+            ..
+        } => {
+            at_editor(ui, "begin", begin, tips::BEGIN, steps_per_epoch);
+            at_editor(
+                ui,
+                "last exchange",
+                end,
+                tips::EXCHANGE_END,
+                steps_per_epoch,
+            );
+            ui.horizontal(|ui| {
+                ui.label("exchange every").on_hover_text(tips::EXCHANGE);
+                ui.add(
+                    DragValue::new(frequency)
+                        .range(1..=100_000)
+                        .suffix(" steps"),
+                );
+                ui.label("alpha").on_hover_text(tips::ALPHA);
+                ui.add(DragValue::new(alpha).range(0.01..=1.0).speed(0.01));
+            });
         }
     }
     let mut rewinding = plan.pruning.rewind.is_some();

@@ -446,6 +446,7 @@ mod tests {
                 criterion: "magnitude".into(),
                 target: 0.5,
                 sparsity: 0.5,
+                grown: 0,
             }],
         });
         assert_eq!(follow, vec![AppCommand::RefreshSnapshots { force: true }]);

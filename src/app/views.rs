@@ -120,9 +120,9 @@ pub fn mask_tiles(ui: &mut Ui, layers: &mut [LayerView], tile_height: f32) {
                 ui.horizontal(|ui| {
                     for l in layouts(&layer.info.shape) {
                         let (name, tip) = match l {
-                            MaskLayout::FoldedKernels => ("kernels", "One pixel per kh x kw kernel: brightness is the fraction of the kernel kept."),
-                            MaskLayout::Weights => ("weights", "One pixel per weight, rows are outputs, columns inputs (conv kernels expanded). Kept weights: warm positive, cool negative, brighter when larger; pruned: dark."),
-                            MaskLayout::InputImage => ("inputs 28x28", "For each input pixel, the fraction of its weights kept, laid out as the image: pruning removes the border pixels that never carry ink."),
+                            MaskLayout::FoldedKernels => ("kernels", "One pixel per kh x kw kernel: brightness is the fraction of the kernel kept; green: a kernel with a weight grown at the last RigL/SET exchange."),
+                            MaskLayout::Weights => ("weights", "One pixel per weight, rows are outputs, columns inputs (conv kernels expanded). Kept weights: warm positive, cool negative, brighter when larger; pruned: dark; green: grown at the last RigL/SET exchange."),
+                            MaskLayout::InputImage => ("inputs 28x28", "For each input pixel, the fraction of its weights kept, laid out as the image: pruning removes the border pixels that never carry ink. Green: an input that gained a weight at the last RigL/SET exchange."),
                         };
                         ui.selectable_value(&mut layer.layout, l, name).on_hover_text(tip);
                     }

@@ -63,12 +63,16 @@ pub struct PlanArgs {
     /// When pruning begins: a step (500) or epochs (8e).
     #[arg(long)]
     pub begin: Option<String>,
-    /// When pruning ends (polynomial, iterative, constant): a step or epochs (16e).
+    /// When pruning ends (polynomial, iterative, constant; rigl and set: the last exchange):
+    /// a step or epochs (16e).
     #[arg(long)]
     pub end: Option<String>,
-    /// Prune every this many steps (constant, polynomial).
+    /// Prune every this many steps (constant, polynomial; rigl and set: exchange).
     #[arg(long)]
     pub frequency: Option<u64>,
+    /// Share of the kept weights rigl and set exchange at their first update, in (0, 1].
+    #[arg(long)]
+    pub alpha: Option<f64>,
     /// Number of pruning steps of the iterative schedule.
     #[arg(long)]
     pub prune_steps: Option<u32>,
@@ -261,6 +265,25 @@ impl PlanArgs {
                 *b = begin.unwrap_or(*b);
                 *e = end.unwrap_or(*e);
                 *frequency = self.frequency.unwrap_or(*frequency);
+            }
+            Schedule::Rigl {
+                begin: b,
+                end: e,
+                frequency,
+                alpha,
+                ..
+            }
+            | Schedule::Set {
+                begin: b,
+                end: e,
+                frequency,
+                alpha,
+                ..
+            } => {
+                *b = begin.unwrap_or(*b);
+                *e = end.unwrap_or(*e);
+                *frequency = self.frequency.unwrap_or(*frequency);
+                *alpha = self.alpha.unwrap_or(*alpha);
             }
         }
         Ok(())

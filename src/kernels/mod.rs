@@ -12,7 +12,7 @@ pub mod norm;
 pub mod pool;
 
 pub use adam::FusedAdam;
-pub use extension::{TrainingKernels, batch_norm, conv2d, linear, max_pool2d};
+pub use extension::{TrainingKernels, batch_norm, conv2d, linear, max_pool2d, symmetric_padding};
 
 /// Deterministic test values in `[-1, 1]` (xorshift), shared by the kernels' tests.
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 pub mod builtin;
 pub mod network;
+mod probes;
 pub mod stack;
 pub mod weights;
 
@@ -134,6 +135,20 @@ impl Network {
     /// `w * dL/dw` of every prunable weight, on the host, in PyTorch layout, from one
     /// backward pass's gradients (zero where a weight has none).
     pub fn weight_gradient_products(&self, grads: &burn::optim::GradientsParams) -> Vec<Vec<f32>> {
+        self.per_weight_of_gradients(grads, true)
+    }
+
+    /// `dL/dw` of every prunable weight, on the host, in PyTorch layout (zero where a
+    /// weight has none): pruned weights have one too, what RigL grows by.
+    pub fn weight_gradients(&self, grads: &burn::optim::GradientsParams) -> Vec<Vec<f32>> {
+        self.per_weight_of_gradients(grads, false)
+    }
+
+    fn per_weight_of_gradients(
+        &self,
+        grads: &burn::optim::GradientsParams,
+        times_weight: bool,
+    ) -> Vec<Vec<f32>> {
         self.prunable()
             .iter()
             .map(|layer| {
@@ -143,14 +158,15 @@ impl Network {
                         let g = grads
                             .get::<2>(l.weight.id)
                             .unwrap_or_else(|| w.zeros_like());
-                        (w * g).transpose().into_data()
+                        let v = if times_weight { w * g } else { g };
+                        v.transpose().into_data()
                     }
                     LayerHandle::Conv2d(c) => {
                         let w = c.weight.val().inner();
                         let g = grads
                             .get::<4>(c.weight.id)
                             .unwrap_or_else(|| w.zeros_like());
-                        (w * g).into_data()
+                        if times_weight { w * g } else { g }.into_data()
                     }
                 };
                 data.iter::<f32>().collect()

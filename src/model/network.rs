@@ -46,6 +46,13 @@ pub struct Network {
     specs: Vec<LayerSpec>,
 }
 
+/// What a prunable layer receives: `[batch, c, h, w]` images for a convolution (with the
+/// convolution, for its geometry), `[batch, features]` for a linear layer.
+pub enum LayerInput<'a> {
+    Conv2d(&'a Conv2d, &'a Tensor<4>),
+    Linear(&'a Tensor<2>),
+}
+
 /// Between layers: images, or flat features after a flatten.
 enum Activation {
     Image(Tensor<4>),
@@ -110,10 +117,24 @@ impl Network {
 
     /// `[batch, c, h, w]` images to `[batch, classes]` logits.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward_seeing(images, &mut |_| {})
+    }
+
+    /// The forward pass, showing `see` the input of every prunable layer, in order.
+    pub fn forward_seeing(
+        &self,
+        images: Tensor<4>,
+        see: &mut dyn FnMut(LayerInput<'_>),
+    ) -> Tensor<2> {
         use Activation::{Flat, Image};
         let mut x = Image(images);
         let mut i = 0;
         while i < self.layers.len() {
+            match (&self.layers[i], &x) {
+                (LayerModule::Conv2d(c), Image(t)) => see(LayerInput::Conv2d(c, t)),
+                (LayerModule::Linear(_), Flat(t)) => see(LayerInput::Linear(t)),
+                _ => {}
+            }
             // ReLU then max pooling: pooling first gives the same values and gradients on a
             // fraction of the data (max and ReLU commute)
             if let (LayerModule::Relu(relu), Some(LayerModule::MaxPool(pool)), Image(_)) =

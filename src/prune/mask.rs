@@ -42,7 +42,7 @@ fn by_score_then_index(scores: &[f64]) -> impl Fn(&usize, &usize) -> Ordering + 
 }
 
 /// Which units survive when the `count - keep` lowest-scored ones are pruned.
-fn keep_highest(scores: &[f64], keep: usize) -> Vec<bool> {
+pub(super) fn keep_highest(scores: &[f64], keep: usize) -> Vec<bool> {
     let n = scores.len();
     let prune = n - keep.min(n);
     let mut kept = vec![true; n];
@@ -87,9 +87,10 @@ fn check_request(
 /// The mask of one layer pruned on its own to `target` sparsity.
 ///
 /// Unstructured, block and channel granularities keep exactly
-/// [`keep_count`]`(units, target)` units, the highest by the criterion. N:M ignores the
-/// number and applies its pattern (its sparsity is fixed at `1 - N/M`) as soon as `target`
-/// is above zero; at zero the layer stays dense.
+/// [`keep_count`]`(units, target)` units, the highest by the criterion; a criterion that
+/// ranks per row (Wanda) on unstructured weights keeps `keep_count(row, target)` weights of
+/// every output row instead. N:M ignores the number and applies its pattern (its sparsity is
+/// fixed at `1 - N/M`) as soon as `target` is above zero; at zero the layer stays dense.
 pub fn layer_mask(
     weights: &[f32],
     shape: &LayerShape,
@@ -107,6 +108,15 @@ pub fn layer_mask(
     }
     let layout = UnitLayout::new(*shape, granularity);
     let scores = layout.scores(weights, criterion, seed);
+    if granularity == Granularity::Unstructured && criterion.ranks_per_row() {
+        let row = shape.row_len();
+        let keep = keep_count(row, target);
+        return Ok(scores
+            .chunks(row)
+            .flat_map(|r| keep_highest(r, keep))
+            .map(u8::from)
+            .collect());
+    }
     let kept = keep_highest(&scores, keep_count(scores.len(), target));
     Ok(layout.expand(&kept))
 }
@@ -124,11 +134,9 @@ pub fn nm_mask(
 ) -> Vec<u8> {
     let mut mask = vec![0u8; weights.len()];
     let score = |i: usize| match criterion {
-        // gradient criteria arrive as saliencies in place of the weights
-        Criterion::Magnitude | Criterion::Taylor | Criterion::Movement | Criterion::Snip => {
-            weights[i].abs() as f64
-        }
         Criterion::Random => random_score(seed, i as u64),
+        // saliency criteria arrive as saliencies in place of the weights
+        _ => weights[i].abs() as f64,
     };
     let mut group: Vec<(f64, usize)> = Vec::with_capacity(m);
     for o in 0..shape.out {

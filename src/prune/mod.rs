@@ -1,10 +1,12 @@
 //! The pruning core: plain Rust on host slices, no tensors.
 //!
 //! Masks for every granularity (unstructured, N:M, block, channel), criteria (magnitude,
-//! random), scopes (per layer, global) and schedules (constant, one-shot, iterative,
-//! tfmot's polynomial decay). Everything that a paper or tfmot defines is a pure function
-//! here, tested against its definition.
+//! random, and the ranking of the saliencies the session measures), scopes (per layer,
+//! global), schedules (constant, one-shot, iterative, tfmot's polynomial decay, RigL and
+//! SET) and dynamic sparse training's exchange. Everything that a paper or tfmot defines is
+//! a pure function here, tested against its definition.
 
+pub mod exchange;
 pub mod granularity;
 pub mod layer;
 pub mod mask;
@@ -12,9 +14,10 @@ pub mod policy;
 pub mod schedule;
 pub mod score;
 
+pub use exchange::{Exchange, GrowthScores, exchange};
 pub use granularity::{BlockScore, Granularity, GranularityError, Ineligible};
 pub use layer::{LayerKind, LayerShape};
 pub use mask::{GlobalLayer, MaskError, global_masks, keep_count, layer_mask, nm_mask, sparsity};
 pub use policy::{LayerOverride, LayerRule, LayerSpec, PolicyError, PruningPolicy, Scope};
-pub use schedule::{At, Schedule, ScheduleError, ScheduleKind, StepSchedule, defaults};
+pub use schedule::{At, Growth, Schedule, ScheduleError, ScheduleKind, StepSchedule, defaults};
 pub use score::{Criterion, random_score};

@@ -10,7 +10,7 @@ use thiserror::Error;
 use super::granularity::Granularity;
 use super::layer::LayerShape;
 use super::mask::{GlobalLayer, MaskError, global_masks, layer_mask};
-use super::schedule::{At, Schedule, ScheduleError};
+use super::schedule::{At, Schedule, ScheduleError, ScheduleKind};
 use super::score::Criterion;
 
 /// Whether each layer hits its own target or one threshold ranks all layers together.
@@ -170,6 +170,11 @@ impl LayerRule {
 }
 
 impl PruningPolicy {
+    /// Whether the schedule is dynamic sparse training (RigL or SET).
+    pub fn is_dynamic(&self) -> bool {
+        matches!(self.schedule.kind(), ScheduleKind::Rigl | ScheduleKind::Set)
+    }
+
     /// Checks the plan against a model's layers and returns one rule per layer, in the
     /// model's order. A layer that cannot take the *default* granularity stays dense with a
     /// reason; one whose *own* granularity does not fit is an error naming it.
@@ -224,6 +229,16 @@ impl PruningPolicy {
                         layer: spec.name.clone(),
                         granularity: g,
                         reason: e.to_string(),
+                    });
+                }
+                if self.is_dynamic() && matches!(g, Granularity::NOfM { .. }) {
+                    return Err(PolicyError::Ineligible {
+                        layer: spec.name.clone(),
+                        granularity: g,
+                        reason: format!(
+                            "the {} schedule exchanges weights between kept and pruned, and N:M fixes the count of every group; choose unstructured, block or channel",
+                            self.schedule.kind().name()
+                        ),
                     });
                 }
                 match spec.check(&g) {
@@ -319,6 +334,25 @@ mod tests {
             rewind: None,
             layers: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn dynamic_schedules_refuse_n_of_m_naming_the_layer() {
+        let mut p = plan("unstructured");
+        p.schedule = p.schedule.with_kind(ScheduleKind::Rigl);
+        assert!(p.rules(&specs()).is_ok());
+        p.layers.insert(
+            "fc1".into(),
+            LayerOverride {
+                granularity: Some("2:4".parse().unwrap()),
+                ..Default::default()
+            },
+        );
+        let e = p.rules(&specs()).unwrap_err().to_string();
+        assert!(
+            e.contains("fc1") && e.contains("rigl") && e.contains("N:M"),
+            "{e}"
+        );
     }
 
     #[test]

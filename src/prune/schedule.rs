@@ -34,6 +34,8 @@ pub mod defaults {
     pub const POWER: f64 = 3.0;
     pub const FREQUENCY: u64 = 100;
     pub const PRUNE_STEPS: u32 = 5;
+    /// RigL's share of the kept weights exchanged at the first update (Evci et al. 2020).
+    pub const ALPHA: f64 = 0.3;
     /// Where pruning ends when a schedule that needs an end gets none.
     pub const END: At = At::Epoch { epoch: 2.0 };
 }
@@ -43,6 +45,9 @@ fn default_power() -> f64 {
 }
 fn default_frequency() -> u64 {
     defaults::FREQUENCY
+}
+fn default_alpha() -> f64 {
+    defaults::ALPHA
 }
 fn at_zero() -> At {
     At::Step(0)
@@ -57,14 +62,18 @@ pub enum ScheduleKind {
     Iterative,
     #[value(alias = "agp")]
     Polynomial,
+    Rigl,
+    Set,
 }
 
 impl ScheduleKind {
-    pub const ALL: [ScheduleKind; 4] = [
+    pub const ALL: [ScheduleKind; 6] = [
         ScheduleKind::Constant,
         ScheduleKind::OneShot,
         ScheduleKind::Iterative,
         ScheduleKind::Polynomial,
+        ScheduleKind::Rigl,
+        ScheduleKind::Set,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,8 +82,19 @@ impl ScheduleKind {
             ScheduleKind::OneShot => "one-shot",
             ScheduleKind::Iterative => "iterative",
             ScheduleKind::Polynomial => "polynomial",
+            ScheduleKind::Rigl => "rigl",
+            ScheduleKind::Set => "set",
         }
     }
+}
+
+/// How dynamic sparse training chooses the pruned weights it grows back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Growth {
+    /// The largest gradient magnitudes (RigL).
+    Gradient,
+    /// At random (SET).
+    Random,
 }
 
 /// How sparsity evolves over training.
@@ -116,6 +136,32 @@ pub enum Schedule {
         #[serde(default = "default_frequency")]
         frequency: u64,
     },
+    /// RigL dynamic sparse training (Evci et al. 2020): the target from `begin`; every
+    /// `frequency` steps before `end`, the `alpha/2 * (1 + cos(pi * t / T))` share of the kept
+    /// weights with the smallest magnitude is dropped and as many pruned weights with the
+    /// largest gradient magnitude are grown, starting at zero (`t` steps since `begin`, `T`
+    /// from `begin` to `end`).
+    Rigl {
+        target: f64,
+        #[serde(default = "at_zero")]
+        begin: At,
+        end: At,
+        #[serde(default = "default_frequency")]
+        frequency: u64,
+        #[serde(default = "default_alpha")]
+        alpha: f64,
+    },
+    /// SET (Mocanu et al. 2018): as RigL, but the grown weights are chosen at random.
+    Set {
+        target: f64,
+        #[serde(default = "at_zero")]
+        begin: At,
+        end: At,
+        #[serde(default = "default_frequency")]
+        frequency: u64,
+        #[serde(default = "default_alpha")]
+        alpha: f64,
+    },
 }
 
 /// A schedule that cannot run.
@@ -131,6 +177,10 @@ pub enum ScheduleError {
     NoPruneSteps,
     #[error("the polynomial power must be positive and finite, found {0}")]
     BadPower(f64),
+    #[error(
+        "the share of weights a dynamic schedule exchanges (alpha) must be in (0, 1], found {0}"
+    )]
+    BadAlpha(f64),
 }
 
 impl Schedule {
@@ -139,7 +189,9 @@ impl Schedule {
         match *self {
             Schedule::Constant { target, .. }
             | Schedule::OneShot { target, .. }
-            | Schedule::Iterative { target, .. } => target,
+            | Schedule::Iterative { target, .. }
+            | Schedule::Rigl { target, .. }
+            | Schedule::Set { target, .. } => target,
             Schedule::Polynomial { final_sparsity, .. } => final_sparsity,
         }
     }
@@ -150,7 +202,9 @@ impl Schedule {
         match self {
             Schedule::Constant { target, .. }
             | Schedule::OneShot { target, .. }
-            | Schedule::Iterative { target, .. } => *target = value,
+            | Schedule::Iterative { target, .. }
+            | Schedule::Rigl { target, .. }
+            | Schedule::Set { target, .. } => *target = value,
             Schedule::Polynomial {
                 initial,
                 final_sparsity,
@@ -167,7 +221,9 @@ impl Schedule {
         match self {
             Schedule::Constant { begin, .. }
             | Schedule::Iterative { begin, .. }
-            | Schedule::Polynomial { begin, .. } => *begin,
+            | Schedule::Polynomial { begin, .. }
+            | Schedule::Rigl { begin, .. }
+            | Schedule::Set { begin, .. } => *begin,
             Schedule::OneShot { at, .. } => *at,
         }
     }
@@ -177,7 +233,10 @@ impl Schedule {
         match self {
             Schedule::Constant { end, .. } => *end,
             Schedule::OneShot { .. } => None,
-            Schedule::Iterative { end, .. } | Schedule::Polynomial { end, .. } => Some(*end),
+            Schedule::Iterative { end, .. }
+            | Schedule::Polynomial { end, .. }
+            | Schedule::Rigl { end, .. }
+            | Schedule::Set { end, .. } => Some(*end),
         }
     }
 
@@ -187,6 +246,8 @@ impl Schedule {
             Schedule::OneShot { .. } => ScheduleKind::OneShot,
             Schedule::Iterative { .. } => ScheduleKind::Iterative,
             Schedule::Polynomial { .. } => ScheduleKind::Polynomial,
+            Schedule::Rigl { .. } => ScheduleKind::Rigl,
+            Schedule::Set { .. } => ScheduleKind::Set,
         }
     }
 
@@ -202,10 +263,15 @@ impl Schedule {
         let begin = self.begin();
         let end = self.end().unwrap_or(defaults::END);
         let frequency = match self {
-            Schedule::Constant { frequency, .. } | Schedule::Polynomial { frequency, .. } => {
-                *frequency
-            }
+            Schedule::Constant { frequency, .. }
+            | Schedule::Polynomial { frequency, .. }
+            | Schedule::Rigl { frequency, .. }
+            | Schedule::Set { frequency, .. } => *frequency,
             _ => defaults::FREQUENCY,
+        };
+        let alpha = match self {
+            Schedule::Rigl { alpha, .. } | Schedule::Set { alpha, .. } => *alpha,
+            _ => defaults::ALPHA,
         };
         match kind {
             ScheduleKind::Constant => Schedule::Constant {
@@ -228,6 +294,20 @@ impl Schedule {
                 end,
                 power: defaults::POWER,
                 frequency,
+            },
+            ScheduleKind::Rigl => Schedule::Rigl {
+                target,
+                begin,
+                end,
+                frequency,
+                alpha,
+            },
+            ScheduleKind::Set => Schedule::Set {
+                target,
+                begin,
+                end,
+                frequency,
+                alpha,
             },
         }
     }
@@ -277,6 +357,31 @@ impl Schedule {
                 power: *power,
                 frequency: *frequency,
             },
+            Schedule::Rigl {
+                target,
+                begin,
+                end,
+                frequency,
+                alpha,
+            }
+            | Schedule::Set {
+                target,
+                begin,
+                end,
+                frequency,
+                alpha,
+            } => StepSchedule::Dynamic {
+                target: *target,
+                begin: r(begin),
+                end: r(end),
+                frequency: *frequency,
+                alpha: *alpha,
+                growth: if self.kind() == ScheduleKind::Rigl {
+                    Growth::Gradient
+                } else {
+                    Growth::Random
+                },
+            },
         };
         s.validate()?;
         Ok(s)
@@ -309,6 +414,15 @@ pub enum StepSchedule {
         end: u64,
         power: f64,
         frequency: u64,
+    },
+    /// RigL or SET: the target from `begin`, then exchanges until `end`.
+    Dynamic {
+        target: f64,
+        begin: u64,
+        end: u64,
+        frequency: u64,
+        alpha: f64,
+        growth: Growth,
     },
 }
 
@@ -374,6 +488,25 @@ impl StepSchedule {
                     return Err(ScheduleError::BadPower(power));
                 }
             }
+            StepSchedule::Dynamic {
+                target,
+                begin,
+                end,
+                frequency,
+                alpha,
+                ..
+            } => {
+                check_sparsity("target", target)?;
+                if end <= begin {
+                    return Err(ScheduleError::EndBeforeBegin { begin, end });
+                }
+                if frequency == 0 {
+                    return Err(ScheduleError::ZeroFrequency);
+                }
+                if !(alpha > 0.0 && alpha <= 1.0) {
+                    return Err(ScheduleError::BadAlpha(alpha));
+                }
+            }
         }
         Ok(())
     }
@@ -394,6 +527,13 @@ impl StepSchedule {
     pub fn value(&self, step: u64) -> f64 {
         match *self {
             StepSchedule::Constant { target, .. } => target,
+            StepSchedule::Dynamic { target, begin, .. } => {
+                if step >= begin {
+                    target
+                } else {
+                    0.0
+                }
+            }
             StepSchedule::OneShot { target, at } => {
                 if step >= at {
                     target
@@ -453,6 +593,36 @@ impl StepSchedule {
                 frequency,
                 ..
             } => step >= begin && step <= end && (step - begin).is_multiple_of(frequency),
+            StepSchedule::Dynamic { begin, .. } => step == begin,
+        }
+    }
+
+    /// The share of each layer's kept weights that a dynamic schedule exchanges before
+    /// training on `step` (RigL's cosine decay `alpha/2 * (1 + cos(pi * t / T))`), or `None`
+    /// when no exchange is due: every `frequency` steps after `begin`, strictly before `end`.
+    pub fn exchange_fraction(&self, step: u64) -> Option<f64> {
+        let StepSchedule::Dynamic {
+            begin,
+            end,
+            frequency,
+            alpha,
+            ..
+        } = *self
+        else {
+            return None;
+        };
+        if step <= begin || step >= end || !(step - begin).is_multiple_of(frequency) {
+            return None;
+        }
+        let t = (step - begin) as f64 / (end - begin) as f64;
+        Some(alpha / 2.0 * (1.0 + (std::f64::consts::PI * t).cos()))
+    }
+
+    /// How a dynamic schedule grows weights back (`None` for the others).
+    pub fn growth(&self) -> Option<Growth> {
+        match *self {
+            StepSchedule::Dynamic { growth, .. } => Some(growth),
+            _ => None,
         }
     }
 
@@ -461,7 +631,8 @@ impl StepSchedule {
         match *self {
             StepSchedule::Constant { begin, .. }
             | StepSchedule::Iterative { begin, .. }
-            | StepSchedule::Polynomial { begin, .. } => begin,
+            | StepSchedule::Polynomial { begin, .. }
+            | StepSchedule::Dynamic { begin, .. } => begin,
             StepSchedule::OneShot { at, .. } => at,
         }
     }
@@ -487,6 +658,84 @@ impl StepSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rigl(begin: u64, end: u64, frequency: u64, alpha: f64) -> StepSchedule {
+        Schedule::Rigl {
+            target: 0.9,
+            begin: At::Step(begin),
+            end: At::Step(end),
+            frequency,
+            alpha,
+        }
+        .resolve(100)
+        .unwrap()
+    }
+
+    #[test]
+    fn dynamic_schedules_are_sparse_from_begin_and_exchange_on_a_cosine() {
+        let s = rigl(10, 410, 100, 0.3);
+        assert_eq!(s.value(9), 0.0);
+        assert_eq!(s.value(10), 0.9);
+        assert!(s.should_prune(10) && !s.should_prune(110), "pruned once");
+        assert_eq!(s.growth(), Some(Growth::Gradient));
+        // no exchange at the pruning step, off the beat, or at and after the end
+        for step in [10, 50, 410, 510] {
+            assert_eq!(s.exchange_fraction(step), None, "step {step}");
+        }
+        // alpha/2 (1 + cos(pi t / T)) with T = 400
+        let f = |t: f64| 0.15 * (1.0 + (std::f64::consts::PI * t / 400.0).cos());
+        for step in [110, 210, 310] {
+            let got = s.exchange_fraction(step).unwrap();
+            assert!((got - f((step - 10) as f64)).abs() < 1e-12, "step {step}");
+        }
+        assert!((s.exchange_fraction(210).unwrap() - 0.15).abs() < 1e-12);
+        let set = Schedule::Set {
+            target: 0.5,
+            begin: At::Step(0),
+            end: At::Epoch { epoch: 2.0 },
+            frequency: 10,
+            alpha: 0.3,
+        }
+        .resolve(100)
+        .unwrap();
+        assert_eq!(set.growth(), Some(Growth::Random));
+        assert_eq!(set.mask_targets(3), vec![(0, 0.5), (2, 0.5)]);
+    }
+
+    #[test]
+    fn dynamic_schedules_refuse_what_cannot_run() {
+        let bad = |alpha: f64, end: u64| {
+            Schedule::Set {
+                target: 0.9,
+                begin: At::Step(5),
+                end: At::Step(end),
+                frequency: 10,
+                alpha,
+            }
+            .resolve(100)
+            .unwrap_err()
+        };
+        assert_eq!(bad(0.0, 50), ScheduleError::BadAlpha(0.0));
+        assert_eq!(bad(1.5, 50), ScheduleError::BadAlpha(1.5));
+        assert_eq!(
+            bad(0.3, 5),
+            ScheduleError::EndBeforeBegin { begin: 5, end: 5 }
+        );
+        // a plan may leave begin, frequency and alpha out
+        let plan: Schedule =
+            toml::from_str("kind = \"rigl\"\ntarget = 0.8\nend = { epoch = 3 }\n").unwrap();
+        assert_eq!(
+            plan,
+            Schedule::Rigl {
+                target: 0.8,
+                begin: At::Step(0),
+                end: At::Epoch { epoch: 3.0 },
+                frequency: defaults::FREQUENCY,
+                alpha: defaults::ALPHA,
+            }
+        );
+        assert_eq!(plan.with_kind(ScheduleKind::Set).kind(), ScheduleKind::Set);
+    }
 
     #[test]
     fn changing_kind_keeps_target_begin_and_end_and_takes_the_defaults() {

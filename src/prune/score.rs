@@ -23,17 +23,60 @@ pub enum Criterion {
     /// SNIP: `|w * dL/dw|` on one batch at the moment of pruning, for pruning at
     /// initialisation (Lee et al. 2019).
     Snip,
+    /// Wanda: `|w_ij| * ||x_j||_2`, the weight times the norm of the input it multiplies over
+    /// a calibration batch, ranked within each output row (Sun et al. 2023).
+    Wanda,
+    /// SynFlow: `w * dR/dw` with `R = 1' |W_L| ... |W_1| 1`, the synaptic flow of the network
+    /// with every parameter made positive on an all-ones input; data-free, and pruned in
+    /// [`SYNFLOW_ITERATIONS`] exponentially spaced rounds (Tanaka et al. 2020).
+    Synflow,
 }
 
+/// Rounds of scoring and pruning SynFlow takes to reach its target (the paper's 100).
+pub const SYNFLOW_ITERATIONS: u32 = 100;
+
 impl Criterion {
-    /// Whether the criterion ranks a saliency the session computes from gradients (given to
-    /// the mask code in place of the weights) rather than the weights themselves.
-    pub fn uses_gradients(self) -> bool {
-        matches!(
-            self,
-            Criterion::Taylor | Criterion::Movement | Criterion::Snip
-        )
+    pub const ALL: [Criterion; 7] = [
+        Criterion::Magnitude,
+        Criterion::Random,
+        Criterion::Taylor,
+        Criterion::Movement,
+        Criterion::Snip,
+        Criterion::Wanda,
+        Criterion::Synflow,
+    ];
+
+    /// Whether the criterion ranks a saliency the session computes (from gradients or
+    /// activations, handed to the mask code in place of the weights) rather than the
+    /// weights themselves.
+    pub fn ranks_saliency(self) -> bool {
+        !matches!(self, Criterion::Magnitude | Criterion::Random)
     }
+
+    /// Whether units are ranked within each output row rather than across the layer, when
+    /// the granularity leaves the choice (unstructured, per layer).
+    pub fn ranks_per_row(self) -> bool {
+        self == Criterion::Wanda
+    }
+}
+
+/// Wanda's score of every weight of a layer (PyTorch layout, rows of `norms.len()`
+/// weights): `|w_ij| * norms[j]`, with `norms[j]` the L2 norm over a calibration batch of
+/// the input that weight `j` of every row multiplies (for a convolution, the `(c, ky, kx)`
+/// column of the unfolded input).
+pub fn wanda_scores(weights: &[f32], norms: &[f32]) -> Vec<f32> {
+    debug_assert!(!norms.is_empty() && weights.len().is_multiple_of(norms.len()));
+    weights
+        .chunks(norms.len())
+        .flat_map(|row| row.iter().zip(norms).map(|(w, n)| w.abs() * n))
+        .collect()
+}
+
+/// The sparsity after SynFlow's round `round` of `rounds` towards `target`: the kept
+/// fraction shrinks geometrically, `(1 - target)^(round / rounds)`, so that no round
+/// removes a large share of what is left at once (what keeps a layer from collapsing).
+pub fn synflow_round_target(target: f64, round: u32, rounds: u32) -> f64 {
+    1.0 - (1.0 - target).powf(round as f64 / rounds.max(1) as f64)
 }
 
 impl std::fmt::Display for Criterion {
@@ -44,6 +87,8 @@ impl std::fmt::Display for Criterion {
             Criterion::Taylor => "taylor",
             Criterion::Movement => "movement",
             Criterion::Snip => "snip",
+            Criterion::Wanda => "wanda",
+            Criterion::Synflow => "synflow",
         })
     }
 }
@@ -174,6 +219,30 @@ mod tests {
         assert!((mean - 0.5).abs() < 0.02, "mean {mean}");
         assert_eq!(random_score(7, 3), xs[3]);
         assert_ne!(random_score(8, 3), xs[3]);
+    }
+
+    #[test]
+    fn wanda_scales_each_weight_by_its_input_norm() {
+        // two rows of three inputs
+        let w = [1.0, -2.0, 3.0, -0.5, 0.0, 4.0];
+        let norms = [2.0, 10.0, 0.5];
+        assert_eq!(
+            wanda_scores(&w, &norms),
+            vec![2.0, 20.0, 1.5, 1.0, 0.0, 2.0]
+        );
+    }
+
+    #[test]
+    fn synflow_rounds_shrink_what_is_kept_geometrically() {
+        assert_eq!(synflow_round_target(0.9, 0, 100), 0.0);
+        assert!((synflow_round_target(0.9, 100, 100) - 0.9).abs() < 1e-12);
+        // halfway through, sqrt(0.1) is kept
+        assert!((synflow_round_target(0.9, 50, 100) - (1.0 - 0.1f64.sqrt())).abs() < 1e-12);
+        // every round keeps the same share of what the previous one kept
+        let kept = |r| 1.0 - synflow_round_target(0.99, r, 10);
+        for r in 1..10 {
+            assert!((kept(r + 1) / kept(r) - kept(1)).abs() < 1e-12);
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub struct LayerSnapshot {
     pub weights: Vec<f32>,
     /// 1 kept, 0 pruned.
     pub mask: Vec<u8>,
+    /// Weights grown back by the last exchange of a dynamic schedule (flat indices).
+    pub grown: Vec<u32>,
 }
 
 /// A layer's target and achieved sparsity at a pruning step.
@@ -26,6 +28,8 @@ pub struct LayerSparsity {
     pub criterion: String,
     pub target: f64,
     pub sparsity: f64,
+    /// Weights grown back at this step (dynamic schedules' exchanges; 0 when pruning).
+    pub grown: usize,
 }
 
 /// A prunable layer as reported when a run starts.

@@ -221,7 +221,7 @@ fn on_flex(tensor: &Tensor<4>) -> bool {
 }
 
 /// The zeros a convolution adds on each side, when they are the same on both sides.
-fn symmetric_padding(conv: &Conv2d) -> Option<(usize, usize)> {
+pub fn symmetric_padding(conv: &Conv2d) -> Option<(usize, usize)> {
     match conv.padding {
         PaddingConfig2d::Valid => Some((0, 0)),
         PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {

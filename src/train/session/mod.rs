@@ -12,6 +12,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use thiserror::Error;
 
 mod cadence;
+mod dynamic;
 mod files;
 mod saliency;
 mod snapshots;
@@ -27,7 +28,7 @@ use crate::data::{Dataset, EpochOrder, Split};
 use crate::kernels::FusedAdam;
 use crate::model::{DeviceMask, HostTensor, Network, ParamError, WeightsError};
 use crate::plan::{ExperimentPlan, PlanFileError};
-use crate::prune::{LayerRule, StepSchedule, sparsity};
+use crate::prune::{Criterion, LayerRule, StepSchedule, sparsity};
 
 /// Test examples per evaluation batch: large, since evaluation keeps no autodiff graph.
 const EVAL_BATCH: usize = 1000;
@@ -98,6 +99,8 @@ pub struct Session {
     taylor: Vec<Vec<f32>>,
     taylor_steps: u64,
     movement: Vec<Vec<f32>>,
+    /// Per prunable layer, the weights grown back by the last exchange (RigL, SET).
+    grown: Vec<Vec<u32>>,
 }
 
 impl Session {
@@ -158,6 +161,7 @@ impl Session {
             taylor: Vec::new(),
             taylor_steps: 0,
             movement: Vec::new(),
+            grown: Vec::new(),
         })
     }
 
@@ -337,6 +341,7 @@ impl Session {
         }
         let grads = GradientsParams::from_grads(loss.backward(), self.network());
         self.accumulate_saliency(&grads);
+        let exchange = self.exchange_due(step, &grads);
         let model = self
             .model
             .take()
@@ -344,6 +349,9 @@ impl Session {
         let mut model = self.optim.step(self.plan.training.lr, model, grads);
         model.apply_masks(&self.device_masks);
         self.model = Some(model);
+        if let Some(due) = exchange {
+            pruned = Some(self.exchange(due)?);
+        }
         self.train_time += t0.elapsed();
         self.trained_samples += indices.len() as u64;
         self.step += 1;
@@ -363,13 +371,11 @@ impl Session {
     pub fn prune(&mut self, value: f64) -> Result<PruneReport, SessionError> {
         let weights = self.network().read_weights();
         let scores = self.criterion_scores(weights);
-        let refs: Vec<&[f32]> = scores.iter().map(|w| w.as_slice()).collect();
-        let masks = self
-            .plan
-            .pruning
-            .masks(&self.rules, &refs, value, self.plan.training.seed)
-            .map_err(PlanFileError::from)?;
-        self.masks = masks;
+        self.masks = if self.layer_uses(Criterion::Synflow) {
+            self.synflow_masks(scores, value)?
+        } else {
+            self.masks_for(&scores, value)?
+        };
         self.taylor.iter_mut().for_each(|t| t.fill(0.0));
         self.taylor_steps = 0;
         if let Some(params) = &self.rewind_to
@@ -381,25 +387,33 @@ impl Session {
             self.optim = ModuleOptimizer::from(FusedAdam::default());
         }
         self.upload_masks();
+        self.grown.clear();
+        Ok(self.prune_report(value))
+    }
+
+    /// What the masks are now, at schedule value `value`.
+    fn prune_report(&self, value: f64) -> PruneReport {
         let final_target = self.schedule_final();
         let layers = self
             .rules
             .iter()
             .zip(&self.masks)
-            .map(|(r, m)| LayerSparsity {
+            .enumerate()
+            .map(|(i, (r, m))| LayerSparsity {
                 name: r.name.clone(),
                 granularity: granularity_name(r),
                 criterion: r.criterion.to_string(),
                 target: r.target(value, final_target),
                 sparsity: m.as_deref().map(sparsity).unwrap_or(0.0),
+                grown: self.grown.get(i).map_or(0, Vec::len),
             })
             .collect();
-        Ok(PruneReport {
+        PruneReport {
             step: self.step,
             target: value,
             sparsity: self.mask_sparsity(),
             layers,
-        })
+        }
     }
 
     /// Uploads the host masks to the device and applies them to the weights.

@@ -1,15 +1,22 @@
-//! Gradient saliencies for the criteria that rank them (taylor, movement, snip): kept
-//! while some layer's criterion needs them, and handed to the mask code in place of the
-//! weights.
+//! Saliencies for the criteria that rank them: gradients (taylor, movement, snip),
+//! activations (wanda) and synaptic flow (synflow), handed to the mask code in place of the
+//! weights. Running sums are kept only while some layer's criterion needs them.
 
+use burn::module::Module;
 use burn::optim::GradientsParams;
 
-use super::{Session, batch_tensors};
+use super::{Session, SessionError, batch_tensors};
+use crate::model::DeviceMask;
+use crate::plan::PlanFileError;
 use crate::prune::Criterion;
+use crate::prune::score::{SYNFLOW_ITERATIONS, synflow_round_target, wanda_scores};
+
+/// Masks per prunable layer (`None`: dense).
+type Masks = Vec<Option<Vec<u8>>>;
 
 impl Session {
     /// Whether some layer ranks by `criterion`'s saliency.
-    fn layer_uses(&self, criterion: Criterion) -> bool {
+    pub(super) fn layer_uses(&self, criterion: Criterion) -> bool {
         self.rules
             .iter()
             .any(|r| r.granularity.is_some() && r.criterion == criterion)
@@ -59,17 +66,38 @@ impl Session {
         products
     }
 
+    /// Wanda's input norms of every prunable layer on this step's batch, with the network
+    /// in evaluation mode (the calibration batch).
+    fn input_norms(&self) -> Vec<Vec<f32>> {
+        let device = self.device.clone().inner();
+        let (images, _) = batch_tensors(
+            &self.data.train,
+            self.data.shape,
+            &self.current_batch(),
+            &device,
+        );
+        self.network().valid().input_norms(images)
+    }
+
     /// What each layer's criterion ranks (the mask code keeps the largest): the weights
-    /// for magnitude and random, gradient saliencies for the others.
+    /// for magnitude, random and synflow (whose rounds [`Session::synflow_masks`] scores),
+    /// saliencies for the others.
     pub(super) fn criterion_scores(&self, weights: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
         let needs_batch = self.layer_uses(Criterion::Snip)
             || (self.layer_uses(Criterion::Taylor) && self.taylor_steps == 0);
         let batch = needs_batch.then(|| self.batch_saliency());
+        let norms = self
+            .layer_uses(Criterion::Wanda)
+            .then(|| self.input_norms());
         weights
             .into_iter()
             .enumerate()
             .map(|(i, w)| match self.rules[i].criterion {
-                Criterion::Magnitude | Criterion::Random => w,
+                Criterion::Magnitude | Criterion::Random | Criterion::Synflow => w,
+                Criterion::Wanda => match norms.as_ref().and_then(|n| n.get(i)) {
+                    Some(n) if !n.is_empty() => wanda_scores(&w, n),
+                    _ => w,
+                },
                 Criterion::Snip => batch.as_ref().map_or(w, |b| b[i].clone()),
                 Criterion::Taylor => match (self.taylor.get(i), &batch) {
                     (Some(acc), _) if self.taylor_steps > 0 => {
@@ -89,5 +117,46 @@ impl Session {
                 },
             })
             .collect()
+    }
+
+    /// The masks at schedule value `value` when some layer ranks by SynFlow: the other
+    /// layers' `scores` stay as given; the SynFlow layers are scored on a positive copy of
+    /// the network and pruned in [`SYNFLOW_ITERATIONS`] rounds, each pruning a little more
+    /// of what the last kept and scoring again with its masks applied.
+    pub(super) fn synflow_masks(
+        &self,
+        mut scores: Vec<Vec<f32>>,
+        value: f64,
+    ) -> Result<Masks, SessionError> {
+        let mut flow_network = self.network().linearized()?;
+        let device = self.device.clone().inner();
+        let rounds = if value > 0.0 { SYNFLOW_ITERATIONS } else { 1 };
+        let mut masks = Vec::new();
+        for round in 1..=rounds {
+            let flow = flow_network.synaptic_flow(self.data.shape);
+            for (i, f) in flow.into_iter().enumerate() {
+                if self.rules[i].criterion == Criterion::Synflow {
+                    scores[i] = f;
+                }
+            }
+            masks = self.masks_for(&scores, synflow_round_target(value, round, rounds))?;
+            let uploaded: Vec<Option<DeviceMask>> = masks
+                .iter()
+                .zip(&self.rules)
+                .map(|(m, r)| m.as_ref().map(|m| DeviceMask::upload(m, &r.shape, &device)))
+                .collect();
+            flow_network.apply_masks(&uploaded);
+        }
+        Ok(masks)
+    }
+
+    /// Every layer's mask from the scores its criterion ranks, at schedule value `value`.
+    pub(super) fn masks_for(&self, scores: &[Vec<f32>], value: f64) -> Result<Masks, SessionError> {
+        let refs: Vec<&[f32]> = scores.iter().map(|w| w.as_slice()).collect();
+        Ok(self
+            .plan
+            .pruning
+            .masks(&self.rules, &refs, value, self.plan.training.seed)
+            .map_err(PlanFileError::from)?)
     }
 }

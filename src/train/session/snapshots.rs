@@ -16,7 +16,6 @@ impl Session {
         Ok(self.snapshot_at(i, &self.network().read_weights()))
     }
 
-    /// Host copies of every prunable layer.
     /// Every prunable layer's mask, named and shaped as the masks file stores them.
     pub fn named_masks(&self) -> Vec<NamedMask> {
         self.snapshots()
@@ -29,6 +28,7 @@ impl Session {
             .collect()
     }
 
+    /// Host copies of every prunable layer.
     pub fn snapshots(&self) -> Vec<LayerSnapshot> {
         let weights = self.network().read_weights();
         (0..self.rules.len())
@@ -46,6 +46,7 @@ impl Session {
             mask: self.masks[i]
                 .clone()
                 .unwrap_or_else(|| vec![1; rule.shape.numel()]),
+            grown: self.grown.get(i).cloned().unwrap_or_default(),
         }
     }
 }
