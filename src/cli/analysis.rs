@@ -284,14 +284,14 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
         writeln!(out, "starting model accuracy {:.4}", result.dense_accuracy)?;
         writeln!(
             out,
-            "{:<14} {:>7} {:>9} {:>9}",
-            "granularity", "target", "sparsity", "accuracy"
+            "{:<14} {:<10} {:>7} {:>9} {:>9}",
+            "granularity", "criterion", "target", "sparsity", "accuracy"
         )?;
         for p in &result.points {
             writeln!(
                 out,
-                "{:<14} {:>7.2} {:>9.4} {:>9.4}",
-                p.granularity, p.target, p.sparsity, p.accuracy
+                "{:<14} {:<10} {:>7.2} {:>9.4} {:>9.4}",
+                p.granularity, p.criterion, p.target, p.sparsity, p.accuracy
             )?;
         }
     }
