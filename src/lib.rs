@@ -79,9 +79,71 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.persist(path).map(drop).map_err(|e| e.error)
 }
 
+/// Checks, before any work, that [`atomic_write`] could save to `path`: its folder exists
+/// and takes new files, and `path` is not a folder. Leaves nothing behind.
+pub fn check_destination(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Err(std::io::Error::other("it is a folder, not a file"));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(std::io::Error::other(format!(
+            "the folder {} does not exist",
+            dir.display()
+        )));
+    }
+    tempfile::Builder::new()
+        .prefix(".spx-check-")
+        .tempfile_in(dir)
+        .map(drop)
+}
+
+/// Checks, before any work, that files can be written into the folder `dir`, creating it
+/// (and its parents) when it does not exist yet.
+pub fn check_folder_destination(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    tempfile::Builder::new()
+        .prefix(".spx-check-")
+        .tempfile_in(dir)
+        .map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn destinations_are_checked_without_leaving_files() {
+        let dir = std::env::temp_dir().join(format!("spx-dest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(check_destination(&dir.join("m.safetensors")).is_ok());
+        let missing = check_destination(&dir.join("no/such/m.safetensors")).unwrap_err();
+        assert!(missing.to_string().contains("does not exist"), "{missing}");
+        assert!(
+            check_destination(&dir)
+                .unwrap_err()
+                .to_string()
+                .contains("folder")
+        );
+        assert!(check_folder_destination(&dir.join("out/deeper")).is_ok());
+        assert!(dir.join("out/deeper").is_dir());
+        let file = dir.join("plain.txt");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(
+            check_folder_destination(&file).is_err(),
+            "a file is no folder"
+        );
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec!["out", "plain.txt"], "nothing else left behind");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     fn temp_dir(tag: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("spx-lib-{tag}-{}", std::process::id()));

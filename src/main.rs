@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     match cli::main(parsed) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cli::report::error_line(&e));
             ExitCode::FAILURE
         }
     }

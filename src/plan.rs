@@ -29,9 +29,12 @@ pub enum BackendChoice {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Training {
+    #[serde(default = "default_epochs")]
     pub epochs: u32,
+    #[serde(default = "default_batch")]
     pub batch: usize,
     /// Adam learning rate.
+    #[serde(default = "default_lr")]
     pub lr: f64,
     #[serde(default)]
     pub seed: u64,
@@ -47,7 +50,33 @@ pub struct Training {
     pub weights: Option<PathBuf>,
 }
 
-/// Everything a run needs.
+fn default_epochs() -> u32 {
+    10
+}
+fn default_batch() -> usize {
+    128
+}
+fn default_lr() -> f64 {
+    1e-3
+}
+
+impl Default for Training {
+    /// Ten epochs of Adam at 1e-3 in batches of 128, seed 0, on the best backend.
+    fn default() -> Self {
+        Self {
+            epochs: default_epochs(),
+            batch: default_batch(),
+            lr: default_lr(),
+            seed: 0,
+            backend: BackendChoice::default(),
+            eval_every: 0,
+            weights: None,
+        }
+    }
+}
+
+/// Everything a run needs. Only `model` is required; everything else has a default (see
+/// [`Training::default`], [`PruningPolicy::default`]), and `--print-plan` shows them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentPlan {
@@ -65,7 +94,9 @@ pub struct ExperimentPlan {
     pub layers: Vec<LayerConfig>,
     #[serde(default)]
     pub dataset: DatasetSource,
+    #[serde(default)]
     pub training: Training,
+    #[serde(default)]
     pub pruning: PruningPolicy,
 }
 
@@ -271,6 +302,55 @@ mod tests {
     use crate::data::BUILTIN_TRAIN;
 
     #[test]
+    fn only_the_model_is_required() {
+        let plan = ExperimentPlan::from_toml("model = \"mlp\"\n", "minimal").unwrap();
+        assert_eq!(plan.training, Training::default());
+        assert_eq!(plan.pruning, PruningPolicy::default());
+        plan.validate(BUILTIN_TRAIN).unwrap();
+        // a schedule section without its kind, and a pruning section without granularity
+        let plan = ExperimentPlan::from_toml(
+            "model = \"mlp\"\n[training]\nepochs = 3\n[pruning.schedule]\nfinal = 0.5\n",
+            "partial",
+        )
+        .unwrap();
+        assert_eq!(plan.training.epochs, 3);
+        assert_eq!(plan.training.batch, 128);
+        assert_eq!(
+            plan.pruning.granularity,
+            crate::prune::Granularity::Unstructured
+        );
+        assert_eq!(
+            plan.pruning.schedule.kind(),
+            crate::prune::ScheduleKind::Polynomial
+        );
+        assert_eq!(plan.pruning.schedule.final_target(), 0.5);
+        // a kind's own fields default too, and the filled-in plan reads back the same
+        let once = ExperimentPlan::from_toml(
+            "model = \"mlp\"\n[pruning.schedule]\nkind = \"one-shot\"\n",
+            "one-shot",
+        )
+        .unwrap();
+        assert_eq!(
+            once.pruning.schedule,
+            crate::prune::Schedule::OneShot {
+                target: crate::prune::defaults::TARGET,
+                at: crate::prune::defaults::END,
+            }
+        );
+        assert_eq!(
+            ExperimentPlan::from_toml(&once.to_toml(), "again").unwrap(),
+            once
+        );
+        // the model is not optional, and a misspelt field is still an error
+        let e = ExperimentPlan::from_toml("[training]\nepochs = 3\n", "no model").unwrap_err();
+        assert!(e.to_string().contains("model"), "{e}");
+        let e =
+            ExperimentPlan::from_toml("model = \"mlp\"\n[pruning.schedule]\nfnal = 0.5\n", "typo")
+                .unwrap_err();
+        assert!(e.to_string().contains("fnal"), "{e}");
+    }
+
+    #[test]
     fn every_preset_parses_validates_and_round_trips() {
         for (name, _) in PRESETS {
             let plan = ExperimentPlan::preset(name).unwrap();
@@ -303,9 +383,10 @@ mod tests {
                 .to_string()
                 .contains("[0, 1)")
         );
-        let e = ExperimentPlan::from_toml("model = \"mlp\"\n[training]\nepochs = 1\n", "t.toml")
-            .unwrap_err()
-            .to_string();
+        let e =
+            ExperimentPlan::from_toml("model = \"mlp\"\n[training]\nepochs = \"one\"\n", "t.toml")
+                .unwrap_err()
+                .to_string();
         assert!(e.starts_with("t.toml: not a valid plan"), "{e}");
         let e = ExperimentPlan::preset("nope").unwrap_err().to_string();
         assert!(e.contains("quick-demo"), "{e}");

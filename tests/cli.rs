@@ -267,6 +267,42 @@ fn bad_input_fails_with_one_clear_line() {
         &["run", "--schedule", "set", "--alpha", "1.5"],
         "(alpha) must be in (0, 1], found 1.5",
     );
+    // destinations are checked before any training, each named with its flag
+    for flag in ["--save-masks", "--save-checkpoint", "--save-plan"] {
+        let started = std::time::Instant::now();
+        assert_clean_failure(
+            &[
+                "run",
+                "--preset",
+                "lenet300-agp90",
+                flag,
+                "/nonexistent/dir/m.out",
+            ],
+            &format!(
+                "{flag}: cannot write /nonexistent/dir/m.out: the folder /nonexistent/dir does not exist"
+            ),
+        );
+        assert!(
+            started.elapsed().as_secs() < 3,
+            "{flag} failed only after training"
+        );
+    }
+    assert_clean_failure(
+        &[
+            "export",
+            "--preset",
+            "lenet300-agp90",
+            "--out",
+            "/proc/spx-export",
+        ],
+        "--out: cannot write into /proc/spx-export",
+    );
+    // a cause is said once
+    let out = run(&["run", "--preset", "quick-demo", "--target", "1.0"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        "error: invalid plan: schedule: final sparsity must be in [0, 1), found 1"
+    );
     let plan = dir.join("broken.toml");
     std::fs::write(&plan, "model = \"mlp\"\n[training\nepochs = 2\n").unwrap();
     assert_clean_failure(

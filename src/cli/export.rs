@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 
@@ -27,6 +27,8 @@ pub struct ExportArgs {
 }
 
 pub fn export(args: &ExportArgs) -> Result<()> {
+    crate::check_folder_destination(&args.out)
+        .with_context(|| format!("--out: cannot write into {}", args.out.display()))?;
     let worker = Worker::spawn(None);
     let mut out = std::io::stdout().lock();
     let plan = || {

@@ -9,6 +9,7 @@ pub mod infer;
 pub mod inspect;
 pub mod plan_args;
 pub mod reference;
+pub mod report;
 
 use std::io::Write;
 use std::time::Duration;
@@ -67,6 +68,16 @@ fn presets(name: Option<&str>) -> Result<()> {
 /// Trains one plan to the end through a [`Worker`] and reports it.
 pub fn run(args: &RunArgs) -> Result<()> {
     let plan = args.plan.build()?;
+    for (flag, path) in [
+        ("--save-plan", &args.save_plan),
+        ("--save-masks", &args.save_masks),
+        ("--save-checkpoint", &args.save_checkpoint),
+    ] {
+        if let Some(path) = path {
+            crate::check_destination(path)
+                .with_context(|| format!("{flag}: cannot write {}", path.display()))?;
+        }
+    }
     if let Some(path) = &args.save_plan {
         plan.save(path)
             .with_context(|| format!("cannot save the plan to {}", path.display()))?;

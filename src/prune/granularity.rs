@@ -22,10 +22,11 @@ pub enum BlockScore {
 ///
 /// Written as text in plans and on the command line: `unstructured`, `2:4` (N:M),
 /// `block:4x4` or `block:4x4:max`, `channel`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum Granularity {
     /// Each weight on its own.
+    #[default]
     Unstructured,
     /// At most `n` non-zero weights in every group of `m` consecutive weights along the
     /// input axis (NVIDIA's convention: 2:4 keeps 2 of every 4).

@@ -52,11 +52,16 @@ pub struct LayerOverride {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PruningPolicy {
+    #[serde(default)]
     pub granularity: Granularity,
     #[serde(default)]
     pub criterion: Criterion,
     #[serde(default)]
     pub scope: Scope,
+    #[serde(
+        default,
+        deserialize_with = "super::schedule::deserialize_with_default_kind"
+    )]
     pub schedule: Schedule,
     /// Lottery tickets: after every pruning step the surviving weights go back to their
     /// values at this moment (Frankle et al. 2019, 2020); with an iterative schedule this is
@@ -67,6 +72,20 @@ pub struct PruningPolicy {
     /// Overrides by layer name (`conv1`, `fc2`, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub layers: BTreeMap<String, LayerOverride>,
+}
+
+impl Default for PruningPolicy {
+    /// Unstructured magnitude pruning, per layer, on the default schedule.
+    fn default() -> Self {
+        Self {
+            granularity: Granularity::default(),
+            criterion: Criterion::default(),
+            scope: Scope::default(),
+            schedule: Schedule::default(),
+            rewind: None,
+            layers: BTreeMap::new(),
+        }
+    }
 }
 
 /// A prunable layer as the plan sees it.

@@ -36,8 +36,11 @@ pub mod defaults {
     pub const PRUNE_STEPS: u32 = 5;
     /// RigL's share of the kept weights exchanged at the first update (Evci et al. 2020).
     pub const ALPHA: f64 = 0.3;
-    /// Where pruning ends when a schedule that needs an end gets none.
+    /// Where pruning ends when a schedule that needs an end gets none (and where a
+    /// one-shot schedule prunes when a plan does not say).
     pub const END: At = At::Epoch { epoch: 2.0 };
+    /// The final sparsity of a plan that does not say: tfmot's guide's 80%.
+    pub const TARGET: f64 = 0.8;
 }
 
 fn default_power() -> f64 {
@@ -51,6 +54,15 @@ fn default_alpha() -> f64 {
 }
 fn at_zero() -> At {
     At::Step(0)
+}
+fn default_end() -> At {
+    defaults::END
+}
+fn default_target() -> f64 {
+    defaults::TARGET
+}
+fn default_prune_steps() -> u32 {
+    defaults::PRUNE_STEPS
 }
 
 /// The kinds of [`Schedule`], as plans (`kind = ...`) and the command line write them.
@@ -99,11 +111,12 @@ pub enum Growth {
 
 /// How sparsity evolves over training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Schedule {
     /// tfmot's `ConstantSparsity`: the same target at every pruning step from `begin`
     /// (every `frequency` steps, up to `end` if given).
     Constant {
+        #[serde(default = "default_target")]
         target: f64,
         #[serde(default = "at_zero")]
         begin: At,
@@ -113,23 +126,35 @@ pub enum Schedule {
         frequency: u64,
     },
     /// Train dense, prune once at `at`, then fine-tune with the mask fixed.
-    OneShot { target: f64, at: At },
+    OneShot {
+        #[serde(default = "default_target")]
+        target: f64,
+        #[serde(default = "default_end")]
+        at: At,
+    },
     /// `prune_steps` pruning steps evenly spaced from `begin` to `end`; the k-th of K takes
     /// the sparsity to `target * k / K`, with training in between.
     Iterative {
+        #[serde(default = "default_target")]
         target: f64,
+        #[serde(default = "at_zero")]
         begin: At,
+        #[serde(default = "default_end")]
         end: At,
+        #[serde(default = "default_prune_steps")]
         prune_steps: u32,
     },
     /// tfmot's `PolynomialDecay`: `s(t) = final + (initial - final) * (1 - p)^power` with
     /// `p = clamp((t - begin) / (end - begin), 0, 1)`, applied on steps where
     /// `(t - begin) % frequency == 0` inside `[begin, end]`.
     Polynomial {
+        #[serde(default)]
         initial: f64,
-        #[serde(rename = "final")]
+        #[serde(rename = "final", default = "default_target")]
         final_sparsity: f64,
+        #[serde(default = "at_zero")]
         begin: At,
+        #[serde(default = "default_end")]
         end: At,
         #[serde(default = "default_power")]
         power: f64,
@@ -142,9 +167,11 @@ pub enum Schedule {
     /// largest gradient magnitude are grown, starting at zero (`t` steps since `begin`, `T`
     /// from `begin` to `end`).
     Rigl {
+        #[serde(default = "default_target")]
         target: f64,
         #[serde(default = "at_zero")]
         begin: At,
+        #[serde(default = "default_end")]
         end: At,
         #[serde(default = "default_frequency")]
         frequency: u64,
@@ -153,15 +180,44 @@ pub enum Schedule {
     },
     /// SET (Mocanu et al. 2018): as RigL, but the grown weights are chosen at random.
     Set {
+        #[serde(default = "default_target")]
         target: f64,
         #[serde(default = "at_zero")]
         begin: At,
+        #[serde(default = "default_end")]
         end: At,
         #[serde(default = "default_frequency")]
         frequency: u64,
         #[serde(default = "default_alpha")]
         alpha: f64,
     },
+}
+
+impl Default for Schedule {
+    /// tfmot's PolynomialDecay with its defaults (begin at step 0, power 3, every 100
+    /// steps) to [`defaults::TARGET`], ending at [`defaults::END`].
+    fn default() -> Self {
+        Schedule::Polynomial {
+            initial: 0.0,
+            final_sparsity: defaults::TARGET,
+            begin: at_zero(),
+            end: defaults::END,
+            power: defaults::POWER,
+            frequency: defaults::FREQUENCY,
+        }
+    }
+}
+
+/// A schedule as a plan writes it, `kind` optional (polynomial when left out).
+pub(crate) fn deserialize_with_default_kind<'de, D>(deserializer: D) -> Result<Schedule, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let mut table = toml::Table::deserialize(deserializer)?;
+    table
+        .entry("kind")
+        .or_insert_with(|| toml::Value::String(ScheduleKind::Polynomial.name().into()));
+    Schedule::deserialize(toml::Value::Table(table)).map_err(serde::de::Error::custom)
 }
 
 /// A schedule that cannot run.

@@ -1,0 +1,50 @@
+//! How an error reaches the terminal: one line, each cause once.
+
+/// The error and its causes joined by `": "`, leaving out a cause whose message the line
+/// already holds (an error that prints its source, and also returns it as its source,
+/// would otherwise say the same thing twice or three times).
+pub fn error_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if message.is_empty() || line.contains(&message) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&message);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("schedule: {0}")]
+    struct Wraps(#[from] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("final sparsity must be in [0, 1), found 1")]
+    struct Inner;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let e = anyhow::Error::from(Wraps(Inner)).context("invalid plan");
+        assert_eq!(
+            error_line(&e),
+            "invalid plan: schedule: final sparsity must be in [0, 1), found 1"
+        );
+    }
+
+    #[test]
+    fn causes_that_add_something_stay() {
+        let e = anyhow::anyhow!("permission denied").context("cannot write /x/m.safetensors");
+        assert_eq!(
+            error_line(&e),
+            "cannot write /x/m.safetensors: permission denied"
+        );
+    }
+}
