@@ -450,7 +450,45 @@ fn sensitivity_prints_the_matrix_as_json_and_csv() {
             .collect();
         assert_eq!(acc.len(), 3);
         assert!(acc[2] < dense, "{}: 95% costs accuracy", l["name"]);
+        assert_eq!(
+            l["already_pruned"],
+            serde_json::json!([false, false, false])
+        );
     }
+    // on a network pruned to 90%, the levels it already reached are marked
+    let dir = temp_dir("sens-pruned");
+    let ckpt = dir.join("pruned.ckpt");
+    let trained = run(&[
+        "run",
+        "--preset",
+        "quick-demo",
+        "--backend",
+        "flex",
+        "--save-checkpoint",
+        ckpt.to_str().unwrap(),
+    ]);
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    let ckpt_arg = ckpt.to_str().unwrap();
+    let args = [
+        "sensitivity",
+        "--checkpoint",
+        ckpt_arg,
+        "--levels",
+        "0.5,0.95",
+    ];
+    let out = run(&[&args[..], &["--json"]].concat());
+    let last = events(&out).last().unwrap().clone();
+    for l in last["layers"].as_array().unwrap() {
+        assert!((l["sparsity"].as_f64().unwrap() - 0.9).abs() < 0.01, "{l}");
+        assert_eq!(l["already_pruned"], serde_json::json!([true, false]), "{l}");
+    }
+    let text = String::from_utf8_lossy(&run(&args).stdout).into_owned();
+    assert!(text.contains("* already pruned"), "{text}");
+    std::fs::remove_dir_all(dir).unwrap();
     let csv = run(&[
         "sensitivity",
         "--preset",

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use eframe::egui::accesskit::Role;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use sparsity_explorer::app::files::{FilePicker, FilePurpose};
 use sparsity_explorer::app::{AppOptions, ExplorerApp};
 use sparsity_explorer::masks_file::load_masks;
@@ -314,6 +314,79 @@ fn plans_save_and_load_through_the_file_menu() {
 }
 
 #[test]
+fn empty_plots_say_what_will_fill_them_and_n_of_m_says_why_the_slider_does_not_apply() {
+    let dir = temp_dir("hints");
+    let mut h = harness(picker(&dir, None), plan());
+    use sparsity_explorer::app::views::hints;
+    for hint in [
+        hints::LOSS,
+        hints::ACCURACY,
+        hints::ACCURACY_VS_SPARSITY,
+        hints::LAYERS,
+        hints::HISTOGRAM,
+    ] {
+        assert!(h.query_by_label(hint).is_some(), "{hint}");
+    }
+    click(&mut h, "N:M");
+    assert!(
+        h.query_by_label_contains("the target slider does not apply")
+            .is_some()
+    );
+    assert!(
+        h.get_by_role_and_label(Role::Slider, "target sparsity")
+            .accesskit_node()
+            .is_disabled()
+    );
+    click(&mut h, "Start");
+    wait(&mut h, 60, "a pruning step", |app| {
+        app.state.status.prune_events > 0
+    });
+    assert!(
+        h.query_by_label(hints::LOSS).is_none(),
+        "the loss plot took over"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn without_a_dialog_backend_the_window_says_so_and_asks_for_paths() {
+    let dir = temp_dir("nodialogs");
+    let original = plan();
+    original.save(&dir.join("mine.toml")).unwrap();
+    let mut h = Harness::builder()
+        .with_size([1500.0, 950.0])
+        .build_eframe(|cc| {
+            let mut app = ExplorerApp::without_dialogs(cc, AppOptions::default());
+            app.state.plan = ExperimentPlan::preset("lenet300-agp90").unwrap();
+            app
+        });
+    h.step();
+    assert!(
+        h.query_by_label_contains("No file dialogs on this desktop")
+            .is_some(),
+        "the banner says what is missing"
+    );
+    assert!(h.query_by_label_contains("apt install zenity").is_some());
+    click(&mut h, "File");
+    click(&mut h, "Open plan…");
+    assert!(h.query_by_label_contains("Path (plan to open)").is_some());
+    let field = h.get_by_role(Role::TextInput);
+    field.focus();
+    field.type_text(&dir.join("mine.toml").to_string_lossy());
+    h.run_steps(2);
+    click(&mut h, "OK");
+    wait(&mut h, 30, "the typed plan to load", |app| {
+        app.state
+            .notices
+            .iter()
+            .any(|n| n.starts_with("plan loaded"))
+    });
+    assert_eq!(h.state().state.plan, original);
+    assert!(h.state().state.path_prompt.is_none(), "the field closes");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn a_checkpoint_saved_from_the_window_resumes_there() {
     let dir = temp_dir("ckpt");
     let mut h = harness(picker(&dir, None), plan());
@@ -382,6 +455,21 @@ fn sensitivity_from_the_window_fills_the_table_and_sets_per_layer_targets() {
     let result = h.state().state.analysis.sensitivity.clone().unwrap();
     assert_eq!(result.layers.len(), 3);
     assert_eq!(result.levels.len(), 10);
+    // the run had pruned every layer to 50%: the levels up to it are marked, not measured anew
+    for l in &result.layers {
+        assert!(
+            (l.sparsity - 0.5).abs() < 0.01,
+            "{}: {}",
+            l.name,
+            l.sparsity
+        );
+        assert!(l.already_pruned(0.5) && !l.already_pruned(0.6));
+    }
+    assert_eq!(
+        h.query_all_by_label_contains("already pruned to 50%: levels up to it change nothing")
+            .count(),
+        3
+    );
     let tolerated = result.tolerated(0.01);
     click(&mut h, "Use as per-layer targets");
     for (name, level) in tolerated {

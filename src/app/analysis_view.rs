@@ -87,18 +87,19 @@ impl AnalysisState {
         self.sensitivity_progress.is_some() || self.sweep_progress.is_some()
     }
 
-    /// Starts an empty matrix for a new analysis.
-    pub fn begin_sensitivity(&mut self, layers: &[LayerInfo], request: &SensitivityRequest) {
+    /// Starts an empty matrix for a new analysis; `layers` with their current sparsity.
+    pub fn begin_sensitivity(&mut self, layers: &[(LayerInfo, f64)], request: &SensitivityRequest) {
         self.sensitivity = Some(SensitivityResult {
             dense_accuracy: f64::NAN,
             levels: request.levels.clone(),
             granularity: request.granularity.to_string(),
             layers: layers
                 .iter()
-                .map(|l| LayerSensitivity {
+                .map(|(l, sparsity)| LayerSensitivity {
                     name: l.name.clone(),
                     accuracy: vec![None; request.levels.len()],
                     note: None,
+                    sparsity: *sparsity,
                 })
                 .collect(),
         });
@@ -136,6 +137,9 @@ impl AnalysisState {
         self.sweep_progress = Some((0, 0, None));
     }
 }
+
+/// The legend entry of levels a layer had already reached before the analysis.
+pub const ALREADY_PRUNED: &str = "already pruned (no change)";
 
 /// The Sensitivity tab.
 pub struct SensitivityPanel<'a> {
@@ -229,7 +233,17 @@ impl SensitivityPanel<'_> {
                         .collect();
                     let colour = PALETTE[i % PALETTE.len()];
                     plot.line(Line::new(layer.name.clone(), points.clone()).color(colour).allow_band(false));
-                    plot.points(Points::new(layer.name.clone(), points).color(colour).radius(2.5));
+                    let (done, fresh): (Vec<[f64; 2]>, Vec<[f64; 2]>) =
+                        points.into_iter().partition(|p| layer.already_pruned(p[0]));
+                    plot.points(Points::new(layer.name.clone(), fresh).color(colour).radius(2.5));
+                    if !done.is_empty() {
+                        plot.points(
+                            Points::new(ALREADY_PRUNED, done)
+                                .color(Color32::GRAY)
+                                .filled(false)
+                                .radius(4.0),
+                        );
+                    }
                 }
                 if result.dense_accuracy.is_finite() {
                     plot.hline(HLine::new("unpruned", result.dense_accuracy).color(Color32::GRAY));
@@ -248,10 +262,16 @@ impl SensitivityPanel<'_> {
             ui.end_row();
             for (layer, (name, level)) in result.layers.iter().zip(&tolerated) {
                 ui.label(name);
+                let already = (layer.sparsity > 0.0).then(|| {
+                    format!(
+                        " (already pruned to {:.0}%: levels up to it change nothing)",
+                        100.0 * layer.sparsity
+                    )
+                });
                 match (level, &layer.note) {
                     (_, Some(note)) => ui.label(note),
-                    (Some(l), None) => ui.label(format!("{:.0}%", 100.0 * l)),
-                    (None, None) => ui.label("none"),
+                    (Some(l), None) => ui.label(format!("{:.0}%{}", 100.0 * l, already.unwrap_or_default())),
+                    (None, None) => ui.label(format!("none{}", already.unwrap_or_default())),
                 };
                 ui.end_row();
             }
@@ -292,7 +312,7 @@ impl SweepsPanel<'_> {
             .on_hover_text("Comma separated: unstructured, 2:4, block:4x4, channel ... N:M runs once (its sparsity is fixed).");
         ui.label("criteria");
         ui.add(TextEdit::singleline(&mut state.criteria_text).desired_width(140.0))
-            .on_hover_text("Comma separated: magnitude, random. Every target and granularity runs once per criterion; empty: the plan's criterion.");
+            .on_hover_text("Comma separated: magnitude, random, taylor, movement, snip, wanda, synflow. Every target and granularity runs once per criterion; empty: the plan's criterion.");
         ui.label("budget");
         ui.add(DragValue::new(&mut state.fine_tune_epochs).range(0.1..=100.0).speed(0.1).suffix(" epochs"))
             .on_hover_text("Training per point: pruning over the first half, fine-tuning over the second.");
@@ -319,11 +339,7 @@ impl SweepsPanel<'_> {
                         .split(',')
                         .map(str::trim)
                         .filter(|t| !t.is_empty())
-                        .map(|t| {
-                            <Criterion as clap::ValueEnum>::from_str(t, true).map_err(|_| {
-                                format!("unknown criterion {t:?} (magnitude or random)")
-                            })
-                        })
+                        .map(|t| t.parse::<Criterion>().map_err(|e| e.to_string()))
                         .collect::<Result<Vec<_>, _>>()?;
                     Ok(SweepRequest {
                         targets,

@@ -20,6 +20,8 @@ pub enum AppCommand {
     Stop,
     /// Ask for a file (the picker runs on a helper thread).
     ChooseFile(FilePurpose),
+    /// Closes the path field shown where there are no file dialogs.
+    CancelPathPrompt,
     /// A file was chosen for `purpose`.
     FileChosen(FilePurpose, PathBuf),
     RunSensitivity(SensitivityRequest),

@@ -77,7 +77,8 @@ pub struct ExplorerApp {
     pub state: AppState,
     worker: Worker,
     ctx: egui::Context,
-    picker: FilePicker,
+    /// `None` when this desktop has no dialog backend: file items ask for a path instead.
+    picker: Option<FilePicker>,
     io_tx: Sender<IoDone>,
     io_rx: Receiver<IoDone>,
     last_snapshot_request: Option<Instant>,
@@ -99,9 +100,13 @@ fn spawn_worker(ctx: &egui::Context) -> Worker {
 }
 
 impl ExplorerApp {
-    /// The app with native file dialogs.
+    /// The app with native file dialogs, or path fields where the desktop has no dialog
+    /// backend.
     pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions) -> Self {
-        Self::with_picker(cc, options, files::native_picker())
+        match files::DialogSupport::detect().backend() {
+            Some(_) => Self::with_picker(cc, options, files::native_picker()),
+            None => Self::without_dialogs(cc, options),
+        }
     }
 
     /// The app with a given file picker (tests pass one that answers without a dialog).
@@ -109,6 +114,22 @@ impl ExplorerApp {
         cc: &eframe::CreationContext<'_>,
         options: AppOptions,
         picker: FilePicker,
+    ) -> Self {
+        Self::with_files(cc, options, Some(picker))
+    }
+
+    /// The app on a desktop without file dialogs: the banner says what to install, and every
+    /// file item asks for a path in a field.
+    pub fn without_dialogs(cc: &eframe::CreationContext<'_>, options: AppOptions) -> Self {
+        let mut app = Self::with_files(cc, options, None);
+        app.state.no_dialogs = true;
+        app
+    }
+
+    fn with_files(
+        cc: &eframe::CreationContext<'_>,
+        options: AppOptions,
+        picker: Option<FilePicker>,
     ) -> Self {
         let stored: Option<ExperimentPlan> = cc
             .storage
@@ -174,10 +195,22 @@ impl ExplorerApp {
             AppCommand::TogglePause => {}
             AppCommand::Step => self.send(Command::Step),
             AppCommand::Stop => self.send(Command::Stop),
-            AppCommand::ChooseFile(purpose) => files::pick(&self.picker, purpose, &self.io_tx),
+            AppCommand::ChooseFile(purpose) => match &self.picker {
+                Some(picker) => files::pick(picker, purpose, &self.io_tx),
+                None => {
+                    self.state.path_prompt =
+                        Some((purpose, files::suggested_path(purpose).to_string()))
+                }
+            },
+            AppCommand::CancelPathPrompt => self.state.path_prompt = None,
             AppCommand::FileChosen(purpose, path) => self.file_chosen(purpose, path),
             AppCommand::RunSensitivity(request) => {
-                let infos: Vec<_> = self.state.layers.iter().map(|l| l.info.clone()).collect();
+                let infos: Vec<_> = self
+                    .state
+                    .layers
+                    .iter()
+                    .map(|l| (l.info.clone(), l.sparsity))
+                    .collect();
                 self.state.analysis.begin_sensitivity(&infos, &request);
                 self.send(Command::Sensitivity(request));
             }
@@ -320,11 +353,24 @@ impl ExplorerApp {
             return curve.clone();
         }
         let total = state.plan.training.epochs as u64 * spe;
+        // what the masks will hold overall: N:M layers at their fixed pattern, dense
+        // layers at zero (the schedule's own value when the layers cannot be resolved)
+        let rules = state
+            .plan
+            .layer_specs()
+            .ok()
+            .and_then(|specs| state.plan.pruning.rules(&specs).ok());
+        let final_target = state.plan.pruning.schedule.final_target();
+        let overall = |value: f64| match &rules {
+            Some(rules) => crate::prune::LayerRule::planned_sparsity(rules, value, final_target),
+            None => value,
+        };
         let curve: Vec<[f64; 2]> = match state.plan.pruning.schedule.resolve(spe) {
             Ok(s) => {
                 let mut points = vec![[0.0, 0.0]];
                 let mut current = 0.0;
                 for (step, target) in s.mask_targets(total) {
+                    let target = overall(target);
                     points.push([step as f64, current]);
                     points.push([step as f64, target]);
                     current = target;

@@ -102,6 +102,12 @@ fn at_editor(ui: &mut Ui, label: &str, at: &mut At, tip: &str, steps_per_epoch: 
     });
 }
 
+/// A label and the value it names (so screen readers and tests find the value by it).
+fn labelled(ui: &mut Ui, label: &str, tip: &str, value: DragValue<'_>) -> egui::Response {
+    let name = ui.label(label).on_hover_text(tip);
+    ui.add(value).labelled_by(name.id).on_hover_text(tip)
+}
+
 fn sparsity_slider(ui: &mut Ui, value: &mut f64, text: &str, tip: &str) {
     ui.add(Slider::new(value, 0.0..=0.99).text(text).fixed_decimals(2))
         .on_hover_text(tip);
@@ -260,10 +266,13 @@ fn granularity_ui(ui: &mut Ui, g: &mut Granularity) {
     match g {
         Granularity::NOfM { n, m } => {
             ui.horizontal(|ui| {
-                ui.label("keep N").on_hover_text(tips::NM);
-                ui.add(DragValue::new(n).range(1..=(*m - 1).max(1)));
-                ui.label("of every M").on_hover_text(tips::NM);
-                ui.add(DragValue::new(m).range(2..=32));
+                labelled(
+                    ui,
+                    "keep N",
+                    tips::NM,
+                    DragValue::new(n).range(1..=(*m - 1).max(1)),
+                );
+                labelled(ui, "of every M", tips::NM, DragValue::new(m).range(2..=32));
                 *n = (*n).clamp(1, *m - 1);
                 ui.label(format!(
                     "= {:.0}% sparse",
@@ -273,10 +282,8 @@ fn granularity_ui(ui: &mut Ui, g: &mut Granularity) {
         }
         Granularity::Block { rows, cols, score } => {
             ui.horizontal(|ui| {
-                ui.label("block").on_hover_text(tips::BLOCK);
-                ui.add(DragValue::new(rows).range(1..=64));
-                ui.label("x");
-                ui.add(DragValue::new(cols).range(1..=64));
+                labelled(ui, "block", tips::BLOCK, DragValue::new(rows).range(1..=64));
+                labelled(ui, "x", tips::BLOCK, DragValue::new(cols).range(1..=64));
                 ui.selectable_value(score, BlockScore::Mean, "mean |w|")
                     .on_hover_text("Score a block by the mean magnitude of its weights.");
                 ui.selectable_value(score, BlockScore::Max, "max |w|")
@@ -335,7 +342,25 @@ pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) 
         }
     });
     let mut target = p.schedule.final_target();
-    sparsity_slider(ui, &mut target, "target sparsity", tips::TARGET);
+    // N:M fixes its layers' sparsity; the slider then moves only layers with a pattern of
+    // their own that follows it
+    let fixed = p.granularity.fixed_sparsity();
+    let slider_applies = fixed.is_none()
+        || p.layers.values().any(|o| {
+            !o.skip
+                && (o.target.is_none()
+                    && o.granularity.is_some_and(|g| g.fixed_sparsity().is_none()))
+        });
+    ui.add_enabled_ui(slider_applies, |ui| {
+        sparsity_slider(ui, &mut target, "target sparsity", tips::TARGET);
+    });
+    if let Some(f) = fixed {
+        ui.label(format!(
+            "{} holds every layer it fits at {f:.2} sparsity (N of every M kept): the target slider does not apply to them.",
+            p.granularity
+        ))
+        .on_hover_text(tips::NM);
+    }
     if target != p.schedule.final_target() {
         p.schedule.set_final_target(target);
     }
@@ -367,8 +392,12 @@ pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) 
             at_editor(ui, "begin", begin, tips::BEGIN, steps_per_epoch);
             at_editor(ui, "end", end, tips::END, steps_per_epoch);
             ui.horizontal(|ui| {
-                ui.label("pruning steps").on_hover_text(tips::ITERATIVE);
-                ui.add(DragValue::new(prune_steps).range(1..=1000));
+                labelled(
+                    ui,
+                    "pruning steps",
+                    tips::ITERATIVE,
+                    DragValue::new(prune_steps).range(1..=1000),
+                );
             });
         }
         Schedule::Polynomial {
@@ -384,8 +413,12 @@ pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) 
             at_editor(ui, "begin", begin, tips::BEGIN, steps_per_epoch);
             at_editor(ui, "end", end, tips::END, steps_per_epoch);
             ui.horizontal(|ui| {
-                ui.label("power").on_hover_text(tips::POWER);
-                ui.add(DragValue::new(power).range(0.5..=10.0).speed(0.1));
+                labelled(
+                    ui,
+                    "power",
+                    tips::POWER,
+                    DragValue::new(power).range(0.5..=10.0).speed(0.1),
+                );
             });
             frequency_ui(ui, frequency);
         }
@@ -418,8 +451,12 @@ pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) 
                         .range(1..=100_000)
                         .suffix(" steps"),
                 );
-                ui.label("alpha").on_hover_text(tips::ALPHA);
-                ui.add(DragValue::new(alpha).range(0.01..=1.0).speed(0.01));
+                labelled(
+                    ui,
+                    "alpha",
+                    tips::ALPHA,
+                    DragValue::new(alpha).range(0.01..=1.0).speed(0.01),
+                );
             });
         }
     }

@@ -67,6 +67,10 @@ pub struct AppState {
     pub banner: Option<String>,
     /// Set while the worker has not answered for a while.
     pub worker_silent: Option<Duration>,
+    /// This desktop has no file dialog backend (file items ask for a path instead).
+    pub no_dialogs: bool,
+    /// A file item waiting for its path to be typed: what for, and the text so far.
+    pub path_prompt: Option<(crate::app::files::FilePurpose, String)>,
     pub notices: VecDeque<String>,
     runs_started: usize,
 }
@@ -87,6 +91,8 @@ impl AppState {
             selected_layer: 0,
             banner,
             worker_silent: None,
+            no_dialogs: false,
+            path_prompt: None,
             notices: VecDeque::new(),
             runs_started: 0,
         }

@@ -185,8 +185,39 @@ fn run_lines<'a>(
     );
 }
 
+/// What an empty plot shows instead of bare axes: where its data will come from.
+pub mod hints {
+    pub const LOSS: &str = "Press Start: the training loss of every step appears here.";
+    pub const ACCURACY: &str = "The test accuracy appears here after the first evaluation (the dense baseline comes right before pruning begins).";
+    pub const ACCURACY_VS_SPARSITY: &str =
+        "Each evaluation adds a point here: the test accuracy at the sparsity the masks had then.";
+    pub const SCHEDULE: &str =
+        "The plan's schedule cannot run as it is: the left panel says what to change.";
+    pub const LAYERS: &str = "The prunable layers appear here when a run starts.";
+    pub const HISTOGRAM: &str =
+        "The magnitudes of the kept weights appear here with the first snapshot.";
+}
+
+/// A frame of the plot's size with `text` in its middle, for a plot with nothing to show.
+fn empty_plot(ui: &mut Ui, height: f32, text: &str) {
+    let size = egui::vec2(ui.available_width(), height);
+    ui.allocate_ui_with_layout(
+        size,
+        egui::Layout::centered_and_justified(egui::Direction::TopDown),
+        |ui| {
+            egui::Frame::group(ui.style()).show(ui, |ui| {
+                ui.set_min_size(size - egui::vec2(12.0, 12.0));
+                ui.centered_and_justified(|ui| ui.weak(text));
+            });
+        },
+    );
+}
+
 pub fn loss_plot(ui: &mut Ui, current: &RunHistory, overlays: &Overlays, height: f32) {
     ui.strong("Training loss");
+    if current.loss.is_empty() && overlays.runs.is_empty() {
+        return empty_plot(ui, height, hints::LOSS);
+    }
     Plot::new("loss")
         .height(height)
         .x_grid_spacer(readable_marks)
@@ -200,6 +231,9 @@ pub fn loss_plot(ui: &mut Ui, current: &RunHistory, overlays: &Overlays, height:
 
 pub fn accuracy_plot(ui: &mut Ui, current: &RunHistory, overlays: &Overlays, height: f32) {
     ui.strong("Test accuracy");
+    if current.accuracy.is_empty() && current.baseline.is_none() && overlays.runs.is_empty() {
+        return empty_plot(ui, height, hints::ACCURACY);
+    }
     Plot::new("accuracy")
         .height(height)
         .x_grid_spacer(readable_marks)
@@ -225,6 +259,12 @@ pub fn accuracy_vs_sparsity_plot(
     height: f32,
 ) {
     ui.strong("Accuracy against sparsity");
+    if current.accuracy_vs_sparsity.is_empty()
+        && current.baseline.is_none()
+        && overlays.runs.is_empty()
+    {
+        return empty_plot(ui, height, hints::ACCURACY_VS_SPARSITY);
+    }
     Plot::new("acc-vs-sparsity")
         .height(height)
         .x_grid_spacer(readable_marks)
@@ -262,6 +302,9 @@ pub fn schedule_plot(
     height: f32,
 ) {
     ui.strong("Sparsity: planned and achieved");
+    if planned.is_empty() && current.achieved.is_empty() {
+        return empty_plot(ui, height, hints::SCHEDULE);
+    }
     Plot::new("schedule")
         .height(height)
         .x_grid_spacer(readable_marks)
@@ -291,6 +334,9 @@ pub fn schedule_plot(
 
 pub fn layer_sparsity_bars(ui: &mut Ui, layers: &[LayerView], height: f32) {
     ui.strong("Per-layer sparsity");
+    if layers.is_empty() {
+        return empty_plot(ui, height, hints::LAYERS);
+    }
     let bars: Vec<Bar> = layers
         .iter()
         .enumerate()
@@ -325,8 +371,8 @@ pub fn histogram_plot(ui: &mut Ui, layers: &[LayerView], selected: &mut usize, h
                 .on_hover_text("Show this layer's histogram");
         }
     });
-    let Some(layer) = layers.get(*selected) else {
-        return;
+    let Some(layer) = layers.get(*selected).filter(|l| !l.histogram.is_empty()) else {
+        return empty_plot(ui, height, hints::HISTOGRAM);
     };
     let bars: Vec<Bar> = layer
         .histogram

@@ -61,7 +61,8 @@ pub struct SweepArgs {
     /// Granularities, comma separated (unstructured, 2:4, block:4x4, channel, ...).
     #[arg(long)]
     pub granularities: Option<String>,
-    /// Criteria to compare, comma separated (magnitude, random); the plan's when omitted.
+    /// Criteria to compare, comma separated (magnitude, random, taylor, movement, snip,
+    /// wanda, synflow); the plan's when omitted.
     #[arg(long, value_enum, value_delimiter = ',', ignore_case = true)]
     pub criteria: Vec<Criterion>,
     /// Training budget per point, in epochs (pruning over the first half).
@@ -166,7 +167,13 @@ pub fn sensitivity(args: &SensitivityArgs) -> Result<()> {
             "dense_accuracy": result.dense_accuracy,
             "levels": result.levels,
             "granularity": result.granularity,
-            "layers": result.layers.iter().map(|l| json!({"name": l.name, "accuracy": l.accuracy, "note": l.note})).collect::<Vec<_>>(),
+            "layers": result.layers.iter().map(|l| json!({
+                "name": l.name,
+                "accuracy": l.accuracy,
+                "note": l.note,
+                "sparsity": l.sparsity,
+                "already_pruned": result.levels.iter().map(|&v| l.already_pruned(v)).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
         });
         writeln!(out, "{line}")?;
     } else if args.source.csv {
@@ -185,10 +192,16 @@ pub fn sensitivity(args: &SensitivityArgs) -> Result<()> {
         let tolerated = result.tolerated(args.tolerance / 100.0);
         for (layer, (_, level)) in result.layers.iter().zip(&tolerated) {
             write!(out, "{:<8}", layer.name)?;
-            for a in &layer.accuracy {
+            for (a, &level) in layer.accuracy.iter().zip(&result.levels) {
+                // a level the layer had already reached: marked, it measures nothing new
+                let mark = if layer.already_pruned(level) {
+                    "*"
+                } else {
+                    " "
+                };
                 match a {
-                    Some(a) => write!(out, " {:>6.4}", a)?,
-                    None => write!(out, " {:>6}", "-")?,
+                    Some(a) => write!(out, "{mark}{:>6.4}", a)?,
+                    None => write!(out, "{mark}{:>6}", "-")?,
                 }
             }
             match (level, &layer.note) {
@@ -196,6 +209,14 @@ pub fn sensitivity(args: &SensitivityArgs) -> Result<()> {
                 (Some(l), None) => writeln!(out, "   up to {:.0}%", 100.0 * l)?,
                 (None, None) => writeln!(out, "   none")?,
             }
+        }
+        if let Some(l) = result.layers.iter().find(|l| l.sparsity > 0.0) {
+            writeln!(
+                out,
+                "* already pruned: the layer was at that sparsity or more before the analysis (e.g. {} at {:.0}%), so pruning it there changes nothing",
+                l.name,
+                100.0 * l.sparsity
+            )?;
         }
     }
     Ok(())

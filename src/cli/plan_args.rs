@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use crate::data::DatasetSource;
 use crate::model::ModelKind;
@@ -150,9 +150,11 @@ pub fn parse_layer_override(spec: &str) -> Result<(String, LayerOverride)> {
                 )
             }
             "criterion" => {
-                o.criterion = Some(Criterion::from_str(value, true).map_err(|_| {
-                    anyhow!("--layer {spec:?}: unknown criterion {value:?} (magnitude or random)")
-                })?)
+                o.criterion = Some(
+                    value
+                        .parse::<Criterion>()
+                        .with_context(|| format!("--layer {spec:?}"))?,
+                )
             }
             "skip" => o.skip = value == "true",
             other => bail!(

@@ -179,6 +179,21 @@ impl LayerRule {
         }
     }
 
+    /// The overall sparsity the rules plan at schedule value `value`: each layer's target
+    /// weighted by its size, dense layers counting as zero. What the masks' overall
+    /// sparsity will be (N:M layers hold their fixed pattern whatever the value).
+    pub fn planned_sparsity(rules: &[LayerRule], value: f64, final_target: f64) -> f64 {
+        let total: usize = rules.iter().map(|r| r.shape.numel()).sum();
+        if total == 0 {
+            return 0.0;
+        }
+        rules
+            .iter()
+            .map(|r| r.target(value, final_target) * r.shape.numel() as f64)
+            .sum::<f64>()
+            / total as f64
+    }
+
     /// Whether this layer joins the global ranking under `plan`.
     fn joins_global(&self, plan: &PruningPolicy) -> bool {
         plan.scope == Scope::Global
@@ -353,6 +368,18 @@ mod tests {
             rewind: None,
             layers: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn planned_sparsity_weights_each_layer_by_its_size() {
+        // conv1 (36 weights) cannot take 2:4 and stays dense; fc1 (128) holds 2:4's 50%
+        let rules = plan("2:4").rules(&specs()).unwrap();
+        let planned = LayerRule::planned_sparsity(&rules, 0.9, 0.9);
+        assert!((planned - 0.5 * 128.0 / 164.0).abs() < 1e-12, "{planned}");
+        assert_eq!(LayerRule::planned_sparsity(&rules, 0.0, 0.9), 0.0);
+        // unstructured follows the value in every layer
+        let rules = plan("unstructured").rules(&specs()).unwrap();
+        assert!((LayerRule::planned_sparsity(&rules, 0.6, 0.9) - 0.6).abs() < 1e-12);
     }
 
     #[test]

@@ -317,7 +317,12 @@ impl Schedule {
         }
         let target = self.final_target();
         let begin = self.begin();
-        let end = self.end().unwrap_or(defaults::END);
+        // an end taken from the defaults comes after the begin: two epochs later when the
+        // begin is in epochs
+        let end = self.end().unwrap_or(match begin {
+            At::Epoch { epoch } => At::Epoch { epoch: epoch + 2.0 },
+            At::Step(_) => defaults::END,
+        });
         let frequency = match self {
             Schedule::Constant { frequency, .. }
             | Schedule::Polynomial { frequency, .. }

@@ -60,6 +60,25 @@ impl Criterion {
     }
 }
 
+/// A criterion name that is none of [`Criterion::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown criterion {0:?} (one of magnitude, random, taylor, movement, snip, wanda, synflow)"
+)]
+pub struct UnknownCriterion(pub String);
+
+impl std::str::FromStr for Criterion {
+    type Err = UnknownCriterion;
+
+    /// A criterion by its name, in any case.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Criterion::ALL
+            .into_iter()
+            .find(|c| c.to_string().eq_ignore_ascii_case(text.trim()))
+            .ok_or_else(|| UnknownCriterion(text.to_string()))
+    }
+}
+
 /// Wanda's score of every weight of a layer (PyTorch layout, rows of `norms.len()`
 /// weights): `|w_ij| * norms[j]`, with `norms[j]` the L2 norm over a calibration batch of
 /// the input that weight `j` of every row multiplies (for a convolution, the `(c, ky, kx)`
@@ -219,6 +238,15 @@ mod tests {
         assert!((mean - 0.5).abs() < 0.02, "mean {mean}");
         assert_eq!(random_score(7, 3), xs[3]);
         assert_ne!(random_score(8, 3), xs[3]);
+    }
+
+    #[test]
+    fn every_criterion_reads_back_from_its_name() {
+        for c in Criterion::ALL {
+            assert_eq!(c.to_string().to_uppercase().parse::<Criterion>(), Ok(c));
+        }
+        let e = "magnitued".parse::<Criterion>().unwrap_err().to_string();
+        assert!(e.contains("\"magnitued\"") && e.contains("synflow"), "{e}");
     }
 
     #[test]

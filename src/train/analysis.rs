@@ -49,6 +49,17 @@ pub struct LayerSensitivity {
     pub accuracy: Vec<Option<f64>>,
     /// Why the layer was not measured, when it was not.
     pub note: Option<String>,
+    /// The layer's sparsity before the analysis: pruning it to a level at or below this
+    /// changes nothing (its zeros rank first), so those levels are marked already pruned.
+    #[serde(default)]
+    pub sparsity: f64,
+}
+
+impl LayerSensitivity {
+    /// Whether `level` is at or below what the layer was already pruned to.
+    pub fn already_pruned(&self, level: f64) -> bool {
+        self.sparsity > 0.0 && level <= self.sparsity + 1e-9
+    }
 }
 
 /// The accuracy matrix, layers x levels, with the accuracy of the weights as they are.
@@ -101,13 +112,15 @@ impl SensitivityJob {
             .network()
             .layer_specs()
             .iter()
-            .map(|spec| LayerSensitivity {
+            .zip(&weights)
+            .map(|(spec, w)| LayerSensitivity {
                 name: spec.name.clone(),
                 accuracy: vec![None; request.levels.len()],
                 note: spec
                     .check(&request.granularity)
                     .err()
                     .map(|e| format!("{} does not fit: {e}", request.granularity)),
+                sparsity: w.iter().filter(|v| **v == 0.0).count() as f64 / w.len().max(1) as f64,
             })
             .collect();
         Self {

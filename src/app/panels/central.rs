@@ -6,6 +6,7 @@ use egui::{Color32, RichText, Ui};
 
 use crate::app::analysis_view::{SensitivityPanel, SweepsPanel};
 use crate::app::command::AppCommand;
+use crate::app::files;
 use crate::app::state::{AppState, Tab};
 use crate::app::views::{self, ExportPanel};
 
@@ -67,7 +68,7 @@ impl CentralPanel<'_> {
 }
 
 /// The error banner, and the warning about a worker that has not answered.
-fn banner(ui: &mut Ui, state: &AppState, out: &mut Vec<AppCommand>) {
+fn banner(ui: &mut Ui, state: &mut AppState, out: &mut Vec<AppCommand>) {
     let frame = |colour| {
         egui::Frame::new()
             .fill(colour)
@@ -84,6 +85,29 @@ fn banner(ui: &mut Ui, state: &AppState, out: &mut Vec<AppCommand>) {
                 );
                 if ui.button("Dismiss").clicked() {
                     out.push(AppCommand::DismissBanner);
+                }
+            });
+        });
+    }
+    if state.no_dialogs {
+        frame(Color32::from_rgb(40, 60, 100)).show(ui, |ui| {
+            ui.label(RichText::new(files::NO_DIALOGS).color(Color32::WHITE));
+        });
+    }
+    if let Some((purpose, text)) = state.path_prompt.as_mut() {
+        frame(Color32::from_rgb(40, 60, 100)).show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.label(
+                    RichText::new(format!("Path ({}):", purpose.describe())).color(Color32::WHITE),
+                );
+                let field = ui.add(egui::TextEdit::singleline(text).desired_width(420.0));
+                let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                if (ui.button("OK").clicked() || entered) && !text.trim().is_empty() {
+                    out.push(AppCommand::FileChosen(*purpose, text.trim().into()));
+                    out.push(AppCommand::CancelPathPrompt);
+                }
+                if ui.button("Cancel").clicked() {
+                    out.push(AppCommand::CancelPathPrompt);
                 }
             });
         });
