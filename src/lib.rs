@@ -20,6 +20,7 @@ pub mod kernels;
 pub mod masks_file;
 pub mod model;
 pub mod plan;
+pub mod plan_code;
 pub mod prune;
 pub mod train;
 

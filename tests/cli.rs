@@ -1089,3 +1089,39 @@ at = 20
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_plan_travels_as_one_line_and_a_damaged_line_is_one_clear_error() {
+    let dir = temp_dir("plan-line");
+    let file = dir.join("mine.toml");
+    let plan = run(&["presets", "lenet300-agp90"]);
+    std::fs::write(&file, &plan.stdout).unwrap();
+    let encoded = run(&["plan", "encode", file.to_str().unwrap()]);
+    assert!(
+        encoded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&encoded.stderr)
+    );
+    let line = String::from_utf8(encoded.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(line.starts_with("spx1.") && line.len() < 600, "{line}");
+    let decoded = run(&["plan", "decode", &line]);
+    assert!(decoded.status.success());
+    let back = sparsity_explorer::plan::ExperimentPlan::from_toml(
+        &String::from_utf8(decoded.stdout).unwrap(),
+        "decoded",
+    )
+    .unwrap();
+    let original = sparsity_explorer::plan::ExperimentPlan::load(&file).unwrap();
+    assert_eq!(back, original);
+    let cut = &line[..line.len() - 7];
+    assert_clean_failure(&["plan", "decode", cut], "damaged plan string");
+    assert_clean_failure(&["plan", "decode", "hello"], "not a plan string");
+    assert_clean_failure(
+        &["--plan-string", cut],
+        "--plan-string: damaged plan string",
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

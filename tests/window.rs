@@ -349,6 +349,45 @@ fn empty_plots_say_what_will_fill_them_and_n_of_m_says_why_the_slider_does_not_a
 }
 
 #[test]
+fn copy_plan_and_paste_plan_carry_a_plan_as_one_line() {
+    let dir = temp_dir("planline");
+    let original = plan();
+    let mut h = harness(picker(&dir, None), original.clone());
+    click(&mut h, "File");
+    click(&mut h, "Copy plan");
+    let line = h
+        .state()
+        .state
+        .copied_plan
+        .clone()
+        .expect("a line was copied");
+    assert!(line.starts_with("spx1."));
+    set_target(&mut h, 0.3);
+    assert_ne!(h.state().state.plan, original);
+    click(&mut h, "File");
+    click(&mut h, "Paste plan…");
+    let field = h.get_by_role(Role::TextInput);
+    field.focus();
+    field.type_text(&line);
+    h.run_steps(2);
+    click(&mut h, "Open plan");
+    assert_eq!(h.state().state.plan, original);
+    assert!(h.state().state.plan_string_prompt.is_none());
+    // a damaged line says so and keeps the plan
+    click(&mut h, "File");
+    click(&mut h, "Paste plan…");
+    let field = h.get_by_role(Role::TextInput);
+    field.focus();
+    field.type_text(&line[..line.len() / 2]);
+    h.run_steps(2);
+    click(&mut h, "Open plan");
+    let banner = h.state().state.banner.clone().unwrap_or_default();
+    assert!(banner.contains("damaged plan string"), "{banner}");
+    assert_eq!(h.state().state.plan, original);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn without_a_dialog_backend_the_window_says_so_and_asks_for_paths() {
     let dir = temp_dir("nodialogs");
     let original = plan();

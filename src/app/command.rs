@@ -20,6 +20,12 @@ pub enum AppCommand {
     Stop,
     /// Ask for a file (the picker runs on a helper thread).
     ChooseFile(FilePurpose),
+    /// Puts the plan on the clipboard as one line.
+    CopyPlan,
+    /// Opens the field where a plan line is pasted.
+    AskPlanString,
+    /// Opens the plan a pasted line holds (or says why it cannot).
+    OpenPlanString(String),
     /// Closes the path field shown where there are no file dialogs.
     CancelPathPrompt,
     /// A file was chosen for `purpose`.

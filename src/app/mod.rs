@@ -52,6 +52,8 @@ pub struct AppOptions {
     pub preset: Option<String>,
     /// Load this plan file instead of the last plan.
     pub plan: Option<std::path::PathBuf>,
+    /// Open with this plan (from a plan string) instead of the last plan.
+    pub plan_value: Option<ExperimentPlan>,
     /// Start training at once.
     pub autostart: bool,
     /// Record frame times and print p50/p95 when the window closes.
@@ -135,10 +137,11 @@ impl ExplorerApp {
             .storage
             .and_then(|s| eframe::get_value::<String>(s, "plan"))
             .and_then(|text| ExperimentPlan::from_toml(&text, "saved plan").ok());
-        let chosen = match (&options.preset, &options.plan) {
-            (Some(name), _) => Some(ExperimentPlan::preset(name)),
-            (None, Some(path)) => Some(ExperimentPlan::load(path)),
-            (None, None) => None,
+        let chosen = match (&options.plan_value, &options.preset, &options.plan) {
+            (Some(plan), _, _) => Some(Ok(plan.clone())),
+            (None, Some(name), _) => Some(ExperimentPlan::preset(name)),
+            (None, None, Some(path)) => Some(ExperimentPlan::load(path)),
+            (None, None, None) => None,
         };
         let (plan, banner) = match chosen {
             Some(Ok(plan)) => (plan, None),
@@ -203,6 +206,24 @@ impl ExplorerApp {
                 }
             },
             AppCommand::CancelPathPrompt => self.state.path_prompt = None,
+            AppCommand::CopyPlan => {
+                let line = crate::plan_code::encode(&self.state.plan);
+                self.ctx.copy_text(line.clone());
+                self.state.notice(format!(
+                    "plan copied as one line of {} characters",
+                    line.len()
+                ));
+                self.state.copied_plan = Some(line);
+            }
+            AppCommand::AskPlanString => self.state.plan_string_prompt = Some(String::new()),
+            AppCommand::OpenPlanString(line) => match crate::plan_code::decode(&line) {
+                Ok(plan) => {
+                    self.state.plan = plan;
+                    self.state.plan_string_prompt = None;
+                    self.state.notice("plan opened from its line".into());
+                }
+                Err(e) => self.state.banner = Some(e.to_string()),
+            },
             AppCommand::FileChosen(purpose, path) => self.file_chosen(purpose, path),
             AppCommand::RunSensitivity(request) => {
                 let infos: Vec<_> = self

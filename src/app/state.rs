@@ -69,6 +69,10 @@ pub struct AppState {
     pub worker_silent: Option<Duration>,
     /// This desktop has no file dialog backend (file items ask for a path instead).
     pub no_dialogs: bool,
+    /// The field where a plan line is pasted, while it is open.
+    pub plan_string_prompt: Option<String>,
+    /// The last plan line copied (also on the clipboard).
+    pub copied_plan: Option<String>,
     /// A file item waiting for its path to be typed: what for, and the text so far.
     pub path_prompt: Option<(crate::app::files::FilePurpose, String)>,
     pub notices: VecDeque<String>,
@@ -93,6 +97,8 @@ impl AppState {
             worker_silent: None,
             no_dialogs: false,
             path_prompt: None,
+            plan_string_prompt: None,
+            copied_plan: None,
             notices: VecDeque::new(),
             runs_started: 0,
         }

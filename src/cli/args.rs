@@ -31,6 +31,9 @@ pub struct WindowArgs {
     /// Open with this plan file (TOML) instead of the last plan.
     #[arg(long, value_name = "PLAN.toml", conflicts_with = "preset")]
     pub plan: Option<PathBuf>,
+    /// Open with the plan in this one-line string (`plan encode` makes one).
+    #[arg(long, value_name = "STRING", conflicts_with_all = ["preset", "plan"])]
+    pub plan_string: Option<String>,
     /// Start training as soon as the window opens.
     #[arg(long)]
     pub autostart: bool,
@@ -68,6 +71,23 @@ pub enum CliCommand {
     Presets {
         /// Print this preset's plan.
         name: Option<String>,
+    },
+    /// A plan as one short line to share, and back.
+    #[command(subcommand)]
+    Plan(PlanCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Print a plan file (TOML) as one URL-safe line.
+    Encode {
+        #[arg(value_name = "FILE.toml")]
+        file: PathBuf,
+    },
+    /// Print the plan (TOML) a line from `plan encode` holds.
+    Decode {
+        #[arg(value_name = "STRING")]
+        string: String,
     },
 }
 

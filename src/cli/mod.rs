@@ -18,7 +18,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-pub use args::{Cli, CliCommand, PlanArgs, RunArgs, WindowArgs};
+pub use args::{Cli, CliCommand, PlanArgs, PlanCommand, RunArgs, WindowArgs};
 pub use bench::BenchArgs;
 
 use crate::plan::{ExperimentPlan, PRESETS};
@@ -35,7 +35,16 @@ pub fn main(cli: Cli) -> Result<()> {
         Some(CliCommand::BenchInfer(args)) => infer::bench_infer(&args),
         Some(CliCommand::Inspect(args)) => inspect::inspect(&args),
         Some(CliCommand::Presets { name }) => presets(name.as_deref()),
+        Some(CliCommand::Plan(command)) => plan_command(command),
         None => crate::app::run_window(crate::app::AppOptions {
+            // a damaged string is an error here, before any window opens
+            plan_value: cli
+                .window
+                .plan_string
+                .as_deref()
+                .map(crate::plan_code::decode)
+                .transpose()
+                .context("--plan-string")?,
             preset: cli.window.preset,
             plan: cli.window.plan,
             autostart: cli.window.autostart,
@@ -44,6 +53,19 @@ pub fn main(cli: Cli) -> Result<()> {
             renderer: cli.window.renderer,
         }),
     }
+}
+
+fn plan_command(command: PlanCommand) -> Result<()> {
+    match command {
+        PlanCommand::Encode { file } => println!(
+            "{}",
+            crate::plan_code::encode(&ExperimentPlan::load(&file)?)
+        ),
+        PlanCommand::Decode { string } => {
+            print!("{}", crate::plan_code::decode(&string)?.to_toml())
+        }
+    }
+    Ok(())
 }
 
 fn presets(name: Option<&str>) -> Result<()> {

@@ -285,3 +285,20 @@ pub fn plan_toml() -> Loader {
         allowed: |len| 64 * len + (1 << 20),
     }
 }
+
+pub fn plan_string() -> Loader {
+    let seeds = PRESETS
+        .iter()
+        .map(|(name, _)| {
+            let plan = ExperimentPlan::preset(name).expect("a built-in preset");
+            crate::plan_code::encode(&plan).into_bytes()
+        })
+        .collect();
+    Loader {
+        name: "plan string (spx1.)",
+        seeds,
+        parse: |bytes| crate::plan_code::decode(&String::from_utf8_lossy(bytes)).is_ok(),
+        // the unpacked TOML is capped at a megabyte
+        allowed: |len| 64 * len + (4 << 20),
+    }
+}

@@ -127,4 +127,5 @@ fuzz_tests! {
     masks, masks_thorough => loaders::masks;
     weights, weights_thorough => loaders::weights;
     plan_toml, plan_toml_thorough => loaders::plan_toml;
+    plan_string, plan_string_thorough => loaders::plan_string;
 }

@@ -94,6 +94,28 @@ fn banner(ui: &mut Ui, state: &mut AppState, out: &mut Vec<AppCommand>) {
             ui.label(RichText::new(files::NO_DIALOGS).color(Color32::WHITE));
         });
     }
+    let mut cancel = false;
+    if let Some(text) = state.plan_string_prompt.as_mut() {
+        frame(Color32::from_rgb(40, 60, 100)).show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.label(RichText::new("Plan line:").color(Color32::WHITE));
+                ui.add(
+                    egui::TextEdit::singleline(text)
+                        .hint_text("spx1.…")
+                        .desired_width(520.0),
+                );
+                if ui.button("Open plan").clicked() {
+                    out.push(AppCommand::OpenPlanString(text.clone()));
+                }
+                if ui.button("Cancel").clicked() {
+                    cancel = true;
+                }
+            });
+        });
+    }
+    if cancel {
+        state.plan_string_prompt = None;
+    }
     if let Some((purpose, text)) = state.path_prompt.as_mut() {
         frame(Color32::from_rgb(40, 60, 100)).show(ui, |ui| {
             ui.horizontal(|ui| {

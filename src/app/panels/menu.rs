@@ -30,6 +30,23 @@ impl MenuBar<'_> {
                         ui.close();
                     }
                 }
+                ui.separator();
+                if ui
+                    .button("Copy plan")
+                    .on_hover_text("Copy the plan as one short line (spx1.…) to share: paste it here with Paste plan, or run `sparsity-explorer --plan-string LINE`.")
+                    .clicked()
+                {
+                    out.push(AppCommand::CopyPlan);
+                    ui.close();
+                }
+                if ui
+                    .button("Paste plan…")
+                    .on_hover_text("Open a plan from a line that Copy plan or `sparsity-explorer plan encode` made.")
+                    .clicked()
+                {
+                    out.push(AppCommand::AskPlanString);
+                    ui.close();
+                }
             });
             ui.menu_button("Presets", |ui| {
                 for (name, _) in PRESETS {
