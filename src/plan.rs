@@ -48,6 +48,11 @@ pub struct Training {
     /// a random initialisation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<PathBuf>,
+    /// Train until stopped rather than for `epochs` (which then only sets the horizon the
+    /// plots plan for): the schedule holds its final value after its end, and a change of
+    /// the pruning settings after it applies at the next step. For live demos.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub until_stopped: bool,
 }
 
 fn default_epochs() -> u32 {
@@ -71,6 +76,7 @@ impl Default for Training {
             backend: BackendChoice::default(),
             eval_every: 0,
             weights: None,
+            until_stopped: false,
         }
     }
 }
@@ -142,6 +148,10 @@ pub const PRESETS: &[(&str, &str)] = &[
     (
         "lottery-ticket",
         include_str!("../assets/presets/lottery-ticket.toml"),
+    ),
+    (
+        "live-demo",
+        include_str!("../assets/presets/live-demo.toml"),
     ),
 ];
 

@@ -20,6 +20,8 @@ pub enum AppCommand {
     Stop,
     /// Ask for a file (the picker runs on a helper thread).
     ChooseFile(FilePurpose),
+    /// Caps training at this many steps per second (`None`: full speed).
+    SetSpeed(Option<f64>),
     /// Puts the plan on the clipboard as one line.
     CopyPlan,
     /// Opens the field where a plan line is pasted.

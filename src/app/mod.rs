@@ -148,6 +148,13 @@ impl ExplorerApp {
             Some(Err(e)) => (default_plan(), Some(e.to_string())),
             None => (stored.unwrap_or_else(default_plan), None),
         };
+        if let Some(zoom) = cc
+            .storage
+            .and_then(|s| eframe::get_value::<f32>(s, "zoom"))
+            .filter(|z| z.is_finite() && (0.2..=5.0).contains(z))
+        {
+            cc.egui_ctx.set_zoom_factor(zoom);
+        }
         let (io_tx, io_rx) = channel();
         let mut app = Self {
             state: AppState::new(plan, banner),
@@ -206,6 +213,7 @@ impl ExplorerApp {
                 }
             },
             AppCommand::CancelPathPrompt => self.state.path_prompt = None,
+            AppCommand::SetSpeed(steps_per_s) => self.send(Command::SetSpeed { steps_per_s }),
             AppCommand::CopyPlan => {
                 let line = crate::plan_code::encode(&self.state.plan);
                 self.ctx.copy_text(line.clone());
@@ -417,7 +425,7 @@ impl ExplorerApp {
 }
 
 fn default_plan() -> ExperimentPlan {
-    ExperimentPlan::preset("quick-demo").expect("the quick-demo preset is valid")
+    ExperimentPlan::preset("live-demo").expect("the live-demo preset is valid")
 }
 
 impl eframe::App for ExplorerApp {
@@ -465,6 +473,12 @@ impl eframe::App for ExplorerApp {
         egui::Panel::bottom("status").show(ui, |ui| {
             StatusBar {
                 status: &state.status,
+                until_stopped: state
+                    .sent_plan
+                    .as_ref()
+                    .unwrap_or(&state.plan)
+                    .training
+                    .until_stopped,
             }
             .ui(ui)
         });
@@ -494,6 +508,8 @@ impl eframe::App for ExplorerApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, "plan", &self.state.plan.to_toml());
+        // presenter zoom (Ctrl + and Ctrl -), back at the next start
+        eframe::set_value(storage, "zoom", &self.ctx.zoom_factor());
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {

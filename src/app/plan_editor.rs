@@ -23,6 +23,7 @@ pub mod tips {
     pub const BATCH: &str =
         "Examples per training step. An epoch is the training set divided by this, rounded up.";
     pub const EPOCHS: &str = "Passes over the training set. Pruning needs time after the last pruning step to recover: fine-tuning.";
+    pub const UNTIL_STOPPED: &str = "Keep training until Stop: the epochs only set how far ahead the plots plan. After the schedule's end the masks hold its final value, and a new target, granularity or criterion applies at the next step. For live demos.";
     pub const SEED: &str = "Seeds weight initialisation, shuffling and the random criterion: the same seed gives the same run.";
     pub const EVAL: &str = "Evaluate on the test split every this many steps (0: automatic, as often as keeps evaluating under a tenth of the run). Each evaluation is one point on the accuracy-vs-sparsity plot.";
     pub const UNSTRUCTURED: &str = "Any weight can go on its own. Reaches high sparsity at little cost in accuracy, but dense hardware cannot skip scattered zeros: speed-ups need sparse kernels.";
@@ -203,8 +204,12 @@ pub fn training_ui(
             .on_hover_text(tips::BATCH);
         ui.end_row();
         ui.label("epochs").on_hover_text(tips::EPOCHS);
-        ui.add(DragValue::new(&mut t.epochs).range(1..=1000))
-            .on_hover_text(tips::EPOCHS);
+        ui.horizontal(|ui| {
+            ui.add(DragValue::new(&mut t.epochs).range(1..=1000))
+                .on_hover_text(tips::EPOCHS);
+            ui.checkbox(&mut t.until_stopped, "until stopped")
+                .on_hover_text(tips::UNTIL_STOPPED);
+        });
         ui.end_row();
         ui.label("seed").on_hover_text(tips::SEED);
         ui.add(DragValue::new(&mut t.seed))

@@ -63,6 +63,10 @@ pub struct AppState {
     pub overlays: Overlays,
     pub layers: Vec<LayerView>,
     pub selected_layer: usize,
+    /// The speed cap in steps per second (`None`: full speed).
+    pub speed_cap: Option<f64>,
+    /// The evaluation under the pointer on the accuracy-against-sparsity plot.
+    pub highlight: Option<crate::app::views::Highlight>,
     /// An error shown in the banner until dismissed.
     pub banner: Option<String>,
     /// Set while the worker has not answered for a while.
@@ -93,6 +97,8 @@ impl AppState {
             overlays: Overlays::default(),
             layers: Vec::new(),
             selected_layer: 0,
+            highlight: None,
+            speed_cap: None,
             banner,
             worker_silent: None,
             no_dialogs: false,

@@ -4,7 +4,7 @@ use eframe::egui;
 use egui::{Color32, Ui};
 use egui_plot::{
     Bar, BarChart, Corner, GridInput, GridMark, HLine, Legend, Line, Plot, PlotImage, PlotPoint,
-    Points, VLine,
+    Points, Text, VLine,
 };
 
 use super::command::AppCommand;
@@ -16,6 +16,8 @@ use super::layers::{LayerView, MaskLayout, layouts};
 const RUN: Color32 = Color32::from_rgb(90, 170, 255);
 const BASELINE: Color32 = Color32::from_rgb(150, 150, 150);
 const TARGET: Color32 = Color32::from_rgb(255, 170, 60);
+/// The evaluation under the pointer, on every plot.
+const HIGHLIGHT: Color32 = Color32::from_rgb(250, 90, 200);
 
 /// Axis marks on a 1-2-5 ladder with about four labelled steps across the plot, so small
 /// plots keep their labels (egui_plot's default ladder is powers of ten only).
@@ -213,7 +215,51 @@ fn empty_plot(ui: &mut Ui, height: f32, text: &str) {
     );
 }
 
-pub fn loss_plot(ui: &mut Ui, current: &RunHistory, overlays: &Overlays, height: f32) {
+/// The evaluation under the pointer on the accuracy-against-sparsity plot, marked on the
+/// plots over steps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Highlight {
+    pub step: u64,
+    pub epoch: f64,
+}
+
+/// Pixels from a point within which the pointer picks it.
+const PICK_RADIUS: f32 = 12.0;
+
+/// The index of the point nearest to `pointer` within `radius` (screen positions).
+pub fn nearest_point(points: &[egui::Pos2], pointer: egui::Pos2, radius: f32) -> Option<usize> {
+    points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i, p.distance(pointer)))
+        .filter(|(_, d)| *d <= radius)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(i, _)| i)
+}
+
+/// How a highlighted evaluation is named on the plots.
+pub fn highlight_label(h: &Highlight) -> String {
+    format!("step {} · epoch {:.2}", h.step, h.epoch)
+}
+
+/// The highlighted evaluation as a vertical line on a plot over steps.
+fn mark_highlight(plot: &mut egui_plot::PlotUi<'_>, highlight: Option<Highlight>) {
+    if let Some(h) = highlight {
+        plot.vline(
+            VLine::new(highlight_label(&h), h.step as f64)
+                .color(HIGHLIGHT)
+                .width(2.0),
+        );
+    }
+}
+
+pub fn loss_plot(
+    ui: &mut Ui,
+    current: &RunHistory,
+    overlays: &Overlays,
+    height: f32,
+    highlight: Option<Highlight>,
+) {
     ui.strong("Training loss");
     if current.loss.is_empty() && overlays.runs.is_empty() {
         return empty_plot(ui, height, hints::LOSS);
@@ -226,10 +272,19 @@ pub fn loss_plot(ui: &mut Ui, current: &RunHistory, overlays: &Overlays, height:
         .y_axis_formatter(format_mark)
         .x_axis_label("step")
         .legend(Legend::default().position(Corner::RightTop))
-        .show(ui, |plot| run_lines(plot, current, overlays, |r| &r.loss));
+        .show(ui, |plot| {
+            run_lines(plot, current, overlays, |r| &r.loss);
+            mark_highlight(plot, highlight);
+        });
 }
 
-pub fn accuracy_plot(ui: &mut Ui, current: &RunHistory, overlays: &Overlays, height: f32) {
+pub fn accuracy_plot(
+    ui: &mut Ui,
+    current: &RunHistory,
+    overlays: &Overlays,
+    height: f32,
+    highlight: Option<Highlight>,
+) {
     ui.strong("Test accuracy");
     if current.accuracy.is_empty() && current.baseline.is_none() && overlays.runs.is_empty() {
         return empty_plot(ui, height, hints::ACCURACY);
@@ -247,23 +302,27 @@ pub fn accuracy_plot(ui: &mut Ui, current: &RunHistory, overlays: &Overlays, hei
             if let Some(b) = current.baseline {
                 plot.hline(HLine::new("dense baseline", b).color(BASELINE));
             }
+            mark_highlight(plot, highlight);
         });
 }
 
 /// Each evaluation a point, the run's trajectory a line, the dense baseline a horizontal
-/// line, earlier runs faded.
+/// line, earlier runs faded. Returns the evaluation under the pointer (named here, and for
+/// the other plots to mark).
 pub fn accuracy_vs_sparsity_plot(
     ui: &mut Ui,
     current: &RunHistory,
     overlays: &Overlays,
     height: f32,
-) {
+    steps_per_epoch: u64,
+) -> Option<Highlight> {
     ui.strong("Accuracy against sparsity");
     if current.accuracy_vs_sparsity.is_empty()
         && current.baseline.is_none()
         && overlays.runs.is_empty()
     {
-        return empty_plot(ui, height, hints::ACCURACY_VS_SPARSITY);
+        empty_plot(ui, height, hints::ACCURACY_VS_SPARSITY);
+        return None;
     }
     Plot::new("acc-vs-sparsity")
         .height(height)
@@ -278,18 +337,46 @@ pub fn accuracy_vs_sparsity_plot(
         .legend(Legend::default().position(Corner::LeftBottom))
         .show(ui, |plot| {
             run_lines(plot, current, overlays, |r| &r.accuracy_vs_sparsity);
+            let points = current.accuracy_vs_sparsity.points();
             plot.points(
-                Points::new(
-                    "evaluations",
-                    current.accuracy_vs_sparsity.points().to_vec(),
-                )
-                .color(RUN)
-                .radius(3.0),
+                Points::new("evaluations", points.to_vec())
+                    .color(RUN)
+                    .radius(3.0),
             );
             if let Some(b) = current.baseline {
                 plot.hline(HLine::new("dense baseline", b).color(BASELINE));
             }
-        });
+            // the pointed evaluation: its step from the accuracy series, pushed alongside
+            let pointer = plot.response().hover_pos()?;
+            let screen: Vec<egui::Pos2> = points
+                .iter()
+                .map(|p| plot.screen_from_plot(PlotPoint::new(p[0], p[1])))
+                .collect();
+            let i = nearest_point(&screen, pointer, PICK_RADIUS)?;
+            let step = current.accuracy.points().get(i)?[0] as u64;
+            let h = Highlight {
+                step,
+                epoch: step as f64 / steps_per_epoch.max(1) as f64,
+            };
+            let [x, y] = points[i];
+            plot.points(
+                Points::new(highlight_label(&h), vec![[x, y]])
+                    .color(HIGHLIGHT)
+                    .radius(6.0)
+                    .filled(false),
+            );
+            plot.text(
+                Text::new(
+                    "pointed evaluation",
+                    PlotPoint::new(x, y),
+                    highlight_label(&h),
+                )
+                .anchor(egui::Align2::LEFT_BOTTOM)
+                .color(HIGHLIGHT),
+            );
+            Some(h)
+        })
+        .inner
 }
 
 /// The planned schedule for the whole run, achieved sparsity at each pruning step, and a
@@ -300,6 +387,7 @@ pub fn schedule_plot(
     current: &RunHistory,
     now: Option<u64>,
     height: f32,
+    highlight: Option<Highlight>,
 ) {
     ui.strong("Sparsity: planned and achieved");
     if planned.is_empty() && current.achieved.is_empty() {
@@ -329,6 +417,7 @@ pub fn schedule_plot(
             if let Some(step) = now {
                 plot.vline(VLine::new("now", step as f64).color(BASELINE));
             }
+            mark_highlight(plot, highlight);
         });
 }
 
@@ -542,5 +631,20 @@ mod tests {
             })
             .is_empty()
         );
+    }
+
+    #[test]
+    fn the_pointer_picks_the_nearest_evaluation_within_reach() {
+        let p = |x, y| egui::pos2(x, y);
+        let points = [p(10.0, 10.0), p(30.0, 10.0), p(31.0, 30.0)];
+        assert_eq!(nearest_point(&points, p(28.0, 12.0), 12.0), Some(1));
+        assert_eq!(nearest_point(&points, p(31.0, 26.0), 12.0), Some(2));
+        assert_eq!(nearest_point(&points, p(100.0, 100.0), 12.0), None);
+        assert_eq!(nearest_point(&[], p(0.0, 0.0), 12.0), None);
+        let h = Highlight {
+            step: 340,
+            epoch: 5.396,
+        };
+        assert_eq!(highlight_label(&h), "step 340 · epoch 5.40");
     }
 }

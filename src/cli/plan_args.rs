@@ -174,6 +174,14 @@ impl PlanArgs {
             (None, Some(name)) => ExperimentPlan::preset(name)?,
             (None, None) => ExperimentPlan::preset("quick-demo")?,
         };
+        if plan.training.until_stopped {
+            // a terminal run has an end: the plan's epochs
+            eprintln!(
+                "note: the plan trains until stopped in the window; here it runs for its {} epochs",
+                plan.training.epochs
+            );
+            plan.training.until_stopped = false;
+        }
         if let Some(model) = self.model
             && model != plan.model
         {

@@ -679,6 +679,33 @@ impl StepSchedule {
         Some(alpha / 2.0 * (1.0 + (std::f64::consts::PI * t).cos()))
     }
 
+    /// The last step at which masks are recomputed (`None`: a constant schedule without an
+    /// end prunes for ever). After it the masks hold the schedule's final value.
+    pub fn last_prune_step(&self) -> Option<u64> {
+        match *self {
+            StepSchedule::Constant {
+                begin,
+                end,
+                frequency,
+                ..
+            } => end.map(|e| begin + e.saturating_sub(begin) / frequency * frequency),
+            StepSchedule::OneShot { at, .. } => Some(at),
+            StepSchedule::Iterative {
+                begin,
+                end,
+                prune_steps,
+                ..
+            } => Self::iterative_steps(begin, end, prune_steps).last(),
+            StepSchedule::Polynomial {
+                begin,
+                end,
+                frequency,
+                ..
+            } => Some(begin + (end - begin) / frequency * frequency),
+            StepSchedule::Dynamic { begin, .. } => Some(begin),
+        }
+    }
+
     /// How a dynamic schedule grows weights back (`None` for the others).
     pub fn growth(&self) -> Option<Growth> {
         match *self {
@@ -998,6 +1025,48 @@ mod tests {
                 frequency: 100
             }
         );
+    }
+
+    #[test]
+    fn the_last_pruning_step_is_the_last_that_should_prune() {
+        let schedules = [
+            Schedule::Constant {
+                target: 0.5,
+                begin: At::Step(3),
+                end: Some(At::Step(40)),
+                frequency: 7,
+            },
+            Schedule::OneShot {
+                target: 0.5,
+                at: At::Step(12),
+            },
+            Schedule::Iterative {
+                target: 0.5,
+                begin: At::Step(5),
+                end: At::Step(33),
+                prune_steps: 4,
+            },
+            Schedule::Polynomial {
+                initial: 0.0,
+                final_sparsity: 0.5,
+                begin: At::Step(2),
+                end: At::Step(45),
+                power: 3.0,
+                frequency: 10,
+            },
+        ];
+        for s in schedules {
+            let s = s.resolve(100).unwrap();
+            let last = (0..200).filter(|&t| s.should_prune(t)).last();
+            assert_eq!(s.last_prune_step(), last, "{s:?}");
+        }
+        let endless = Schedule::Constant {
+            target: 0.5,
+            begin: At::Step(0),
+            end: None,
+            frequency: 10,
+        };
+        assert_eq!(endless.resolve(100).unwrap().last_prune_step(), None);
     }
 
     #[test]

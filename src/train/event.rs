@@ -42,6 +42,11 @@ pub enum Command {
     Step,
     /// End the run now; the session stays for snapshots.
     Stop,
+    /// Train at most this many steps per second (`None`: as fast as it goes), so that a
+    /// class can watch the masks change.
+    SetSpeed {
+        steps_per_s: Option<f64>,
+    },
     /// Replace the pruning plan (and learning rate, evaluation interval, epochs) live.
     UpdatePlan(Box<ExperimentPlan>),
     /// Send a [`LayerSnapshot`] of one layer (by name) or of every prunable layer.

@@ -166,13 +166,16 @@ fn training(ui: &mut Ui, state: &mut AppState, planned: &[[f64; 2]]) {
     ui.separator();
     let now = state.status.active.then_some(state.status.step);
     let (history, overlays) = (&state.history, &state.overlays);
-    ui.columns(3, |cols| {
-        views::loss_plot(&mut cols[0], history, overlays, plot_height);
-        views::accuracy_plot(&mut cols[1], history, overlays, plot_height);
-        views::accuracy_vs_sparsity_plot(&mut cols[2], history, overlays, plot_height);
+    // marked on the plots over steps in the frame after the pointer finds it
+    let highlight = state.highlight;
+    let spe = state.status.steps_per_epoch;
+    let pointed = ui.columns(3, |cols| {
+        views::loss_plot(&mut cols[0], history, overlays, plot_height, highlight);
+        views::accuracy_plot(&mut cols[1], history, overlays, plot_height, highlight);
+        views::accuracy_vs_sparsity_plot(&mut cols[2], history, overlays, plot_height, spe)
     });
     ui.columns(3, |cols| {
-        views::schedule_plot(&mut cols[0], planned, history, now, plot_height);
+        views::schedule_plot(&mut cols[0], planned, history, now, plot_height, highlight);
         views::layer_sparsity_bars(&mut cols[1], &state.layers, plot_height);
         views::histogram_plot(
             &mut cols[2],
@@ -181,4 +184,5 @@ fn training(ui: &mut Ui, state: &mut AppState, planned: &[[f64; 2]]) {
             plot_height,
         );
     });
+    state.highlight = pointed;
 }

@@ -70,8 +70,12 @@ impl PlanPanel<'_> {
     }
 }
 
-/// Start, Pause/Resume, Step, Stop, Reset, and why the edited plan cannot apply now.
-fn controls(ui: &mut Ui, state: &AppState, out: &mut Vec<AppCommand>) {
+/// Steps per second the speed control offers, below "full speed".
+const SPEED_RANGE: std::ops::RangeInclusive<f64> = 0.5..=200.0;
+
+/// Start, Pause/Resume, Step, Stop, Reset, the speed cap, and why the edited plan cannot
+/// apply now.
+fn controls(ui: &mut Ui, state: &mut AppState, out: &mut Vec<AppCommand>) {
     let (active, paused) = (state.status.active, state.status.paused);
     ui.horizontal_wrapped(|ui| {
         let mut button = |enabled: bool, label: &str, tip: &str, command: AppCommand| {
@@ -113,6 +117,24 @@ fn controls(ui: &mut Ui, state: &AppState, out: &mut Vec<AppCommand>) {
             "Clear the run; its curves stay as a faded overlay for comparison.",
             AppCommand::Reset,
         );
+    });
+    ui.horizontal(|ui| {
+        let mut capped = state.speed_cap.is_some();
+        let before = state.speed_cap;
+        ui.checkbox(&mut capped, "slow down to")
+            .on_hover_text("Cap the steps per second so a class can watch the masks change; training is otherwise as fast as it goes.");
+        let mut speed = state.speed_cap.unwrap_or(10.0);
+        let slider = ui.add_enabled(
+            capped,
+            egui::Slider::new(&mut speed, SPEED_RANGE)
+                .logarithmic(true)
+                .suffix(" steps/s")
+                .text("speed"),
+        );
+        state.speed_cap = capped.then_some(speed);
+        if state.speed_cap != before && !slider.dragged() || slider.drag_stopped() {
+            out.push(AppCommand::SetSpeed(state.speed_cap));
+        }
     });
     if let Some(sent) = &state.sent_plan
         && active

@@ -6,6 +6,8 @@ use crate::app::state::RunStatus;
 
 pub struct StatusBar<'a> {
     pub status: &'a RunStatus,
+    /// The run trains until stopped: no total, no time remaining.
+    pub until_stopped: bool,
 }
 
 fn clock(seconds: f64) -> String {
@@ -22,10 +24,17 @@ impl StatusBar<'_> {
                 None => ui.label("not started"),
             };
             ui.separator();
-            ui.label(format!(
-                "epoch {:.2} · step {}/{}",
-                s.epoch, s.step, s.total_steps
-            ));
+            if self.until_stopped {
+                ui.label(format!(
+                    "epoch {:.2} · step {} (until stopped)",
+                    s.epoch, s.step
+                ));
+            } else {
+                ui.label(format!(
+                    "epoch {:.2} · step {}/{}",
+                    s.epoch, s.step, s.total_steps
+                ));
+            }
             ui.separator();
             ui.label(format!("{:.0} samples/s", s.samples_per_s));
             ui.separator();
@@ -40,11 +49,15 @@ impl StatusBar<'_> {
             } else {
                 0.0
             };
-            ui.label(format!(
-                "elapsed {} · remaining {}",
-                clock(s.elapsed_s),
-                clock(remaining)
-            ));
+            if self.until_stopped {
+                ui.label(format!("elapsed {}", clock(s.elapsed_s)));
+            } else {
+                ui.label(format!(
+                    "elapsed {} · remaining {}",
+                    clock(s.elapsed_s),
+                    clock(remaining)
+                ));
+            }
             if s.paused {
                 ui.colored_label(Color32::from_rgb(230, 170, 60), "paused");
             } else if s.active {

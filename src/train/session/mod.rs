@@ -101,6 +101,9 @@ pub struct Session {
     movement: Vec<Vec<f32>>,
     /// Per prunable layer, the weights grown back by the last exchange (RigL, SET).
     grown: Vec<Vec<u32>>,
+    /// The pruning settings changed after the schedule's last pruning step: the next step
+    /// prunes to them (a live change in the schedule's hold phase).
+    prune_pending: bool,
 }
 
 impl Session {
@@ -162,6 +165,7 @@ impl Session {
             taylor_steps: 0,
             movement: Vec::new(),
             grown: Vec::new(),
+            prune_pending: false,
         })
     }
 
@@ -202,8 +206,9 @@ impl Session {
         self.plan.training.epochs as u64 * self.steps_per_epoch
     }
 
+    /// Whether the run is over: never for a plan that trains until stopped.
     pub fn is_done(&self) -> bool {
-        self.step >= self.total_steps()
+        !self.plan.training.until_stopped && self.step >= self.total_steps()
     }
 
     /// Fractional epochs trained.
@@ -287,6 +292,10 @@ impl Session {
                 self.device_masks[i] = None;
             }
         }
+        self.prune_pending |= plan.pruning != self.plan.pruning
+            && schedule
+                .last_prune_step()
+                .is_some_and(|last| self.step > last);
         self.plan = plan;
         self.rules = rules;
         self.schedule = schedule;
@@ -317,7 +326,8 @@ impl Session {
         {
             self.rewind_to = Some(self.network().read_params());
         }
-        if self.schedule.should_prune(step) {
+        if self.schedule.should_prune(step) || self.prune_pending {
+            self.prune_pending = false;
             if self.dense_accuracy.is_none() {
                 let e = self.evaluate();
                 self.dense_accuracy = Some(e.accuracy);

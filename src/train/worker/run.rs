@@ -50,6 +50,9 @@ pub(super) struct WorkerLoop {
     datasets: HashMap<String, Arc<Dataset>>,
     last_progress: Option<Instant>,
     job: Option<Job>,
+    /// The speed cap: the time between two steps, and when the next one may start.
+    step_interval: Option<Duration>,
+    next_step_at: Option<Instant>,
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -77,6 +80,8 @@ impl WorkerLoop {
             datasets: HashMap::new(),
             last_progress: None,
             job: None,
+            step_interval: None,
+            next_step_at: None,
         }
     }
 
@@ -97,7 +102,18 @@ impl WorkerLoop {
         loop {
             self.heartbeat.beat();
             let busy = self.running || self.job.is_some();
-            let command = if busy {
+            // under a speed cap, wait for commands until the next step is due
+            let wait = match (self.running && self.job.is_none(), self.next_step_at) {
+                (true, Some(at)) => at.checked_duration_since(Instant::now()),
+                _ => None,
+            };
+            let command = if let Some(wait) = wait {
+                match self.commands.recv_timeout(wait.min(IDLE_BEAT)) {
+                    Ok(c) => Some(c),
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            } else if busy {
                 match self.commands.try_recv() {
                     Ok(c) => Some(c),
                     Err(TryRecvError::Empty) => None,
@@ -117,7 +133,10 @@ impl WorkerLoop {
                 None if self.job.is_some() => {
                     self.guard("running the analysis", Failure::KeepsRun, Self::job_step)
                 }
-                None => self.train_one(),
+                None => {
+                    self.train_one();
+                    self.next_step_at = self.step_interval.map(|d| Instant::now() + d);
+                }
             }
         }
     }
@@ -165,6 +184,12 @@ impl WorkerLoop {
                     self.running = false;
                     self.train_one();
                 }
+            }
+            Command::SetSpeed { steps_per_s } => {
+                self.step_interval = steps_per_s
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .map(|s| Duration::from_secs_f64(1.0 / s));
+                self.next_step_at = None;
             }
             Command::Stop => {
                 if self
