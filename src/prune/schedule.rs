@@ -1057,7 +1057,7 @@ mod tests {
         ];
         for s in schedules {
             let s = s.resolve(100).unwrap();
-            let last = (0..200).filter(|&t| s.should_prune(t)).last();
+            let last = (0..200).rev().find(|&t| s.should_prune(t));
             assert_eq!(s.last_prune_step(), last, "{s:?}");
         }
         let endless = Schedule::Constant {
