@@ -20,6 +20,11 @@ pub enum AppCommand {
     Stop,
     /// Ask for a file (the picker runs on a helper thread).
     ChooseFile(FilePurpose),
+    /// Opens the lesson at this place in the course, with its preset.
+    OpenLesson(usize),
+    CloseLesson,
+    /// Switches the window and the lessons to this language.
+    SetLanguage(crate::i18n::Language),
     /// Caps training at this many steps per second (`None`: full speed).
     SetSpeed(Option<f64>),
     /// Puts the plan on the clipboard as one line.

@@ -10,6 +10,7 @@
 pub mod analysis_view;
 pub mod command;
 pub mod files;
+pub mod fonts;
 pub mod history;
 pub mod layers;
 pub mod network_editor;
@@ -31,7 +32,7 @@ pub use state::{AppState, RunStatus, Tab};
 use crate::plan::ExperimentPlan;
 use crate::train::{Command, Worker};
 use files::{FilePicker, FilePurpose, IoDone};
-use panels::{CentralPanel, MenuBar, PlanPanel, StatusBar};
+use panels::{CentralPanel, LessonPanel, MenuBar, PlanPanel, StatusBar};
 
 /// Longest time spent draining worker events in one frame.
 const EVENT_BUDGET: Duration = Duration::from_millis(4);
@@ -54,6 +55,8 @@ pub struct AppOptions {
     pub plan: Option<std::path::PathBuf>,
     /// Open with this plan (from a plan string) instead of the last plan.
     pub plan_value: Option<ExperimentPlan>,
+    /// Open on this lesson, with its preset.
+    pub lesson: Option<crate::lessons::Lesson>,
     /// Start training at once.
     pub autostart: bool,
     /// Record frame times and print p50/p95 when the window closes.
@@ -94,6 +97,8 @@ pub struct ExplorerApp {
     last_frame_start: Option<Instant>,
     /// The planned schedule cache: `(plan it was computed for, steps per epoch, curve)`.
     planned: Option<(ExperimentPlan, u64, Vec<[f64; 2]>)>,
+    /// A CJK font was added to egui's fonts.
+    cjk_font: bool,
 }
 
 fn spawn_worker(ctx: &egui::Context) -> Worker {
@@ -169,12 +174,55 @@ impl ExplorerApp {
             frame_intervals_ms: Vec::new(),
             last_frame_start: None,
             planned: None,
+            cjk_font: false,
             options,
         };
+        let language = cc
+            .storage
+            .and_then(|s| eframe::get_value::<crate::i18n::Language>(s, "language"))
+            .unwrap_or_default();
+        app.set_language(language);
+        if let Some(lesson) = app.options.lesson.clone()
+            && let Some(place) = app.state.lessons.iter().position(|l| l.id == lesson.id)
+        {
+            app.open_lesson(place);
+        }
         if app.options.autostart {
             app.execute(AppCommand::Start);
         }
         app
+    }
+
+    /// Opens the lesson at `place` in the course with its preset (the run, if any, goes on
+    /// until Reset; a plan change that needs one says so).
+    fn open_lesson(&mut self, place: usize) {
+        let Some(lesson) = self.state.lessons.get(place).cloned() else {
+            return;
+        };
+        match ExperimentPlan::preset(&lesson.preset) {
+            Ok(plan) => self.state.plan = plan,
+            Err(e) => self.state.banner = Some(e.to_string()),
+        }
+        self.state.lesson = Some(crate::lessons::Progress::new(lesson));
+    }
+
+    /// Switches the language; Chinese first needs a CJK font, and without one the window
+    /// says so and stays in English.
+    fn set_language(&mut self, language: crate::i18n::Language) {
+        use crate::i18n::Language;
+        if language == Language::Zh && !self.cjk_font {
+            match fonts::install_cjk_font(&self.ctx) {
+                Ok(_) => self.cjk_font = true,
+                Err(why) => {
+                    self.state.language_note = Some(why);
+                    self.state.language = Language::En;
+                    return;
+                }
+            }
+        }
+        self.state.language_note = None;
+        self.state.language = language;
+        crate::i18n::set_thread_language(language);
     }
 
     /// The worker behind the window.
@@ -214,6 +262,9 @@ impl ExplorerApp {
             },
             AppCommand::CancelPathPrompt => self.state.path_prompt = None,
             AppCommand::SetSpeed(steps_per_s) => self.send(Command::SetSpeed { steps_per_s }),
+            AppCommand::OpenLesson(place) => self.open_lesson(place),
+            AppCommand::CloseLesson => self.state.lesson = None,
+            AppCommand::SetLanguage(language) => self.set_language(language),
             AppCommand::CopyPlan => {
                 let line = crate::plan_code::encode(&self.state.plan);
                 self.ctx.copy_text(line.clone());
@@ -458,6 +509,7 @@ impl eframe::App for ExplorerApp {
 
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
         let t0 = Instant::now();
+        crate::i18n::set_thread_language(self.state.language);
         let mut commands = Vec::new();
         if ui.input(|i| i.key_pressed(Key::Space)) && !ui.ctx().egui_wants_keyboard_input() {
             commands.push(AppCommand::TogglePause);
@@ -467,6 +519,9 @@ impl eframe::App for ExplorerApp {
         egui::Panel::top("menu").show(ui, |ui| {
             MenuBar {
                 plan: &mut state.plan,
+                lessons: &state.lessons,
+                language: state.language,
+                language_note: state.language_note.as_deref(),
             }
             .ui(ui, &mut commands)
         });
@@ -487,6 +542,25 @@ impl eframe::App for ExplorerApp {
             .default_size(450.0)
             .min_size(300.0)
             .show(ui, |ui| PlanPanel { state }.ui(ui, &mut commands));
+        if let Some(progress) = &state.lesson {
+            let place = state
+                .lessons
+                .iter()
+                .position(|l| l.id == progress.lesson.id)
+                .unwrap_or(0);
+            egui::Panel::right("lesson")
+                .resizable(true)
+                .default_size(360.0)
+                .min_size(240.0)
+                .show(ui, |ui| {
+                    LessonPanel {
+                        progress,
+                        language: state.language,
+                        place: (place, state.lessons.len()),
+                    }
+                    .ui(ui, &mut commands)
+                });
+        }
         egui::CentralPanel::default().show(ui, |ui| {
             CentralPanel {
                 state,
@@ -510,6 +584,7 @@ impl eframe::App for ExplorerApp {
         eframe::set_value(storage, "plan", &self.state.plan.to_toml());
         // presenter zoom (Ctrl + and Ctrl -), back at the next start
         eframe::set_value(storage, "zoom", &self.ctx.zoom_factor());
+        eframe::set_value(storage, "language", &self.state.language);
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {

@@ -63,6 +63,13 @@ pub struct AppState {
     pub overlays: Overlays,
     pub layers: Vec<LayerView>,
     pub selected_layer: usize,
+    /// The lesson being followed.
+    pub lesson: Option<crate::lessons::Progress>,
+    /// The lessons of the course, in order (empty if they could not be read).
+    pub lessons: Vec<crate::lessons::Lesson>,
+    pub language: crate::i18n::Language,
+    /// Why Chinese cannot be shown (no CJK font), once it was asked for.
+    pub language_note: Option<String>,
     /// The speed cap in steps per second (`None`: full speed).
     pub speed_cap: Option<f64>,
     /// The evaluation under the pointer on the accuracy-against-sparsity plot.
@@ -99,6 +106,10 @@ impl AppState {
             selected_layer: 0,
             highlight: None,
             speed_cap: None,
+            lesson: None,
+            lessons: crate::lessons::all().unwrap_or_default(),
+            language: crate::i18n::Language::En,
+            language_note: None,
             banner,
             worker_silent: None,
             no_dialogs: false,
@@ -204,6 +215,10 @@ impl AppState {
     /// The reducer: one worker event in, the state updated, follow-up commands out.
     pub fn apply(&mut self, event: Event) -> Vec<AppCommand> {
         self.history.record(&event);
+        if let Some(progress) = self.lesson.as_mut() {
+            let plan = self.sent_plan.as_ref().unwrap_or(&self.plan);
+            progress.observe(&event, plan);
+        }
         let snapshots = |force| vec![AppCommand::RefreshSnapshots { force }];
         match event {
             Event::Started {

@@ -31,6 +31,9 @@ pub struct WindowArgs {
     /// Open with this plan file (TOML) instead of the last plan.
     #[arg(long, value_name = "PLAN.toml", conflicts_with = "preset")]
     pub plan: Option<PathBuf>,
+    /// Open on this lesson (see `lessons`), with its preset loaded.
+    #[arg(long, value_name = "ID")]
+    pub lesson: Option<String>,
     /// Open with the plan in this one-line string (`plan encode` makes one).
     #[arg(long, value_name = "STRING", conflicts_with_all = ["preset", "plan"])]
     pub plan_string: Option<String>,
@@ -75,6 +78,14 @@ pub enum CliCommand {
     /// A plan as one short line to share, and back.
     #[command(subcommand)]
     Plan(PlanCommand),
+    /// List the lessons of the pruning course: id, title, preset and steps.
+    Lessons {
+        /// One JSON array.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_enum, default_value_t = crate::i18n::Language::En)]
+        language: crate::i18n::Language,
+    },
 }
 
 #[derive(Debug, Subcommand)]

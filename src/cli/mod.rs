@@ -36,6 +36,7 @@ pub fn main(cli: Cli) -> Result<()> {
         Some(CliCommand::Inspect(args)) => inspect::inspect(&args),
         Some(CliCommand::Presets { name }) => presets(name.as_deref()),
         Some(CliCommand::Plan(command)) => plan_command(command),
+        Some(CliCommand::Lessons { json, language }) => lessons(json, language),
         None => crate::app::run_window(crate::app::AppOptions {
             // a damaged string is an error here, before any window opens
             plan_value: cli
@@ -45,6 +46,13 @@ pub fn main(cli: Cli) -> Result<()> {
                 .map(crate::plan_code::decode)
                 .transpose()
                 .context("--plan-string")?,
+            // an unknown lesson is an error here too
+            lesson: cli
+                .window
+                .lesson
+                .as_deref()
+                .map(crate::lessons::find)
+                .transpose()?,
             preset: cli.window.preset,
             plan: cli.window.plan,
             autostart: cli.window.autostart,
@@ -53,6 +61,37 @@ pub fn main(cli: Cli) -> Result<()> {
             renderer: cli.window.renderer,
         }),
     }
+}
+
+fn lessons(json: bool, language: crate::i18n::Language) -> Result<()> {
+    let lessons = crate::lessons::all()?;
+    if json {
+        let list: Vec<_> = lessons
+            .iter()
+            .map(|l| {
+                json!({
+                    "id": l.id,
+                    "title": l.title.get(language),
+                    "preset": l.preset,
+                    "steps": l.steps.iter().map(|s| s.text(language)).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    for (i, l) in lessons.iter().enumerate() {
+        println!(
+            "{:>2}. {:<18} {}  [{}, {} steps]",
+            i + 1,
+            l.id,
+            l.title.get(language),
+            l.preset,
+            l.steps.len()
+        );
+    }
+    println!("open one with: sparsity-explorer --lesson ID");
+    Ok(())
 }
 
 fn plan_command(command: PlanCommand) -> Result<()> {

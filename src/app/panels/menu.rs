@@ -1,14 +1,20 @@
-//! The menu bar: files and presets.
+//! The menu bar: files, presets, lessons, and the view (language, zoom).
 
 use eframe::egui;
 use egui::{RichText, Ui};
 
 use crate::app::command::AppCommand;
 use crate::app::files::FilePurpose;
+use crate::i18n::{Language, t};
+use crate::lessons::Lesson;
 use crate::plan::{ExperimentPlan, PRESETS};
 
 pub struct MenuBar<'a> {
     pub plan: &'a mut ExperimentPlan,
+    pub lessons: &'a [Lesson],
+    pub language: Language,
+    /// Why Chinese cannot be shown, when it was asked for and could not.
+    pub language_note: Option<&'a str>,
 }
 
 impl MenuBar<'_> {
@@ -60,6 +66,38 @@ impl MenuBar<'_> {
                     }
                 }
             });
+            ui.menu_button(t("Lessons"), |ui| {
+                for (place, lesson) in self.lessons.iter().enumerate() {
+                    let title = format!("{}. {}", place + 1, lesson.title.get(self.language));
+                    if ui
+                        .button(title)
+                        .on_hover_text(format!("preset {}", lesson.preset))
+                        .clicked()
+                    {
+                        out.push(AppCommand::OpenLesson(place));
+                        ui.close();
+                    }
+                }
+            });
+            ui.menu_button(t("View"), |ui| {
+                ui.label(t("Language"));
+                for language in Language::ALL {
+                    if ui
+                        .selectable_label(self.language == language, language.native_name())
+                        .clicked()
+                    {
+                        out.push(AppCommand::SetLanguage(language));
+                    }
+                }
+                if let Some(note) = self.language_note {
+                    ui.colored_label(egui::Color32::from_rgb(230, 170, 60), note);
+                }
+                ui.separator();
+                ui.label(t("Zoom: Ctrl + and Ctrl - (Ctrl 0 resets); remembered."));
+            });
+            if let Some(note) = self.language_note {
+                ui.colored_label(egui::Color32::from_rgb(230, 170, 60), note);
+            }
             ui.separator();
             ui.label(RichText::new(&self.plan.name).italics());
         });
