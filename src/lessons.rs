@@ -11,16 +11,43 @@ use crate::train::Event;
 
 /// The lessons' files, in course order.
 const FILES: &[(&str, &str)] = &[
-    ("01-why-prune", include_str!("../assets/lessons/01-why-prune.toml")),
-    ("02-granularity", include_str!("../assets/lessons/02-granularity.toml")),
-    ("03-schedules", include_str!("../assets/lessons/03-schedules.toml")),
-    ("04-sensitivity", include_str!("../assets/lessons/04-sensitivity.toml")),
-    ("05-global-vs-layer", include_str!("../assets/lessons/05-global-vs-layer.toml")),
-    ("06-file-size", include_str!("../assets/lessons/06-file-size.toml")),
-    ("07-sparse-speed", include_str!("../assets/lessons/07-sparse-speed.toml")),
+    (
+        "01-why-prune",
+        include_str!("../assets/lessons/01-why-prune.toml"),
+    ),
+    (
+        "02-granularity",
+        include_str!("../assets/lessons/02-granularity.toml"),
+    ),
+    (
+        "03-schedules",
+        include_str!("../assets/lessons/03-schedules.toml"),
+    ),
+    (
+        "04-sensitivity",
+        include_str!("../assets/lessons/04-sensitivity.toml"),
+    ),
+    (
+        "05-global-vs-layer",
+        include_str!("../assets/lessons/05-global-vs-layer.toml"),
+    ),
+    (
+        "06-file-size",
+        include_str!("../assets/lessons/06-file-size.toml"),
+    ),
+    (
+        "07-sparse-speed",
+        include_str!("../assets/lessons/07-sparse-speed.toml"),
+    ),
     ("08-int8", include_str!("../assets/lessons/08-int8.toml")),
-    ("09-criteria", include_str!("../assets/lessons/09-criteria.toml")),
-    ("10-lottery-rigl", include_str!("../assets/lessons/10-lottery-rigl.toml")),
+    (
+        "09-criteria",
+        include_str!("../assets/lessons/09-criteria.toml"),
+    ),
+    (
+        "10-lottery-rigl",
+        include_str!("../assets/lessons/10-lottery-rigl.toml"),
+    ),
 ];
 
 /// Text in both languages.
@@ -134,7 +161,8 @@ impl Check {
             (Check::Finished, Event::Finished { .. }) => true,
             (Check::Sensitivity, Event::SensitivityFinished { cancelled, .. }) => !cancelled,
             (Check::Sweep { criteria }, Event::SweepFinished { result, cancelled }) => {
-                let mut seen: Vec<&str> = result.points.iter().map(|p| p.criterion.as_str()).collect();
+                let mut seen: Vec<&str> =
+                    result.points.iter().map(|p| p.criterion.as_str()).collect();
                 seen.sort_unstable();
                 seen.dedup();
                 !cancelled && seen.len() >= criteria.unwrap_or(1)
@@ -245,18 +273,33 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), lessons.len(), "ids are unique");
         for l in &lessons {
-            assert!(PRESETS.iter().any(|(p, _)| *p == l.preset), "{}: {}", l.id, l.preset);
+            assert!(
+                PRESETS.iter().any(|(p, _)| *p == l.preset),
+                "{}: {}",
+                l.id,
+                l.preset
+            );
             assert!((2..=4).contains(&l.steps.len()), "{}: steps", l.id);
             for text in [&l.title, &l.text] {
-                assert!(!text.en.trim().is_empty() && !text.zh.trim().is_empty(), "{}", l.id);
                 assert!(
-                    text.zh.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                    !text.en.trim().is_empty() && !text.zh.trim().is_empty(),
+                    "{}",
+                    l.id
+                );
+                assert!(
+                    text.zh
+                        .chars()
+                        .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
                     "{}: the Chinese is Chinese",
                     l.id
                 );
             }
             let sentences = l.text.en.matches(". ").count() + 1;
-            assert!((3..=8).contains(&sentences), "{}: {sentences} sentences", l.id);
+            assert!(
+                (3..=8).contains(&sentences),
+                "{}: {sentences} sentences",
+                l.id
+            );
             for s in &l.steps {
                 assert!(!s.en.is_empty() && !s.zh.is_empty(), "{}", l.id);
             }

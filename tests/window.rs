@@ -388,6 +388,102 @@ fn copy_plan_and_paste_plan_carry_a_plan_as_one_line() {
 }
 
 #[test]
+fn the_window_speaks_chinese_with_real_glyphs_and_nothing_left_in_english() {
+    use eframe::egui::FontId;
+    use sparsity_explorer::app::fonts::{CJK_FONTS, find_cjk_font};
+    let dir = temp_dir("zh");
+    let mut h = harness(picker(&dir, None), plan());
+    click(&mut h, "View");
+    click(&mut h, "Chinese (Simplified)");
+    if find_cjk_font(CJK_FONTS).is_none() {
+        // without a font the window says so and stays in English (never tofu)
+        assert!(
+            h.query_by_label_contains("Chinese needs a CJK font")
+                .is_some()
+        );
+        assert!(h.query_by_label("Start").is_some());
+        panic!("no CJK font installed: .ci/run installs fonts-wqy-zenhei for this test");
+    }
+    h.run_steps(2);
+    assert!(h.query_by_label("开始").is_some());
+    let glyphs = h
+        .ctx
+        .fonts_mut(|f| f.has_glyphs(&FontId::proportional(14.0), "开始剪枝稀疏度"));
+    assert!(glyphs, "the CJK font draws the labels");
+    // every part of the window, in Chinese
+    for tab in ["敏感度", "扫描", "导出"] {
+        click(&mut h, tab);
+    }
+    // "训练" names both the tab and the section: back to the tab directly
+    h.state_mut().state.tab = sparsity_explorer::app::state::Tab::Training;
+    h.run_steps(2);
+    click(&mut h, "文件");
+    h.key_press(eframe::egui::Key::Escape);
+    h.run_steps(2);
+    click(&mut h, "课程");
+    click(&mut h, "2. 非结构化、N:M、块与通道");
+    assert!(
+        h.query_by_label("试一试").is_some(),
+        "the lesson panel speaks Chinese"
+    );
+    click(&mut h, "开始");
+    wait(&mut h, 60, "a pruning step", |app| {
+        app.state.status.prune_events > 0
+    });
+    h.run_steps(3);
+    let missed = sparsity_explorer::i18n::untranslated();
+    assert!(missed.is_empty(), "shown in English: {missed:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_lesson_ticks_its_steps_as_the_run_shows_them() {
+    let lesson = sparsity_explorer::lessons::find("granularity").unwrap();
+    let mut h = Harness::builder()
+        .with_size([1500.0, 950.0])
+        .build_eframe(move |cc| {
+            let options = AppOptions {
+                lesson: Some(lesson.clone()),
+                ..AppOptions::default()
+            };
+            let mut app =
+                ExplorerApp::with_picker(cc, options, picker(&std::env::temp_dir(), None));
+            app.state.plan.training.backend = BackendChoice::Flex;
+            app
+        });
+    h.step();
+    let app = h.state();
+    let progress = app.state.lesson.as_ref().expect("opened on the lesson");
+    assert_eq!(app.state.plan, {
+        let mut p = ExperimentPlan::preset(&progress.lesson.preset).unwrap();
+        p.training.backend = BackendChoice::Flex;
+        p
+    });
+    assert!(
+        h.query_by_label("Unstructured, N:M, blocks and channels")
+            .is_some()
+    );
+    // the first step waits for a 2:4 pruning step: an unstructured run does not tick it
+    click(&mut h, "Start");
+    wait(&mut h, 60, "an unstructured pruning step", |app| {
+        app.state.status.prune_events > 0
+    });
+    assert!(!h.state().state.lesson.as_ref().unwrap().done[0]);
+    click(&mut h, "N:M");
+    wait(&mut h, 60, "the 2:4 step to tick", |app| {
+        app.state.lesson.as_ref().is_some_and(|p| p.done[0])
+    });
+    let progress = h.state().state.lesson.clone().unwrap();
+    assert_eq!(progress.current(), Some(1), "the next step waits");
+    click(&mut h, "Stop");
+    click(&mut h, "Next");
+    assert_eq!(
+        h.state().state.lesson.as_ref().unwrap().lesson.id,
+        "schedules"
+    );
+}
+
+#[test]
 fn without_a_dialog_backend_the_window_says_so_and_asks_for_paths() {
     let dir = temp_dir("nodialogs");
     let original = plan();

@@ -8,6 +8,7 @@ use egui_plot::{Corner, HLine, Legend, Line, Plot, Points};
 use super::command::AppCommand;
 use super::files::FilePurpose;
 use super::views::{format_mark, readable_marks};
+use crate::i18n::{t, tf};
 use crate::plan::ExperimentPlan;
 use crate::prune::{Criterion, Granularity};
 use crate::train::analysis::{LayerSensitivity, SensitivityResult, SweepResult, parse_levels};
@@ -156,27 +157,29 @@ impl SensitivityPanel<'_> {
             plan,
             have_model,
         } = self;
-        ui.label("Prune one layer at a time at each level, from the current weights, and measure the test accuracy; the weights are restored exactly afterwards. Layers whose accuracy falls early are sensitive: prune them less.");
+        ui.label(t("Prune one layer at a time at each level, from the current weights, and measure the test accuracy; the weights are restored exactly afterwards. Layers whose accuracy falls early are sensitive: prune them less."));
         ui.horizontal(|ui| {
-            ui.label("levels");
+            ui.label(t("levels"));
             ui.add(TextEdit::singleline(&mut state.levels_text).desired_width(320.0))
-                .on_hover_text("Sparsity levels to try, comma separated, each in [0, 1).");
-            ui.label(format!(
+                .on_hover_text(t(
+                    "Sparsity levels to try, comma separated, each in [0, 1).",
+                ));
+            ui.label(tf(
                 "pattern {} · criterion {}",
-                plan.pruning.granularity, plan.pruning.criterion
+                &[&plan.pruning.granularity, &plan.pruning.criterion],
             ))
-            .on_hover_text(
+            .on_hover_text(t(
                 "The plan's granularity and criterion are used; change them in the left panel.",
-            );
+            ));
         });
         ui.horizontal(|ui| {
             let busy = state.busy();
             if ui
-                .add_enabled(have_model && !busy, egui::Button::new("Run sensitivity"))
+                .add_enabled(have_model && !busy, egui::Button::new(t("Run sensitivity")))
                 .on_hover_text("Pauses training and analyses the model as it is now.")
-                .on_disabled_hover_text(
+                .on_disabled_hover_text(t(
                     "Train or load a model first (and let any analysis finish).",
-                )
+                ))
                 .clicked()
             {
                 match parse_levels(&state.levels_text) {
@@ -191,7 +194,7 @@ impl SensitivityPanel<'_> {
                     Err(e) => state.input_error = Some(e),
                 }
             }
-            if state.sensitivity_progress.is_some() && ui.button("Cancel").clicked() {
+            if state.sensitivity_progress.is_some() && ui.button(t("Cancel")).clicked() {
                 out.push(AppCommand::CancelAnalysis);
             }
             if let Some((done, total)) = state.sensitivity_progress {
@@ -201,7 +204,7 @@ impl SensitivityPanel<'_> {
                         .desired_width(200.0),
                 );
             }
-            if state.sensitivity.is_some() && ui.button("Export CSV…").clicked() {
+            if state.sensitivity.is_some() && ui.button(t("Export CSV…")).clicked() {
                 out.push(AppCommand::ChooseFile(FilePurpose::ExportSensitivity));
             }
         });
@@ -218,8 +221,8 @@ impl SensitivityPanel<'_> {
             .x_axis_formatter(format_mark)
             .y_axis_formatter(format_mark)
             .height(cols[0].available_height().max(200.0))
-            .x_axis_label("sparsity of the one pruned layer")
-            .y_axis_label("test accuracy")
+            .x_axis_label(t("sparsity of the one pruned layer"))
+            .y_axis_label(t("test accuracy"))
             .include_x(0.0)
             .include_x(1.0)
             .legend(Legend::default().position(Corner::LeftBottom))
@@ -238,7 +241,7 @@ impl SensitivityPanel<'_> {
                     plot.points(Points::new(layer.name.clone(), fresh).color(colour).radius(2.5));
                     if !done.is_empty() {
                         plot.points(
-                            Points::new(ALREADY_PRUNED, done)
+                            Points::new(t(ALREADY_PRUNED), done)
                                 .color(Color32::GRAY)
                                 .filled(false)
                                 .radius(4.0),
@@ -246,26 +249,26 @@ impl SensitivityPanel<'_> {
                     }
                 }
                 if result.dense_accuracy.is_finite() {
-                    plot.hline(HLine::new("unpruned", result.dense_accuracy).color(Color32::GRAY));
+                    plot.hline(HLine::new(t("unpruned"), result.dense_accuracy).color(Color32::GRAY));
                 }
             });
         let ui = &mut cols[1];
         ui.horizontal(|ui| {
-            ui.label("tolerance");
-            ui.add(DragValue::new(&mut state.tolerance_points).range(0.0..=50.0).speed(0.1).suffix(" points"))
+            ui.label(t("tolerance"));
+            ui.add(DragValue::new(&mut state.tolerance_points).range(0.0..=50.0).speed(0.1).suffix(t(" points")))
                 .on_hover_text("How much accuracy (in percentage points) a layer may lose.");
         });
         let tolerated = result.tolerated(state.tolerance_points / 100.0);
         egui::Grid::new("tolerated").striped(true).show(ui, |ui| {
-            ui.strong("layer");
-            ui.strong("largest level within tolerance");
+            ui.strong(t("layer"));
+            ui.strong(t("largest level within tolerance"));
             ui.end_row();
             for (layer, (name, level)) in result.layers.iter().zip(&tolerated) {
                 ui.label(name);
                 let already = (layer.sparsity > 0.0).then(|| {
-                    format!(
-                        " (already pruned to {:.0}%: levels up to it change nothing)",
-                        100.0 * layer.sparsity
+                    tf(
+                        " (already pruned to {}%: levels up to it change nothing)",
+                        &[&format!("{:.0}", 100.0 * layer.sparsity)],
                     )
                 });
                 match (level, &layer.note) {
@@ -277,7 +280,7 @@ impl SensitivityPanel<'_> {
             }
         });
         if ui
-            .button("Use as per-layer targets")
+            .button(t("Use as per-layer targets"))
             .on_hover_text("Write these levels into the plan's per-layer overrides (own target); layers with none are left as they are.")
             .clicked()
         {
@@ -302,28 +305,28 @@ pub struct SweepsPanel<'a> {
 impl SweepsPanel<'_> {
     pub fn ui(self, ui: &mut Ui, out: &mut Vec<AppCommand>) {
         let Self { state, have_model } = self;
-        ui.label("Fine-tune copies of the current model to each target with each granularity, all from the same weights with the same budget and schedule, and plot accuracy against sparsity.");
+        ui.label(t("Fine-tune copies of the current model to each target with each granularity, all from the same weights with the same budget and schedule, and plot accuracy against sparsity."));
         ui.horizontal(|ui| {
-        ui.label("targets");
+        ui.label(t("targets"));
         ui.add(TextEdit::singleline(&mut state.targets_text).desired_width(220.0))
             .on_hover_text("Target sparsities, comma separated.");
-        ui.label("granularities");
+        ui.label(t("granularities"));
         ui.add(TextEdit::singleline(&mut state.granularities_text).desired_width(240.0))
             .on_hover_text("Comma separated: unstructured, 2:4, block:4x4, channel ... N:M runs once (its sparsity is fixed).");
-        ui.label("criteria");
+        ui.label(t("criteria"));
         ui.add(TextEdit::singleline(&mut state.criteria_text).desired_width(140.0))
             .on_hover_text("Comma separated: magnitude, random, taylor, movement, snip, wanda, synflow. Every target and granularity runs once per criterion; empty: the plan's criterion.");
-        ui.label("budget");
-        ui.add(DragValue::new(&mut state.fine_tune_epochs).range(0.1..=100.0).speed(0.1).suffix(" epochs"))
+        ui.label(t("budget"));
+        ui.add(DragValue::new(&mut state.fine_tune_epochs).range(0.1..=100.0).speed(0.1).suffix(t(" epochs")))
             .on_hover_text("Training per point: pruning over the first half, fine-tuning over the second.");
     });
         ui.horizontal(|ui| {
             let busy = state.busy();
             if ui
-                .add_enabled(have_model && !busy, egui::Button::new("Run sweep"))
-                .on_disabled_hover_text(
+                .add_enabled(have_model && !busy, egui::Button::new(t("Run sweep")))
+                .on_disabled_hover_text(t(
                     "Train or load a model first (and let any analysis finish).",
-                )
+                ))
                 .clicked()
             {
                 let parsed = parse_levels(&state.targets_text).and_then(|targets| {
@@ -356,7 +359,7 @@ impl SweepsPanel<'_> {
                     Err(e) => state.input_error = Some(e),
                 }
             }
-            if state.sweep_progress.is_some() && ui.button("Cancel").clicked() {
+            if state.sweep_progress.is_some() && ui.button(t("Cancel")).clicked() {
                 out.push(AppCommand::CancelAnalysis);
             }
             if let Some((done, total, remaining)) = state.sweep_progress {
@@ -371,10 +374,10 @@ impl SweepsPanel<'_> {
                         .desired_width(260.0),
                 );
             }
-            if !state.sweeps.is_empty() && ui.button("Export CSV…").clicked() {
+            if !state.sweeps.is_empty() && ui.button(t("Export CSV…")).clicked() {
                 out.push(AppCommand::ChooseFile(FilePurpose::ExportSweep));
             }
-            if !state.sweeps.is_empty() && ui.button("Export JSON…").clicked() {
+            if !state.sweeps.is_empty() && ui.button(t("Export JSON…")).clicked() {
                 out.push(AppCommand::ChooseFile(FilePurpose::ExportSweepJson));
             }
         });
@@ -389,8 +392,8 @@ impl SweepsPanel<'_> {
                 .x_axis_formatter(format_mark)
                 .y_axis_formatter(format_mark)
                 .height(cols[0].available_height().max(200.0))
-                .x_axis_label("sparsity")
-                .y_axis_label("test accuracy")
+                .x_axis_label(t("sparsity"))
+                .y_axis_label(t("test accuracy"))
                 .include_x(0.0)
                 .include_x(1.0)
                 .legend(Legend::default().position(Corner::LeftBottom))
@@ -438,14 +441,14 @@ impl SweepsPanel<'_> {
                         }
                         if si + 1 == n && sweep.result.dense_accuracy > 0.0 {
                             plot.hline(
-                                HLine::new("starting model", sweep.result.dense_accuracy)
+                                HLine::new(t("starting model"), sweep.result.dense_accuracy)
                                     .color(Color32::GRAY),
                             );
                         }
                     }
                 });
             let ui = &mut cols[1];
-            ui.strong("Sweeps of this session");
+            ui.strong(t("Sweeps of this session"));
             for sweep in state.sweeps.iter_mut() {
                 ui.horizontal(|ui| {
                     ui.checkbox(&mut sweep.visible, "")

@@ -257,13 +257,13 @@ impl LayerView {
                 let (o, y) = (row / s.kh, row % s.kh);
                 let (i, x) = (col / s.kw, col % s.kw);
                 let idx = s.index(o, i, y, x);
-                let state = if snap.grown.contains(&(idx as u32)) {
+                let state = crate::i18n::t(if snap.grown.contains(&(idx as u32)) {
                     "grown at the last exchange"
                 } else if snap.mask[idx] == 1 {
                     "kept"
                 } else {
                     "pruned"
-                };
+                });
                 match s.kind {
                     LayerKind::Linear => format!(
                         "row {o} (output), column {i} (input): w = {:+.4}, {state}",

@@ -57,6 +57,8 @@ pub struct AppOptions {
     pub plan_value: Option<ExperimentPlan>,
     /// Open on this lesson, with its preset.
     pub lesson: Option<crate::lessons::Lesson>,
+    /// The language to open in (the remembered one when `None`).
+    pub language: Option<crate::i18n::Language>,
     /// Start training at once.
     pub autostart: bool,
     /// Record frame times and print p50/p95 when the window closes.
@@ -177,10 +179,11 @@ impl ExplorerApp {
             cjk_font: false,
             options,
         };
-        let language = cc
-            .storage
-            .and_then(|s| eframe::get_value::<crate::i18n::Language>(s, "language"))
-            .unwrap_or_default();
+        let language = app.options.language.unwrap_or_else(|| {
+            cc.storage
+                .and_then(|s| eframe::get_value::<crate::i18n::Language>(s, "language"))
+                .unwrap_or_default()
+        });
         app.set_language(language);
         if let Some(lesson) = app.options.lesson.clone()
             && let Some(place) = app.state.lessons.iter().position(|l| l.id == lesson.id)
@@ -279,7 +282,8 @@ impl ExplorerApp {
                 Ok(plan) => {
                     self.state.plan = plan;
                     self.state.plan_string_prompt = None;
-                    self.state.notice("plan opened from its line".into());
+                    self.state
+                        .notice(crate::i18n::t("plan opened from its line").into());
                 }
                 Err(e) => self.state.banner = Some(e.to_string()),
             },
@@ -522,6 +526,7 @@ impl eframe::App for ExplorerApp {
                 lessons: &state.lessons,
                 language: state.language,
                 language_note: state.language_note.as_deref(),
+                cjk_font: self.cjk_font,
             }
             .ui(ui, &mut commands)
         });

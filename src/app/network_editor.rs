@@ -6,6 +6,7 @@
 use eframe::egui;
 use egui::{Color32, DragValue, RichText, Ui};
 
+use crate::i18n::t;
 use crate::model::stack::ResolvedLayer;
 use crate::model::{LayerConfig, ModelKind, StackConfig};
 use crate::plan::ExperimentPlan;
@@ -62,7 +63,7 @@ pub fn network_ui(ui: &mut Ui, plan: &mut ExperimentPlan) {
     if plan.layers.is_empty() {
         ui.label(format!("{}: {}", plan.model.name(), plan.model.describe()));
         if ui
-            .button("Edit as layers")
+            .button(t("Edit as layers"))
             .on_hover_text("Write this model out as its stack of layers and edit it: add, remove, move and change layers.")
             .clicked()
             && let Ok(written) = plan.with_layers_written_out()
@@ -74,7 +75,7 @@ pub fn network_ui(ui: &mut Ui, plan: &mut ExperimentPlan) {
     }
     let mut input = plan.input.unwrap_or([1, 28, 28]);
     ui.horizontal(|ui| {
-        ui.label("input")
+        ui.label(t("input"))
             .on_hover_text("Channels, height and width of one image: the data's shape.");
         for v in input.iter_mut() {
             ui.add(DragValue::new(v).range(1..=4096));
@@ -107,14 +108,18 @@ pub fn network_ui(ui: &mut Ui, plan: &mut ExperimentPlan) {
                 }
             }
             ui.horizontal(|ui| {
-                if ui.small_button("up").on_hover_text("Move up").clicked() {
+                if ui.small_button(t("up")).on_hover_text("Move up").clicked() {
                     action = Some((i, RowAction::Up));
                 }
-                if ui.small_button("down").on_hover_text("Move down").clicked() {
+                if ui
+                    .small_button(t("down"))
+                    .on_hover_text("Move down")
+                    .clicked()
+                {
                     action = Some((i, RowAction::Down));
                 }
                 if ui
-                    .small_button("remove")
+                    .small_button(t("remove"))
                     .on_hover_text("Remove this layer")
                     .clicked()
                 {
@@ -147,7 +152,7 @@ pub fn network_ui(ui: &mut Ui, plan: &mut ExperimentPlan) {
         _ => {}
     }
     ui.horizontal_wrapped(|ui| {
-        ui.label(RichText::new("add").small());
+        ui.label(RichText::new(t("add")).small());
         for template in templates() {
             if ui
                 .small_button(format!("+ {}", template.type_name()))
@@ -197,14 +202,14 @@ fn layer_row(ui: &mut Ui, index: usize, layer: &mut LayerConfig) {
                 padding,
             } => {
                 name_field(ui, name);
-                ui.add(DragValue::new(out).range(1..=4096).prefix("out "));
+                ui.add(DragValue::new(out).range(1..=4096).prefix(t("out ")));
                 ui.add(DragValue::new(kernel).range(1..=31).prefix("k "));
                 ui.add(DragValue::new(stride).range(1..=8).prefix("s "));
                 ui.add(DragValue::new(padding).range(0..=15).prefix("p "));
             }
             LayerConfig::Linear { name, out } => {
                 name_field(ui, name);
-                ui.add(DragValue::new(out).range(1..=65_536).prefix("out "));
+                ui.add(DragValue::new(out).range(1..=65_536).prefix(t("out ")));
             }
             LayerConfig::Maxpool2d { kernel, stride }
             | LayerConfig::Avgpool2d { kernel, stride } => {

@@ -8,6 +8,7 @@ use egui::{DragValue, Slider, Ui};
 use super::command::AppCommand;
 use super::files::FilePurpose;
 use crate::data::{DatasetSource, FASHION_MNIST_DIR};
+use crate::i18n::{t, tf};
 use crate::model::ModelKind;
 use crate::plan::ExperimentPlan;
 use crate::prune::{
@@ -66,7 +67,14 @@ pub mod tips {
 }
 
 /// A moment edited in epochs (fractional) or steps.
-fn at_editor(ui: &mut Ui, label: &str, at: &mut At, tip: &str, steps_per_epoch: u64) {
+fn at_editor(
+    ui: &mut Ui,
+    label: &'static str,
+    at: &mut At,
+    tip: &'static str,
+    steps_per_epoch: u64,
+) {
+    let (label, tip) = (t(label), t(tip));
     ui.horizontal(|ui| {
         ui.label(label).on_hover_text(tip);
         match at {
@@ -75,11 +83,11 @@ fn at_editor(ui: &mut Ui, label: &str, at: &mut At, tip: &str, steps_per_epoch: 
                     DragValue::new(epoch)
                         .range(0.0..=1000.0)
                         .speed(0.1)
-                        .suffix(" ep"),
+                        .suffix(t(" ep")),
                 )
                 .on_hover_text(tip);
                 if ui
-                    .small_button("steps")
+                    .small_button(t("steps"))
                     .on_hover_text("Give this moment in steps")
                     .clicked()
                 {
@@ -87,10 +95,14 @@ fn at_editor(ui: &mut Ui, label: &str, at: &mut At, tip: &str, steps_per_epoch: 
                 }
             }
             At::Step(step) => {
-                ui.add(DragValue::new(step).range(0..=10_000_000).suffix(" steps"))
-                    .on_hover_text(tip);
+                ui.add(
+                    DragValue::new(step)
+                        .range(0..=10_000_000)
+                        .suffix(t(" steps")),
+                )
+                .on_hover_text(tip);
                 if ui
-                    .small_button("epochs")
+                    .small_button(t("epochs"))
                     .on_hover_text("Give this moment in epochs")
                     .clicked()
                 {
@@ -104,12 +116,19 @@ fn at_editor(ui: &mut Ui, label: &str, at: &mut At, tip: &str, steps_per_epoch: 
 }
 
 /// A label and the value it names (so screen readers and tests find the value by it).
-fn labelled(ui: &mut Ui, label: &str, tip: &str, value: DragValue<'_>) -> egui::Response {
+fn labelled(
+    ui: &mut Ui,
+    label: &'static str,
+    tip: &'static str,
+    value: DragValue<'_>,
+) -> egui::Response {
+    let (label, tip) = (t(label), t(tip));
     let name = ui.label(label).on_hover_text(tip);
     ui.add(value).labelled_by(name.id).on_hover_text(tip)
 }
 
-fn sparsity_slider(ui: &mut Ui, value: &mut f64, text: &str, tip: &str) {
+fn sparsity_slider(ui: &mut Ui, value: &mut f64, text: &'static str, tip: &'static str) {
+    let (text, tip) = (t(text), t(tip));
     ui.add(Slider::new(value, 0.0..=0.99).text(text).fixed_decimals(2))
         .on_hover_text(tip);
 }
@@ -121,17 +140,17 @@ pub fn training_ui(
     detected: Option<&str>,
     out: &mut Vec<AppCommand>,
 ) {
-    ui.label("Dataset").on_hover_text(tips::DATASET);
+    ui.label(t("Dataset")).on_hover_text(t(tips::DATASET));
     ui.horizontal_wrapped(|ui| {
-        ui.selectable_value(&mut plan.dataset, DatasetSource::BuiltIn, "built-in MNIST")
-            .on_hover_text(tips::DATASET);
+        ui.selectable_value(&mut plan.dataset, DatasetSource::BuiltIn, t("built-in MNIST"))
+            .on_hover_text(t(tips::DATASET));
         let fashion = std::path::Path::new(FASHION_MNIST_DIR).is_dir();
         ui.add_enabled_ui(fashion, |ui| {
-            ui.selectable_value(&mut plan.dataset, DatasetSource::FashionMnist, "Fashion-MNIST")
-                .on_hover_text(tips::DATASET)
+            ui.selectable_value(&mut plan.dataset, DatasetSource::FashionMnist, t("Fashion-MNIST"))
+                .on_hover_text(t(tips::DATASET))
                 .on_disabled_hover_text("Install Debian's dataset-fashion-mnist to use it.");
         });
-        if ui.button("Open folder…").on_hover_text("A folder with the four MNIST-format files (train-images-idx3-ubyte, ..., raw or .gz).").clicked() {
+        if ui.button(t("Open folder…")).on_hover_text("A folder with the four MNIST-format files (train-images-idx3-ubyte, ..., raw or .gz).").clicked() {
             out.push(AppCommand::ChooseFile(FilePurpose::OpenDatasetFolder));
         }
     });
@@ -139,7 +158,7 @@ pub fn training_ui(
         ui.small(format!("folder: {}", p.display()));
     }
     ui.horizontal(|ui| {
-        ui.label("Model").on_hover_text(tips::MODEL);
+        ui.label(t("Model")).on_hover_text(t(tips::MODEL));
         let shown = if plan.layers.is_empty() {
             plan.model.name().to_string()
         } else {
@@ -162,13 +181,13 @@ pub fn training_ui(
                 }
             })
             .response
-            .on_hover_text(tips::MODEL);
+            .on_hover_text(t(tips::MODEL));
     });
     if let Some(path) = plan.training.weights.clone() {
         ui.horizontal_wrapped(|ui| {
             ui.small(format!("starting weights: {}", path.display()));
             if ui
-                .small_button("clear")
+                .small_button(t("clear"))
                 .on_hover_text("Start from a random initialisation again.")
                 .clicked()
             {
@@ -177,51 +196,51 @@ pub fn training_ui(
         });
     }
     ui.horizontal(|ui| {
-        ui.label("Backend").on_hover_text(tips::BACKEND);
+        ui.label(t("Backend")).on_hover_text(t(tips::BACKEND));
         for (b, name) in [
             (BackendChoice::Auto, "auto"),
             (BackendChoice::Wgpu, "wgpu"),
             (BackendChoice::Flex, "flex"),
         ] {
             ui.selectable_value(&mut plan.training.backend, b, name)
-                .on_hover_text(tips::BACKEND);
+                .on_hover_text(t(tips::BACKEND));
         }
     });
-    ui.small(detected.unwrap_or("detected when training starts"));
+    ui.small(detected.unwrap_or(t("detected when training starts")));
     egui::Grid::new("training").num_columns(2).show(ui, |ui| {
-        let t = &mut plan.training;
-        ui.label("learning rate").on_hover_text(tips::LR);
+        let training = &mut plan.training;
+        ui.label(t("learning rate")).on_hover_text(t(tips::LR));
         ui.add(
-            DragValue::new(&mut t.lr)
+            DragValue::new(&mut training.lr)
                 .range(1e-6..=1.0)
                 .speed(1e-5)
                 .min_decimals(4),
         )
-        .on_hover_text(tips::LR);
+        .on_hover_text(t(tips::LR));
         ui.end_row();
-        ui.label("batch").on_hover_text(tips::BATCH);
-        ui.add(DragValue::new(&mut t.batch).range(1..=4096))
-            .on_hover_text(tips::BATCH);
+        ui.label(t("batch")).on_hover_text(t(tips::BATCH));
+        ui.add(DragValue::new(&mut training.batch).range(1..=4096))
+            .on_hover_text(t(tips::BATCH));
         ui.end_row();
-        ui.label("epochs").on_hover_text(tips::EPOCHS);
+        ui.label(t("epochs")).on_hover_text(t(tips::EPOCHS));
         ui.horizontal(|ui| {
-            ui.add(DragValue::new(&mut t.epochs).range(1..=1000))
-                .on_hover_text(tips::EPOCHS);
-            ui.checkbox(&mut t.until_stopped, "until stopped")
-                .on_hover_text(tips::UNTIL_STOPPED);
+            ui.add(DragValue::new(&mut training.epochs).range(1..=1000))
+                .on_hover_text(t(tips::EPOCHS));
+            ui.checkbox(&mut training.until_stopped, t("until stopped"))
+                .on_hover_text(t(tips::UNTIL_STOPPED));
         });
         ui.end_row();
-        ui.label("seed").on_hover_text(tips::SEED);
-        ui.add(DragValue::new(&mut t.seed))
-            .on_hover_text(tips::SEED);
+        ui.label(t("seed")).on_hover_text(t(tips::SEED));
+        ui.add(DragValue::new(&mut training.seed))
+            .on_hover_text(t(tips::SEED));
         ui.end_row();
-        ui.label("evaluate every").on_hover_text(tips::EVAL);
+        ui.label(t("evaluate every")).on_hover_text(t(tips::EVAL));
         ui.add(
-            DragValue::new(&mut t.eval_every)
+            DragValue::new(&mut training.eval_every)
                 .range(0..=100_000)
-                .suffix(" steps"),
+                .suffix(t(" steps")),
         )
-        .on_hover_text(tips::EVAL);
+        .on_hover_text(t(tips::EVAL));
         ui.end_row();
     });
 }
@@ -247,14 +266,14 @@ fn kind_of(g: &Granularity) -> Kind {
 fn granularity_ui(ui: &mut Ui, g: &mut Granularity) {
     let mut kind = kind_of(g);
     ui.horizontal_wrapped(|ui| {
-        ui.selectable_value(&mut kind, Kind::Unstructured, "unstructured")
-            .on_hover_text(tips::UNSTRUCTURED);
+        ui.selectable_value(&mut kind, Kind::Unstructured, t("unstructured"))
+            .on_hover_text(t(tips::UNSTRUCTURED));
         ui.selectable_value(&mut kind, Kind::NOfM, "N:M")
-            .on_hover_text(tips::NM);
-        ui.selectable_value(&mut kind, Kind::Block, "block")
-            .on_hover_text(tips::BLOCK);
-        ui.selectable_value(&mut kind, Kind::Channel, "channel")
-            .on_hover_text(tips::CHANNEL);
+            .on_hover_text(t(tips::NM));
+        ui.selectable_value(&mut kind, Kind::Block, t("block"))
+            .on_hover_text(t(tips::BLOCK));
+        ui.selectable_value(&mut kind, Kind::Channel, t("channel"))
+            .on_hover_text(t(tips::CHANNEL));
     });
     if kind != kind_of(g) {
         *g = match kind {
@@ -289,9 +308,9 @@ fn granularity_ui(ui: &mut Ui, g: &mut Granularity) {
             ui.horizontal(|ui| {
                 labelled(ui, "block", tips::BLOCK, DragValue::new(rows).range(1..=64));
                 labelled(ui, "x", tips::BLOCK, DragValue::new(cols).range(1..=64));
-                ui.selectable_value(score, BlockScore::Mean, "mean |w|")
+                ui.selectable_value(score, BlockScore::Mean, t("mean |w|"))
                     .on_hover_text("Score a block by the mean magnitude of its weights.");
-                ui.selectable_value(score, BlockScore::Max, "max |w|")
+                ui.selectable_value(score, BlockScore::Max, t("max |w|"))
                     .on_hover_text("Score a block by its largest weight: a block with one important weight survives.");
             });
         }
@@ -302,10 +321,10 @@ fn granularity_ui(ui: &mut Ui, g: &mut Granularity) {
 /// Granularity, criterion, scope, schedule and target.
 pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) {
     let p = &mut plan.pruning;
-    ui.label("Granularity");
+    ui.label(t("Granularity"));
     granularity_ui(ui, &mut p.granularity);
     ui.horizontal_wrapped(|ui| {
-        ui.label("Criterion");
+        ui.label(t("Criterion"));
         for (criterion, tip) in [
             (Criterion::Magnitude, tips::MAGNITUDE),
             (Criterion::Random, tips::RANDOM),
@@ -316,17 +335,17 @@ pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) 
             (Criterion::Synflow, tips::SYNFLOW),
         ] {
             ui.selectable_value(&mut p.criterion, criterion, criterion.to_string())
-                .on_hover_text(tip);
+                .on_hover_text(t(tip));
         }
     });
     ui.horizontal(|ui| {
-        ui.label("Scope");
-        ui.selectable_value(&mut p.scope, Scope::Layer, "per layer")
-            .on_hover_text(tips::PER_LAYER);
-        ui.selectable_value(&mut p.scope, Scope::Global, "global")
-            .on_hover_text(tips::GLOBAL);
+        ui.label(t("Scope"));
+        ui.selectable_value(&mut p.scope, Scope::Layer, t("per layer"))
+            .on_hover_text(t(tips::PER_LAYER));
+        ui.selectable_value(&mut p.scope, Scope::Global, t("global"))
+            .on_hover_text(t(tips::GLOBAL));
     });
-    ui.label("Schedule");
+    ui.label(t("Schedule"));
     ui.horizontal_wrapped(|ui| {
         for kind in ScheduleKind::ALL {
             let tip = match kind {
@@ -339,7 +358,7 @@ pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) 
             };
             if ui
                 .selectable_label(p.schedule.kind() == kind, kind.name())
-                .on_hover_text(tip)
+                .on_hover_text(t(tip))
                 .clicked()
             {
                 p.schedule = p.schedule.with_kind(kind);
@@ -360,11 +379,11 @@ pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) 
         sparsity_slider(ui, &mut target, "target sparsity", tips::TARGET);
     });
     if let Some(f) = fixed {
-        ui.label(format!(
-            "{} holds every layer it fits at {f:.2} sparsity (N of every M kept): the target slider does not apply to them.",
-            p.granularity
+        ui.label(tf(
+            "{} holds every layer it fits at {} sparsity (N of every M kept): the target slider does not apply to them.",
+            &[&p.granularity, &format!("{f:.2}")],
         ))
-        .on_hover_text(tips::NM);
+        .on_hover_text(t(tips::NM));
     }
     if target != p.schedule.final_target() {
         p.schedule.set_final_target(target);
@@ -378,8 +397,8 @@ pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) 
         } => {
             at_editor(ui, "begin", begin, tips::BEGIN, steps_per_epoch);
             let mut has_end = end.is_some();
-            ui.checkbox(&mut has_end, "stop pruning at")
-                .on_hover_text(tips::END);
+            ui.checkbox(&mut has_end, t("stop pruning at"))
+                .on_hover_text(t(tips::END));
             match (has_end, end.as_mut()) {
                 (true, Some(e)) => at_editor(ui, "end", e, tips::END, steps_per_epoch),
                 (true, None) => *end = Some(At::Epoch { epoch: 3.0 }),
@@ -450,11 +469,12 @@ pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) 
                 steps_per_epoch,
             );
             ui.horizontal(|ui| {
-                ui.label("exchange every").on_hover_text(tips::EXCHANGE);
+                ui.label(t("exchange every"))
+                    .on_hover_text(t(tips::EXCHANGE));
                 ui.add(
                     DragValue::new(frequency)
                         .range(1..=100_000)
-                        .suffix(" steps"),
+                        .suffix(t(" steps")),
                 );
                 labelled(
                     ui,
@@ -467,8 +487,8 @@ pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) 
     }
     let mut rewinding = plan.pruning.rewind.is_some();
     if ui
-        .checkbox(&mut rewinding, "rewind (lottery ticket)")
-        .on_hover_text(tips::REWIND)
+        .checkbox(&mut rewinding, t("rewind (lottery ticket)"))
+        .on_hover_text(t(tips::REWIND))
         .changed()
     {
         plan.pruning.rewind = rewinding.then_some(At::Epoch { epoch: 1.0 });
@@ -480,13 +500,13 @@ pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) 
 
 fn frequency_ui(ui: &mut Ui, frequency: &mut u64) {
     ui.horizontal(|ui| {
-        ui.label("prune every").on_hover_text(tips::FREQUENCY);
+        ui.label(t("prune every")).on_hover_text(t(tips::FREQUENCY));
         ui.add(
             DragValue::new(frequency)
                 .range(1..=100_000)
-                .suffix(" steps"),
+                .suffix(t(" steps")),
         )
-        .on_hover_text(tips::FREQUENCY);
+        .on_hover_text(t(tips::FREQUENCY));
     });
 }
 
@@ -520,7 +540,7 @@ pub fn layers_ui(
                 ("skip", tips::LAYER_SKIP),
                 ("own target / pattern", tips::LAYER_TARGET),
             ] {
-                ui.strong(h).on_hover_text(tip);
+                ui.strong(t(h)).on_hover_text(t(tip));
             }
             ui.end_row();
             for spec in specs {
@@ -536,10 +556,10 @@ pub fn layers_ui(
                 );
                 let fits: Vec<String> = [("2:4", "2:4"), ("block:4x4", "4x4")]
                     .iter()
-                    .map(|(t, short)| {
-                        let g: Granularity = t.parse().expect("valid pattern");
+                    .map(|(pattern, short)| {
+                        let g: Granularity = pattern.parse().expect("valid pattern");
                         let ok = spec.check(&g).is_ok();
-                        format!("{short} {}", if ok { "yes" } else { "no" })
+                        format!("{short} {}", t(if ok { "yes" } else { "no" }))
                     })
                     .collect();
                 let current = o.granularity.unwrap_or(default);
@@ -549,21 +569,21 @@ pub fn layers_ui(
                 };
                 ui.label(fits.join(", ")).on_hover_text(why);
                 ui.checkbox(&mut o.skip, "")
-                    .on_hover_text(tips::LAYER_SKIP);
+                    .on_hover_text(t(tips::LAYER_SKIP));
                 ui.horizontal(|ui| {
                     let mut own = o.target.is_some();
-                    if ui.checkbox(&mut own, "").on_hover_text(tips::LAYER_TARGET).changed() {
+                    if ui.checkbox(&mut own, "").on_hover_text(t(tips::LAYER_TARGET)).changed() {
                         o.target = own.then_some(plan_target_default(o));
                     }
-                    if let Some(t) = o.target.as_mut() {
-                        ui.add(DragValue::new(t).range(0.0..=0.99).speed(0.01).fixed_decimals(2))
-                            .on_hover_text(tips::LAYER_TARGET);
+                    if let Some(target) = o.target.as_mut() {
+                        ui.add(DragValue::new(target).range(0.0..=0.99).speed(0.01).fixed_decimals(2))
+                            .on_hover_text(t(tips::LAYER_TARGET));
                     }
-                    let label = o.granularity.map(|g| g.to_string()).unwrap_or_else(|| "default".into());
+                    let label = o.granularity.map(|g| g.to_string()).unwrap_or_else(|| t("default").into());
                     egui::ComboBox::from_id_salt(("pattern", &spec.name))
                         .selected_text(label)
                         .show_ui(ui, |ui| {
-                            ui.selectable_value(&mut o.granularity, None, "default");
+                            ui.selectable_value(&mut o.granularity, None, t("default"));
                             for t in LAYER_PATTERNS {
                                 let g: Granularity = t.parse().expect("valid pattern");
                                 let fits = spec.check(&g);
@@ -576,7 +596,7 @@ pub fn layers_ui(
                             }
                         })
                         .response
-                        .on_hover_text(tips::LAYER_PATTERN);
+                        .on_hover_text(t(tips::LAYER_PATTERN));
                 });
                 ui.end_row();
             }

@@ -11,6 +11,7 @@ use super::command::AppCommand;
 use super::files::FilePurpose;
 use super::history::{Overlays, RunHistory};
 use super::layers::{LayerView, MaskLayout, layouts};
+use crate::i18n::{t, tf};
 
 /// Colour of the current run in plots.
 const RUN: Color32 = Color32::from_rgb(90, 170, 255);
@@ -101,7 +102,9 @@ pub fn tile_height(available_width: f32, layers: &[LayerView], max: f32) -> f32 
 /// A tile per prunable layer: the mask as a zoomable, pannable image with hover details.
 pub fn mask_tiles(ui: &mut Ui, layers: &mut [LayerView], tile_height: f32) {
     if layers.is_empty() {
-        ui.label("Masks appear here once training starts: one tile per prunable layer.");
+        ui.label(t(
+            "Masks appear here once training starts: one tile per prunable layer.",
+        ));
         return;
     }
     let ctx = ui.ctx().clone();
@@ -113,10 +116,9 @@ pub fn mask_tiles(ui: &mut Ui, layers: &mut [LayerView], tile_height: f32) {
                 ui.set_width(width);
                 ui.horizontal(|ui| {
                     ui.strong(&layer.info.name);
-                    ui.label(format!(
-                        "{} · {:.1}% pruned",
-                        layer.info.shape,
-                        100.0 * layer.sparsity
+                    ui.label(tf(
+                        "{} · {}% pruned",
+                        &[&layer.info.shape, &format!("{:.1}", 100.0 * layer.sparsity)],
                     ));
                 });
                 ui.horizontal(|ui| {
@@ -126,7 +128,7 @@ pub fn mask_tiles(ui: &mut Ui, layers: &mut [LayerView], tile_height: f32) {
                             MaskLayout::Weights => ("weights", "One pixel per weight, rows are outputs, columns inputs (conv kernels expanded). Kept weights: warm positive, cool negative, brighter when larger; pruned: dark; green: grown at the last RigL/SET exchange."),
                             MaskLayout::InputImage => ("inputs 28x28", "For each input pixel, the fraction of its weights kept, laid out as the image: pruning removes the border pixels that never carry ink. Green: an input that gained a weight at the last RigL/SET exchange."),
                         };
-                        ui.selectable_value(&mut layer.layout, l, name).on_hover_text(tip);
+                        ui.selectable_value(&mut layer.layout, l, t(name)).on_hover_text(t(tip));
                     }
                 });
                 let [w, h] = layer.image_size();
@@ -156,7 +158,7 @@ pub fn mask_tiles(ui: &mut Ui, layers: &mut [LayerView], tile_height: f32) {
                         .then(|| layer.describe_pixel(p.x as usize, h - 1 - p.y as usize))
                         .flatten()
                 });
-                ui.small(hover.unwrap_or_else(|| "hover for a weight; drag to pan, scroll to zoom, double-click to reset".into()));
+                ui.small(hover.unwrap_or_else(|| t("hover for a weight; drag to pan, scroll to zoom, double-click to reset").into()));
             });
         }
     });
@@ -201,7 +203,8 @@ pub mod hints {
 }
 
 /// A frame of the plot's size with `text` in its middle, for a plot with nothing to show.
-fn empty_plot(ui: &mut Ui, height: f32, text: &str) {
+fn empty_plot(ui: &mut Ui, height: f32, text: &'static str) {
+    let text = t(text);
     let size = egui::vec2(ui.available_width(), height);
     ui.allocate_ui_with_layout(
         size,
@@ -260,7 +263,7 @@ pub fn loss_plot(
     height: f32,
     highlight: Option<Highlight>,
 ) {
-    ui.strong("Training loss");
+    ui.strong(t("Training loss"));
     if current.loss.is_empty() && overlays.runs.is_empty() {
         return empty_plot(ui, height, hints::LOSS);
     }
@@ -270,7 +273,7 @@ pub fn loss_plot(
         .y_grid_spacer(readable_marks)
         .x_axis_formatter(format_mark)
         .y_axis_formatter(format_mark)
-        .x_axis_label("step")
+        .x_axis_label(t("step"))
         .legend(Legend::default().position(Corner::RightTop))
         .show(ui, |plot| {
             run_lines(plot, current, overlays, |r| &r.loss);
@@ -285,7 +288,7 @@ pub fn accuracy_plot(
     height: f32,
     highlight: Option<Highlight>,
 ) {
-    ui.strong("Test accuracy");
+    ui.strong(t("Test accuracy"));
     if current.accuracy.is_empty() && current.baseline.is_none() && overlays.runs.is_empty() {
         return empty_plot(ui, height, hints::ACCURACY);
     }
@@ -295,12 +298,12 @@ pub fn accuracy_plot(
         .y_grid_spacer(readable_marks)
         .x_axis_formatter(format_mark)
         .y_axis_formatter(format_mark)
-        .x_axis_label("step")
+        .x_axis_label(t("step"))
         .legend(Legend::default().position(Corner::RightBottom))
         .show(ui, |plot| {
             run_lines(plot, current, overlays, |r| &r.accuracy);
             if let Some(b) = current.baseline {
-                plot.hline(HLine::new("dense baseline", b).color(BASELINE));
+                plot.hline(HLine::new(t("dense baseline"), b).color(BASELINE));
             }
             mark_highlight(plot, highlight);
         });
@@ -316,7 +319,7 @@ pub fn accuracy_vs_sparsity_plot(
     height: f32,
     steps_per_epoch: u64,
 ) -> Option<Highlight> {
-    ui.strong("Accuracy against sparsity");
+    ui.strong(t("Accuracy against sparsity"));
     if current.accuracy_vs_sparsity.is_empty()
         && current.baseline.is_none()
         && overlays.runs.is_empty()
@@ -330,8 +333,8 @@ pub fn accuracy_vs_sparsity_plot(
         .y_grid_spacer(readable_marks)
         .x_axis_formatter(format_mark)
         .y_axis_formatter(format_mark)
-        .x_axis_label("sparsity")
-        .y_axis_label("accuracy")
+        .x_axis_label(t("sparsity"))
+        .y_axis_label(t("accuracy"))
         .include_x(0.0)
         .include_x(1.0)
         .legend(Legend::default().position(Corner::LeftBottom))
@@ -339,12 +342,12 @@ pub fn accuracy_vs_sparsity_plot(
             run_lines(plot, current, overlays, |r| &r.accuracy_vs_sparsity);
             let points = current.accuracy_vs_sparsity.points();
             plot.points(
-                Points::new("evaluations", points.to_vec())
+                Points::new(t("evaluations"), points.to_vec())
                     .color(RUN)
                     .radius(3.0),
             );
             if let Some(b) = current.baseline {
-                plot.hline(HLine::new("dense baseline", b).color(BASELINE));
+                plot.hline(HLine::new(t("dense baseline"), b).color(BASELINE));
             }
             // the pointed evaluation: its step from the accuracy series, pushed alongside
             let pointer = plot.response().hover_pos()?;
@@ -367,7 +370,7 @@ pub fn accuracy_vs_sparsity_plot(
             );
             plot.text(
                 Text::new(
-                    "pointed evaluation",
+                    t("pointed evaluation"),
                     PlotPoint::new(x, y),
                     highlight_label(&h),
                 )
@@ -389,7 +392,7 @@ pub fn schedule_plot(
     height: f32,
     highlight: Option<Highlight>,
 ) {
-    ui.strong("Sparsity: planned and achieved");
+    ui.strong(t("Sparsity: planned and achieved"));
     if planned.is_empty() && current.achieved.is_empty() {
         return empty_plot(ui, height, hints::SCHEDULE);
     }
@@ -399,30 +402,30 @@ pub fn schedule_plot(
         .y_grid_spacer(readable_marks)
         .x_axis_formatter(format_mark)
         .y_axis_formatter(format_mark)
-        .x_axis_label("step")
+        .x_axis_label(t("step"))
         .include_y(0.0)
         .include_y(1.0)
         .legend(Legend::default().position(Corner::RightBottom))
         .show(ui, |plot| {
             plot.line(
-                Line::new("planned target", planned.to_vec())
+                Line::new(t("planned target"), planned.to_vec())
                     .color(TARGET)
                     .allow_band(false),
             );
             plot.points(
-                Points::new("achieved", current.achieved.points().to_vec())
+                Points::new(t("achieved"), current.achieved.points().to_vec())
                     .color(RUN)
                     .radius(2.5),
             );
             if let Some(step) = now {
-                plot.vline(VLine::new("now", step as f64).color(BASELINE));
+                plot.vline(VLine::new(t("now"), step as f64).color(BASELINE));
             }
             mark_highlight(plot, highlight);
         });
 }
 
 pub fn layer_sparsity_bars(ui: &mut Ui, layers: &[LayerView], height: f32) {
-    ui.strong("Per-layer sparsity");
+    ui.strong(t("Per-layer sparsity"));
     if layers.is_empty() {
         return empty_plot(ui, height, hints::LAYERS);
     }
@@ -446,15 +449,15 @@ pub fn layer_sparsity_bars(ui: &mut Ui, layers: &[LayerView], height: f32) {
         .legend(Legend::default())
         .x_axis_formatter(category_names(names))
         .show(ui, |plot| {
-            plot.bar_chart(BarChart::new("target", targets).color(TARGET.gamma_multiply(0.5)));
-            plot.bar_chart(BarChart::new("achieved", bars).color(RUN));
+            plot.bar_chart(BarChart::new(t("target"), targets).color(TARGET.gamma_multiply(0.5)));
+            plot.bar_chart(BarChart::new(t("achieved"), bars).color(RUN));
         });
 }
 
 /// Histogram of `|w|` over the kept weights of one layer, with the pruning threshold.
 pub fn histogram_plot(ui: &mut Ui, layers: &[LayerView], selected: &mut usize, height: f32) {
     ui.horizontal(|ui| {
-        ui.strong("Weight magnitudes of");
+        ui.strong(t("Weight magnitudes of"));
         for (i, l) in layers.iter().enumerate() {
             ui.selectable_value(selected, i, &l.info.name)
                 .on_hover_text("Show this layer's histogram");
@@ -474,12 +477,12 @@ pub fn histogram_plot(ui: &mut Ui, layers: &[LayerView], selected: &mut usize, h
         .y_grid_spacer(readable_marks)
         .x_axis_formatter(format_mark)
         .y_axis_formatter(format_mark)
-        .x_axis_label("|w| of kept weights")
+        .x_axis_label(t("|w| of kept weights"))
         .legend(Legend::default())
         .show(ui, |plot| {
-            plot.bar_chart(BarChart::new("kept weights", bars).color(RUN));
+            plot.bar_chart(BarChart::new(t("kept weights"), bars).color(RUN));
             if let Some(t) = layer.threshold {
-                plot.vline(VLine::new(format!("threshold {t:.4}"), t).color(TARGET));
+                plot.vline(VLine::new(tf("threshold {}", &[&format!("{t:.4}")]), t).color(TARGET));
             }
         });
 }
@@ -500,10 +503,10 @@ impl ExportPanel<'_> {
             bench,
             have_model,
         } = self;
-        ui.label("A pruned model's file only shrinks with a sparse representation: the dense file keeps every zero. The sparse files store each mask in its smallest encoding (bitmask, indices, or 2 bits per kept weight for 2:4) and only the kept values, as f32 or as int8 with one scale per output channel.");
+        ui.label(t("A pruned model's file only shrinks with a sparse representation: the dense file keeps every zero. The sparse files store each mask in its smallest encoding (bitmask, indices, or 2 bits per kept weight for 2:4) and only the kept values, as f32 or as int8 with one scale per output channel."));
         ui.horizontal(|ui| {
         if ui
-            .add_enabled(have_model, egui::Button::new("Export to folder…"))
+            .add_enabled(have_model, egui::Button::new(t("Export to folder…")))
             .on_hover_text("Writes model.safetensors (dense weights and masks for PyTorch), model-f32.spx and model-int8.spx, reloads both and evaluates them.")
             .on_disabled_hover_text("Train or load a model first.")
             .clicked()
@@ -511,7 +514,7 @@ impl ExportPanel<'_> {
             out.push(AppCommand::ChooseFile(FilePurpose::ExportModel));
         }
         if ui
-            .add_enabled(have_model, egui::Button::new("Benchmark inference"))
+            .add_enabled(have_model, egui::Button::new(t("Benchmark inference")))
             .on_hover_text("Time the model on the CPU, dense against sparse (CSR for scattered zeros, a 2:4 kernel, pruned neurons removed), at batch 1 and 128; convolutions run as weight matrices over image patches.")
             .on_disabled_hover_text("Train or load a model first.")
             .clicked()
@@ -525,17 +528,17 @@ impl ExportPanel<'_> {
                     ui.strong(h);
                 }
                 ui.end_row();
-                ui.label("batch 1 latency");
+                ui.label(t("batch 1 latency"));
                 ui.label(format!("{:.1} us", b.dense_batch1_us));
                 ui.label(format!("{:.1} us", b.sparse_batch1_us));
                 ui.label(format!("{:.2}x", b.batch1_speedup));
                 ui.end_row();
-                ui.label("batch 128 throughput");
+                ui.label(t("batch 128 throughput"));
                 ui.label(format!("{:.0} /s", b.dense_batch128_samples_per_s));
                 ui.label(format!("{:.0} /s", b.sparse_batch128_samples_per_s));
                 ui.label(format!("{:.2}x", b.batch128_speedup));
                 ui.end_row();
-                ui.label("stored weights");
+                ui.label(t("stored weights"));
                 ui.label(b.dense_macs.to_string());
                 ui.label(b.sparse_macs.to_string());
                 ui.label(format!("max |diff| {:.1e}", b.max_abs_diff));
@@ -551,9 +554,9 @@ impl ExportPanel<'_> {
             egui::Grid::new("sizes")
                 .striped(true)
                 .show(&mut cols[0], |ui| {
-                    ui.strong("form");
-                    ui.strong("bytes");
-                    ui.strong("of dense f32");
+                    ui.strong(t("form"));
+                    ui.strong(t("bytes"));
+                    ui.strong(t("of dense f32"));
                     ui.end_row();
                     for (name, bytes) in rows {
                         ui.label(name);
@@ -583,11 +586,11 @@ impl ExportPanel<'_> {
                 .collect();
             Plot::new("sizes-bars")
                 .height(260.0)
-                .y_axis_label("KiB")
+                .y_axis_label(t("KiB"))
                 .include_y(0.0)
                 .x_axis_formatter(category_names(names))
                 .show(&mut cols[1], |plot| {
-                    plot.bar_chart(BarChart::new("size", bars).color(RUN))
+                    plot.bar_chart(BarChart::new(t("size"), bars).color(RUN))
                 });
         });
     }

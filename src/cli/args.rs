@@ -31,6 +31,9 @@ pub struct WindowArgs {
     /// Open with this plan file (TOML) instead of the last plan.
     #[arg(long, value_name = "PLAN.toml", conflicts_with = "preset")]
     pub plan: Option<PathBuf>,
+    /// The window's language (remembered from the last time when not given).
+    #[arg(long, value_enum)]
+    pub language: Option<crate::i18n::Language>,
     /// Open on this lesson (see `lessons`), with its preset loaded.
     #[arg(long, value_name = "ID")]
     pub lesson: Option<String>,

@@ -53,6 +53,7 @@ pub fn main(cli: Cli) -> Result<()> {
                 .as_deref()
                 .map(crate::lessons::find)
                 .transpose()?,
+            language: cli.window.language,
             preset: cli.window.preset,
             plan: cli.window.plan,
             autostart: cli.window.autostart,

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 mod zh;
 
 /// The languages of the window and the lessons.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     #[default]
@@ -17,11 +19,20 @@ pub enum Language {
 impl Language {
     pub const ALL: [Language; 2] = [Language::En, Language::Zh];
 
-    /// The language's own name, as the language menu shows it.
+    /// The language's own name, as the language menu shows it once its script can be
+    /// drawn.
     pub fn native_name(self) -> &'static str {
         match self {
             Language::En => "English",
             Language::Zh => "简体中文",
+        }
+    }
+
+    /// The language's name in English, for a window that cannot draw its script yet.
+    pub fn english_name(self) -> &'static str {
+        match self {
+            Language::En => "English",
+            Language::Zh => "Chinese (Simplified)",
         }
     }
 }
@@ -31,8 +42,26 @@ impl Language {
 pub fn tr(language: Language, english: &'static str) -> &'static str {
     match language {
         Language::En => english,
-        Language::Zh => chinese(english).unwrap_or(english),
+        Language::Zh => chinese(english).unwrap_or_else(|| {
+            if let Ok(mut missed) = MISSED.lock() {
+                missed.insert(english);
+            }
+            english
+        }),
     }
+}
+
+/// Text asked for in Chinese that the table lacks, shown in English instead.
+static MISSED: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Everything shown in English so far because the Chinese table lacks it (the window test
+/// draws every part of the window in Chinese and expects none).
+pub fn untranslated() -> Vec<&'static str> {
+    MISSED
+        .lock()
+        .map(|m| m.iter().copied().collect())
+        .unwrap_or_default()
 }
 
 /// The Chinese for `english`, if the table has it.
@@ -87,4 +116,29 @@ pub fn fill(language: Language, template: &'static str, args: &[&dyn std::fmt::D
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_has_each_text_once_and_templates_keep_their_arguments() {
+        let mut seen = std::collections::HashSet::new();
+        for (en, zh) in zh::ZH {
+            assert!(seen.insert(*en), "{en:?} twice");
+            assert_eq!(en.matches("{}").count(), zh.matches("{}").count(), "{en:?}");
+            assert!(!zh.trim().is_empty(), "{en:?}");
+        }
+        assert_eq!(tr(Language::Zh, "Start"), "开始");
+        assert_eq!(tr(Language::En, "Start"), "Start");
+        assert_eq!(
+            fill(Language::Zh, "epoch {} · step {}/{}", &[&"1.50", &7, &63]),
+            tr(Language::Zh, "epoch {} · step {}/{}")
+                .replacen("{}", "1.50", 1)
+                .replacen("{}", "7", 1)
+                .replacen("{}", "63", 1)
+        );
+        assert_eq!(fill(Language::En, "Error: {}", &[&"x"]), "Error: x");
+    }
 }

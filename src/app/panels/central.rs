@@ -9,6 +9,7 @@ use crate::app::command::AppCommand;
 use crate::app::files;
 use crate::app::state::{AppState, Tab};
 use crate::app::views::{self, ExportPanel};
+use crate::i18n::{t, tf};
 
 pub struct CentralPanel<'a> {
     pub state: &'a mut AppState,
@@ -38,8 +39,8 @@ impl CentralPanel<'_> {
                     "Sparse and quantized model files, and what they weigh.",
                 ),
             ] {
-                ui.selectable_value(&mut state.tab, tab, name)
-                    .on_hover_text(tip);
+                ui.selectable_value(&mut state.tab, tab, t(name))
+                    .on_hover_text(t(tip));
             }
         });
         banner(ui, state, out);
@@ -79,11 +80,11 @@ fn banner(ui: &mut Ui, state: &mut AppState, out: &mut Vec<AppCommand>) {
         frame(Color32::from_rgb(110, 30, 30)).show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.label(
-                    RichText::new(format!("Error: {message}"))
+                    RichText::new(tf("Error: {}", &[message]))
                         .color(Color32::WHITE)
                         .strong(),
                 );
-                if ui.button("Dismiss").clicked() {
+                if ui.button(t("Dismiss")).clicked() {
                     out.push(AppCommand::DismissBanner);
                 }
             });
@@ -91,23 +92,23 @@ fn banner(ui: &mut Ui, state: &mut AppState, out: &mut Vec<AppCommand>) {
     }
     if state.no_dialogs {
         frame(Color32::from_rgb(40, 60, 100)).show(ui, |ui| {
-            ui.label(RichText::new(files::NO_DIALOGS).color(Color32::WHITE));
+            ui.label(RichText::new(t(files::NO_DIALOGS)).color(Color32::WHITE));
         });
     }
     let mut cancel = false;
     if let Some(text) = state.plan_string_prompt.as_mut() {
         frame(Color32::from_rgb(40, 60, 100)).show(ui, |ui| {
             ui.horizontal(|ui| {
-                ui.label(RichText::new("Plan line:").color(Color32::WHITE));
+                ui.label(RichText::new(t("Plan line:")).color(Color32::WHITE));
                 ui.add(
                     egui::TextEdit::singleline(text)
                         .hint_text("spx1.…")
                         .desired_width(520.0),
                 );
-                if ui.button("Open plan").clicked() {
+                if ui.button(t("Open plan")).clicked() {
                     out.push(AppCommand::OpenPlanString(text.clone()));
                 }
-                if ui.button("Cancel").clicked() {
+                if ui.button(t("Cancel")).clicked() {
                     cancel = true;
                 }
             });
@@ -120,15 +121,16 @@ fn banner(ui: &mut Ui, state: &mut AppState, out: &mut Vec<AppCommand>) {
         frame(Color32::from_rgb(40, 60, 100)).show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.label(
-                    RichText::new(format!("Path ({}):", purpose.describe())).color(Color32::WHITE),
+                    RichText::new(tf("Path ({}):", &[&t(purpose.describe())]))
+                        .color(Color32::WHITE),
                 );
                 let field = ui.add(egui::TextEdit::singleline(text).desired_width(420.0));
                 let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-                if (ui.button("OK").clicked() || entered) && !text.trim().is_empty() {
+                if (ui.button(t("OK")).clicked() || entered) && !text.trim().is_empty() {
                     out.push(AppCommand::FileChosen(*purpose, text.trim().into()));
                     out.push(AppCommand::CancelPathPrompt);
                 }
-                if ui.button("Cancel").clicked() {
+                if ui.button(t("Cancel")).clicked() {
                     out.push(AppCommand::CancelPathPrompt);
                 }
             });
@@ -138,15 +140,15 @@ fn banner(ui: &mut Ui, state: &mut AppState, out: &mut Vec<AppCommand>) {
         frame(Color32::from_rgb(110, 80, 20)).show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.label(
-                    RichText::new(format!(
-                        "The training worker has not answered for {:.0} s: it may be busy (compiling GPU shaders, loading a large dataset) or stuck.",
-                        silent.as_secs_f64()
+                    RichText::new(tf(
+                        "The training worker has not answered for {} s: it may be busy (compiling GPU shaders, loading a large dataset) or stuck.",
+                        &[&format!("{:.0}", silent.as_secs_f64())],
                     ))
                     .color(Color32::WHITE)
                     .strong(),
                 );
                 if ui
-                    .button("Start a new worker")
+                    .button(t("Start a new worker"))
                     .on_hover_text("Leave this worker and start a new one; the plan and the plots stay, the run does not.")
                     .clicked()
                 {

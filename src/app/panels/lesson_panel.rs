@@ -29,8 +29,7 @@ impl LessonPanel<'_> {
                 if ui.button(tr(language, "Previous")).clicked() && place.0 > 0 {
                     out.push(AppCommand::OpenLesson(place.0 - 1));
                 }
-                if ui.button(tr(language, "Next")).clicked() && place.0 + 1 < place.1
-                {
+                if ui.button(tr(language, "Next")).clicked() && place.0 + 1 < place.1 {
                     out.push(AppCommand::OpenLesson(place.0 + 1));
                 }
                 if ui.button(tr(language, "Close")).clicked() {
@@ -45,7 +44,11 @@ impl LessonPanel<'_> {
             for (i, step) in lesson.steps.iter().enumerate() {
                 let mut done = progress.done[i];
                 let text = RichText::new(format!("{}. {}", i + 1, step.text(language)));
-                let text = if Some(i) == current { text.strong() } else { text };
+                let text = if Some(i) == current {
+                    text.strong()
+                } else {
+                    text
+                };
                 // ticked by the run, not by hand
                 ui.add_enabled(false, egui::Checkbox::new(&mut done, text));
             }

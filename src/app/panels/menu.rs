@@ -15,12 +15,15 @@ pub struct MenuBar<'a> {
     pub language: Language,
     /// Why Chinese cannot be shown, when it was asked for and could not.
     pub language_note: Option<&'a str>,
+    /// A CJK font is loaded: Chinese can be drawn (until then it is named in English, so
+    /// that no box is ever drawn for a missing glyph).
+    pub cjk_font: bool,
 }
 
 impl MenuBar<'_> {
     pub fn ui(self, ui: &mut Ui, out: &mut Vec<AppCommand>) {
         egui::MenuBar::new().ui(ui, |ui| {
-            ui.menu_button("File", |ui| {
+            ui.menu_button(t("File"), |ui| {
                 for (label, purpose, tip) in [
                     ("Open plan…", FilePurpose::OpenPlan, "Load an experiment plan (TOML), the same files as the command line's."),
                     ("Save plan…", FilePurpose::SavePlan, "Save the plan as TOML, to run it again here or with `sparsity-explorer run`."),
@@ -31,14 +34,14 @@ impl MenuBar<'_> {
                     ("Open dataset folder…", FilePurpose::OpenDatasetFolder, "A folder with the four MNIST-format files, raw or gzip."),
                     ("Open weights…", FilePurpose::OpenWeights, "Start from a PyTorch state_dict saved as safetensors (keys by layer name or nn.Sequential position)."),
                 ] {
-                    if ui.button(label).on_hover_text(tip).clicked() {
+                    if ui.button(t(label)).on_hover_text(t(tip)).clicked() {
                         out.push(AppCommand::ChooseFile(purpose));
                         ui.close();
                     }
                 }
                 ui.separator();
                 if ui
-                    .button("Copy plan")
+                    .button(t("Copy plan"))
                     .on_hover_text("Copy the plan as one short line (spx1.…) to share: paste it here with Paste plan, or run `sparsity-explorer --plan-string LINE`.")
                     .clicked()
                 {
@@ -46,7 +49,7 @@ impl MenuBar<'_> {
                     ui.close();
                 }
                 if ui
-                    .button("Paste plan…")
+                    .button(t("Paste plan…"))
                     .on_hover_text("Open a plan from a line that Copy plan or `sparsity-explorer plan encode` made.")
                     .clicked()
                 {
@@ -54,7 +57,7 @@ impl MenuBar<'_> {
                     ui.close();
                 }
             });
-            ui.menu_button("Presets", |ui| {
+            ui.menu_button(t("Presets"), |ui| {
                 for (name, _) in PRESETS {
                     let preset = ExperimentPlan::preset(name);
                     let tip = preset.as_ref().map(|p| p.name.clone()).unwrap_or_default();
@@ -83,7 +86,14 @@ impl MenuBar<'_> {
                 ui.label(t("Language"));
                 for language in Language::ALL {
                     if ui
-                        .selectable_label(self.language == language, language.native_name())
+                        .selectable_label(
+                            self.language == language,
+                            if self.cjk_font || language == Language::En {
+                                language.native_name()
+                            } else {
+                                language.english_name()
+                            },
+                        )
                         .clicked()
                     {
                         out.push(AppCommand::SetLanguage(language));

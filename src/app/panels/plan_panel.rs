@@ -8,6 +8,7 @@ use egui::{Color32, Ui};
 use crate::app::command::AppCommand;
 use crate::app::state::AppState;
 use crate::app::{network_editor, plan_editor};
+use crate::i18n::{t, tf};
 use crate::prune::LayerSpec;
 
 pub struct PlanPanel<'a> {
@@ -20,31 +21,29 @@ impl PlanPanel<'_> {
         egui::ScrollArea::vertical().show(ui, |ui| {
             controls(ui, state, out);
             ui.separator();
-            egui::CollapsingHeader::new("Training")
+            egui::CollapsingHeader::new(t("Training"))
                 .default_open(true)
                 .show(ui, |ui| {
                     let detected = state.status.backend.as_ref().map(|b| {
                         let note = b.note.as_ref().map(|n| format!(": {n}"));
-                        format!(
+                        tf(
                             "running on {} ({}){}",
-                            b.backend,
-                            b.device,
-                            note.unwrap_or_default()
+                            &[&b.backend, &b.device, &note.unwrap_or_default()],
                         )
                     });
                     plan_editor::training_ui(ui, &mut state.plan, detected.as_deref(), out);
                 });
             // open from the start when the plan has a network of its own
-            egui::CollapsingHeader::new("Network")
+            egui::CollapsingHeader::new(t("Network"))
                 .default_open(!state.plan.layers.is_empty())
                 .show(ui, |ui| network_editor::network_ui(ui, &mut state.plan));
-            egui::CollapsingHeader::new("Pruning")
+            egui::CollapsingHeader::new(t("Pruning"))
                 .default_open(true)
                 .show(ui, |ui| {
                     let spe = state.status.steps_per_epoch.max(1);
                     plan_editor::pruning_ui(ui, &mut state.plan, spe);
                 });
-            egui::CollapsingHeader::new("Layers")
+            egui::CollapsingHeader::new(t("Layers"))
                 .default_open(true)
                 .show(ui, |ui| {
                     let specs: Vec<LayerSpec> = state.plan.layer_specs().unwrap_or_default();
@@ -58,7 +57,7 @@ impl PlanPanel<'_> {
                     });
                 });
             if !state.notices.is_empty() {
-                egui::CollapsingHeader::new("Log")
+                egui::CollapsingHeader::new(t("Log"))
                     .default_open(false)
                     .show(ui, |ui| {
                         for n in state.notices.iter().rev() {
@@ -89,47 +88,47 @@ fn controls(ui: &mut Ui, state: &mut AppState, out: &mut Vec<AppCommand>) {
         };
         button(
             !active,
-            "Start",
-            "Train the plan from scratch in the background.",
+            t("Start"),
+            t("Train the plan from scratch in the background."),
             AppCommand::Start,
         );
         button(
             active,
-            if paused { "Resume" } else { "Pause" },
-            "Pause or resume training (Space).",
+            if paused { t("Resume") } else { t("Pause") },
+            t("Pause or resume training (Space)."),
             AppCommand::TogglePause,
         );
         button(
             active && paused,
-            "Step",
-            "Train exactly one batch while paused.",
+            t("Step"),
+            t("Train exactly one batch while paused."),
             AppCommand::Step,
         );
         button(
             active,
-            "Stop",
-            "End the run now and evaluate it.",
+            t("Stop"),
+            t("End the run now and evaluate it."),
             AppCommand::Stop,
         );
         button(
             true,
-            "Reset",
-            "Clear the run; its curves stay as a faded overlay for comparison.",
+            t("Reset"),
+            t("Clear the run; its curves stay as a faded overlay for comparison."),
             AppCommand::Reset,
         );
     });
     ui.horizontal(|ui| {
         let mut capped = state.speed_cap.is_some();
         let before = state.speed_cap;
-        ui.checkbox(&mut capped, "slow down to")
-            .on_hover_text("Cap the steps per second so a class can watch the masks change; training is otherwise as fast as it goes.");
+        ui.checkbox(&mut capped, t("slow down to"))
+            .on_hover_text(t("Cap the steps per second so a class can watch the masks change; training is otherwise as fast as it goes."));
         let mut speed = state.speed_cap.unwrap_or(10.0);
         let slider = ui.add_enabled(
             capped,
             egui::Slider::new(&mut speed, SPEED_RANGE)
                 .logarithmic(true)
-                .suffix(" steps/s")
-                .text("speed"),
+                .suffix(t(" steps/s"))
+                .text(t("speed")),
         );
         state.speed_cap = capped.then_some(speed);
         if state.speed_cap != before && !slider.dragged() || slider.drag_stopped() {
@@ -142,7 +141,10 @@ fn controls(ui: &mut Ui, state: &mut AppState, out: &mut Vec<AppCommand>) {
     {
         ui.colored_label(
             Color32::from_rgb(230, 170, 60),
-            format!("Changing {what} needs a new run: press Reset, then Start."),
+            tf(
+                "Changing {} needs a new run: press Reset, then Start.",
+                &[&t(what)],
+            ),
         );
     }
     let examples = state.status.train_examples.max(crate::data::BUILTIN_TRAIN);

@@ -3,6 +3,7 @@
 use eframe::egui::{Color32, Ui};
 
 use crate::app::state::RunStatus;
+use crate::i18n::{t, tf};
 
 pub struct StatusBar<'a> {
     pub status: &'a RunStatus,
@@ -21,28 +22,28 @@ impl StatusBar<'_> {
         ui.horizontal(|ui| {
             match &s.backend {
                 Some(b) => ui.label(format!("{} · {}", b.backend, b.device)),
-                None => ui.label("not started"),
+                None => ui.label(t("not started")),
             };
             ui.separator();
             if self.until_stopped {
-                ui.label(format!(
-                    "epoch {:.2} · step {} (until stopped)",
-                    s.epoch, s.step
+                ui.label(tf(
+                    "epoch {} · step {} (until stopped)",
+                    &[&format!("{:.2}", s.epoch), &s.step],
                 ));
             } else {
-                ui.label(format!(
-                    "epoch {:.2} · step {}/{}",
-                    s.epoch, s.step, s.total_steps
+                ui.label(tf(
+                    "epoch {} · step {}/{}",
+                    &[&format!("{:.2}", s.epoch), &s.step, &s.total_steps],
                 ));
             }
             ui.separator();
-            ui.label(format!("{:.0} samples/s", s.samples_per_s));
+            ui.label(tf("{} samples/s", &[&format!("{:.0}", s.samples_per_s)]));
             ui.separator();
-            ui.label(format!("loss {:.4}", s.loss));
+            ui.label(tf("loss {}", &[&format!("{:.4}", s.loss)]));
             if let Some(a) = s.accuracy {
-                ui.label(format!("accuracy {a:.4}"));
+                ui.label(tf("accuracy {}", &[&format!("{a:.4}")]));
             }
-            ui.label(format!("sparsity {:.3}", s.sparsity));
+            ui.label(tf("sparsity {}", &[&format!("{:.3}", s.sparsity)]));
             ui.separator();
             let remaining = if s.step > 0 && s.total_steps > s.step {
                 s.elapsed_s / s.step as f64 * (s.total_steps - s.step) as f64
@@ -50,12 +51,11 @@ impl StatusBar<'_> {
                 0.0
             };
             if self.until_stopped {
-                ui.label(format!("elapsed {}", clock(s.elapsed_s)));
+                ui.label(tf("elapsed {}", &[&clock(s.elapsed_s)]));
             } else {
-                ui.label(format!(
+                ui.label(tf(
                     "elapsed {} · remaining {}",
-                    clock(s.elapsed_s),
-                    clock(remaining)
+                    &[&clock(s.elapsed_s), &clock(remaining)],
                 ));
             }
             if s.paused {
