@@ -36,8 +36,11 @@ pub fn find_cjk_font(candidates: &[(&str, u32)]) -> Option<(PathBuf, u32)> {
 
 /// Adds the first CJK font found to egui's fonts, after its own (so Latin text keeps its
 /// look). Errors say what to install.
-pub fn install_cjk_font(ctx: &egui::Context) -> Result<PathBuf, String> {
-    let (path, index) = find_cjk_font(CJK_FONTS).ok_or_else(|| NO_CJK_FONT.to_string())?;
+pub fn install_cjk_font(
+    ctx: &egui::Context,
+    candidates: &[(&str, u32)],
+) -> Result<PathBuf, String> {
+    let (path, index) = find_cjk_font(candidates).ok_or_else(|| NO_CJK_FONT.to_string())?;
     let bytes = std::fs::read(&path)
         .map_err(|e| format!("{}: cannot read the CJK font: {e}", path.display()))?;
     let mut fonts = egui::FontDefinitions::default();

@@ -101,6 +101,8 @@ pub struct ExplorerApp {
     planned: Option<(ExperimentPlan, u64, Vec<[f64; 2]>)>,
     /// A CJK font was added to egui's fonts.
     cjk_font: bool,
+    /// Where to look for one ([`fonts::CJK_FONTS`]; tests look elsewhere).
+    pub font_candidates: &'static [(&'static str, u32)],
 }
 
 fn spawn_worker(ctx: &egui::Context) -> Worker {
@@ -177,6 +179,7 @@ impl ExplorerApp {
             last_frame_start: None,
             planned: None,
             cjk_font: false,
+            font_candidates: fonts::CJK_FONTS,
             options,
         };
         let language = app.options.language.unwrap_or_else(|| {
@@ -214,7 +217,7 @@ impl ExplorerApp {
     fn set_language(&mut self, language: crate::i18n::Language) {
         use crate::i18n::Language;
         if language == Language::Zh && !self.cjk_font {
-            match fonts::install_cjk_font(&self.ctx) {
+            match fonts::install_cjk_font(&self.ctx, self.font_candidates) {
                 Ok(_) => self.cjk_font = true,
                 Err(why) => {
                     self.state.language_note = Some(why);
