@@ -16,6 +16,8 @@ fn main() -> ExitCode {
     let parsed = Cli::parse();
     match cli::main(parsed) {
         Ok(()) => ExitCode::SUCCESS,
+        // a reader that stopped reading (`| head`) is not an error of ours
+        Err(e) if cli::report::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", cli::report::error_line(&e));
             ExitCode::FAILURE

@@ -66,6 +66,7 @@ pub fn main(cli: Cli) -> Result<()> {
 
 fn lessons(json: bool, language: crate::i18n::Language) -> Result<()> {
     let lessons = crate::lessons::all()?;
+    let mut out = std::io::stdout().lock();
     if json {
         let list: Vec<_> = lessons
             .iter()
@@ -78,49 +79,54 @@ fn lessons(json: bool, language: crate::i18n::Language) -> Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
         return Ok(());
     }
     for (i, l) in lessons.iter().enumerate() {
-        println!(
+        writeln!(
+            out,
             "{:>2}. {:<18} {}  [{}, {} steps]",
             i + 1,
             l.id,
             l.title.get(language),
             l.preset,
             l.steps.len()
-        );
+        )?;
     }
-    println!("open one with: sparsity-explorer --lesson ID");
+    writeln!(out, "open one with: sparsity-explorer --lesson ID")?;
     Ok(())
 }
 
 fn plan_command(command: PlanCommand) -> Result<()> {
+    let mut out = std::io::stdout().lock();
     match command {
-        PlanCommand::Encode { file } => println!(
+        PlanCommand::Encode { file } => writeln!(
+            out,
             "{}",
             crate::plan_code::encode(&ExperimentPlan::load(&file)?)
-        ),
+        )?,
         PlanCommand::Decode { string } => {
-            print!("{}", crate::plan_code::decode(&string)?.to_toml())
+            write!(out, "{}", crate::plan_code::decode(&string)?.to_toml())?
         }
     }
     Ok(())
 }
 
 fn presets(name: Option<&str>) -> Result<()> {
+    let mut out = std::io::stdout().lock();
     match name {
         // the network written out as its stack of layers, ready to edit
-        Some(n) => print!(
+        Some(n) => write!(
+            out,
             "{}",
             ExperimentPlan::preset(n)?
                 .with_layers_written_out()?
                 .to_toml()
-        ),
+        )?,
         None => {
             for (n, _) in PRESETS {
                 let plan = ExperimentPlan::preset(n)?;
-                println!("{n:16} {}", plan.name);
+                writeln!(out, "{n:16} {}", plan.name)?;
             }
         }
     }
@@ -145,7 +151,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             .with_context(|| format!("cannot save the plan to {}", path.display()))?;
     }
     if args.print_plan {
-        print!("{}", plan.to_toml());
+        write!(std::io::stdout().lock(), "{}", plan.to_toml())?;
         return Ok(());
     }
     let worker = Worker::spawn(None);

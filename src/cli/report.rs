@@ -18,6 +18,15 @@ pub fn error_line(error: &anyhow::Error) -> String {
     line
 }
 
+/// Whether the error is stdout closed by its reader (`sparsity-explorer lessons | head`).
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +55,12 @@ mod tests {
             error_line(&e),
             "cannot write /x/m.safetensors: permission denied"
         );
+    }
+
+    #[test]
+    fn a_closed_pipe_is_told_apart() {
+        let pipe = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(is_broken_pipe(&pipe.context("writing the list")));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("something else")));
     }
 }
