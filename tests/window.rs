@@ -345,6 +345,17 @@ fn empty_plots_say_what_will_fill_them_and_n_of_m_says_why_the_slider_does_not_a
         h.query_by_label(hints::LOSS).is_none(),
         "the loss plot took over"
     );
+    // presenter zoom: Ctrl + makes everything larger, Ctrl - smaller again
+    let zoom = h.ctx.zoom_factor();
+    h.key_press_modifiers(eframe::egui::Modifiers::COMMAND, eframe::egui::Key::Plus);
+    h.run_steps(2);
+    assert!(h.ctx.zoom_factor() > zoom, "Ctrl + zooms in");
+    h.key_press_modifiers(eframe::egui::Modifiers::COMMAND, eframe::egui::Key::Minus);
+    h.run_steps(2);
+    assert!(
+        (h.ctx.zoom_factor() - zoom).abs() < 1e-3,
+        "Ctrl - zooms back"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
