@@ -16,8 +16,11 @@ pub mod layers;
 pub mod network_editor;
 pub mod panels;
 pub mod plan_editor;
+mod planned;
 pub mod state;
 pub mod tables;
+mod teaching;
+pub mod tips;
 pub mod views;
 
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -197,38 +200,6 @@ impl ExplorerApp {
             app.execute(AppCommand::Start);
         }
         app
-    }
-
-    /// Opens the lesson at `place` in the course with its preset (the run, if any, goes on
-    /// until Reset; a plan change that needs one says so).
-    fn open_lesson(&mut self, place: usize) {
-        let Some(lesson) = self.state.lessons.get(place).cloned() else {
-            return;
-        };
-        match ExperimentPlan::preset(&lesson.preset) {
-            Ok(plan) => self.state.plan = plan,
-            Err(e) => self.state.banner = Some(e.to_string()),
-        }
-        self.state.lesson = Some(crate::lessons::Progress::new(lesson));
-    }
-
-    /// Switches the language; Chinese first needs a CJK font, and without one the window
-    /// says so and stays in English.
-    fn set_language(&mut self, language: crate::i18n::Language) {
-        use crate::i18n::Language;
-        if language == Language::Zh && !self.cjk_font {
-            match fonts::install_cjk_font(&self.ctx, self.font_candidates) {
-                Ok(_) => self.cjk_font = true,
-                Err(why) => {
-                    self.state.language_note = Some(why);
-                    self.state.language = Language::En;
-                    return;
-                }
-            }
-        }
-        self.state.language_note = None;
-        self.state.language = language;
-        crate::i18n::set_thread_language(language);
     }
 
     /// The worker behind the window.
@@ -420,54 +391,6 @@ impl ExplorerApp {
         }
         let silent = self.worker.silent_for();
         self.state.worker_silent = (silent >= SILENT_AFTER).then_some(silent);
-    }
-
-    /// The edited plan's mask sparsity over steps, cached while the plan is unchanged.
-    fn planned_curve(&mut self) -> Vec<[f64; 2]> {
-        let state = &self.state;
-        let spe = if state.status.steps_per_epoch > 0 {
-            state.status.steps_per_epoch
-        } else {
-            state.plan.steps_per_epoch(match state.plan.dataset {
-                crate::data::DatasetSource::BuiltIn => crate::data::BUILTIN_TRAIN,
-                _ => 60_000,
-            })
-        };
-        if let Some((p, s, curve)) = &self.planned
-            && *p == state.plan
-            && *s == spe
-        {
-            return curve.clone();
-        }
-        let total = state.plan.training.epochs as u64 * spe;
-        // what the masks will hold overall: N:M layers at their fixed pattern, dense
-        // layers at zero (the schedule's own value when the layers cannot be resolved)
-        let rules = state
-            .plan
-            .layer_specs()
-            .ok()
-            .and_then(|specs| state.plan.pruning.rules(&specs).ok());
-        let final_target = state.plan.pruning.schedule.final_target();
-        let overall = |value: f64| match &rules {
-            Some(rules) => crate::prune::LayerRule::planned_sparsity(rules, value, final_target),
-            None => value,
-        };
-        let curve: Vec<[f64; 2]> = match state.plan.pruning.schedule.resolve(spe) {
-            Ok(s) => {
-                let mut points = vec![[0.0, 0.0]];
-                let mut current = 0.0;
-                for (step, target) in s.mask_targets(total) {
-                    let target = overall(target);
-                    points.push([step as f64, current]);
-                    points.push([step as f64, target]);
-                    current = target;
-                }
-                points
-            }
-            Err(_) => Vec::new(),
-        };
-        self.planned = Some((state.plan.clone(), spe, curve.clone()));
-        curve
     }
 
     /// Median and 95th percentile of `samples`, in their unit.

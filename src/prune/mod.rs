@@ -13,6 +13,7 @@ pub mod mask;
 pub mod policy;
 pub mod schedule;
 pub mod score;
+mod step_schedule;
 
 pub use exchange::{Exchange, GrowthScores, exchange};
 pub use granularity::{BlockScore, Granularity, GranularityError, Ineligible};

@@ -14,6 +14,7 @@ use thiserror::Error;
 mod cadence;
 mod dynamic;
 mod files;
+mod pruning;
 mod saliency;
 mod snapshots;
 
@@ -23,12 +24,12 @@ use super::backend::BackendInfo;
 use super::checkpoint::CheckpointError;
 use super::heartbeat::Heartbeat;
 pub use super::report::{Evaluation, PruneReport, StepOutcome};
-use super::report::{LayerInfo, LayerSparsity, LayerSummary, Summary};
+use super::report::{LayerInfo, LayerSummary, Summary};
 use crate::data::{Dataset, EpochOrder, Split};
 use crate::kernels::FusedAdam;
 use crate::model::{DeviceMask, HostTensor, Network, ParamError, WeightsError};
 use crate::plan::{ExperimentPlan, PlanFileError};
-use crate::prune::{Criterion, LayerRule, StepSchedule, sparsity};
+use crate::prune::{LayerRule, StepSchedule};
 
 /// Test examples per evaluation batch: large, since evaluation keeps no autodiff graph.
 const EVAL_BATCH: usize = 1000;
@@ -374,74 +375,6 @@ impl Session {
             pruned,
             baseline,
         })
-    }
-
-    /// Recomputes every mask at schedule value `value` from the current weights, uploads
-    /// them and applies them.
-    pub fn prune(&mut self, value: f64) -> Result<PruneReport, SessionError> {
-        let weights = self.network().read_weights();
-        let scores = self.criterion_scores(weights);
-        self.masks = if self.layer_uses(Criterion::Synflow) {
-            self.synflow_masks(scores, value)?
-        } else {
-            self.masks_for(&scores, value)?
-        };
-        self.taylor.iter_mut().for_each(|t| t.fill(0.0));
-        self.taylor_steps = 0;
-        if let Some(params) = &self.rewind_to
-            && let Some(model) = self.model.as_mut()
-        {
-            // a lottery ticket: the survivors start again from their early values, with
-            // fresh Adam moments (the masks below zero the rest)
-            model.write_params(params)?;
-            self.optim = ModuleOptimizer::from(FusedAdam::default());
-        }
-        self.upload_masks();
-        self.grown.clear();
-        Ok(self.prune_report(value))
-    }
-
-    /// What the masks are now, at schedule value `value`.
-    fn prune_report(&self, value: f64) -> PruneReport {
-        let final_target = self.schedule_final();
-        let layers = self
-            .rules
-            .iter()
-            .zip(&self.masks)
-            .enumerate()
-            .map(|(i, (r, m))| LayerSparsity {
-                name: r.name.clone(),
-                granularity: granularity_name(r),
-                criterion: r.criterion.to_string(),
-                target: r.target(value, final_target),
-                sparsity: m.as_deref().map(sparsity).unwrap_or(0.0),
-                grown: self.grown.get(i).map_or(0, Vec::len),
-            })
-            .collect();
-        PruneReport {
-            step: self.step,
-            target: value,
-            sparsity: self.mask_sparsity(),
-            layers,
-        }
-    }
-
-    /// Uploads the host masks to the device and applies them to the weights.
-    fn upload_masks(&mut self) {
-        let inner = self.device.clone().inner();
-        self.device_masks = self
-            .masks
-            .iter()
-            .zip(&self.rules)
-            .map(|(m, r)| m.as_ref().map(|m| DeviceMask::upload(m, &r.shape, &inner)))
-            .collect();
-        if let Some(model) = self.model.as_mut() {
-            model.apply_masks(&self.device_masks);
-        }
-    }
-
-    fn schedule_final(&self) -> f64 {
-        self.plan.pruning.schedule.final_target()
     }
 
     /// Accuracy and mean loss on the test split, in evaluation mode (no dropout, batch norm

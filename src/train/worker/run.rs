@@ -19,6 +19,9 @@ use crate::train::event::{Command, Event};
 use crate::train::heartbeat::Heartbeat;
 use crate::train::session::{Session, StepOutcome};
 
+mod jobs;
+use jobs::Job;
+
 /// Smallest interval between two progress events.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest wait for a command before the idle worker checks in again.
@@ -31,12 +34,6 @@ enum Failure {
     KeepsRun,
     /// The session may be half-changed (a step, a plan update, a load): drop it.
     EndsRun,
-}
-
-/// A sensitivity analysis or sweep under way (training waits meanwhile).
-enum Job {
-    Sensitivity(Box<SensitivityJob>),
-    Sweep(Box<SweepJob>),
 }
 
 pub(super) struct WorkerLoop {
@@ -418,78 +415,6 @@ impl WorkerLoop {
         self.notice(format!("sparse model {} loaded", path.display()));
         self.emit(Event::Paused { step: 0 });
         Ok(())
-    }
-
-    /// Pauses training and starts an analysis job on the current session.
-    fn start_job(
-        &mut self,
-        make: impl FnOnce(&Session) -> Result<Job, WorkerError>,
-    ) -> Result<(), WorkerError> {
-        let Some(session) = self.current("analyse") else {
-            return Ok(());
-        };
-        let job = make(session)?;
-        let step = session.step();
-        if self.running {
-            self.running = false;
-            self.emit(Event::Paused { step });
-        }
-        self.job = Some(job);
-        Ok(())
-    }
-
-    /// One unit of the current job: an evaluation or a training step.
-    fn job_step(&mut self) -> Result<(), WorkerError> {
-        let (Some(job), Some(session)) = (self.job.as_mut(), self.session.as_ref()) else {
-            self.job = None;
-            return Ok(());
-        };
-        let (event, finished) = match job {
-            Job::Sensitivity(j) => {
-                let event =
-                    j.advance(session)?
-                        .map(|(layer, li, accuracy)| Event::SensitivityProgress {
-                            dense_accuracy: j.result.dense_accuracy,
-                            layer: j.result.layers[layer].name.clone(),
-                            level: j.result.levels[li],
-                            accuracy,
-                            done: j.done(),
-                            total: j.total(),
-                        });
-                (event, j.is_finished())
-            }
-            Job::Sweep(j) => {
-                let event = j.advance()?.map(|point| Event::SweepProgress {
-                    point,
-                    done: j.done(),
-                    total: j.total(),
-                    remaining_s: j.remaining_s(),
-                });
-                (event, j.is_finished())
-            }
-        };
-        if let Some(e) = event {
-            self.emit(e);
-        }
-        if finished {
-            self.finish_job(false);
-        }
-        Ok(())
-    }
-
-    /// Reports the job's result (complete or not) and drops it.
-    fn finish_job(&mut self, cancelled: bool) {
-        match self.job.take() {
-            Some(Job::Sensitivity(j)) => self.emit(Event::SensitivityFinished {
-                result: j.result,
-                cancelled,
-            }),
-            Some(Job::Sweep(j)) => self.emit(Event::SweepFinished {
-                result: j.result,
-                cancelled,
-            }),
-            None => {}
-        }
     }
 
     /// Reports a new session and makes it current.
