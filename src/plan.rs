@@ -24,6 +24,9 @@ pub enum BackendChoice {
     /// burn's pure-Rust CPU backend.
     #[value(alias = "cpu")]
     Flex,
+    /// Another machine's device, served by `sparsity-explorer serve`, through burn's remote
+    /// backend (`remote` names the server).
+    Remote,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -53,6 +56,13 @@ pub struct Training {
     /// the pruning settings after it applies at the next step. For live demos.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub until_stopped: bool,
+    /// The server for `backend = "remote"`: `ws://HOST:PORT` (of several, comma separated,
+    /// a run uses the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// The token the remote server's authorizer checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 fn default_epochs() -> u32 {
@@ -77,6 +87,8 @@ impl Default for Training {
             eval_every: 0,
             weights: None,
             until_stopped: false,
+            remote: None,
+            token: None,
         }
     }
 }
@@ -250,7 +262,10 @@ impl ExperimentPlan {
             Some("the batch size")
         } else if self.training.seed != next.training.seed {
             Some("the seed")
-        } else if self.training.backend != next.training.backend {
+        } else if self.training.backend != next.training.backend
+            || self.training.remote != next.training.remote
+            || self.training.token != next.training.token
+        {
             Some("the backend")
         } else if self.training.weights != next.training.weights {
             Some("the starting weights")

@@ -25,6 +25,8 @@ pub enum AppCommand {
     CloseLesson,
     /// Switches the window and the lessons to this language.
     SetLanguage(crate::i18n::Language),
+    /// Continues a run whose remote server was lost, on this machine.
+    ContinueLocally,
     /// Caps training at this many steps per second (`None`: full speed).
     SetSpeed(Option<f64>),
     /// Puts the plan on the clipboard as one line.

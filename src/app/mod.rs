@@ -240,6 +240,15 @@ impl ExplorerApp {
             AppCommand::CancelPathPrompt => self.state.path_prompt = None,
             AppCommand::SetSpeed(steps_per_s) => self.send(Command::SetSpeed { steps_per_s }),
             AppCommand::OpenLesson(place) => self.open_lesson(place),
+            AppCommand::ContinueLocally => {
+                // the run goes on with the local backend: the plan says so too
+                self.state.remote_lost = None;
+                self.state.plan.training.backend = crate::train::BackendChoice::Flex;
+                self.state.plan.training.remote = None;
+                self.state.sent_plan = Some(self.state.plan.clone());
+                self.state.banner = None;
+                self.send(Command::ContinueLocally);
+            }
             AppCommand::CloseLesson => self.state.lesson = None,
             AppCommand::SetLanguage(language) => self.set_language(language),
             AppCommand::CopyPlan => {

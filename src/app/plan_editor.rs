@@ -85,6 +85,31 @@ fn sparsity_slider(ui: &mut Ui, value: &mut f64, text: &'static str, tip: &'stat
         .on_hover_text(tip);
 }
 
+/// The remote server's address and token, for the remote backend.
+fn remote_ui(ui: &mut Ui, training: &mut crate::plan::Training) {
+    ui.horizontal(|ui| {
+        let name = ui.label(t("server")).on_hover_text(t(tips::REMOTE));
+        let mut url = training.remote.clone().unwrap_or_default();
+        ui.add(
+            egui::TextEdit::singleline(&mut url)
+                .hint_text("ws://HOST:3000")
+                .desired_width(220.0),
+        )
+        .labelled_by(name.id)
+        .on_hover_text(t(tips::REMOTE));
+        training.remote = (!url.trim().is_empty()).then(|| url.trim().to_string());
+        let name = ui.label(t("token"));
+        let mut token = training.token.clone().unwrap_or_default();
+        ui.add(
+            egui::TextEdit::singleline(&mut token)
+                .password(true)
+                .desired_width(120.0),
+        )
+        .labelled_by(name.id);
+        training.token = (!token.is_empty()).then_some(token);
+    });
+}
+
 /// Data, model, backend and optimizer settings. `detected` is what the worker reported.
 pub fn training_ui(
     ui: &mut Ui,
@@ -153,11 +178,15 @@ pub fn training_ui(
             (BackendChoice::Auto, "auto"),
             (BackendChoice::Wgpu, "wgpu"),
             (BackendChoice::Flex, "flex"),
+            (BackendChoice::Remote, "remote"),
         ] {
             ui.selectable_value(&mut plan.training.backend, b, name)
                 .on_hover_text(t(tips::BACKEND));
         }
     });
+    if plan.training.backend == BackendChoice::Remote {
+        remote_ui(ui, &mut plan.training);
+    }
     ui.small(detected.unwrap_or(t("detected when training starts")));
     egui::Grid::new("training").num_columns(2).show(ui, |ui| {
         let training = &mut plan.training;

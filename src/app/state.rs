@@ -63,6 +63,9 @@ pub struct AppState {
     pub overlays: Overlays,
     pub layers: Vec<LayerView>,
     pub selected_layer: usize,
+    /// A remote run ended with its server gone; a host copy from this step can continue
+    /// on this machine.
+    pub remote_lost: Option<u64>,
     /// The lesson being followed.
     pub lesson: Option<crate::lessons::Progress>,
     /// The lessons of the course, in order (empty if they could not be read).
@@ -107,6 +110,7 @@ impl AppState {
             highlight: None,
             speed_cap: None,
             lesson: None,
+            remote_lost: None,
             lessons: crate::lessons::all().unwrap_or_default(),
             language: crate::i18n::Language::En,
             language_note: None,
@@ -280,6 +284,7 @@ impl AppState {
                     v.set_snapshot(snap);
                 }
             }
+            Event::RemoteLost { step } => self.remote_lost = Some(step),
             Event::Paused { step } => {
                 self.status.paused = true;
                 self.status.step = step;

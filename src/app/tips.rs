@@ -4,6 +4,7 @@
 pub const DATASET: &str = "The images to train on. Built-in: 10,000 MNIST digits shipped with the program (8,000 train / 2,000 test). Fashion-MNIST: 70,000 clothing images, when Debian's dataset-fashion-mnist is installed.";
 pub const MODEL: &str = "The network to train and prune. LeNet-300-100 is all dense layers; the CNNs show how convolutions react to pruning (they are usually more sensitive than late dense layers).";
 pub const BACKEND: &str = "Where training runs. auto picks a real GPU through wgpu and falls back to burn's CPU backend (flex) when there is none; a software GPU such as llvmpipe is far slower than flex.";
+pub const REMOTE: &str = "Train on another machine's device: start `sparsity-explorer serve --token T` there and give its address (ws://HOST:3000) and token here.";
 pub const LR: &str = "Adam's learning rate. Too high and the loss explodes (the run stops and says so); 1e-3 is a safe start.";
 pub const BATCH: &str =
     "Examples per training step. An epoch is the training set divided by this, rounded up.";

@@ -78,6 +78,8 @@ pub enum CliCommand {
         /// Print this preset's plan.
         name: Option<String>,
     },
+    /// Serve this machine's device to other machines' runs (--backend remote there).
+    Serve(super::serve::ServeArgs),
     /// A plan as one short line to share, and back.
     #[command(subcommand)]
     Plan(PlanCommand),

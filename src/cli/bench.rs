@@ -12,7 +12,7 @@ use crate::data::Dataset;
 use crate::model::ModelKind;
 use crate::plan::{BackendChoice, ExperimentPlan};
 use crate::prune::{At, Schedule};
-use crate::train::{Session, select};
+use crate::train::Session;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -65,7 +65,7 @@ pub fn measure(
     let data = Arc::new(Dataset::builtin()?);
     let per_epoch = plan.steps_per_epoch(data.train.len());
     plan.training.epochs = ((steps + WARMUP).div_ceil(per_epoch) + 1) as u32;
-    let (device, info) = select(plan.training.backend)?;
+    let (device, info) = crate::train::backend::select_for(&plan.training)?;
     let mut session = Session::new(plan, data, device, info.clone())?;
     for _ in 0..WARMUP {
         session.train_step()?;

@@ -10,6 +10,7 @@ pub mod inspect;
 pub mod plan_args;
 pub mod reference;
 pub mod report;
+pub mod serve;
 
 use std::io::Write;
 use std::time::Duration;
@@ -36,6 +37,7 @@ pub fn main(cli: Cli) -> Result<()> {
         Some(CliCommand::Inspect(args)) => inspect::inspect(&args),
         Some(CliCommand::Presets { name }) => presets(name.as_deref()),
         Some(CliCommand::Plan(command)) => plan_command(command),
+        Some(CliCommand::Serve(args)) => serve::serve(&args),
         Some(CliCommand::Lessons { json, language }) => lessons(json, language),
         None => crate::app::run_window(crate::app::AppOptions {
             // a damaged string is an error here, before any window opens

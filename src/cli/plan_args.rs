@@ -33,9 +33,16 @@ pub struct PlanArgs {
     pub lr: Option<f64>,
     #[arg(long)]
     pub seed: Option<u64>,
-    /// auto: wgpu on a real GPU, else flex.
+    /// auto: wgpu on a real GPU, else flex; remote: a `serve`d device (--remote).
     #[arg(long, value_enum, ignore_case = true)]
     pub backend: Option<BackendChoice>,
+    /// The server for --backend remote: ws://HOST:PORT (of several, comma separated, a run
+    /// uses the first). Implies --backend remote.
+    #[arg(long, value_name = "ws://HOST:PORT[,...]")]
+    pub remote: Option<String>,
+    /// The token the remote server was started with.
+    #[arg(long)]
+    pub token: Option<String>,
     /// Start from these weights: a PyTorch state_dict saved as safetensors (keys by layer
     /// name or nn.Sequential position). Analyses and exports use them as they are.
     #[arg(long, value_name = "FILE.safetensors")]
@@ -208,6 +215,13 @@ impl PlanArgs {
         }
         if let Some(v) = self.backend {
             t.backend = v;
+        }
+        if let Some(url) = &self.remote {
+            t.remote = Some(url.clone());
+            t.backend = BackendChoice::Remote;
+        }
+        if let Some(token) = &self.token {
+            t.token = Some(token.clone());
         }
         if let Some(v) = self.eval_every {
             t.eval_every = v;

@@ -627,4 +627,19 @@ pub const ZH: &[(&str, &str)] = &[
     ("loss {}", "损失 {}"),
     ("accuracy {}", "准确率 {}"),
     ("sparsity {}", "稀疏度 {}"),
+    ("server", "服务器"),
+    ("token", "令牌"),
+    (
+        "Train on another machine's device: start `sparsity-explorer serve --token T` there and give its address (ws://HOST:3000) and token here.",
+        "在另一台机器的设备上训练：在那台机器上运行 `sparsity-explorer serve --token T`，然后在这里填写它的地址（ws://HOST:3000）和令牌。",
+    ),
+    (
+        "The remote server is gone. Its weights, masks and Adam state from step {} are kept here.",
+        "远程服务器已断开。它在第 {} 步的权重、掩码和 Adam 状态已保存在本机。",
+    ),
+    ("Continue locally", "在本机继续"),
+    (
+        "Go on training this run on this machine's CPU (flex), from the kept step.",
+        "从保存的那一步起，在本机 CPU（flex）上继续训练这次运行。",
+    ),
 ];

@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use burn::tensor::Device;
 
 pub use crate::plan::BackendChoice;
+use crate::plan::Training;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -23,6 +24,18 @@ pub struct BackendInfo {
 pub enum BackendError {
     #[error("no usable wgpu adapter: {0}")]
     NoWgpu(String),
+    #[error(
+        "backend remote needs a server: --remote ws://HOST:PORT (remote = \"ws://HOST:PORT\" under [training] in a plan)"
+    )]
+    NoServer,
+    #[error(
+        "cannot reach the server at {url}: {reason} (is `sparsity-explorer serve` running there?)"
+    )]
+    Unreachable { url: String, reason: String },
+    #[error("the server at {url} refused the token (give the one it was started with: --token T)")]
+    Unauthorized { url: String },
+    #[error("the server at {url}: {reason}")]
+    Remote { url: String, reason: String },
 }
 
 /// The wgpu adapter found at start-up, once per process: its device, name and whether it
@@ -65,10 +78,73 @@ fn flex(note: Option<String>) -> (Device, BackendInfo) {
     )
 }
 
+/// The servers a plan names for the remote backend, in order.
+pub fn servers(training: &Training) -> Vec<String> {
+    training
+        .remote
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Picks the device a plan's training settings ask for: a local one ([`select`]), or the
+/// first server's device for `remote`.
+pub fn select_for(training: &Training) -> Result<(Device, BackendInfo), BackendError> {
+    match training.backend {
+        BackendChoice::Remote => {
+            let url = servers(training)
+                .into_iter()
+                .next()
+                .ok_or(BackendError::NoServer)?;
+            connect(&url, training.token.as_deref())
+        }
+        local => select(local),
+    }
+}
+
+/// Connects device 0 of the server at `url` (`ws://HOST:PORT`) through burn's remote
+/// backend, with `token` for its authorizer. Autodiff stays here; the server runs the
+/// operations.
+pub fn connect(url: &str, token: Option<&str>) -> Result<(Device, BackendInfo), BackendError> {
+    use burn::tensor::remote::{ConnectError, RemoteHost};
+    let host = RemoteHost::websocket(url);
+    let host = match token {
+        Some(t) => host.with_credential(t),
+        None => host,
+    };
+    let url_owned = || url.to_string();
+    let device = Device::remote_options(&host).init().map_err(|e| match e {
+        ConnectError::Unauthorized => BackendError::Unauthorized { url: url_owned() },
+        ConnectError::Unreachable { reason } => BackendError::Unreachable {
+            url: url_owned(),
+            reason,
+        },
+        other => BackendError::Remote {
+            url: url_owned(),
+            reason: other.to_string(),
+        },
+    })?;
+    Ok((
+        device,
+        BackendInfo {
+            backend: "remote".into(),
+            // burn's session does not carry the server's device name: `serve` prints it
+            device: format!("{url}, device 0"),
+            note: None,
+        },
+    ))
+}
+
 /// Picks the device for `choice`. `Auto` never trains on a software adapter: llvmpipe is
-/// two orders of magnitude slower than flex on the same cores.
+/// two orders of magnitude slower than flex on the same cores. `Remote` needs a server:
+/// [`select_for`].
 pub fn select(choice: BackendChoice) -> Result<(Device, BackendInfo), BackendError> {
     match choice {
+        BackendChoice::Remote => Err(BackendError::NoServer),
         BackendChoice::Flex => Ok(flex(None)),
         BackendChoice::Wgpu => match probe_wgpu() {
             Ok(p) => Ok((

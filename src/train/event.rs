@@ -42,6 +42,9 @@ pub enum Command {
     Step,
     /// End the run now; the session stays for snapshots.
     Stop,
+    /// Continue the run that a lost remote server ended, on this machine's CPU (flex), from
+    /// the host copy taken last ([`Event::RemoteLost`] says its step).
+    ContinueLocally,
     /// Train at most this many steps per second (`None`: as fast as it goes), so that a
     /// class can watch the masks change.
     SetSpeed {
@@ -187,6 +190,12 @@ pub enum Event {
     SweepFinished {
         result: SweepResult,
         cancelled: bool,
+    },
+    /// A run on a remote server ended with the server gone; a host copy of the weights,
+    /// masks and Adam state from `step` is kept, and [`Command::ContinueLocally`] goes on
+    /// from there.
+    RemoteLost {
+        step: u64,
     },
     Finished {
         /// The run was stopped before its last step.

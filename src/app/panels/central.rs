@@ -90,6 +90,26 @@ fn banner(ui: &mut Ui, state: &mut AppState, out: &mut Vec<AppCommand>) {
             });
         });
     }
+    if let Some(step) = state.remote_lost {
+        frame(Color32::from_rgb(40, 60, 100)).show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.label(
+                    RichText::new(tf(
+                        "The remote server is gone. Its weights, masks and Adam state from step {} are kept here.",
+                        &[&step],
+                    ))
+                    .color(Color32::WHITE),
+                );
+                if ui
+                    .button(t("Continue locally"))
+                    .on_hover_text(t("Go on training this run on this machine's CPU (flex), from the kept step."))
+                    .clicked()
+                {
+                    out.push(AppCommand::ContinueLocally);
+                }
+            });
+        });
+    }
     if state.no_dialogs {
         frame(Color32::from_rgb(40, 60, 100)).show(ui, |ui| {
             ui.label(RichText::new(t(files::NO_DIALOGS)).color(Color32::WHITE));

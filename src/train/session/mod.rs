@@ -58,6 +58,12 @@ pub enum SessionError {
     },
     #[error(transparent)]
     Params(#[from] ParamError),
+    #[error("the device stopped answering at step {step} ({device}): {reason}")]
+    DeviceLost {
+        step: u64,
+        device: String,
+        reason: String,
+    },
 }
 
 /// One run of one plan on one device.
@@ -343,7 +349,11 @@ impl Session {
             batch_tensors(&self.data.train, self.data.shape, &indices, &self.device);
         let logits = self.network().forward(images); // [batch, 10]
         let loss = self.loss_fn.forward(logits, labels); // [1]
-        let loss_value = scalar(&loss);
+        let loss_value = try_scalar(&loss).map_err(|reason| SessionError::DeviceLost {
+            step,
+            device: self.backend.device.clone(),
+            reason,
+        })?;
         if !loss_value.is_finite() {
             return Err(SessionError::NonFiniteLoss {
                 step,
@@ -531,10 +541,16 @@ fn batch_tensors(
     (images, labels)
 }
 
+/// The value of a one-element tensor, `NaN` when the device cannot give it.
 fn scalar(t: &Tensor<1>) -> f64 {
+    try_scalar(t).unwrap_or(f64::NAN)
+}
+
+/// The value of a one-element tensor, or why the device could not give it (a remote
+/// server that went away).
+fn try_scalar(t: &Tensor<1>) -> Result<f64, String> {
     t.clone()
-        .into_data()
-        .iter::<f64>()
-        .next()
-        .unwrap_or(f64::NAN)
+        .try_into_data()
+        .map_err(|e| e.to_string())
+        .map(|d| d.iter::<f64>().next().unwrap_or(f64::NAN))
 }

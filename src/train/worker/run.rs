@@ -12,7 +12,7 @@ use crate::data::Dataset;
 use crate::masks_file::save_masks;
 use crate::plan::ExperimentPlan;
 use crate::train::analysis::{SensitivityJob, SweepJob};
-use crate::train::backend::select;
+use crate::train::backend::select_for;
 use crate::train::checkpoint::CheckpointData;
 use crate::train::error::WorkerError;
 use crate::train::event::{Command, Event};
@@ -24,6 +24,8 @@ use jobs::Job;
 
 /// Smallest interval between two progress events.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a remote run's state is copied to this machine.
+const HOST_COPY_EVERY: Duration = Duration::from_secs(3);
 /// Longest wait for a command before the idle worker checks in again.
 pub(super) const IDLE_BEAT: Duration = Duration::from_millis(200);
 
@@ -47,6 +49,9 @@ pub(super) struct WorkerLoop {
     datasets: HashMap<String, Arc<Dataset>>,
     last_progress: Option<Instant>,
     job: Option<Job>,
+    /// A remote run's weights, masks and Adam state on this machine, renewed every
+    /// [`HOST_COPY_EVERY`]: what a lost server leaves to continue from.
+    host_copy: Option<(CheckpointData, Instant)>,
     /// The speed cap: the time between two steps, and when the next one may start.
     step_interval: Option<Duration>,
     next_step_at: Option<Instant>,
@@ -77,6 +82,7 @@ impl WorkerLoop {
             datasets: HashMap::new(),
             last_progress: None,
             job: None,
+            host_copy: None,
             step_interval: None,
             next_step_at: None,
         }
@@ -159,6 +165,10 @@ impl WorkerLoop {
         self.running = false;
         self.finish_job(true);
         let run_ended = failure == Failure::EndsRun;
+        let remote = self
+            .session
+            .as_ref()
+            .is_some_and(|s| s.backend().backend == "remote");
         if run_ended {
             self.session = None;
         }
@@ -167,6 +177,51 @@ impl WorkerLoop {
             step,
             run_ended,
         });
+        if run_ended
+            && remote
+            && let Some((copy, _)) = &self.host_copy
+        {
+            self.emit(Event::RemoteLost { step: copy.step });
+        }
+    }
+
+    /// Keeps a host copy of a remote run, every [`HOST_COPY_EVERY`].
+    fn keep_host_copy(&mut self) {
+        let Some(session) = self.session.as_ref() else {
+            return;
+        };
+        if session.backend().backend != "remote"
+            || self
+                .host_copy
+                .as_ref()
+                .is_some_and(|(_, at)| at.elapsed() < HOST_COPY_EVERY)
+        {
+            return;
+        }
+        if let Ok(copy) = session.to_checkpoint("{}".into()) {
+            self.host_copy = Some((copy, Instant::now()));
+        }
+    }
+
+    /// Goes on with the run a lost server ended, from its host copy, on flex.
+    fn continue_locally(&mut self) -> Result<(), WorkerError> {
+        let Some((mut copy, _)) = self.host_copy.take() else {
+            self.notice("no copy of a remote run to continue from");
+            return Ok(());
+        };
+        let mut plan = ExperimentPlan::from_toml(&copy.plan_toml, "the remote run's plan")?;
+        plan.training.backend = crate::train::BackendChoice::Flex;
+        plan.training.remote = None;
+        copy.plan_toml = plan.to_toml();
+        let dataset = self.dataset(&plan)?;
+        let (device, backend) = select_for(&plan.training)?;
+        let session = Session::from_checkpoint(&copy, dataset, device, backend)?;
+        self.notice(format!(
+            "continuing on this machine (flex) from step {}",
+            copy.step
+        ));
+        self.announce(session, true);
+        Ok(())
     }
 
     fn handle(&mut self, command: Command) {
@@ -181,6 +236,9 @@ impl WorkerLoop {
                     self.running = false;
                     self.train_one();
                 }
+            }
+            Command::ContinueLocally => {
+                self.guard("continuing locally", EndsRun, Self::continue_locally)
             }
             Command::SetSpeed { steps_per_s } => {
                 self.step_interval = steps_per_s
@@ -227,7 +285,7 @@ impl WorkerLoop {
             }),
             Command::Sweep(request) => self.guard("starting the sweep", KeepsRun, |w| {
                 w.start_job(|s| {
-                    let device = select(s.plan().training.backend)?.0;
+                    let device = select_for(&s.plan().training)?.0;
                     Ok(Job::Sweep(Box::new(SweepJob::new(s, &request, device)?)))
                 })
             }),
@@ -285,6 +343,7 @@ impl WorkerLoop {
         self.running = false;
         self.finish_job(true);
         self.session = None;
+        self.host_copy = None;
     }
 
     /// A new session of `plan`, from the plan's starting weights when it names some;
@@ -292,7 +351,7 @@ impl WorkerLoop {
     fn start(&mut self, plan: ExperimentPlan, run: bool) -> Result<(), WorkerError> {
         self.clear();
         let data = self.dataset(&plan)?;
-        let (device, backend) = select(plan.training.backend)?;
+        let (device, backend) = select_for(&plan.training)?;
         let weights = plan.training.weights.clone();
         let mut session = Session::new(plan, data, device, backend)?;
         if let Some(path) = &weights {
@@ -384,7 +443,7 @@ impl WorkerLoop {
         let data = CheckpointData::read(&path)?;
         let plan = ExperimentPlan::from_toml(&data.plan_toml, &path.display().to_string())?;
         let dataset = self.dataset(&plan)?;
-        let (device, backend) = select(plan.training.backend)?;
+        let (device, backend) = select_for(&plan.training)?;
         let session = Session::from_checkpoint(&data, dataset, device, backend)
             .map_err(|e| WorkerError::from(e).in_file(&path))?;
         let step = session.step();
@@ -408,7 +467,7 @@ impl WorkerLoop {
         let decoded = crate::export::read_sparse(&path)?;
         let plan = ExperimentPlan::from_toml(&decoded.header.plan, &path.display().to_string())?;
         let dataset = self.dataset(&plan)?;
-        let (device, backend) = select(plan.training.backend)?;
+        let (device, backend) = select_for(&plan.training)?;
         let session = Session::from_sparse(&decoded, dataset, device, backend)
             .map_err(|e| WorkerError::from(e).in_file(&path))?;
         self.announce(session, false);
@@ -460,6 +519,7 @@ impl WorkerLoop {
     }
 
     fn after_step(&mut self, outcome: StepOutcome) -> Result<(), WorkerError> {
+        self.keep_host_copy();
         let Some(session) = self.session.as_mut() else {
             return Ok(());
         };

@@ -1,0 +1,226 @@
+//! burn's remote backend on loopback: `serve` started by the test on flex, a run trained
+//! through it, a wrong token, and a server that is not there. Nothing here reaches beyond
+//! 127.0.0.1.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sparsity-explorer"))
+}
+
+/// A `serve` process on a free port of 127.0.0.1, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(token: Option<&str>) -> Self {
+        let mut cmd = bin();
+        cmd.args(["serve", "--port", "0", "--backend", "flex"]);
+        match token {
+            Some(t) => cmd.args(["--token", t]),
+            None => cmd.arg("--insecure"),
+        };
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "serving flex (CPU (flex)) on ws://0.0.0.0:PORT"
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.split_whitespace().next())
+            .and_then(|p| p.parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        assert!(
+            line.starts_with("serving flex (CPU (flex)) on ws://"),
+            "{line}"
+        );
+        Server {
+            child,
+            url: format!("ws://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("the binary runs")
+}
+
+fn last_event(out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().expect("output")).unwrap()
+}
+
+#[test]
+fn a_run_trains_through_a_served_device_and_says_so() {
+    let server = Server::start(Some("s3cret"));
+    let out = run(&[
+        "run",
+        "--preset",
+        "quick-demo",
+        "--epochs",
+        "1",
+        "--begin",
+        "20",
+        "--end",
+        "50",
+        "--remote",
+        &server.url,
+        "--token",
+        "s3cret",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = last_event(&out);
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["backend"], "remote");
+    assert!(
+        summary["device"].as_str().unwrap().contains(&server.url),
+        "{summary}"
+    );
+    assert!((summary["sparsity"].as_f64().unwrap() - 0.9).abs() < 0.01);
+    // the same run on this machine: the same seed gives the same accuracy
+    let local = run(&[
+        "run",
+        "--preset",
+        "quick-demo",
+        "--epochs",
+        "1",
+        "--begin",
+        "20",
+        "--end",
+        "50",
+        "--backend",
+        "flex",
+        "--json",
+    ]);
+    let local = last_event(&local);
+    let (remote_acc, local_acc) = (
+        summary["final_accuracy"].as_f64().unwrap(),
+        local["final_accuracy"].as_f64().unwrap(),
+    );
+    eprintln!("final accuracy: remote {remote_acc:.4}, local {local_acc:.4}");
+    assert!(
+        (remote_acc - local_acc).abs() <= 0.005,
+        "remote {remote_acc} local {local_acc}"
+    );
+}
+
+#[test]
+fn a_wrong_token_and_a_missing_server_are_one_clear_line() {
+    let server = Server::start(Some("right"));
+    let out = run(&[
+        "run",
+        "--preset",
+        "quick-demo",
+        "--remote",
+        &server.url,
+        "--token",
+        "wrong",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.trim_end().lines().last().unwrap_or_default();
+    assert!(last.contains("refused the token"), "{stderr}");
+    // a port nothing listens on
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("ws://127.0.0.1:{closed}");
+    let out = run(&["run", "--preset", "quick-demo", "--remote", &url]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot reach the server at {url}")),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "{stderr}"
+    );
+    // and a server started without a token without saying so is refused
+    let out = run(&["serve", "--port", "0"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("serving needs a token"));
+}
+
+#[test]
+fn a_server_lost_mid_run_leaves_a_copy_that_continues_locally() {
+    use sparsity_explorer::plan::ExperimentPlan;
+    use sparsity_explorer::train::{BackendChoice, Command as WorkerCommand, Event, Worker};
+    use std::time::{Duration, Instant};
+
+    let mut server = Server::start(None);
+    let mut plan = ExperimentPlan::preset("lenet300-agp90").unwrap();
+    plan.training.backend = BackendChoice::Remote;
+    plan.training.remote = Some(server.url.clone());
+    let worker = Worker::spawn(None);
+    worker.send(WorkerCommand::Start(Box::new(plan)));
+    let next = |what: &str, stop: &dyn Fn(&Event) -> bool| -> Event {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "timed out waiting for {what}");
+            if let Ok(e) = worker.recv_timeout(left)
+                && stop(&e)
+            {
+                return e;
+            }
+        }
+    };
+    next(
+        "training through the server",
+        &|e| matches!(e, Event::Progress { step, .. } if *step > 30),
+    );
+    // the server goes away mid-run
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let error = next("the error", &|e| matches!(e, Event::Error { .. }));
+    let Event::Error {
+        run_ended, error, ..
+    } = error
+    else {
+        unreachable!()
+    };
+    assert!(run_ended, "{error}");
+    let Event::RemoteLost { step: kept } =
+        next("the kept copy", &|e| matches!(e, Event::RemoteLost { .. }))
+    else {
+        unreachable!()
+    };
+    worker.send(WorkerCommand::ContinueLocally);
+    let Event::Started { backend, .. } =
+        next("the local run", &|e| matches!(e, Event::Started { .. }))
+    else {
+        unreachable!()
+    };
+    assert_eq!(backend.backend, "flex");
+    next(
+        "local training past the kept step",
+        &|e| matches!(e, Event::Progress { step, .. } if *step > kept),
+    );
+    worker.send(WorkerCommand::Stop);
+}
