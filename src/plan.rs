@@ -56,8 +56,8 @@ pub struct Training {
     /// the pruning settings after it applies at the next step. For live demos.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub until_stopped: bool,
-    /// The server for `backend = "remote"`: `ws://HOST:PORT` (of several, comma separated,
-    /// a run uses the first).
+    /// The server for `backend = "remote"`: `ws://HOST:PORT`, or several, comma separated
+    /// (a run uses the first; a sweep spreads its points over all of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<String>,
     /// The token the remote server's authorizer checks.

@@ -224,3 +224,80 @@ fn a_server_lost_mid_run_leaves_a_copy_that_continues_locally() {
     );
     worker.send(WorkerCommand::Stop);
 }
+
+#[test]
+fn a_sweep_spread_over_two_servers_survives_losing_one() {
+    use sparsity_explorer::plan::ExperimentPlan;
+    use sparsity_explorer::prune::{At, Granularity, Schedule};
+    use sparsity_explorer::train::{
+        BackendChoice, Command as WorkerCommand, Event, SweepRequest, Worker,
+    };
+    use std::time::{Duration, Instant};
+
+    let (a, mut b) = (Server::start(None), Server::start(None));
+    let mut plan = ExperimentPlan::preset("quick-demo").unwrap();
+    plan.training.backend = BackendChoice::Remote;
+    plan.training.remote = Some(format!("{},{}", a.url, b.url));
+    plan.pruning.schedule = Schedule::OneShot {
+        target: 0.5,
+        at: At::Step(u64::MAX / 4),
+    };
+    let worker = Worker::spawn(None);
+    worker.send(WorkerCommand::Start(Box::new(plan)));
+    let wait_for = |what: &str, stop: &dyn Fn(&Event) -> bool| -> Event {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "timed out waiting for {what}");
+            if let Ok(e) = worker.recv_timeout(left) {
+                if let Event::Error { error, .. } = &e {
+                    panic!("{what}: {error}");
+                }
+                if stop(&e) {
+                    return e;
+                }
+            }
+        }
+    };
+    wait_for(
+        "a trained model",
+        &|e| matches!(e, Event::Progress { step, .. } if *step > 20),
+    );
+    worker.send(WorkerCommand::Pause);
+    let targets = vec![0.3, 0.5, 0.7, 0.8, 0.9, 0.95];
+    worker.send(WorkerCommand::Sweep(SweepRequest {
+        targets: targets.clone(),
+        granularities: vec![Granularity::Unstructured],
+        criteria: Vec::new(),
+        fine_tune_epochs: 0.5,
+    }));
+    // the first point in, one server goes away
+    let Event::SweepProgress { point, .. } = wait_for("a first point", &|e| {
+        matches!(e, Event::SweepProgress { .. })
+    }) else {
+        unreachable!()
+    };
+    assert!(point.server.is_some(), "{point:?}");
+    let _ = b.child.kill();
+    let _ = b.child.wait();
+    let Event::SweepFinished { result, cancelled } = wait_for("the whole sweep", &|e| {
+        matches!(e, Event::SweepFinished { .. })
+    }) else {
+        unreachable!()
+    };
+    assert!(!cancelled);
+    let mut got: Vec<f64> = result.points.iter().map(|p| p.target).collect();
+    got.sort_by(f64::total_cmp);
+    assert_eq!(got, targets, "every point measured once");
+    let servers: Vec<&str> = result
+        .points
+        .iter()
+        .filter_map(|p| p.server.as_deref())
+        .collect();
+    assert_eq!(servers.len(), targets.len(), "each point names its server");
+    assert!(servers.iter().all(|s| *s == a.url || *s == b.url));
+    assert!(
+        servers.contains(&a.url.as_str()),
+        "the surviving server took over"
+    );
+}

@@ -48,6 +48,7 @@ mod tests {
             result: SweepResult {
                 dense_accuracy: 0.95,
                 points: vec![SweepPoint {
+                    server: None,
                     granularity: "unstructured".into(),
                     criterion: "magnitude".into(),
                     target: 0.5,

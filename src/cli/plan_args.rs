@@ -36,8 +36,8 @@ pub struct PlanArgs {
     /// auto: wgpu on a real GPU, else flex; remote: a `serve`d device (--remote).
     #[arg(long, value_enum, ignore_case = true)]
     pub backend: Option<BackendChoice>,
-    /// The server for --backend remote: ws://HOST:PORT (of several, comma separated, a run
-    /// uses the first). Implies --backend remote.
+    /// The server for --backend remote: ws://HOST:PORT, or several comma separated (a run
+    /// uses the first; a sweep spreads its points over all). Implies --backend remote.
     #[arg(long, value_name = "ws://HOST:PORT[,...]")]
     pub remote: Option<String>,
     /// The token the remote server was started with.

@@ -3,13 +3,14 @@
 //! and take a cancel between any two units.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::backend::BackendInfo;
 use super::checkpoint::CheckpointData;
 use super::session::{Session, SessionError};
+use super::spread::{PointRecipe, PointSpec, Spread};
 use crate::data::Dataset;
 use crate::model::{DeviceMask, Network};
 use crate::plan::ExperimentPlan;
@@ -226,6 +227,9 @@ pub struct SweepPoint {
     /// Achieved fraction of zero weights over all prunable layers.
     pub sparsity: f64,
     pub accuracy: f64,
+    /// The server that ran the point, when the sweep was spread over several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
 }
 
 /// Every point so far, with the accuracy of the starting model.
@@ -271,7 +275,12 @@ impl SensitivityResult {
     }
 }
 
-/// A sweep under way: one fine-tuning session at a time, one training step per advance.
+/// How long a spread sweep's advance waits for a server's point before the worker turns
+/// to its commands again.
+const SPREAD_POLL: Duration = Duration::from_millis(50);
+
+/// A sweep under way: one fine-tuning session at a time, one training step per advance (or,
+/// spread over several servers, one point per server at a time on their own threads).
 pub struct SweepJob {
     base: CheckpointData,
     base_plan: ExperimentPlan,
@@ -282,6 +291,8 @@ pub struct SweepJob {
     total: usize,
     budget_steps: u64,
     current: Option<(Granularity, f64, Criterion, Session, u64)>,
+    /// Set when the points run on several servers at once.
+    spread: Option<Spread>,
     started: Instant,
     pub result: SweepResult,
 }
@@ -321,6 +332,7 @@ impl SweepJob {
             queue,
             budget_steps: ((request.fine_tune_epochs * spe as f64).round() as u64).max(2),
             current: None,
+            spread: None,
             started: Instant::now(),
             result: SweepResult::default(),
         };
@@ -337,7 +349,10 @@ impl SweepJob {
     }
 
     pub fn is_finished(&self) -> bool {
-        self.queue.is_empty() && self.current.is_none()
+        match self.spread {
+            Some(_) => self.result.points.len() >= self.total,
+            None => self.queue.is_empty() && self.current.is_none(),
+        }
     }
 
     /// Seconds left, extrapolated from the points finished so far.
@@ -348,43 +363,62 @@ impl SweepJob {
         })
     }
 
-    /// The plan of one point: the base plan with this granularity everywhere (skips kept),
-    /// pruned by a polynomial schedule over the first half of the budget.
+    /// The plan of one point (see [`point_plan`]).
     fn point_plan(
         &self,
         granularity: Granularity,
         target: f64,
         criterion: Criterion,
     ) -> ExperimentPlan {
-        let mut plan = self.base_plan.clone();
-        let begin = self.base.step;
-        let end = begin + (self.budget_steps / 2).max(1);
-        let spe = plan.steps_per_epoch(self.dataset.train.len());
-        plan.training.epochs = (begin + self.budget_steps).div_ceil(spe) as u32;
-        plan.pruning.granularity = granularity;
-        plan.pruning.criterion = criterion;
-        plan.pruning.scope = Scope::Layer;
-        plan.pruning.layers.retain(|_, o| o.skip);
-        for o in plan.pruning.layers.values_mut() {
-            *o = LayerOverride {
-                skip: true,
-                ..Default::default()
-            };
-        }
-        plan.pruning.schedule = Schedule::Polynomial {
-            initial: 0.0,
-            final_sparsity: target.min(0.99),
-            begin: At::Step(begin),
-            end: At::Step(end),
-            power: 3.0,
-            frequency: ((end - begin) / 10).max(1),
+        point_plan(
+            &self.base_plan,
+            self.base.step,
+            self.budget_steps,
+            self.dataset.train.len(),
+            (granularity, target, criterion),
+        )
+    }
+
+    /// Spreads the points over `servers` (two or more), one thread each, from here on;
+    /// the points are run there rather than one training step at a time here.
+    pub fn spread_over(mut self, servers: &[String], token: Option<String>) -> Self {
+        let (base_plan, base_step, budget, train_len) = (
+            self.base_plan.clone(),
+            self.base.step,
+            self.budget_steps,
+            self.dataset.train.len(),
+        );
+        let recipe = PointRecipe {
+            base: self.base.clone(),
+            dataset: self.dataset.clone(),
+            budget_steps: self.budget_steps,
+            plan_of: Arc::new(move |spec| {
+                point_plan(&base_plan, base_step, budget, train_len, spec)
+            }),
         };
-        plan
+        let points = std::mem::take(&mut self.queue);
+        self.spread = Some(Spread::start(servers, token, points, recipe));
+        self
+    }
+
+    /// What happened to the servers of a spread sweep since the last call.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        self.spread
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.notices))
+            .unwrap_or_default()
     }
 
     /// One training step of the current point (starting the next point when needed).
     /// Returns the point when one finishes.
     pub fn advance(&mut self) -> Result<Option<SweepPoint>, SessionError> {
+        if let Some(spread) = self.spread.as_mut() {
+            let point = spread.next(SPREAD_POLL)?;
+            if let Some(p) = &point {
+                self.result.points.push(p.clone());
+            }
+            return Ok(point);
+        }
         if self.current.is_none() {
             let Some((g, t, c)) = self.queue.pop() else {
                 return Ok(None);
@@ -412,11 +446,47 @@ impl SweepJob {
             target: *t,
             sparsity: summary.sparsity,
             accuracy: summary.final_accuracy,
+            server: None,
         };
         self.current = None;
         self.result.points.push(point.clone());
         Ok(Some(point))
     }
+}
+
+/// The plan of one point of a sweep: the base plan with this granularity and criterion
+/// everywhere (skips kept), pruned per layer by a polynomial schedule over the first half
+/// of the budget, from the base step.
+fn point_plan(
+    base_plan: &ExperimentPlan,
+    begin: u64,
+    budget_steps: u64,
+    train_len: usize,
+    (granularity, target, criterion): PointSpec,
+) -> ExperimentPlan {
+    let mut plan = base_plan.clone();
+    let end = begin + (budget_steps / 2).max(1);
+    let spe = plan.steps_per_epoch(train_len);
+    plan.training.epochs = (begin + budget_steps).div_ceil(spe) as u32;
+    plan.pruning.granularity = granularity;
+    plan.pruning.criterion = criterion;
+    plan.pruning.scope = Scope::Layer;
+    plan.pruning.layers.retain(|_, o| o.skip);
+    for o in plan.pruning.layers.values_mut() {
+        *o = LayerOverride {
+            skip: true,
+            ..Default::default()
+        };
+    }
+    plan.pruning.schedule = Schedule::Polynomial {
+        initial: 0.0,
+        final_sparsity: target.min(0.99),
+        begin: At::Step(begin),
+        end: At::Step(end),
+        power: 3.0,
+        frequency: ((end - begin) / 10).max(1),
+    };
+    plan
 }
 
 /// Parses `0.5, 0.6 ...` into sparsities in `[0, 1)` (levels of a sensitivity analysis,

@@ -10,6 +10,7 @@ pub mod exporting;
 pub mod heartbeat;
 pub mod report;
 pub mod session;
+pub mod spread;
 pub mod worker;
 
 pub use analysis::{SensitivityRequest, SensitivityResult, SweepPoint, SweepRequest, SweepResult};

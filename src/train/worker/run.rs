@@ -285,8 +285,15 @@ impl WorkerLoop {
             }),
             Command::Sweep(request) => self.guard("starting the sweep", KeepsRun, |w| {
                 w.start_job(|s| {
-                    let device = select_for(&s.plan().training)?.0;
-                    Ok(Job::Sweep(Box::new(SweepJob::new(s, &request, device)?)))
+                    let training = &s.plan().training;
+                    let device = select_for(training)?.0;
+                    let mut job = SweepJob::new(s, &request, device)?;
+                    let servers = crate::train::backend::servers(training);
+                    if training.backend == crate::train::BackendChoice::Remote && servers.len() > 1
+                    {
+                        job = job.spread_over(&servers, training.token.clone());
+                    }
+                    Ok(Job::Sweep(Box::new(job)))
                 })
             }),
             Command::Cancel => self.finish_job(true),

@@ -38,6 +38,7 @@ impl WorkerLoop {
             self.job = None;
             return Ok(());
         };
+        let mut notices = Vec::new();
         let (event, finished) = match job {
             Job::Sensitivity(j) => {
                 let event =
@@ -53,6 +54,7 @@ impl WorkerLoop {
                 (event, j.is_finished())
             }
             Job::Sweep(j) => {
+                notices = j.take_notices();
                 let event = j.advance()?.map(|point| Event::SweepProgress {
                     point,
                     done: j.done(),
@@ -62,6 +64,9 @@ impl WorkerLoop {
                 (event, j.is_finished())
             }
         };
+        for message in notices {
+            self.emit(Event::Notice { message });
+        }
         if let Some(e) = event {
             self.emit(e);
         }
