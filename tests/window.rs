@@ -519,6 +519,79 @@ fn a_lesson_ticks_its_steps_as_the_run_shows_them() {
 }
 
 #[test]
+fn a_run_on_a_served_device_that_goes_away_continues_locally_from_the_window() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command as Process, Stdio};
+    let mut server = Process::new(env!("CARGO_BIN_EXE_sparsity-explorer"))
+        .args(["serve", "--port", "0", "--insecure", "--backend", "flex"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // "serving flex (CPU (flex)) on ws://127.0.0.1:PORT without a token"
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let url = format!("ws://127.0.0.1:{port}");
+    let dir = temp_dir("remote");
+    let mut p = plan();
+    p.training.epochs = 40;
+    let mut h = harness(picker(&dir, None), p);
+    click(&mut h, "remote");
+    let field = h.get_by_role_and_label(Role::TextInput, "server");
+    field.focus();
+    field.type_text(&url);
+    h.run_steps(2);
+    assert_eq!(
+        h.state().state.plan.training.remote.as_deref(),
+        Some(url.as_str())
+    );
+    click(&mut h, "Start");
+    wait(&mut h, 60, "training on the server", |app| {
+        app.state.status.step > 30
+            && app
+                .state
+                .status
+                .backend
+                .as_ref()
+                .is_some_and(|b| b.backend == "remote")
+    });
+    assert!(
+        h.query_by_label_contains("remote · ws://127.0.0.1")
+            .is_some()
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    wait(&mut h, 60, "the offer to continue", |app| {
+        app.state.remote_lost.is_some()
+    });
+    click(&mut h, "Continue locally");
+    wait(&mut h, 60, "training on flex again", |app| {
+        app.state.status.active
+            && app
+                .state
+                .status
+                .backend
+                .as_ref()
+                .is_some_and(|b| b.backend == "flex")
+    });
+    let kept = h.state().state.status.step;
+    wait(&mut h, 60, "local steps", |app| {
+        app.state.status.step > kept + 5
+    });
+    click(&mut h, "Stop");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn without_a_dialog_backend_the_window_says_so_and_asks_for_paths() {
     let dir = temp_dir("nodialogs");
     let original = plan();
