@@ -69,6 +69,30 @@ fn last_event(out: &Output) -> Value {
     serde_json::from_str(stdout.lines().last().expect("output")).unwrap()
 }
 
+/// Events from `worker` until one meets `stop` (returned), failing after two minutes; a
+/// worker error fails the test unless `stop` takes it.
+fn wait_for(
+    worker: &sparsity_explorer::train::Worker,
+    what: &str,
+    stop: impl Fn(&sparsity_explorer::train::Event) -> bool,
+) -> sparsity_explorer::train::Event {
+    use sparsity_explorer::train::Event;
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "timed out waiting for {what}");
+        if let Ok(e) = worker.recv_timeout(left) {
+            if stop(&e) {
+                return e;
+            }
+            if let Event::Error { error, .. } = &e {
+                panic!("{what}: {error}");
+            }
+        }
+    }
+}
+
 #[test]
 fn a_run_trains_through_a_served_device_and_says_so() {
     let server = Server::start(Some("s3cret"));
@@ -171,7 +195,6 @@ fn a_wrong_token_and_a_missing_server_are_one_clear_line() {
 fn a_server_lost_mid_run_leaves_a_copy_that_continues_locally() {
     use sparsity_explorer::plan::ExperimentPlan;
     use sparsity_explorer::train::{BackendChoice, Command as WorkerCommand, Event, Worker};
-    use std::time::{Duration, Instant};
 
     let mut server = Server::start(None);
     let mut plan = ExperimentPlan::preset("lenet300-agp90").unwrap();
@@ -179,26 +202,15 @@ fn a_server_lost_mid_run_leaves_a_copy_that_continues_locally() {
     plan.training.remote = Some(server.url.clone());
     let worker = Worker::spawn(None);
     worker.send(WorkerCommand::Start(Box::new(plan)));
-    let next = |what: &str, stop: &dyn Fn(&Event) -> bool| -> Event {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "timed out waiting for {what}");
-            if let Ok(e) = worker.recv_timeout(left)
-                && stop(&e)
-            {
-                return e;
-            }
-        }
-    };
-    next(
+    wait_for(
+        &worker,
         "training through the server",
-        &|e| matches!(e, Event::Progress { step, .. } if *step > 30),
+        |e| matches!(e, Event::Progress { step, .. } if *step > 30),
     );
     // the server goes away mid-run
     let _ = server.child.kill();
     let _ = server.child.wait();
-    let error = next("the error", &|e| matches!(e, Event::Error { .. }));
+    let error = wait_for(&worker, "the error", |e| matches!(e, Event::Error { .. }));
     let Event::Error {
         run_ended, error, ..
     } = error
@@ -206,21 +218,22 @@ fn a_server_lost_mid_run_leaves_a_copy_that_continues_locally() {
         unreachable!()
     };
     assert!(run_ended, "{error}");
-    let Event::RemoteLost { step: kept } =
-        next("the kept copy", &|e| matches!(e, Event::RemoteLost { .. }))
-    else {
+    let Event::RemoteLost { step: kept } = wait_for(&worker, "the kept copy", |e| {
+        matches!(e, Event::RemoteLost { .. })
+    }) else {
         unreachable!()
     };
     worker.send(WorkerCommand::ContinueLocally);
-    let Event::Started { backend, .. } =
-        next("the local run", &|e| matches!(e, Event::Started { .. }))
-    else {
+    let Event::Started { backend, .. } = wait_for(&worker, "the local run", |e| {
+        matches!(e, Event::Started { .. })
+    }) else {
         unreachable!()
     };
     assert_eq!(backend.backend, "flex");
-    next(
+    wait_for(
+        &worker,
         "local training past the kept step",
-        &|e| matches!(e, Event::Progress { step, .. } if *step > kept),
+        |e| matches!(e, Event::Progress { step, .. } if *step > kept),
     );
     worker.send(WorkerCommand::Stop);
 }
@@ -232,7 +245,6 @@ fn a_sweep_spread_over_two_servers_survives_losing_one() {
     use sparsity_explorer::train::{
         BackendChoice, Command as WorkerCommand, Event, SweepRequest, Worker,
     };
-    use std::time::{Duration, Instant};
 
     let (a, mut b) = (Server::start(None), Server::start(None));
     let mut plan = ExperimentPlan::preset("quick-demo").unwrap();
@@ -244,24 +256,10 @@ fn a_sweep_spread_over_two_servers_survives_losing_one() {
     };
     let worker = Worker::spawn(None);
     worker.send(WorkerCommand::Start(Box::new(plan)));
-    let wait_for = |what: &str, stop: &dyn Fn(&Event) -> bool| -> Event {
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "timed out waiting for {what}");
-            if let Ok(e) = worker.recv_timeout(left) {
-                if let Event::Error { error, .. } = &e {
-                    panic!("{what}: {error}");
-                }
-                if stop(&e) {
-                    return e;
-                }
-            }
-        }
-    };
     wait_for(
+        &worker,
         "a trained model",
-        &|e| matches!(e, Event::Progress { step, .. } if *step > 20),
+        |e| matches!(e, Event::Progress { step, .. } if *step > 20),
     );
     worker.send(WorkerCommand::Pause);
     let targets = vec![0.3, 0.5, 0.7, 0.8, 0.9, 0.95];
@@ -272,7 +270,7 @@ fn a_sweep_spread_over_two_servers_survives_losing_one() {
         fine_tune_epochs: 0.5,
     }));
     // the first point in, one server goes away
-    let Event::SweepProgress { point, .. } = wait_for("a first point", &|e| {
+    let Event::SweepProgress { point, .. } = wait_for(&worker, "a first point", |e| {
         matches!(e, Event::SweepProgress { .. })
     }) else {
         unreachable!()
@@ -280,7 +278,7 @@ fn a_sweep_spread_over_two_servers_survives_losing_one() {
     assert!(point.server.is_some(), "{point:?}");
     let _ = b.child.kill();
     let _ = b.child.wait();
-    let Event::SweepFinished { result, cancelled } = wait_for("the whole sweep", &|e| {
+    let Event::SweepFinished { result, cancelled } = wait_for(&worker, "the whole sweep", |e| {
         matches!(e, Event::SweepFinished { .. })
     }) else {
         unreachable!()
