@@ -605,6 +605,7 @@ fn a_cancelled_sweep_keeps_its_points_and_the_worker_goes_on() {
         granularities: vec!["unstructured".parse().unwrap(), "channel".parse().unwrap()],
         criteria: Vec::new(),
         fine_tune_epochs: 1.0,
+        servers: Vec::new(),
     }));
     let seen = until(&worker, 120, |e| {
         matches!(e, Event::SweepProgress { done: 2, .. })

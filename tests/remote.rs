@@ -268,6 +268,7 @@ fn a_sweep_spread_over_two_servers_survives_losing_one() {
         granularities: vec![Granularity::Unstructured],
         criteria: Vec::new(),
         fine_tune_epochs: 0.5,
+        servers: Vec::new(),
     }));
     // the first point in, one server goes away
     let Event::SweepProgress { point, .. } = wait_for(&worker, "a first point", |e| {
@@ -298,4 +299,60 @@ fn a_sweep_spread_over_two_servers_survives_losing_one() {
         servers.contains(&a.url.as_str()),
         "the surviving server took over"
     );
+}
+
+#[test]
+fn a_sweep_of_a_model_trained_here_spreads_its_points_over_the_servers() {
+    let (a, b) = (Server::start(None), Server::start(None));
+    let dir = std::env::temp_dir().join(format!("se-remote-sweep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ckpt = dir.join("dense.ckpt");
+    let trained = run(&[
+        "run",
+        "--preset",
+        "quick-demo",
+        "--backend",
+        "flex",
+        "--epochs",
+        "1",
+        "--target",
+        "0",
+        "--save-checkpoint",
+        ckpt.to_str().unwrap(),
+    ]);
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    let servers = format!("{},{}", a.url, b.url);
+    let out = run(&[
+        "sweep",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--targets",
+        "0.5,0.8,0.9",
+        "--granularities",
+        "unstructured",
+        "--budget",
+        "0.5",
+        "--remote",
+        &servers,
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result = last_event(&out);
+    let points = result["points"].as_array().unwrap();
+    assert_eq!(points.len(), 3);
+    for p in points {
+        let server = p["server"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no server: {p}"));
+        assert!(server == a.url || server == b.url, "{server}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
 }

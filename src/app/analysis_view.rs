@@ -41,6 +41,8 @@ pub struct AnalysisState {
     pub sensitivity: Option<SensitivityResult>,
     pub sensitivity_progress: Option<(usize, usize)>,
     pub targets_text: String,
+    /// Remote servers to spread a sweep over, comma separated (empty: the plan's).
+    pub servers_text: String,
     pub granularities_text: String,
     /// Criteria to compare, comma separated (empty: the plan's).
     pub criteria_text: String,
@@ -67,6 +69,7 @@ impl Default for AnalysisState {
                 .collect::<Vec<_>>()
                 .join(", "),
             criteria_text: String::new(),
+            servers_text: String::new(),
             fine_tune_epochs: s.fine_tune_epochs,
             sweeps: Vec::new(),
             sweep_progress: None,
@@ -309,17 +312,27 @@ impl SweepsPanel<'_> {
         ui.horizontal(|ui| {
         ui.label(t("targets"));
         ui.add(TextEdit::singleline(&mut state.targets_text).desired_width(220.0))
-            .on_hover_text("Target sparsities, comma separated.");
+            .on_hover_text(t("Target sparsities, comma separated."));
         ui.label(t("granularities"));
         ui.add(TextEdit::singleline(&mut state.granularities_text).desired_width(240.0))
-            .on_hover_text("Comma separated: unstructured, 2:4, block:4x4, channel ... N:M runs once (its sparsity is fixed).");
+            .on_hover_text(t("Comma separated: unstructured, 2:4, block:4x4, channel ... N:M runs once (its sparsity is fixed)."));
         ui.label(t("criteria"));
         ui.add(TextEdit::singleline(&mut state.criteria_text).desired_width(140.0))
-            .on_hover_text("Comma separated: magnitude, random, taylor, movement, snip, wanda, synflow. Every target and granularity runs once per criterion; empty: the plan's criterion.");
+            .on_hover_text(t("Comma separated: magnitude, random, taylor, movement, snip, wanda, synflow. Every target and granularity runs once per criterion; empty: the plan's criterion."));
         ui.label(t("budget"));
         ui.add(DragValue::new(&mut state.fine_tune_epochs).range(0.1..=100.0).speed(0.1).suffix(t(" epochs")))
-            .on_hover_text("Training per point: pruning over the first half, fine-tuning over the second.");
+            .on_hover_text(t("Training per point: pruning over the first half, fine-tuning over the second."));
     });
+        ui.horizontal(|ui| {
+            let name = ui.label(t("servers"));
+            ui.add(
+                TextEdit::singleline(&mut state.servers_text)
+                    .hint_text("ws://a:3000, ws://b:3000")
+                    .desired_width(420.0),
+            )
+            .labelled_by(name.id)
+            .on_hover_text(t("Remote servers (sparsity-explorer serve) to run the points on, one per server at a time, comma separated; a point whose server goes away runs on another. Empty: the plan's servers, or this machine."));
+        });
         ui.horizontal(|ui| {
             let busy = state.busy();
             if ui
@@ -344,11 +357,19 @@ impl SweepsPanel<'_> {
                         .filter(|t| !t.is_empty())
                         .map(|t| t.parse::<Criterion>().map_err(|e| e.to_string()))
                         .collect::<Result<Vec<_>, _>>()?;
+                    let servers = state
+                        .servers_text
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(String::from)
+                        .collect();
                     Ok(SweepRequest {
                         targets,
                         granularities,
                         criteria,
                         fine_tune_epochs: state.fine_tune_epochs,
+                        servers,
                     })
                 });
                 match parsed {
@@ -459,9 +480,13 @@ impl SweepsPanel<'_> {
                 });
             }
             if let Some(last) = state.sweeps.last() {
+                let spread = last.result.points.iter().any(|p| p.server.is_some());
                 egui::Grid::new("sweep-table").striped(true).show(ui, |ui| {
                     for h in ["granularity", "criterion", "target", "sparsity", "accuracy"] {
-                        ui.strong(h);
+                        ui.strong(t(h));
+                    }
+                    if spread {
+                        ui.strong(t("server"));
                     }
                     ui.end_row();
                     for p in &last.result.points {
@@ -470,6 +495,9 @@ impl SweepsPanel<'_> {
                         ui.label(format!("{:.2}", p.target));
                         ui.label(format!("{:.3}", p.sparsity));
                         ui.label(format!("{:.4}", p.accuracy));
+                        if spread {
+                            ui.label(p.server.as_deref().unwrap_or("-"));
+                        }
                         ui.end_row();
                     }
                 });

@@ -243,11 +243,22 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
     let worker = Worker::spawn(None);
     let mut out = std::io::stdout().lock();
     prepare(&worker, &args.source, &mut out)?;
+    // a checkpoint keeps its own backend: --remote with one spreads the points instead
+    let servers = match (&args.source.checkpoint, &args.source.plan.remote) {
+        (Some(_), Some(list)) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        _ => Vec::new(),
+    };
     worker.send(Command::Sweep(SweepRequest {
         targets,
         granularities,
         criteria: args.criteria.clone(),
         fine_tune_epochs: args.budget,
+        servers,
     }));
     let quiet = args.source.json || args.source.csv;
     let progress = bar(0, quiet);

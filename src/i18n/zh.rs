@@ -642,4 +642,11 @@ pub const ZH: &[(&str, &str)] = &[
         "Go on training this run on this machine's CPU (flex), from the kept step.",
         "从保存的那一步起，在本机 CPU（flex）上继续训练这次运行。",
     ),
+    ("servers", "服务器"),
+    (
+        "Remote servers (sparsity-explorer serve) to run the points on, one per server at a time, comma separated; a point whose server goes away runs on another. Empty: the plan's servers, or this machine.",
+        "运行各个点的远程服务器（sparsity-explorer serve），以逗号分隔，每台服务器一次一个点；某个点的服务器断开时会改到另一台上运行。留空：使用方案中的服务器，或本机。",
+    ),
+    ("granularity", "粒度"),
+    ("criterion", "准则"),
 ];

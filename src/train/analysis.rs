@@ -200,6 +200,9 @@ pub struct SweepRequest {
     /// Training budget of every point, in epochs: pruning over the first half, then
     /// fine-tuning with the mask held.
     pub fine_tune_epochs: f64,
+    /// Remote servers (`ws://HOST:PORT`) to spread the points over; empty: the plan's
+    /// servers when it trains remotely and names several, otherwise here.
+    pub servers: Vec<String>,
 }
 
 impl Default for SweepRequest {
@@ -212,6 +215,7 @@ impl Default for SweepRequest {
                 .collect(),
             criteria: Vec::new(),
             fine_tune_epochs: 3.0,
+            servers: Vec::new(),
         }
     }
 }

@@ -288,10 +288,13 @@ impl WorkerLoop {
                     let training = &s.plan().training;
                     let device = select_for(training)?.0;
                     let mut job = SweepJob::new(s, &request, device)?;
-                    let servers = crate::train::backend::servers(training);
-                    if training.backend == crate::train::BackendChoice::Remote && servers.len() > 1
+                    let plan_servers = crate::train::backend::servers(training);
+                    if !request.servers.is_empty() {
+                        job = job.spread_over(&request.servers, training.token.clone());
+                    } else if training.backend == crate::train::BackendChoice::Remote
+                        && plan_servers.len() > 1
                     {
-                        job = job.spread_over(&servers, training.token.clone());
+                        job = job.spread_over(&plan_servers, training.token.clone());
                     }
                     Ok(Job::Sweep(Box::new(job)))
                 })
