@@ -356,3 +356,57 @@ fn a_sweep_of_a_model_trained_here_spreads_its_points_over_the_servers() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_sensitivity_analysis_spread_over_servers_measures_what_it_measures_here() {
+    let (a, b) = (Server::start(None), Server::start(None));
+    let dir = std::env::temp_dir().join(format!("se-remote-sens-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ckpt = dir.join("dense.ckpt");
+    let trained = run(&[
+        "run",
+        "--preset",
+        "quick-demo",
+        "--backend",
+        "flex",
+        "--epochs",
+        "1",
+        "--target",
+        "0",
+        "--save-checkpoint",
+        ckpt.to_str().unwrap(),
+    ]);
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    let args = [
+        "sensitivity",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--levels",
+        "0.5,0.9",
+        "--json",
+    ];
+    let here = last_event(&run(&args));
+    let servers = format!("{},{}", a.url, b.url);
+    let spread = run(&[&args[..], &["--remote", &servers]].concat());
+    assert!(
+        spread.status.success(),
+        "{}",
+        String::from_utf8_lossy(&spread.stderr)
+    );
+    let spread = last_event(&spread);
+    assert_eq!(spread["event"], "sensitivity");
+    assert_eq!(spread["layers"].as_array().unwrap().len(), 3);
+    for (x, y) in here["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(spread["layers"].as_array().unwrap())
+    {
+        assert_eq!(x["accuracy"], y["accuracy"], "{}", x["name"]);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

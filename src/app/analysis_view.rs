@@ -175,6 +175,7 @@ impl SensitivityPanel<'_> {
                 "The plan's granularity and criterion are used; change them in the left panel.",
             ));
         });
+        servers_field(ui, &mut state.servers_text);
         ui.horizontal(|ui| {
             let busy = state.busy();
             if ui
@@ -192,6 +193,7 @@ impl SensitivityPanel<'_> {
                             levels,
                             granularity: plan.pruning.granularity,
                             criterion: plan.pruning.criterion,
+                            servers: parse_servers(&state.servers_text),
                         }));
                     }
                     Err(e) => state.input_error = Some(e),
@@ -298,6 +300,29 @@ impl SensitivityPanel<'_> {
     }
 }
 
+/// The *servers* field both tabs share: remote servers to spread an analysis over.
+fn servers_field(ui: &mut Ui, text: &mut String) {
+    ui.horizontal(|ui| {
+        let name = ui.label(t("servers"));
+        ui.add(
+            TextEdit::singleline(text)
+                .hint_text("ws://a:3000, ws://b:3000")
+                .desired_width(420.0),
+        )
+        .labelled_by(name.id)
+        .on_hover_text(t("Remote servers (sparsity-explorer serve) to run the points on, one per server at a time, comma separated; a point whose server goes away runs on another. Empty: the plan's servers, or this machine."));
+    });
+}
+
+/// The servers of the *servers* field, in order.
+fn parse_servers(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 /// The Sweeps tab.
 pub struct SweepsPanel<'a> {
     pub state: &'a mut AnalysisState,
@@ -323,16 +348,7 @@ impl SweepsPanel<'_> {
         ui.add(DragValue::new(&mut state.fine_tune_epochs).range(0.1..=100.0).speed(0.1).suffix(t(" epochs")))
             .on_hover_text(t("Training per point: pruning over the first half, fine-tuning over the second."));
     });
-        ui.horizontal(|ui| {
-            let name = ui.label(t("servers"));
-            ui.add(
-                TextEdit::singleline(&mut state.servers_text)
-                    .hint_text("ws://a:3000, ws://b:3000")
-                    .desired_width(420.0),
-            )
-            .labelled_by(name.id)
-            .on_hover_text(t("Remote servers (sparsity-explorer serve) to run the points on, one per server at a time, comma separated; a point whose server goes away runs on another. Empty: the plan's servers, or this machine."));
-        });
+        servers_field(ui, &mut state.servers_text);
         ui.horizontal(|ui| {
             let busy = state.busy();
             if ui
@@ -357,13 +373,7 @@ impl SweepsPanel<'_> {
                         .filter(|t| !t.is_empty())
                         .map(|t| t.parse::<Criterion>().map_err(|e| e.to_string()))
                         .collect::<Result<Vec<_>, _>>()?;
-                    let servers = state
-                        .servers_text
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|t| !t.is_empty())
-                        .map(String::from)
-                        .collect();
+                    let servers = parse_servers(&state.servers_text);
                     Ok(SweepRequest {
                         targets,
                         granularities,

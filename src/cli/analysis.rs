@@ -70,6 +70,22 @@ pub struct SweepArgs {
     pub budget: f64,
 }
 
+impl ModelSource {
+    /// The servers of `--remote` when a checkpoint is analysed: the checkpoint keeps its
+    /// own backend, so `--remote` spreads the analysis over the servers instead.
+    fn servers_for_checkpoint(&self) -> Vec<String> {
+        match (&self.checkpoint, &self.plan.remote) {
+            (Some(_), Some(list)) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// The plan's dense phase: no pruning, for `epochs` or until pruning would begin.
 fn dense_plan(plan: &ExperimentPlan, epochs: Option<u32>) -> ExperimentPlan {
     let mut dense = plan.clone();
@@ -130,6 +146,7 @@ pub fn sensitivity(args: &SensitivityArgs) -> Result<()> {
         levels,
         granularity: plan.pruning.granularity,
         criterion: plan.pruning.criterion,
+        servers: args.source.servers_for_checkpoint(),
     }));
     let quiet = args.source.json || args.source.csv;
     let progress = bar(0, quiet);
@@ -155,7 +172,7 @@ pub fn sensitivity(args: &SensitivityArgs) -> Result<()> {
         },
         |e| matches!(e, Event::SensitivityFinished { .. }),
     )?;
-    let Event::SensitivityFinished { result, .. } = done else {
+    let Event::SensitivityFinished { result, cancelled } = done else {
         unreachable!("waited for the result")
     };
     if let Some(b) = progress {
@@ -219,7 +236,19 @@ pub fn sensitivity(args: &SensitivityArgs) -> Result<()> {
             )?;
         }
     }
-    Ok(())
+    stopped_early(&worker, cancelled)
+}
+
+/// Nothing here cancels an analysis: one that stopped early was ended by an error, said
+/// right after (what was measured is printed first).
+fn stopped_early(worker: &Worker, cancelled: bool) -> Result<()> {
+    if !cancelled {
+        return Ok(());
+    }
+    match worker.recv_timeout(std::time::Duration::from_secs(5)) {
+        Ok(Event::Error { error, .. }) => Err(anyhow!("{error}")),
+        _ => Err(anyhow!("the analysis stopped before its end")),
+    }
 }
 
 pub fn sweep(args: &SweepArgs) -> Result<()> {
@@ -243,16 +272,7 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
     let worker = Worker::spawn(None);
     let mut out = std::io::stdout().lock();
     prepare(&worker, &args.source, &mut out)?;
-    // a checkpoint keeps its own backend: --remote with one spreads the points instead
-    let servers = match (&args.source.checkpoint, &args.source.plan.remote) {
-        (Some(_), Some(list)) => list
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect(),
-        _ => Vec::new(),
-    };
+    let servers = args.source.servers_for_checkpoint();
     worker.send(Command::Sweep(SweepRequest {
         targets,
         granularities,
@@ -298,7 +318,7 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
     if let Some(e) = write_error {
         return Err(e.into());
     }
-    let Event::SweepFinished { result, .. } = done else {
+    let Event::SweepFinished { result, cancelled } = done else {
         unreachable!("waited for the result")
     };
     if let Some(b) = progress {
@@ -327,5 +347,5 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
             )?;
         }
     }
-    Ok(())
+    stopped_early(&worker, cancelled)
 }

@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use super::backend::BackendInfo;
 use super::checkpoint::CheckpointData;
 use super::session::{Session, SessionError};
-use super::spread::{PointRecipe, PointSpec, Spread};
+use super::spread::{PointRecipe, Spread, point_plan};
 use crate::data::Dataset;
 use crate::model::{DeviceMask, Network};
 use crate::plan::ExperimentPlan;
-use crate::prune::{At, Criterion, Granularity, LayerOverride, Schedule, Scope, layer_mask};
+use crate::prune::{Criterion, Granularity, layer_mask};
 use burn::tensor::Device;
 
 /// Default sparsity levels of a sensitivity analysis.
@@ -30,6 +30,10 @@ pub struct SensitivityRequest {
     pub levels: Vec<f64>,
     pub granularity: Granularity,
     pub criterion: Criterion,
+    /// Remote servers (`ws://HOST:PORT`) to spread the measurements over; empty: the
+    /// plan's servers when it trains remotely and names several, otherwise here.
+    #[serde(default)]
+    pub servers: Vec<String>,
 }
 
 impl Default for SensitivityRequest {
@@ -38,8 +42,39 @@ impl Default for SensitivityRequest {
             levels: DEFAULT_LEVELS.to_vec(),
             granularity: Granularity::Unstructured,
             criterion: Criterion::Magnitude,
+            servers: Vec::new(),
         }
     }
+}
+
+/// The accuracy of `original` (the network of `session`, host weights `weights`) with
+/// layer `layer` alone pruned to `level`, on the test split.
+pub(crate) fn measure_cell(
+    session: &Session,
+    original: &Network,
+    weights: &[Vec<f32>],
+    request: &SensitivityRequest,
+    (layer, level): (usize, f64),
+) -> Result<f64, SessionError> {
+    let rule = &session.rules()[layer];
+    let mask = layer_mask(
+        &weights[layer],
+        &rule.shape,
+        request.granularity,
+        request.criterion,
+        level,
+        layer as u64,
+    )
+    .map_err(|e| SessionError::Plan(crate::prune::PolicyError::from(e).into()))?;
+    let mut masks: Vec<Option<DeviceMask>> = vec![None; weights.len()];
+    masks[layer] = Some(DeviceMask::upload(
+        &mask,
+        &rule.shape,
+        &session.mask_device(),
+    ));
+    let mut pruned = original.clone();
+    pruned.apply_masks(&masks);
+    Ok(session.evaluate_network(&pruned).accuracy)
 }
 
 /// One layer's row of the accuracy matrix.
@@ -93,13 +128,19 @@ impl SensitivityResult {
     }
 }
 
+/// A measured cell of a sensitivity analysis: `(layer, level index)` and the accuracy.
+type Cell = ((usize, usize), f64);
+
 /// A sensitivity analysis under way.
 pub struct SensitivityJob {
     request: SensitivityRequest,
     original: Network,
     weights: Vec<Vec<f32>>,
-    /// Next `(layer, level)` to measure, as a flat index.
+    /// Next `(layer, level)` to measure, as a flat index (spread over servers: how many
+    /// cells are done).
     next: usize,
+    /// Set when the cells are measured on several servers at once.
+    spread: Option<Spread<Cell>>,
     pub result: SensitivityResult,
 }
 
@@ -135,7 +176,56 @@ impl SensitivityJob {
             original,
             weights,
             next: 0,
+            spread: None,
         }
+    }
+
+    /// Measures the cells on `servers`, one thread each, each server evaluating copies of
+    /// the session's network (sent there from a checkpoint of it).
+    pub fn spread_over(
+        mut self,
+        session: &Session,
+        servers: &[String],
+        token: Option<String>,
+    ) -> Result<Self, SessionError> {
+        let base = session.to_checkpoint("{}".into())?;
+        let dataset = session.dataset_handle();
+        let n_levels = self.request.levels.len();
+        let mut cells = Vec::new();
+        for (layer, l) in self.result.layers.iter().enumerate() {
+            if l.note.is_some() {
+                self.next += n_levels; // nothing to measure: counted as done
+            } else {
+                cells.extend((0..n_levels).map(|li| (layer, li)));
+            }
+        }
+        cells.reverse();
+        let request = self.request.clone();
+        let prepare: super::spread::Prepare<(usize, usize), Cell> =
+            Arc::new(move |device, backend, _server| {
+                let session = Session::from_checkpoint(&base, dataset.clone(), device, backend)?;
+                let original = session.network().clone();
+                let weights = original.read_weights();
+                let request = request.clone();
+                Ok(Box::new(
+                    move |(layer, li), _cancel: &std::sync::atomic::AtomicBool| {
+                        let level = request.levels[li];
+                        let accuracy =
+                            measure_cell(&session, &original, &weights, &request, (layer, level))?;
+                        Ok(Some(((layer, li), accuracy)))
+                    },
+                ))
+            });
+        self.spread = Some(Spread::start(servers, token, cells, prepare));
+        Ok(self)
+    }
+
+    /// What happened to the servers of a spread analysis since the last call.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        self.spread
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.notices))
+            .unwrap_or_default()
     }
 
     pub fn total(&self) -> usize {
@@ -159,32 +249,28 @@ impl SensitivityJob {
         if self.is_finished() {
             return Ok(None);
         }
+        if let Some(spread) = self.spread.as_mut() {
+            let Some(((layer, li), accuracy)) = spread.next(SPREAD_POLL)? else {
+                return Ok(None);
+            };
+            self.next += 1;
+            self.result.layers[layer].accuracy[li] = Some(accuracy);
+            return Ok(Some((layer, li, Some(accuracy))));
+        }
         let n_levels = self.request.levels.len();
         let (layer, li) = (self.next / n_levels, self.next % n_levels);
         self.next += 1;
         if self.result.layers[layer].note.is_some() {
             return Ok(Some((layer, li, None)));
         }
-        let rule = &session.rules()[layer];
         let level = self.request.levels[li];
-        let mask = layer_mask(
-            &self.weights[layer],
-            &rule.shape,
-            self.request.granularity,
-            self.request.criterion,
-            level,
-            layer as u64,
-        )
-        .map_err(|e| SessionError::Plan(crate::prune::PolicyError::from(e).into()))?;
-        let mut masks: Vec<Option<DeviceMask>> = vec![None; self.weights.len()];
-        masks[layer] = Some(DeviceMask::upload(
-            &mask,
-            &rule.shape,
-            &session.mask_device(),
-        ));
-        let mut pruned = self.original.clone();
-        pruned.apply_masks(&masks);
-        let accuracy = session.evaluate_network(&pruned).accuracy;
+        let accuracy = measure_cell(
+            session,
+            &self.original,
+            &self.weights,
+            &self.request,
+            (layer, level),
+        )?;
         self.result.layers[layer].accuracy[li] = Some(accuracy);
         Ok(Some((layer, li, Some(accuracy))))
     }
@@ -296,7 +382,7 @@ pub struct SweepJob {
     budget_steps: u64,
     current: Option<(Granularity, f64, Criterion, Session, u64)>,
     /// Set when the points run on several servers at once.
-    spread: Option<Spread>,
+    spread: Option<Spread<SweepPoint>>,
     started: Instant,
     pub result: SweepResult,
 }
@@ -401,7 +487,7 @@ impl SweepJob {
             }),
         };
         let points = std::mem::take(&mut self.queue);
-        self.spread = Some(Spread::start(servers, token, points, recipe));
+        self.spread = Some(Spread::start(servers, token, points, recipe.prepare()));
         self
     }
 
@@ -456,41 +542,6 @@ impl SweepJob {
         self.result.points.push(point.clone());
         Ok(Some(point))
     }
-}
-
-/// The plan of one point of a sweep: the base plan with this granularity and criterion
-/// everywhere (skips kept), pruned per layer by a polynomial schedule over the first half
-/// of the budget, from the base step.
-fn point_plan(
-    base_plan: &ExperimentPlan,
-    begin: u64,
-    budget_steps: u64,
-    train_len: usize,
-    (granularity, target, criterion): PointSpec,
-) -> ExperimentPlan {
-    let mut plan = base_plan.clone();
-    let end = begin + (budget_steps / 2).max(1);
-    let spe = plan.steps_per_epoch(train_len);
-    plan.training.epochs = (begin + budget_steps).div_ceil(spe) as u32;
-    plan.pruning.granularity = granularity;
-    plan.pruning.criterion = criterion;
-    plan.pruning.scope = Scope::Layer;
-    plan.pruning.layers.retain(|_, o| o.skip);
-    for o in plan.pruning.layers.values_mut() {
-        *o = LayerOverride {
-            skip: true,
-            ..Default::default()
-        };
-    }
-    plan.pruning.schedule = Schedule::Polynomial {
-        initial: 0.0,
-        final_sparsity: target.min(0.99),
-        begin: At::Step(begin),
-        end: At::Step(end),
-        power: 3.0,
-        frequency: ((end - begin) / 10).max(1),
-    };
-    plan
 }
 
 /// Parses `0.5, 0.6 ...` into sparsities in `[0, 1)` (levels of a sensitivity analysis,

@@ -1,6 +1,7 @@
-//! A sweep spread over several remote servers: one thread per server, each fine-tuning one
-//! point at a time on its server's device. A point whose server is lost goes back to the
-//! queue for another server; what is measured stays measured.
+//! Analyses spread over several remote servers: one thread per server, each taking tasks
+//! (a sweep's points, a sensitivity analysis's cells) from one queue and running them on its
+//! server's device. A task whose server is lost goes back to the queue for another server;
+//! what is measured stays measured.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,175 +9,179 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use burn::tensor::Device;
+
 use super::analysis::SweepPoint;
-use super::backend::connect;
+use super::backend::{BackendInfo, connect};
 use super::checkpoint::CheckpointData;
 use super::session::{Session, SessionError};
 use crate::data::Dataset;
 use crate::plan::ExperimentPlan;
-use crate::prune::{Criterion, Granularity};
+use crate::prune::{At, Criterion, Granularity, LayerOverride, Schedule, Scope};
 
 /// One point of a sweep: granularity, target and criterion.
 pub type PointSpec = (Granularity, f64, Criterion);
 
-/// How a point is fine-tuned, whatever the device: from the sweep's starting checkpoint,
-/// with the point's own plan, for a fixed number of steps.
-#[derive(Clone)]
-pub struct PointRecipe {
-    pub base: CheckpointData,
-    pub dataset: Arc<Dataset>,
-    pub budget_steps: u64,
-    /// The plan of each point (the sweep's rule, shared with the one-device sweep).
-    pub plan_of: Arc<dyn Fn(PointSpec) -> ExperimentPlan + Send + Sync>,
-}
+/// What one server does with each task, made once on its thread for its device: a task's
+/// result, or `None` when the analysis was cancelled.
+pub type TaskRunner<T, R> = Box<dyn FnMut(T, &AtomicBool) -> Result<Option<R>, SessionError>>;
+
+/// Makes a server's [`TaskRunner`] from its device.
+pub type Prepare<T, R> = Arc<
+    dyn Fn(Device, BackendInfo, String) -> Result<TaskRunner<T, R>, SessionError> + Send + Sync,
+>;
 
 /// What a server's thread reports.
-enum LaneReport {
-    Point(SweepPoint),
-    /// The server went away (or could not be reached); its point, if it had one, is back
+enum LaneReport<R> {
+    Done(R),
+    /// The server went away (or could not be reached); its task, if it had one, is back
     /// in the queue.
     Lost {
         server: String,
         reason: String,
     },
-    /// A point failed for a reason another server would meet too (an invalid plan).
+    /// A task failed for a reason another server would meet too (an invalid plan).
     Failed(String),
     /// The queue is empty: this server is done.
     Idle,
 }
 
 /// The servers' threads and what they report.
-pub struct Spread {
-    reports: Receiver<LaneReport>,
+pub struct Spread<R> {
+    reports: Receiver<LaneReport<R>>,
     cancel: Arc<AtomicBool>,
     working: usize,
+    /// The last server lost, and why.
+    last_lost: Option<String>,
     /// What happened to servers, for the worker to say.
     pub notices: Vec<String>,
 }
 
-impl Spread {
-    /// Starts one thread per server in `servers` (`ws://HOST:PORT`), each taking points
-    /// from `points` until none are left.
-    pub fn start(
+impl<R: Send + 'static> Spread<R> {
+    /// Starts one thread per server in `servers` (`ws://HOST:PORT`), each taking tasks
+    /// until none are left.
+    pub fn start<T: Clone + Send + 'static>(
         servers: &[String],
         token: Option<String>,
-        points: Vec<PointSpec>,
-        recipe: PointRecipe,
+        tasks: Vec<T>,
+        prepare: Prepare<T, R>,
     ) -> Self {
-        let queue = Arc::new(Mutex::new(points));
+        let queue = Arc::new(Mutex::new(tasks));
         let cancel = Arc::new(AtomicBool::new(false));
         let (tx, reports) = channel();
         for server in servers {
             let (queue, cancel, tx) = (queue.clone(), cancel.clone(), tx.clone());
-            let (server, token, recipe) = (server.clone(), token.clone(), recipe.clone());
+            let (server, token, prepare) = (server.clone(), token.clone(), prepare.clone());
             std::thread::Builder::new()
-                .name(format!("sweep {server}"))
-                .spawn(move || lane(&server, token.as_deref(), &queue, &recipe, &cancel, &tx))
+                .name(format!("analysis on {server}"))
+                .spawn(move || lane(&server, token.as_deref(), &queue, &prepare, &cancel, &tx))
                 .expect("a thread starts");
         }
         Self {
             reports,
             cancel,
             working: servers.len(),
+            last_lost: None,
             notices: Vec::new(),
         }
     }
 
-    /// The next finished point, waiting at most `wait`. An error when no server is left
-    /// while points remain, or a point failed for a reason of its own.
-    pub fn next(&mut self, wait: Duration) -> Result<Option<SweepPoint>, SessionError> {
+    /// The next finished task's result, waiting at most `wait`. An error when no server is
+    /// left while tasks remain, or a task failed for a reason of its own.
+    pub fn next(&mut self, wait: Duration) -> Result<Option<R>, SessionError> {
         match self.reports.recv_timeout(wait) {
-            Ok(LaneReport::Point(p)) => Ok(Some(p)),
+            Ok(LaneReport::Done(r)) => Ok(Some(r)),
             Ok(LaneReport::Lost { server, reason }) => {
                 self.working -= 1;
                 self.notices.push(format!(
-                    "server {server} lost ({reason}); its point goes to another server"
+                    "server {server} lost ({reason}); its work goes to another server"
                 ));
+                self.last_lost = Some(format!("{server}: {reason}"));
                 self.check_servers_left()
             }
             Ok(LaneReport::Idle) => {
                 self.working -= 1;
                 Ok(None)
             }
-            Ok(LaneReport::Failed(reason)) => Err(SessionError::DeviceLost {
-                step: 0,
-                device: "a sweep point".into(),
-                reason,
-            }),
+            Ok(LaneReport::Failed(reason)) => Err(SessionError::Spread(reason)),
             Err(RecvTimeoutError::Timeout) => Ok(None),
             Err(RecvTimeoutError::Disconnected) => self.check_servers_left(),
         }
     }
 
-    fn check_servers_left(&self) -> Result<Option<SweepPoint>, SessionError> {
+    fn check_servers_left(&self) -> Result<Option<R>, SessionError> {
         if self.working == 0 {
-            return Err(SessionError::DeviceLost {
-                step: 0,
-                device: "every server of the sweep".into(),
-                reason: "no server is left to run the remaining points".into(),
-            });
+            return Err(SessionError::Spread(format!(
+                "no server is left to run the rest of the analysis (the last one lost: {})",
+                self.last_lost.as_deref().unwrap_or("none answered")
+            )));
         }
         Ok(None)
     }
 }
 
-impl Drop for Spread {
-    /// A cancelled or finished sweep stops its threads at their next step.
+impl<R> Drop for Spread<R> {
+    /// A cancelled or finished analysis stops its threads at their next step.
     fn drop(&mut self) {
         self.cancel.store(true, Ordering::Relaxed);
     }
 }
 
-/// One server's thread: connect, then fine-tune points until the queue is empty.
-fn lane(
+/// One server's thread: connect, prepare, then run tasks until the queue is empty.
+fn lane<T: Clone, R>(
     server: &str,
     token: Option<&str>,
-    queue: &Mutex<Vec<PointSpec>>,
-    recipe: &PointRecipe,
+    queue: &Mutex<Vec<T>>,
+    prepare: &Prepare<T, R>,
     cancel: &AtomicBool,
-    tx: &Sender<LaneReport>,
+    tx: &Sender<LaneReport<R>>,
 ) {
     let lost = |reason: String| LaneReport::Lost {
         server: server.to_string(),
         reason,
     };
-    let (device, backend) = match connect(server, token) {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = tx.send(lost(e.to_string()));
+    let prepared =
+        connect(server, token)
+            .map_err(|e| e.to_string())
+            .and_then(|(device, backend)| {
+                catch_unwind(AssertUnwindSafe(|| {
+                    prepare(device, backend, server.to_string())
+                }))
+                .map_err(|_| "the device stopped answering".to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            });
+    let mut run = match prepared {
+        Ok(run) => run,
+        Err(reason) => {
+            let _ = tx.send(lost(reason));
             return;
+        }
+    };
+    let requeue = |task: T| {
+        if let Ok(mut q) = queue.lock() {
+            q.push(task);
         }
     };
     loop {
         if cancel.load(Ordering::Relaxed) {
             return;
         }
-        let Some(spec) = queue.lock().ok().and_then(|mut q| q.pop()) else {
+        let Some(task) = queue.lock().ok().and_then(|mut q| q.pop()) else {
             let _ = tx.send(LaneReport::Idle);
             return;
         };
-        let attempt = catch_unwind(AssertUnwindSafe(|| {
-            fine_tune(spec, recipe, device.clone(), backend.clone(), cancel)
-        }));
-        let report = match attempt {
-            Ok(Ok(Some(mut point))) => {
-                point.server = Some(server.to_string());
-                LaneReport::Point(point)
-            }
+        let report = match catch_unwind(AssertUnwindSafe(|| run(task.clone(), cancel))) {
+            Ok(Ok(Some(r))) => LaneReport::Done(r),
             Ok(Ok(None)) => return,
             Ok(Err(SessionError::DeviceLost { reason, .. })) => {
-                if let Ok(mut q) = queue.lock() {
-                    q.push(spec);
-                }
+                requeue(task);
                 let _ = tx.send(lost(reason));
                 return;
             }
             Ok(Err(e)) => LaneReport::Failed(e.to_string()),
+            // a remote device that goes away can panic inside burn: the server is lost
             Err(_) => {
-                // a remote device that goes away can panic inside burn: the server is lost
-                if let Ok(mut q) = queue.lock() {
-                    q.push(spec);
-                }
+                requeue(task);
                 let _ = tx.send(lost("the device stopped answering".into()));
                 return;
             }
@@ -188,12 +193,39 @@ fn lane(
     }
 }
 
+/// How a sweep's point is fine-tuned, whatever the device: from the sweep's starting
+/// checkpoint, with the point's own plan, for a fixed number of steps.
+#[derive(Clone)]
+pub struct PointRecipe {
+    pub base: CheckpointData,
+    pub dataset: Arc<Dataset>,
+    pub budget_steps: u64,
+    /// The plan of each point (the sweep's rule, shared with the one-device sweep).
+    pub plan_of: Arc<dyn Fn(PointSpec) -> ExperimentPlan + Send + Sync>,
+}
+
+impl PointRecipe {
+    /// A server's runner of sweep points.
+    pub fn prepare(self) -> Prepare<PointSpec, SweepPoint> {
+        Arc::new(move |device, backend, server| {
+            let recipe = self.clone();
+            Ok(Box::new(move |spec, cancel: &AtomicBool| {
+                let point = fine_tune(spec, &recipe, device.clone(), backend.clone(), cancel)?;
+                Ok(point.map(|p| SweepPoint {
+                    server: Some(server.clone()),
+                    ..p
+                }))
+            }))
+        })
+    }
+}
+
 /// Fine-tunes one point to the end of its budget (`None` when cancelled).
 fn fine_tune(
     spec: PointSpec,
     recipe: &PointRecipe,
-    device: burn::tensor::Device,
-    backend: super::backend::BackendInfo,
+    device: Device,
+    backend: BackendInfo,
     cancel: &AtomicBool,
 ) -> Result<Option<SweepPoint>, SessionError> {
     let (granularity, target, criterion) = spec;
@@ -216,4 +248,39 @@ fn fine_tune(
         accuracy: summary.final_accuracy,
         server: None,
     }))
+}
+
+/// The plan of one point of a sweep: the base plan with this granularity and criterion
+/// everywhere (skips kept), pruned per layer by a polynomial schedule over the first half
+/// of the budget, from the base step.
+pub(crate) fn point_plan(
+    base_plan: &ExperimentPlan,
+    begin: u64,
+    budget_steps: u64,
+    train_len: usize,
+    (granularity, target, criterion): PointSpec,
+) -> ExperimentPlan {
+    let mut plan = base_plan.clone();
+    let end = begin + (budget_steps / 2).max(1);
+    let spe = plan.steps_per_epoch(train_len);
+    plan.training.epochs = (begin + budget_steps).div_ceil(spe) as u32;
+    plan.pruning.granularity = granularity;
+    plan.pruning.criterion = criterion;
+    plan.pruning.scope = Scope::Layer;
+    plan.pruning.layers.retain(|_, o| o.skip);
+    for o in plan.pruning.layers.values_mut() {
+        *o = LayerOverride {
+            skip: true,
+            ..Default::default()
+        };
+    }
+    plan.pruning.schedule = Schedule::Polynomial {
+        initial: 0.0,
+        final_sparsity: target.min(0.99),
+        begin: At::Step(begin),
+        end: At::Step(end),
+        power: 3.0,
+        frequency: ((end - begin) / 10).max(1),
+    };
+    plan
 }

@@ -58,6 +58,8 @@ pub enum SessionError {
     },
     #[error(transparent)]
     Params(#[from] ParamError),
+    #[error("{0}")]
+    Spread(String),
     #[error("the device stopped answering at step {step} ({device}): {reason}")]
     DeviceLost {
         step: u64,

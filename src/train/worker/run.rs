@@ -281,7 +281,25 @@ impl WorkerLoop {
                 self.guard("saving masks", KeepsRun, |w| w.save_masks(path))
             }
             Command::Sensitivity(request) => self.guard("starting the analysis", KeepsRun, |w| {
-                w.start_job(|s| Ok(Job::Sensitivity(Box::new(SensitivityJob::new(s, request)))))
+                w.start_job(|s| {
+                    let training = &s.plan().training;
+                    let servers = if request.servers.is_empty()
+                        && training.backend == crate::train::BackendChoice::Remote
+                    {
+                        crate::train::backend::servers(training)
+                    } else {
+                        request.servers.clone()
+                    };
+                    let token = training.token.clone();
+                    let mut job = SensitivityJob::new(s, request);
+                    if servers.len() > 1
+                        || (!servers.is_empty()
+                            && training.backend != crate::train::BackendChoice::Remote)
+                    {
+                        job = job.spread_over(s, &servers, token)?;
+                    }
+                    Ok(Job::Sensitivity(Box::new(job)))
+                })
             }),
             Command::Sweep(request) => self.guard("starting the sweep", KeepsRun, |w| {
                 w.start_job(|s| {

@@ -38,9 +38,10 @@ impl WorkerLoop {
             self.job = None;
             return Ok(());
         };
-        let mut notices = Vec::new();
+        let notices;
         let (event, finished) = match job {
             Job::Sensitivity(j) => {
+                notices = j.take_notices();
                 let event =
                     j.advance(session)?
                         .map(|(layer, li, accuracy)| Event::SensitivityProgress {
