@@ -17,7 +17,7 @@ use crate::train::checkpoint::CheckpointData;
 use crate::train::error::WorkerError;
 use crate::train::event::{Command, Event};
 use crate::train::heartbeat::Heartbeat;
-use crate::train::session::{Session, StepOutcome};
+use crate::train::session::{Session, SessionError, StepOutcome};
 
 mod jobs;
 use jobs::Job;
@@ -164,11 +164,19 @@ impl WorkerLoop {
         };
         self.running = false;
         self.finish_job(true);
-        let run_ended = failure == Failure::EndsRun;
         let remote = self
             .session
             .as_ref()
             .is_some_and(|s| s.backend().backend == "remote");
+        // a remote session whose device stopped answering (burn panics on a failed read,
+        // whatever was reading: a step, a snapshot, a save) cannot go on
+        let device_lost = remote
+            && matches!(
+                error,
+                WorkerError::Panic { .. }
+                    | WorkerError::Session(SessionError::DeviceLost { .. })
+            );
+        let run_ended = failure == Failure::EndsRun || device_lost;
         if run_ended {
             self.session = None;
         }
