@@ -31,6 +31,10 @@ use crate::model::{DeviceMask, HostTensor, Network, ParamError, WeightsError};
 use crate::plan::{ExperimentPlan, PlanFileError};
 use crate::prune::{LayerRule, StepSchedule};
 
+/// A remote session reads its training loss every this many steps (the others report the
+/// last one read).
+const REMOTE_LOSS_EVERY: u64 = 8;
+
 /// Test examples per evaluation batch: large, since evaluation keeps no autodiff graph.
 const EVAL_BATCH: usize = 1000;
 
@@ -110,6 +114,8 @@ pub struct Session {
     movement: Vec<Vec<f32>>,
     /// Per prunable layer, the weights grown back by the last exchange (RigL, SET).
     grown: Vec<Vec<u32>>,
+    /// The last training loss read from the device (`NaN` before the first read).
+    last_loss: f64,
     /// The pruning settings changed after the schedule's last pruning step: the next step
     /// prunes to them (a live change in the schedule's hold phase).
     prune_pending: bool,
@@ -175,6 +181,7 @@ impl Session {
             movement: Vec::new(),
             grown: Vec::new(),
             prune_pending: false,
+            last_loss: f64::NAN,
         })
     }
 
@@ -351,11 +358,23 @@ impl Session {
             batch_tensors(&self.data.train, self.data.shape, &indices, &self.device);
         let logits = self.network().forward(images); // [batch, 10]
         let loss = self.loss_fn.forward(logits, labels); // [1]
-        let loss_value = try_scalar(&loss).map_err(|reason| SessionError::DeviceLost {
-            step,
-            device: self.backend.device.clone(),
-            reason,
-        })?;
+        // on a remote device every read waits for the network: its loss is read every
+        // REMOTE_LOSS_EVERY steps, so the operations of the steps between stream on
+        let read_loss = self.backend.backend != "remote"
+            || self.last_loss.is_nan()
+            || step.is_multiple_of(REMOTE_LOSS_EVERY)
+            || step + 1 >= self.total_steps();
+        let loss_value = if read_loss {
+            let value = try_scalar(&loss).map_err(|reason| SessionError::DeviceLost {
+                step,
+                device: self.backend.device.clone(),
+                reason,
+            })?;
+            self.last_loss = value;
+            value
+        } else {
+            self.last_loss
+        };
         if !loss_value.is_finite() {
             return Err(SessionError::NonFiniteLoss {
                 step,
