@@ -62,10 +62,7 @@ use std::path::Path;
 /// under the final name, and two saves to the same path at once never share a temporary
 /// file (the last rename wins, each file whole).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = folder_of(path);
     if path.file_name().is_none() {
         return Err(std::io::Error::other(format!(
             "{} is not a file path",
@@ -82,16 +79,21 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.persist(path).map(drop).map_err(|e| e.error)
 }
 
+/// The folder a save to `path` writes its temporary file in (`.` for a bare file name).
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
 /// Checks, before any work, that [`atomic_write`] could save to `path`: its folder exists
 /// and takes new files, and `path` is not a folder. Leaves nothing behind.
 pub fn check_destination(path: &Path) -> std::io::Result<()> {
     if path.is_dir() {
         return Err(std::io::Error::other("it is a folder, not a file"));
     }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = folder_of(path);
     if !dir.is_dir() {
         return Err(std::io::Error::other(format!(
             "the folder {} does not exist",

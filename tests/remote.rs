@@ -2,62 +2,15 @@
 //! through it, a wrong token, and a server that is not there. Nothing here reaches beyond
 //! 127.0.0.1.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
+mod common;
+use common::Server;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sparsity-explorer"))
-}
-
-/// A `serve` process on a free port of 127.0.0.1, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(token: Option<&str>) -> Self {
-        let mut cmd = bin();
-        cmd.args(["serve", "--port", "0", "--backend", "flex"]);
-        match token {
-            Some(t) => cmd.args(["--token", t]),
-            None => cmd.arg("--insecure"),
-        };
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        // "serving flex (CPU (flex)) on ws://0.0.0.0:PORT"
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.split_whitespace().next())
-            .and_then(|p| p.parse::<u16>().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        assert!(
-            line.starts_with("serving flex (CPU (flex)) on ws://"),
-            "{line}"
-        );
-        Server {
-            child,
-            url: format!("ws://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn run(args: &[&str]) -> Output {
@@ -301,10 +254,10 @@ fn a_sweep_spread_over_two_servers_survives_losing_one() {
     );
 }
 
-#[test]
-fn a_sweep_of_a_model_trained_here_spreads_its_points_over_the_servers() {
-    let (a, b) = (Server::start(None), Server::start(None));
-    let dir = std::env::temp_dir().join(format!("se-remote-sweep-{}", std::process::id()));
+/// A dense model trained here on flex (one epoch of quick-demo) saved as a checkpoint in
+/// a fresh folder, for the analyses to spread: the folder and the file.
+fn dense_checkpoint(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("se-remote-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ckpt = dir.join("dense.ckpt");
     let trained = run(&[
@@ -325,6 +278,13 @@ fn a_sweep_of_a_model_trained_here_spreads_its_points_over_the_servers() {
         "{}",
         String::from_utf8_lossy(&trained.stderr)
     );
+    (dir, ckpt)
+}
+
+#[test]
+fn a_sweep_of_a_model_trained_here_spreads_its_points_over_the_servers() {
+    let (a, b) = (Server::start(None), Server::start(None));
+    let (dir, ckpt) = dense_checkpoint("sweep");
     let servers = format!("{},{}", a.url, b.url);
     let out = run(&[
         "sweep",
@@ -360,27 +320,7 @@ fn a_sweep_of_a_model_trained_here_spreads_its_points_over_the_servers() {
 #[test]
 fn a_sensitivity_analysis_spread_over_servers_measures_what_it_measures_here() {
     let (a, b) = (Server::start(None), Server::start(None));
-    let dir = std::env::temp_dir().join(format!("se-remote-sens-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ckpt = dir.join("dense.ckpt");
-    let trained = run(&[
-        "run",
-        "--preset",
-        "quick-demo",
-        "--backend",
-        "flex",
-        "--epochs",
-        "1",
-        "--target",
-        "0",
-        "--save-checkpoint",
-        ckpt.to_str().unwrap(),
-    ]);
-    assert!(
-        trained.status.success(),
-        "{}",
-        String::from_utf8_lossy(&trained.stderr)
-    );
+    let (dir, ckpt) = dense_checkpoint("sens");
     let args = [
         "sensitivity",
         "--checkpoint",

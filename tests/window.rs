@@ -16,6 +16,8 @@ use sparsity_explorer::plan::ExperimentPlan;
 use sparsity_explorer::prune::{At, Granularity, Schedule};
 use sparsity_explorer::train::{BackendChoice, Command, SessionTask};
 
+mod common;
+
 fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("se-window-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
@@ -520,27 +522,8 @@ fn a_lesson_ticks_its_steps_as_the_run_shows_them() {
 
 #[test]
 fn a_run_on_a_served_device_that_goes_away_continues_locally_from_the_window() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command as Process, Stdio};
-    let mut server = Process::new(env!("CARGO_BIN_EXE_sparsity-explorer"))
-        .args(["serve", "--port", "0", "--insecure", "--backend", "flex"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    // "serving flex (CPU (flex)) on ws://127.0.0.1:PORT without a token"
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.split_whitespace().next())
-        .unwrap()
-        .to_string();
-    let url = format!("ws://127.0.0.1:{port}");
+    let mut server = common::Server::start(None);
+    let url = server.url.clone();
     let dir = temp_dir("remote");
     let mut p = plan();
     p.training.epochs = 40;
@@ -568,8 +551,8 @@ fn a_run_on_a_served_device_that_goes_away_continues_locally_from_the_window() {
         h.query_by_label_contains("remote · ws://127.0.0.1")
             .is_some()
     );
-    let _ = server.kill();
-    let _ = server.wait();
+    let _ = server.child.kill();
+    let _ = server.child.wait();
     wait(&mut h, 60, "the offer to continue", |app| {
         app.state.remote_lost.is_some()
     });

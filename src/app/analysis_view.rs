@@ -193,7 +193,7 @@ impl SensitivityPanel<'_> {
                             levels,
                             granularity: plan.pruning.granularity,
                             criterion: plan.pruning.criterion,
-                            servers: parse_servers(&state.servers_text),
+                            servers: crate::train::backend::parse_servers(&state.servers_text),
                         }));
                     }
                     Err(e) => state.input_error = Some(e),
@@ -314,15 +314,6 @@ fn servers_field(ui: &mut Ui, text: &mut String) {
     });
 }
 
-/// The servers of the *servers* field, in order.
-fn parse_servers(text: &str) -> Vec<String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(String::from)
-        .collect()
-}
-
 /// The Sweeps tab.
 pub struct SweepsPanel<'a> {
     pub state: &'a mut AnalysisState,
@@ -373,7 +364,7 @@ impl SweepsPanel<'_> {
                         .filter(|t| !t.is_empty())
                         .map(|t| t.parse::<Criterion>().map_err(|e| e.to_string()))
                         .collect::<Result<Vec<_>, _>>()?;
-                    let servers = parse_servers(&state.servers_text);
+                    let servers = crate::train::backend::parse_servers(&state.servers_text);
                     Ok(SweepRequest {
                         targets,
                         granularities,

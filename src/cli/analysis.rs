@@ -75,12 +75,7 @@ impl ModelSource {
     /// own backend, so `--remote` spreads the analysis over the servers instead.
     fn servers_for_checkpoint(&self) -> Vec<String> {
         match (&self.checkpoint, &self.plan.remote) {
-            (Some(_), Some(list)) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
+            (Some(_), Some(list)) => crate::train::backend::parse_servers(list),
             _ => Vec::new(),
         }
     }

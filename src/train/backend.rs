@@ -80,11 +80,13 @@ fn flex(note: Option<String>) -> (Device, BackendInfo) {
 
 /// The servers a plan names for the remote backend, in order.
 pub fn servers(training: &Training) -> Vec<String> {
-    training
-        .remote
-        .as_deref()
-        .unwrap_or_default()
-        .split(',')
+    parse_servers(training.remote.as_deref().unwrap_or_default())
+}
+
+/// A comma-separated list of servers (`ws://a:3000, ws://b:3000`), in order, blanks left
+/// out: the one reading of `remote` in a plan, `--remote` and the window's fields.
+pub fn parse_servers(text: &str) -> Vec<String> {
+    text.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(String::from)

@@ -173,8 +173,7 @@ impl WorkerLoop {
         let device_lost = remote
             && matches!(
                 error,
-                WorkerError::Panic { .. }
-                    | WorkerError::Session(SessionError::DeviceLost { .. })
+                WorkerError::Panic { .. } | WorkerError::Session(SessionError::DeviceLost { .. })
             );
         let run_ended = failure == Failure::EndsRun || device_lost;
         if run_ended {
