@@ -20,6 +20,17 @@ pub struct BackendInfo {
     pub note: Option<String>,
 }
 
+/// The name [`BackendInfo::backend`] gives a device served by another machine.
+const REMOTE: &str = "remote";
+
+impl BackendInfo {
+    /// Whether the device is another machine's, reached through burn's remote backend:
+    /// every read waits for the network, and the server can go away.
+    pub fn is_remote(&self) -> bool {
+        self.backend == REMOTE
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum BackendError {
     #[error("no usable wgpu adapter: {0}")]
@@ -133,7 +144,7 @@ pub fn connect(url: &str, token: Option<&str>) -> Result<(Device, BackendInfo), 
     Ok((
         device,
         BackendInfo {
-            backend: "remote".into(),
+            backend: REMOTE.into(),
             // burn's session does not carry the server's device name: `serve` prints it
             device: format!("{url}, device 0"),
             note: None,

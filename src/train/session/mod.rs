@@ -360,7 +360,7 @@ impl Session {
         let loss = self.loss_fn.forward(logits, labels); // [1]
         // on a remote device every read waits for the network: its loss is read every
         // REMOTE_LOSS_EVERY steps, so the operations of the steps between stream on
-        let read_loss = self.backend.backend != "remote"
+        let read_loss = !self.backend.is_remote()
             || self.last_loss.is_nan()
             || step.is_multiple_of(REMOTE_LOSS_EVERY)
             || step + 1 >= self.total_steps();

@@ -167,7 +167,7 @@ impl WorkerLoop {
         let remote = self
             .session
             .as_ref()
-            .is_some_and(|s| s.backend().backend == "remote");
+            .is_some_and(|s| s.backend().is_remote());
         // a remote session whose device stopped answering (burn panics on a failed read,
         // whatever was reading: a step, a snapshot, a save) cannot go on
         let device_lost = remote
@@ -197,7 +197,7 @@ impl WorkerLoop {
         let Some(session) = self.session.as_ref() else {
             return;
         };
-        if session.backend().backend != "remote"
+        if !session.backend().is_remote()
             || self
                 .host_copy
                 .as_ref()
