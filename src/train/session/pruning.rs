@@ -62,16 +62,20 @@ impl Session {
 
     /// Uploads the host masks to the device and applies them to the weights.
     pub(super) fn upload_masks(&mut self) {
-        let inner = self.device.clone().inner();
-        self.device_masks = self
-            .masks
-            .iter()
-            .zip(&self.rules)
-            .map(|(m, r)| m.as_ref().map(|m| DeviceMask::upload(m, &r.shape, &inner)))
-            .collect();
+        self.device_masks = self.to_device(&self.masks);
         if let Some(model) = self.model.as_mut() {
             model.apply_masks(&self.device_masks);
         }
+    }
+
+    /// Host masks (one per prunable layer, `None`: dense) uploaded to the session's device.
+    pub(super) fn to_device(&self, masks: &[Option<Vec<u8>>]) -> Vec<Option<DeviceMask>> {
+        let inner = self.device.clone().inner();
+        masks
+            .iter()
+            .zip(&self.rules)
+            .map(|(m, r)| m.as_ref().map(|m| DeviceMask::upload(m, &r.shape, &inner)))
+            .collect()
     }
 
     pub(super) fn schedule_final(&self) -> f64 {

@@ -6,7 +6,6 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 
 use super::{Session, SessionError, batch_tensors};
-use crate::model::DeviceMask;
 use crate::plan::PlanFileError;
 use crate::prune::Criterion;
 use crate::prune::score::{SYNFLOW_ITERATIONS, synflow_round_target, wanda_scores};
@@ -129,7 +128,6 @@ impl Session {
         value: f64,
     ) -> Result<Masks, SessionError> {
         let mut flow_network = self.network().linearized()?;
-        let device = self.device.clone().inner();
         let rounds = if value > 0.0 { SYNFLOW_ITERATIONS } else { 1 };
         let mut masks = Vec::new();
         for round in 1..=rounds {
@@ -140,12 +138,7 @@ impl Session {
                 }
             }
             masks = self.masks_for(&scores, synflow_round_target(value, round, rounds))?;
-            let uploaded: Vec<Option<DeviceMask>> = masks
-                .iter()
-                .zip(&self.rules)
-                .map(|(m, r)| m.as_ref().map(|m| DeviceMask::upload(m, &r.shape, &device)))
-                .collect();
-            flow_network.apply_masks(&uploaded);
+            flow_network.apply_masks(&self.to_device(&masks));
         }
         Ok(masks)
     }
