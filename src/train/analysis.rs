@@ -8,12 +8,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::backend::BackendInfo;
-use super::checkpoint::CheckpointData;
 use super::session::{Session, SessionError};
-use super::spread::{PointRecipe, Spread, point_plan};
-use crate::data::Dataset;
+use super::spread::{PointRecipe, PointSpec, Spread};
 use crate::model::{DeviceMask, Network};
-use crate::plan::ExperimentPlan;
 use crate::prune::{Criterion, Granularity, layer_mask};
 use burn::tensor::Device;
 
@@ -322,6 +319,21 @@ pub struct SweepPoint {
     pub server: Option<String>,
 }
 
+impl SweepPoint {
+    /// The point `spec` as `session`, fine-tuned to the end of its budget, measures it.
+    pub fn finished((granularity, target, criterion): PointSpec, session: &mut Session) -> Self {
+        let summary = session.summary();
+        Self {
+            granularity: granularity.to_string(),
+            criterion: criterion.to_string(),
+            target,
+            sparsity: summary.sparsity,
+            accuracy: summary.final_accuracy,
+            server: None,
+        }
+    }
+}
+
 /// Every point so far, with the accuracy of the starting model.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SweepResult {
@@ -372,15 +384,13 @@ const SPREAD_POLL: Duration = Duration::from_millis(50);
 /// A sweep under way: one fine-tuning session at a time, one training step per advance (or,
 /// spread over several servers, one point per server at a time on their own threads).
 pub struct SweepJob {
-    base: CheckpointData,
-    base_plan: ExperimentPlan,
-    dataset: Arc<Dataset>,
+    recipe: PointRecipe,
     device: Device,
     backend: BackendInfo,
-    queue: Vec<(Granularity, f64, Criterion)>,
+    queue: Vec<PointSpec>,
     total: usize,
-    budget_steps: u64,
-    current: Option<(Granularity, f64, Criterion, Session, u64)>,
+    /// The point being fine-tuned: what it is, its session and the step it ends at.
+    current: Option<(PointSpec, Session, u64)>,
     /// Set when the points run on several servers at once.
     spread: Option<Spread<SweepPoint>>,
     started: Instant,
@@ -413,14 +423,16 @@ impl SweepJob {
         queue.reverse();
         let spe = session.steps_per_epoch();
         let mut me = Self {
-            base_plan: session.plan().clone(),
-            base,
-            dataset: session.dataset_handle(),
+            recipe: PointRecipe {
+                base,
+                base_plan: session.plan().clone(),
+                dataset: session.dataset_handle(),
+                budget_steps: ((request.fine_tune_epochs * spe as f64).round() as u64).max(2),
+            },
             device,
             backend: session.backend().clone(),
             total: queue.len(),
             queue,
-            budget_steps: ((request.fine_tune_epochs * spe as f64).round() as u64).max(2),
             current: None,
             spread: None,
             started: Instant::now(),
@@ -453,41 +465,16 @@ impl SweepJob {
         })
     }
 
-    /// The plan of one point (see [`point_plan`]).
-    fn point_plan(
-        &self,
-        granularity: Granularity,
-        target: f64,
-        criterion: Criterion,
-    ) -> ExperimentPlan {
-        point_plan(
-            &self.base_plan,
-            self.base.step,
-            self.budget_steps,
-            self.dataset.train.len(),
-            (granularity, target, criterion),
-        )
-    }
-
     /// Spreads the points over `servers` (two or more), one thread each, from here on;
     /// the points are run there rather than one training step at a time here.
     pub fn spread_over(mut self, servers: &[String], token: Option<String>) -> Self {
-        let (base_plan, base_step, budget, train_len) = (
-            self.base_plan.clone(),
-            self.base.step,
-            self.budget_steps,
-            self.dataset.train.len(),
-        );
-        let recipe = PointRecipe {
-            base: self.base.clone(),
-            dataset: self.dataset.clone(),
-            budget_steps: self.budget_steps,
-            plan_of: Arc::new(move |spec| {
-                point_plan(&base_plan, base_step, budget, train_len, spec)
-            }),
-        };
         let points = std::mem::take(&mut self.queue);
-        self.spread = Some(Spread::start(servers, token, points, recipe.prepare()));
+        self.spread = Some(Spread::start(
+            servers,
+            token,
+            points,
+            self.recipe.clone().prepare(),
+        ));
         self
     }
 
@@ -510,34 +497,20 @@ impl SweepJob {
             return Ok(point);
         }
         if self.current.is_none() {
-            let Some((g, t, c)) = self.queue.pop() else {
+            let Some(spec) = self.queue.pop() else {
                 return Ok(None);
             };
-            let mut data = self.base.clone();
-            data.plan_toml = self.point_plan(g, t, c).to_toml();
-            let session = Session::from_checkpoint(
-                &data,
-                self.dataset.clone(),
-                self.device.clone(),
-                self.backend.clone(),
-            )?;
-            let stop = self.base.step + self.budget_steps;
-            self.current = Some((g, t, c, session, stop));
+            let (session, stop) =
+                self.recipe
+                    .session(spec, self.device.clone(), self.backend.clone())?;
+            self.current = Some((spec, session, stop));
         }
-        let (g, t, c, session, stop) = self.current.as_mut().expect("set above");
+        let (spec, session, stop) = self.current.as_mut().expect("set above");
         session.train_step()?;
         if session.step() < *stop {
             return Ok(None);
         }
-        let summary = session.summary();
-        let point = SweepPoint {
-            granularity: g.to_string(),
-            criterion: c.to_string(),
-            target: *t,
-            sparsity: summary.sparsity,
-            accuracy: summary.final_accuracy,
-            server: None,
-        };
+        let point = SweepPoint::finished(*spec, session);
         self.current = None;
         self.result.points.push(point.clone());
         Ok(Some(point))

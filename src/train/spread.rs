@@ -194,93 +194,80 @@ fn lane<T: Clone, R>(
 }
 
 /// How a sweep's point is fine-tuned, whatever the device: from the sweep's starting
-/// checkpoint, with the point's own plan, for a fixed number of steps.
+/// checkpoint, with the point's own plan, for a fixed number of steps. The one rule of both
+/// the one-device sweep and the spread one.
 #[derive(Clone)]
 pub struct PointRecipe {
     pub base: CheckpointData,
+    /// The plan the sweep started from.
+    pub base_plan: ExperimentPlan,
     pub dataset: Arc<Dataset>,
     pub budget_steps: u64,
-    /// The plan of each point (the sweep's rule, shared with the one-device sweep).
-    pub plan_of: Arc<dyn Fn(PointSpec) -> ExperimentPlan + Send + Sync>,
 }
 
 impl PointRecipe {
-    /// A server's runner of sweep points.
+    /// The plan of one point: the base plan with this granularity and criterion everywhere
+    /// (skips kept), pruned per layer by a polynomial schedule over the first half of the
+    /// budget, from the base step.
+    pub fn plan(&self, (granularity, target, criterion): PointSpec) -> ExperimentPlan {
+        let mut plan = self.base_plan.clone();
+        let begin = self.base.step;
+        let end = begin + (self.budget_steps / 2).max(1);
+        let spe = plan.steps_per_epoch(self.dataset.train.len());
+        plan.training.epochs = (begin + self.budget_steps).div_ceil(spe) as u32;
+        plan.pruning.granularity = granularity;
+        plan.pruning.criterion = criterion;
+        plan.pruning.scope = Scope::Layer;
+        plan.pruning.layers.retain(|_, o| o.skip);
+        for o in plan.pruning.layers.values_mut() {
+            *o = LayerOverride {
+                skip: true,
+                ..Default::default()
+            };
+        }
+        plan.pruning.schedule = Schedule::Polynomial {
+            initial: 0.0,
+            final_sparsity: target.min(0.99),
+            begin: At::Step(begin),
+            end: At::Step(end),
+            power: 3.0,
+            frequency: ((end - begin) / 10).max(1),
+        };
+        plan
+    }
+
+    /// A session of the point on `device`, from the base checkpoint, and the step its
+    /// budget ends at.
+    pub fn session(
+        &self,
+        spec: PointSpec,
+        device: Device,
+        backend: BackendInfo,
+    ) -> Result<(Session, u64), SessionError> {
+        let mut data = self.base.clone();
+        data.plan_toml = self.plan(spec).to_toml();
+        let session = Session::from_checkpoint(&data, self.dataset.clone(), device, backend)?;
+        Ok((session, self.base.step + self.budget_steps))
+    }
+
+    /// A server's runner of sweep points: each fine-tuned to the end of its budget, and
+    /// named with the server.
     pub fn prepare(self) -> Prepare<PointSpec, SweepPoint> {
         Arc::new(move |device, backend, server| {
             let recipe = self.clone();
             Ok(Box::new(move |spec, cancel: &AtomicBool| {
-                let point = fine_tune(spec, &recipe, device.clone(), backend.clone(), cancel)?;
-                Ok(point.map(|p| SweepPoint {
+                let (mut session, stop) = recipe.session(spec, device.clone(), backend.clone())?;
+                while session.step() < stop {
+                    if cancel.load(Ordering::Relaxed) {
+                        return Ok(None);
+                    }
+                    session.train_step()?;
+                }
+                Ok(Some(SweepPoint {
                     server: Some(server.clone()),
-                    ..p
+                    ..SweepPoint::finished(spec, &mut session)
                 }))
             }))
         })
     }
-}
-
-/// Fine-tunes one point to the end of its budget (`None` when cancelled).
-fn fine_tune(
-    spec: PointSpec,
-    recipe: &PointRecipe,
-    device: Device,
-    backend: BackendInfo,
-    cancel: &AtomicBool,
-) -> Result<Option<SweepPoint>, SessionError> {
-    let (granularity, target, criterion) = spec;
-    let mut data = recipe.base.clone();
-    data.plan_toml = (recipe.plan_of)(spec).to_toml();
-    let mut session = Session::from_checkpoint(&data, recipe.dataset.clone(), device, backend)?;
-    let stop = recipe.base.step + recipe.budget_steps;
-    while session.step() < stop {
-        if cancel.load(Ordering::Relaxed) {
-            return Ok(None);
-        }
-        session.train_step()?;
-    }
-    let summary = session.summary();
-    Ok(Some(SweepPoint {
-        granularity: granularity.to_string(),
-        criterion: criterion.to_string(),
-        target,
-        sparsity: summary.sparsity,
-        accuracy: summary.final_accuracy,
-        server: None,
-    }))
-}
-
-/// The plan of one point of a sweep: the base plan with this granularity and criterion
-/// everywhere (skips kept), pruned per layer by a polynomial schedule over the first half
-/// of the budget, from the base step.
-pub(crate) fn point_plan(
-    base_plan: &ExperimentPlan,
-    begin: u64,
-    budget_steps: u64,
-    train_len: usize,
-    (granularity, target, criterion): PointSpec,
-) -> ExperimentPlan {
-    let mut plan = base_plan.clone();
-    let end = begin + (budget_steps / 2).max(1);
-    let spe = plan.steps_per_epoch(train_len);
-    plan.training.epochs = (begin + budget_steps).div_ceil(spe) as u32;
-    plan.pruning.granularity = granularity;
-    plan.pruning.criterion = criterion;
-    plan.pruning.scope = Scope::Layer;
-    plan.pruning.layers.retain(|_, o| o.skip);
-    for o in plan.pruning.layers.values_mut() {
-        *o = LayerOverride {
-            skip: true,
-            ..Default::default()
-        };
-    }
-    plan.pruning.schedule = Schedule::Polynomial {
-        initial: 0.0,
-        final_sparsity: target.min(0.99),
-        begin: At::Step(begin),
-        end: At::Step(end),
-        power: 3.0,
-        frequency: ((end - begin) / 10).max(1),
-    };
-    plan
 }
