@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::server::{RemoteServer, TokenAuthorizer, WebSocketTransport};
 use clap::Args;
 
+use crate::kernels::{Description, with_kernels};
 use crate::train::{BackendChoice, select};
 
 #[derive(Debug, Args)]
@@ -43,7 +44,12 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
     let listener = TcpListener::bind((address, args.port))
         .with_context(|| format!("cannot listen on {address}:{}", args.port))?;
     let port = listener.local_addr()?.port();
-    let mut server = RemoteServer::new([device]);
+    let description = Description {
+        backend: info.backend.clone(),
+        device: info.device.clone(),
+        kernels: false,
+    };
+    let mut server = with_kernels(RemoteServer::new([device.clone()]), &device, description);
     if let Some(token) = token {
         server = server.with_authorizer(
             TokenAuthorizer::new(token.clone()).context("--token must not be empty")?,

@@ -4,7 +4,7 @@
 //! step; on the CPU that costs as much as a layer's forward pass. [`FusedAdam`] is a burn
 //! `Optimizer` with the same state type ([`AdamState`]), so `ModuleOptimizer`, its records
 //! and the checkpoints stay as they are. On flex it updates parameter and moments in one
-//! pass; on any other device it is burn's `Adam`.
+//! pass, and so on a server that serves the kernels; on any other device it is burn's `Adam`.
 
 use burn::optim::{Adam, AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, Optimizer};
 use burn::tensor::{DType, Device, Tensor};
@@ -87,7 +87,7 @@ impl Default for FusedAdam {
 
 impl FusedAdam {
     fn fused_applies<const D: usize>(tensor: &Tensor<D>) -> bool {
-        tensor.device() == Device::flex() && tensor.dtype() == DType::F32
+        tensor.dtype() == DType::F32 && super::extension::kernels_run_on(&tensor.device())
     }
 }
 

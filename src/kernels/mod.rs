@@ -12,7 +12,13 @@ pub mod norm;
 pub mod pool;
 
 pub use adam::FusedAdam;
-pub use extension::{TrainingKernels, batch_norm, conv2d, linear, max_pool2d, symmetric_padding};
+pub use extension::remote::{Description, describe, with_kernels};
+pub use extension::{
+    TrainingKernels, batch_norm, conv2d, kernels_run_on, linear, max_pool2d, symmetric_padding,
+};
+
+/// The name the flex device goes by, in the status bar and in a server's description.
+pub const FLEX_DEVICE: &str = "CPU (flex)";
 
 /// Deterministic test values in `[-1, 1]` (xorshift), shared by the kernels' tests.
 #[cfg(test)]

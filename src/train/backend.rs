@@ -83,7 +83,7 @@ fn flex(note: Option<String>) -> (Device, BackendInfo) {
         Device::flex(),
         BackendInfo {
             backend: "flex".into(),
-            device: "CPU (flex)".into(),
+            device: crate::kernels::FLEX_DEVICE.into(),
             note,
         },
     )
@@ -141,13 +141,23 @@ pub fn connect(url: &str, token: Option<&str>) -> Result<(Device, BackendInfo), 
             reason: other.to_string(),
         },
     })?;
+    let served = crate::kernels::describe(&device).map_err(|reason| BackendError::Remote {
+        url: url_owned(),
+        reason: format!(
+            "it does not say what it serves ({reason}); is it `sparsity-explorer serve` of this version?"
+        ),
+    })?;
     Ok((
         device,
         BackendInfo {
             backend: REMOTE.into(),
-            // burn's session does not carry the server's device name: `serve` prints it
-            device: format!("{url}, device 0"),
-            note: None,
+            device: format!("{} on {url}", served.device),
+            note: (!served.kernels).then(|| {
+                format!(
+                    "{} server: burn's own operations, not the CPU kernels",
+                    served.backend
+                )
+            }),
         },
     ))
 }

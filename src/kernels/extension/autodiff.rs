@@ -1,166 +1,118 @@
-//! The extension on `Autodiff<Flex>`: each operation's forward pass on the kernels,
-//! registered with burn's autograd together with its own backward pass.
+//! The extension on `Autodiff<B>` for any backend `B` with the kernels (flex, or a server
+//! that serves them): each forward pass on `B`'s kernel, registered with burn's autograd
+//! together with a backward pass on `B`'s kernel for it.
 
+use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, AutodiffBackend, Flex};
+use burn::backend::{Autodiff, AutodiffBackend};
 
-use super::{TrainingKernels, dims4, geometry, host_f32, linear_geometry, norm_geometry};
-use crate::kernels::conv::{ConvGeometry, conv2d_backward};
-use crate::kernels::linear::linear_backward;
-use crate::kernels::norm::batch_norm_backward;
-use crate::kernels::pool::{max_pool2x2_backward, max_pool2x2_forward};
+use super::TrainingKernels;
 
-/// What the convolution's backward pass keeps from the forward pass.
+/// Hands `gradient` to `node`, when autograd tracks it.
+fn register<B: TrainingKernels>(
+    grads: &mut Gradients,
+    node: Option<NodeId>,
+    gradient: FloatTensor<B>,
+) {
+    if let Some(node) = node {
+        grads.register::<B>(node, gradient);
+    }
+}
+
+/// What a convolution's or a dense layer's backward pass keeps from the forward pass.
 #[derive(Clone, Debug)]
-struct ConvState {
-    x: FlexTensor,
-    weight: FlexTensor,
-    geometry: ConvGeometry,
+struct WeightedState<B: TrainingKernels> {
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    /// The convolution's zeros on each side (unused by the dense layer).
+    padding: (usize, usize),
 }
 
 #[derive(Debug)]
 struct ConvBackward;
 
-impl Backward<Flex, 3> for ConvBackward {
-    type State = ConvState;
+impl<B: TrainingKernels> Backward<B, 3> for ConvBackward {
+    type State = WeightedState<B>;
 
-    fn backward(self, ops: Ops<ConvState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_w, node_b] = ops.parents;
-        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let ConvState {
-            x,
-            weight,
-            geometry: g,
-        } = ops.state;
-        let result = conv2d_backward(
-            &g,
-            x.storage(),
-            weight.storage(),
-            dy.storage(),
-            node_x.is_some(),
-        );
-        if let (Some(node), Some(dx)) = (node_x, result.dx) {
-            grads.register::<Flex>(node.id, host_f32(dx, &[g.batch, g.c_in, g.in_h, g.in_w]));
-        }
-        if let Some(node) = node_w {
-            grads.register::<Flex>(node.id, host_f32(result.dw, &[g.c_out, g.c_in, g.kh, g.kw]));
-        }
-        if let Some(node) = node_b {
-            grads.register::<Flex>(node.id, host_f32(result.db, &[g.c_out]));
-        }
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents.map(|p| p.map(|node| node.id));
+        let dy = grads.consume::<B>(&ops.node);
+        let WeightedState { x, weight, padding } = ops.state;
+        let (dx, dw, db) =
+            B::conv2d_unit_stride_backward(x, weight, dy, padding.0, padding.1, node_x.is_some());
+        register::<B>(grads, node_x, dx);
+        register::<B>(grads, node_w, dw);
+        register::<B>(grads, node_b, db);
     }
 }
 
-/// What the pooling's backward pass keeps: the winner of each window.
-#[derive(Clone, Debug)]
-struct PoolState {
-    winners: std::sync::Arc<Vec<u8>>,
-    dims: [usize; 4],
+#[derive(Debug)]
+struct LinearBackward;
+
+impl<B: TrainingKernels> Backward<B, 3> for LinearBackward {
+    type State = WeightedState<B>;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents.map(|p| p.map(|node| node.id));
+        let dy = grads.consume::<B>(&ops.node);
+        let WeightedState { x, weight, .. } = ops.state;
+        let (dx, dw, db) = B::linear_dense_backward(x, weight, dy, node_x.is_some());
+        register::<B>(grads, node_x, dx);
+        register::<B>(grads, node_w, dw);
+        register::<B>(grads, node_b, db);
+    }
 }
 
 #[derive(Debug)]
 struct PoolBackward;
 
-impl Backward<Flex, 1> for PoolBackward {
-    type State = PoolState;
+impl<B: TrainingKernels> Backward<B, 1> for PoolBackward {
+    /// The pooling's input.
+    type State = FloatTensor<B>;
 
-    fn backward(self, ops: Ops<PoolState, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x] = ops.parents;
-        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
-        if let Some(node) = node_x {
-            let [n, c, h, w] = ops.state.dims;
-            let dx = max_pool2x2_backward(dy.storage(), &ops.state.winners, n * c, h, w);
-            grads.register::<Flex>(node.id, host_f32(dx, &ops.state.dims));
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents.map(|p| p.map(|node| node.id));
+        let dy = grads.consume::<B>(&ops.node);
+        if node_x.is_some() {
+            register::<B>(grads, node_x, B::max_pool2x2_backward(ops.state, dy));
         }
     }
 }
 
 /// What the batch norm's backward pass keeps from the forward pass.
 #[derive(Clone, Debug)]
-struct NormState {
-    x: FlexTensor,
-    gamma: FlexTensor,
-    mean: FlexTensor,
-    variance: FlexTensor,
+struct NormState<B: TrainingKernels> {
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    mean: FloatTensor<B>,
+    variance: FloatTensor<B>,
     epsilon: f64,
 }
 
 #[derive(Debug)]
 struct NormBackward;
 
-impl Backward<Flex, 3> for NormBackward {
-    type State = NormState;
+impl<B: TrainingKernels> Backward<B, 3> for NormBackward {
+    type State = NormState<B>;
 
-    fn backward(self, ops: Ops<NormState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_gamma, node_beta] = ops.parents;
-        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents.map(|p| p.map(|node| node.id));
+        let dy = grads.consume::<B>(&ops.node);
         let s = ops.state;
-        let dims = dims4(&s.x);
-        let g = norm_geometry(dims);
-        let result = batch_norm_backward(
-            &g,
-            s.x.storage(),
-            s.gamma.storage(),
-            s.mean.storage(),
-            s.variance.storage(),
-            s.epsilon,
-            dy.storage(),
+        let (dx, dgamma, dbeta) = <B as TrainingKernels>::batch_norm_train_backward(
+            s.x, s.gamma, s.mean, s.variance, dy, s.epsilon,
         );
-        if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, host_f32(result.dx, &dims));
-        }
-        if let Some(node) = node_gamma {
-            grads.register::<Flex>(node.id, host_f32(result.dgamma, &[g.channels]));
-        }
-        if let Some(node) = node_beta {
-            grads.register::<Flex>(node.id, host_f32(result.dbeta, &[g.channels]));
-        }
+        register::<B>(grads, node_x, dx);
+        register::<B>(grads, node_gamma, dgamma);
+        register::<B>(grads, node_beta, dbeta);
     }
 }
 
-/// What the dense layer's backward pass keeps from the forward pass.
-#[derive(Clone, Debug)]
-struct LinearState {
-    x: FlexTensor,
-    weight: FlexTensor,
-}
-
-#[derive(Debug)]
-struct LinearBackward;
-
-impl Backward<Flex, 3> for LinearBackward {
-    type State = LinearState;
-
-    fn backward(self, ops: Ops<LinearState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_w, node_b] = ops.parents;
-        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let LinearState { x, weight } = ops.state;
-        let g = linear_geometry(&x, &weight);
-        let result = linear_backward(
-            &g,
-            x.storage(),
-            weight.storage(),
-            dy.storage(),
-            node_x.is_some(),
-        );
-        if let (Some(node), Some(dx)) = (node_x, result.dx) {
-            grads.register::<Flex>(node.id, host_f32(dx, &[g.batch, g.inp]));
-        }
-        if let Some(node) = node_w {
-            grads.register::<Flex>(node.id, host_f32(result.dw, &[g.inp, g.out]));
-        }
-        if let Some(node) = node_b {
-            grads.register::<Flex>(node.id, host_f32(result.db, &[g.out]));
-        }
-    }
-}
-
-impl<C: CheckpointStrategy> TrainingKernels for Autodiff<Flex, C> {
+impl<B: TrainingKernels, C: CheckpointStrategy> TrainingKernels for Autodiff<B, C> {
     fn conv2d_unit_stride(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -168,21 +120,22 @@ impl<C: CheckpointStrategy> TrainingKernels for Autodiff<Flex, C> {
         pad_h: usize,
         pad_w: usize,
     ) -> FloatTensor<Self> {
-        let xp = x.primitive().to_contiguous();
-        let wp = weight.primitive().to_contiguous();
-        let bp = bias.primitive().clone();
-        let g = geometry(&xp, &wp, pad_h, pad_w);
+        let (xp, wp, bp) = (
+            x.primitive().clone(),
+            weight.primitive().clone(),
+            bias.primitive().clone(),
+        );
         let prep = ConvBackward
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
             .stateful();
-        let output = Flex::conv2d_unit_stride(xp.clone(), wp.clone(), bp, pad_h, pad_w);
+        let output = B::conv2d_unit_stride(xp.clone(), wp.clone(), bp, pad_h, pad_w);
         match prep {
             OpsKind::Tracked(prep) => prep.finish(
-                ConvState {
+                WeightedState {
                     x: xp,
                     weight: wp,
-                    geometry: g,
+                    padding: (pad_h, pad_w),
                 },
                 output,
             ),
@@ -195,38 +148,38 @@ impl<C: CheckpointStrategy> TrainingKernels for Autodiff<Flex, C> {
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let xp = x.primitive().to_contiguous();
-        let wp = weight.primitive().to_contiguous();
-        let bp = bias.primitive().clone();
+        let (xp, wp, bp) = (
+            x.primitive().clone(),
+            weight.primitive().clone(),
+            bias.primitive().clone(),
+        );
         let prep = LinearBackward
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
             .stateful();
-        let output = Flex::linear_dense(xp.clone(), wp.clone(), bp);
+        let output = B::linear_dense(xp.clone(), wp.clone(), bp);
         match prep {
-            OpsKind::Tracked(prep) => prep.finish(LinearState { x: xp, weight: wp }, output),
+            OpsKind::Tracked(prep) => prep.finish(
+                WeightedState {
+                    x: xp,
+                    weight: wp,
+                    padding: (0, 0),
+                },
+                output,
+            ),
             OpsKind::UnTracked(prep) => prep.finish(output),
         }
     }
 
     fn max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let xp = x.primitive().to_contiguous();
-        let dims = dims4(&xp);
-        let [n, c, h, w] = dims;
+        let xp = x.primitive().clone();
         let prep = PoolBackward
             .prepare::<C>([x.node()])
             .compute_bound()
             .stateful();
-        let pooled = max_pool2x2_forward(xp.storage(), n * c, h, w);
-        let output = host_f32(pooled.values, &[n, c, h / 2, w / 2]);
+        let output = B::max_pool2x2(xp.clone());
         match prep {
-            OpsKind::Tracked(prep) => prep.finish(
-                PoolState {
-                    winners: std::sync::Arc::new(pooled.winners),
-                    dims,
-                },
-                output,
-            ),
+            OpsKind::Tracked(prep) => prep.finish(xp, output),
             OpsKind::UnTracked(prep) => prep.finish(output),
         }
     }
@@ -237,14 +190,17 @@ impl<C: CheckpointStrategy> TrainingKernels for Autodiff<Flex, C> {
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let xp = x.primitive().to_contiguous();
-        let gp = gamma.primitive().to_contiguous();
-        let bp = beta.primitive().clone();
+        let (xp, gp, bp) = (
+            x.primitive().clone(),
+            gamma.primitive().clone(),
+            beta.primitive().clone(),
+        );
         let prep = NormBackward
             .prepare::<C>([x.node(), gamma.node(), beta.node()])
             .compute_bound()
             .stateful();
-        let (output, mean, variance) = Flex::batch_norm_train(xp.clone(), gp.clone(), bp, epsilon);
+        let (output, mean, variance) =
+            <B as TrainingKernels>::batch_norm_train(xp.clone(), gp.clone(), bp, epsilon);
         let output = match prep {
             OpsKind::Tracked(prep) => prep.finish(
                 NormState {
@@ -261,7 +217,82 @@ impl<C: CheckpointStrategy> TrainingKernels for Autodiff<Flex, C> {
         (output, Self::from_inner(mean), Self::from_inner(variance))
     }
 
-    /// Optimizers work on inner tensors; a tracked call gets untracked results.
+    // The backward passes and the rest run on inner tensors: autograd calls `B`'s
+    // directly, and a tracked call gets untracked results.
+
+    fn conv2d_unit_stride_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        pad_h: usize,
+        pad_w: usize,
+        need_dx: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (dx, dw, db) = B::conv2d_unit_stride_backward(
+            Self::inner(x),
+            Self::inner(weight),
+            Self::inner(dy),
+            pad_h,
+            pad_w,
+            need_dx,
+        );
+        (
+            Self::from_inner(dx),
+            Self::from_inner(dw),
+            Self::from_inner(db),
+        )
+    }
+
+    fn linear_dense_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        need_dx: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (dx, dw, db) = B::linear_dense_backward(
+            Self::inner(x),
+            Self::inner(weight),
+            Self::inner(dy),
+            need_dx,
+        );
+        (
+            Self::from_inner(dx),
+            Self::from_inner(dw),
+            Self::from_inner(db),
+        )
+    }
+
+    fn max_pool2x2_backward(x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::from_inner(B::max_pool2x2_backward(Self::inner(x), Self::inner(dy)))
+    }
+
+    fn batch_norm_train_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (dx, dgamma, dbeta) = <B as TrainingKernels>::batch_norm_train_backward(
+            Self::inner(x),
+            Self::inner(gamma),
+            Self::inner(mean),
+            Self::inner(variance),
+            Self::inner(dy),
+            epsilon,
+        );
+        (
+            Self::from_inner(dx),
+            Self::from_inner(dgamma),
+            Self::from_inner(dbeta),
+        )
+    }
+
+    fn describe_device(probe: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::from_inner(B::describe_device(Self::inner(probe)))
+    }
+
     fn adam_update(
         param: FloatTensor<Self>,
         grad: FloatTensor<Self>,
@@ -273,7 +304,7 @@ impl<C: CheckpointStrategy> TrainingKernels for Autodiff<Flex, C> {
         epsilon: f32,
         time: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (p, m, v) = Flex::adam_update(
+        let (p, m, v) = B::adam_update(
             Self::inner(param),
             Self::inner(grad),
             Self::inner(moment_1),

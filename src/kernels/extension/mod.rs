@@ -1,27 +1,27 @@
-//! The host kernels as a burn backend extension: a trait with one method per operation,
-//! implemented for `Flex` (forward) and for `Autodiff<Flex>` (forward plus its own backward
-//! pass), routed by burn's `Dispatch`. Models call [`conv2d`] and [`max_pool2d`], which take
-//! this path on the flex device and burn's own modules everywhere else (wgpu), so the same
-//! model code runs on both.
+//! The host kernels as a burn backend extension: a trait with one method per operation
+//! and one per backward pass, implemented for `Flex` (the host kernels), for burn's
+//! `Remote` (each call shipped as a custom operation to a `serve` process, which runs the
+//! flex implementation) and for `Autodiff` over either (the forward pass registered with
+//! burn's autograd together with the kernel's backward pass), routed by burn's `Dispatch`.
+//! Models call [`conv2d`], [`linear`], [`max_pool2d`] and [`batch_norm`], which take this
+//! path where [`kernels_run_on`] the device and burn's own modules everywhere else (wgpu),
+//! so the same model code runs on all of them.
 
-use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Dispatch, Flex, backend_extension};
+use burn::backend::{Backend, Dispatch, backend_extension};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
-use burn::tensor::{Bytes, DType, Device, Shape, Tensor};
+use burn::tensor::{DType, Device, Tensor};
 
 mod autodiff;
+mod flex;
+pub mod remote;
 
-use super::adam::{AdamStep, adam_update};
-use super::conv::{ConvGeometry, conv2d_forward};
-use super::linear::{LinearGeometry, linear_forward};
-use super::norm::{NormGeometry, batch_norm_forward};
-use super::pool::max_pool2x2_forward;
+use super::adam::AdamStep;
 
 /// Training operations with hand-written CPU kernels.
-#[backend_extension(Flex, Autodiff)]
+#[backend_extension(Flex, Remote, Autodiff)]
 pub trait TrainingKernels: Backend {
     /// Convolution with stride 1, no dilation, one group and `pad` zeros on each side:
     /// `x[n, c_in, h, w]`, `weight[c_out, c_in, kh, kw]`, `bias[c_out]` to
@@ -34,6 +34,17 @@ pub trait TrainingKernels: Backend {
         pad_w: usize,
     ) -> FloatTensor<Self>;
 
+    /// The convolution's gradients for `dy`: `dx` (an empty `[0]` tensor unless
+    /// `need_dx`), `dweight` and `dbias`.
+    fn conv2d_unit_stride_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        pad_h: usize,
+        pad_w: usize,
+        need_dx: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
     /// Dense layer in burn's layout: `x[batch, in] @ weight[in, out] + bias[out]`.
     fn linear_dense(
         x: FloatTensor<Self>,
@@ -41,8 +52,20 @@ pub trait TrainingKernels: Backend {
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
 
+    /// The dense layer's gradients for `dy`: `dx` (an empty `[0]` tensor unless
+    /// `need_dx`), `dweight` and `dbias`.
+    fn linear_dense_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        need_dx: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
     /// 2x2 max pooling with stride 2: `[n, c, h, w]` to `[n, c, h / 2, w / 2]`.
     fn max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The pooling's input gradient: each of `dy` goes to its window's largest input.
+    fn max_pool2x2_backward(x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// Batch normalization with the batch's statistics: the output, and the batch mean and
     /// biased variance per channel (for the running statistics).
@@ -53,7 +76,23 @@ pub trait TrainingKernels: Backend {
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
-    /// One Adam step (see [`adam_update`]): the new parameter and moments.
+    /// The batch normalization's gradients for `dy` (`mean` and `variance` are the batch's,
+    /// from the forward pass): `dx`, `dgamma` and `dbeta`.
+    fn batch_norm_train_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// What serves this device, for a client to show and to know whether the kernels run
+    /// there: [`remote::Description`] as text in a `[256]` tensor, one byte per element.
+    /// `probe` only picks the device.
+    fn describe_device(probe: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// One Adam step (see [`adam_update`](super::adam::adam_update)): the new parameter and moments.
     #[allow(clippy::too_many_arguments)]
     fn adam_update(
         param: FloatTensor<Self>,
@@ -68,156 +107,16 @@ pub trait TrainingKernels: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
-/// A contiguous tensor that owns its buffer whenever `t` was the buffer's only handle, so
-/// that writing to it does not copy.
-fn into_contiguous(t: FlexTensor) -> FlexTensor {
-    let c = t.to_contiguous();
-    drop(t);
-    c
+/// Whether the kernels run on `device` (with or without autodiff): flex, or a server that
+/// serves them ([`remote::connect_kernels`]).
+pub fn kernels_run_on(device: &Device) -> bool {
+    let device = device.clone().inner();
+    device == Device::flex() || remote::serves_kernels(&device)
 }
 
-fn dims4(t: &FlexTensor) -> [usize; 4] {
-    let s = t.layout().shape();
-    [s[0], s[1], s[2], s[3]]
-}
-
-fn host_f32(values: Vec<f32>, dims: &[usize]) -> FlexTensor {
-    FlexTensor::new(
-        Bytes::from_elems(values),
-        Layout::contiguous(Shape::from(dims.iter().copied())),
-        DType::F32,
-    )
-}
-
-fn geometry(x: &FlexTensor, weight: &FlexTensor, pad_h: usize, pad_w: usize) -> ConvGeometry {
-    let [batch, c_in, in_h, in_w] = dims4(x);
-    let [c_out, _, kh, kw] = dims4(weight);
-    ConvGeometry {
-        batch,
-        c_in,
-        in_h,
-        in_w,
-        c_out,
-        kh,
-        kw,
-        pad_h,
-        pad_w,
-    }
-}
-
-fn linear_geometry(x: &FlexTensor, weight: &FlexTensor) -> LinearGeometry {
-    let (xs, ws) = (x.layout().shape(), weight.layout().shape());
-    LinearGeometry {
-        batch: xs[0],
-        inp: ws[0],
-        out: ws[1],
-    }
-}
-
-fn norm_geometry([batch, channels, h, w]: [usize; 4]) -> NormGeometry {
-    NormGeometry {
-        batch,
-        channels,
-        pixels: h * w,
-    }
-}
-
-impl TrainingKernels for Flex {
-    fn conv2d_unit_stride(
-        x: FlexTensor,
-        weight: FlexTensor,
-        bias: FlexTensor,
-        pad_h: usize,
-        pad_w: usize,
-    ) -> FlexTensor {
-        let (x, weight, bias) = (
-            x.to_contiguous(),
-            weight.to_contiguous(),
-            bias.to_contiguous(),
-        );
-        let g = geometry(&x, &weight, pad_h, pad_w);
-        let y = conv2d_forward(&g, x.storage(), weight.storage(), Some(bias.storage()));
-        host_f32(y, &[g.batch, g.c_out, g.out_h(), g.out_w()])
-    }
-
-    fn linear_dense(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
-        let (x, weight, bias) = (
-            x.to_contiguous(),
-            weight.to_contiguous(),
-            bias.to_contiguous(),
-        );
-        let g = linear_geometry(&x, &weight);
-        let y = linear_forward(&g, x.storage(), weight.storage(), Some(bias.storage()));
-        host_f32(y, &[g.batch, g.out])
-    }
-
-    fn max_pool2x2(x: FlexTensor) -> FlexTensor {
-        let x = x.to_contiguous();
-        let [n, c, h, w] = dims4(&x);
-        let pooled = max_pool2x2_forward(x.storage(), n * c, h, w);
-        host_f32(pooled.values, &[n, c, h / 2, w / 2])
-    }
-
-    fn batch_norm_train(
-        x: FlexTensor,
-        gamma: FlexTensor,
-        beta: FlexTensor,
-        epsilon: f64,
-    ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let (x, gamma, beta) = (
-            x.to_contiguous(),
-            gamma.to_contiguous(),
-            beta.to_contiguous(),
-        );
-        let dims = dims4(&x);
-        let g = norm_geometry(dims);
-        let f = batch_norm_forward(&g, x.storage(), gamma.storage(), beta.storage(), epsilon);
-        (
-            host_f32(f.output, &dims),
-            host_f32(f.mean, &[g.channels]),
-            host_f32(f.variance, &[g.channels]),
-        )
-    }
-
-    fn adam_update(
-        param: FlexTensor,
-        grad: FlexTensor,
-        moment_1: FlexTensor,
-        moment_2: FlexTensor,
-        lr: f64,
-        beta_1: f32,
-        beta_2: f32,
-        epsilon: f32,
-        time: usize,
-    ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let (mut p, mut m, mut v) = (
-            into_contiguous(param),
-            into_contiguous(moment_1),
-            into_contiguous(moment_2),
-        );
-        let g = grad.to_contiguous();
-        let step = AdamStep {
-            lr,
-            beta_1,
-            beta_2,
-            epsilon,
-            time,
-        };
-        adam_update(
-            p.storage_mut(),
-            g.storage(),
-            m.storage_mut(),
-            v.storage_mut(),
-            step,
-        );
-        (p, m, v)
-    }
-}
-
-/// True when `tensor` lives on the flex device (with or without autodiff) as f32, where
-/// the kernels apply.
-fn on_flex(tensor: &Tensor<4>) -> bool {
-    tensor.device().inner() == Device::flex() && tensor.dtype() == DType::F32
+/// True when `tensor` is f32 on a device the kernels run on.
+fn on_kernels<const D: usize>(tensor: &Tensor<D>) -> bool {
+    tensor.dtype() == DType::F32 && kernels_run_on(&tensor.device())
 }
 
 /// The zeros a convolution adds on each side, when they are the same on both sides.
@@ -231,11 +130,11 @@ pub fn symmetric_padding(conv: &Conv2d) -> Option<(usize, usize)> {
     }
 }
 
-/// `conv.forward(x)`, through the host kernels where they apply (flex device, f32, stride
+/// `conv.forward(x)`, through the host kernels where they apply ([`kernels_run_on`], f32, stride
 /// 1, no dilation, one group, bias, symmetric padding) and burn's module elsewhere.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let plain = conv.stride == [1, 1] && conv.dilation == [1, 1] && conv.groups == 1;
-    match (plain && on_flex(&x), symmetric_padding(conv), &conv.bias) {
+    match (plain && on_kernels(&x), symmetric_padding(conv), &conv.bias) {
         (true, Some((pad_h, pad_w)), Some(bias)) => {
             let out = <Dispatch as TrainingKernels>::conv2d_unit_stride(
                 x.into_dispatch(),
@@ -250,7 +149,7 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     }
 }
 
-/// `pool.forward(x)`, through the host kernel where it applies (flex device, f32, 2x2
+/// `pool.forward(x)`, through the host kernel where it applies ([`kernels_run_on`], f32, 2x2
 /// windows with stride 2, no padding, no dilation, floor mode) and burn's module elsewhere.
 pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     let two_by_two = pool.kernel_size == [2, 2]
@@ -258,7 +157,7 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
         && pool.dilation == [1, 1]
         && !pool.ceil_mode
         && matches!(pool.padding, PaddingConfig2d::Valid);
-    if two_by_two && on_flex(&x) {
+    if two_by_two && on_kernels(&x) {
         Tensor::from_dispatch(<Dispatch as TrainingKernels>::max_pool2x2(
             x.into_dispatch(),
         ))
@@ -267,7 +166,7 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     }
 }
 
-/// One fused Adam step on flex tensors: the new parameter and moments.
+/// One fused Adam step where the kernels run: the new parameter and moments.
 pub(super) fn adam_step<const D: usize>(
     param: Tensor<D>,
     grad: Tensor<D>,
@@ -294,10 +193,10 @@ pub(super) fn adam_step<const D: usize>(
 }
 
 /// `norm.forward(x)`, through the host kernel when it trains on the batch's statistics on
-/// flex (autodiff device, layer not frozen), with burn's running-statistics update; burn's
+/// a device the kernels run on (autodiff device, layer not frozen), with burn's running-statistics update; burn's
 /// module otherwise (inference, wgpu).
 pub fn batch_norm(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
-    if !(on_flex(&x) && x.device().is_autodiff() && norm.training.is_enabled()) {
+    if !(on_kernels(&x) && x.device().is_autodiff() && norm.training.is_enabled()) {
         return norm.forward(x);
     }
     let (output, mean, variance) = <Dispatch as TrainingKernels>::batch_norm_train(
@@ -325,11 +224,10 @@ pub fn batch_norm(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     Tensor::from_dispatch(output)
 }
 
-/// `layer.forward(x)` for `[batch, in]` inputs, through the host kernel on flex (f32, with
+/// `layer.forward(x)` for `[batch, in]` inputs, through the host kernel where it runs (f32, with
 /// a bias) and burn's module elsewhere.
 pub fn linear(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
-    let on_flex = x.device().inner() == Device::flex() && x.dtype() == DType::F32;
-    match (&layer.bias, on_flex) {
+    match (&layer.bias, on_kernels(&x)) {
         (Some(bias), true) => Tensor::from_dispatch(<Dispatch as TrainingKernels>::linear_dense(
             x.into_dispatch(),
             layer.weight.val().into_dispatch(),

@@ -1,0 +1,254 @@
+//! The extension on `Flex`: every operation, forward and backward, on the host kernels.
+//! A server that serves flex runs these same functions for its remote clients.
+
+use burn::backend::Flex;
+use burn::backend::flex::{FlexTensor, Layout};
+use burn::tensor::{Bytes, DType, Shape};
+
+use super::TrainingKernels;
+use super::remote::{DESCRIPTION_LEN, Description};
+use crate::kernels::adam::{AdamStep, adam_update};
+use crate::kernels::conv::{ConvGeometry, conv2d_backward, conv2d_forward};
+use crate::kernels::linear::{LinearGeometry, linear_backward, linear_forward};
+use crate::kernels::norm::{NormGeometry, batch_norm_backward, batch_norm_forward};
+use crate::kernels::pool::{max_pool2x2_backward, max_pool2x2_forward};
+
+/// A contiguous tensor that owns its buffer whenever `t` was the buffer's only handle, so
+/// that writing to it does not copy.
+fn into_contiguous(t: FlexTensor) -> FlexTensor {
+    let c = t.to_contiguous();
+    drop(t);
+    c
+}
+
+fn dims4(t: &FlexTensor) -> [usize; 4] {
+    let s = t.layout().shape();
+    [s[0], s[1], s[2], s[3]]
+}
+
+pub(super) fn host_f32(values: Vec<f32>, dims: &[usize]) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(values),
+        Layout::contiguous(Shape::from(dims.iter().copied())),
+        DType::F32,
+    )
+}
+
+/// The placeholder for a gradient nobody asked for (an image fed to the first layer).
+fn nothing() -> FlexTensor {
+    host_f32(Vec::new(), &[0])
+}
+
+fn conv_geometry(x: &FlexTensor, weight: &FlexTensor, pad_h: usize, pad_w: usize) -> ConvGeometry {
+    let [batch, c_in, in_h, in_w] = dims4(x);
+    let [c_out, _, kh, kw] = dims4(weight);
+    ConvGeometry {
+        batch,
+        c_in,
+        in_h,
+        in_w,
+        c_out,
+        kh,
+        kw,
+        pad_h,
+        pad_w,
+    }
+}
+
+fn linear_geometry(x: &FlexTensor, weight: &FlexTensor) -> LinearGeometry {
+    let (xs, ws) = (x.layout().shape(), weight.layout().shape());
+    LinearGeometry {
+        batch: xs[0],
+        inp: ws[0],
+        out: ws[1],
+    }
+}
+
+fn norm_geometry([batch, channels, h, w]: [usize; 4]) -> NormGeometry {
+    NormGeometry {
+        batch,
+        channels,
+        pixels: h * w,
+    }
+}
+
+impl TrainingKernels for Flex {
+    fn conv2d_unit_stride(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        pad_h: usize,
+        pad_w: usize,
+    ) -> FlexTensor {
+        let (x, weight, bias) = (
+            x.to_contiguous(),
+            weight.to_contiguous(),
+            bias.to_contiguous(),
+        );
+        let g = conv_geometry(&x, &weight, pad_h, pad_w);
+        let y = conv2d_forward(&g, x.storage(), weight.storage(), Some(bias.storage()));
+        host_f32(y, &[g.batch, g.c_out, g.out_h(), g.out_w()])
+    }
+
+    fn conv2d_unit_stride_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        dy: FlexTensor,
+        pad_h: usize,
+        pad_w: usize,
+        need_dx: bool,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let (x, weight, dy) = (
+            x.to_contiguous(),
+            weight.to_contiguous(),
+            dy.to_contiguous(),
+        );
+        let g = conv_geometry(&x, &weight, pad_h, pad_w);
+        let r = conv2d_backward(&g, x.storage(), weight.storage(), dy.storage(), need_dx);
+        (
+            r.dx.map_or_else(nothing, |dx| {
+                host_f32(dx, &[g.batch, g.c_in, g.in_h, g.in_w])
+            }),
+            host_f32(r.dw, &[g.c_out, g.c_in, g.kh, g.kw]),
+            host_f32(r.db, &[g.c_out]),
+        )
+    }
+
+    fn linear_dense(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        let (x, weight, bias) = (
+            x.to_contiguous(),
+            weight.to_contiguous(),
+            bias.to_contiguous(),
+        );
+        let g = linear_geometry(&x, &weight);
+        let y = linear_forward(&g, x.storage(), weight.storage(), Some(bias.storage()));
+        host_f32(y, &[g.batch, g.out])
+    }
+
+    fn linear_dense_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        dy: FlexTensor,
+        need_dx: bool,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let (x, weight, dy) = (
+            x.to_contiguous(),
+            weight.to_contiguous(),
+            dy.to_contiguous(),
+        );
+        let g = linear_geometry(&x, &weight);
+        let r = linear_backward(&g, x.storage(), weight.storage(), dy.storage(), need_dx);
+        (
+            r.dx.map_or_else(nothing, |dx| host_f32(dx, &[g.batch, g.inp])),
+            host_f32(r.dw, &[g.inp, g.out]),
+            host_f32(r.db, &[g.out]),
+        )
+    }
+
+    fn max_pool2x2(x: FlexTensor) -> FlexTensor {
+        let x = x.to_contiguous();
+        let [n, c, h, w] = dims4(&x);
+        let pooled = max_pool2x2_forward(x.storage(), n * c, h, w);
+        host_f32(pooled.values, &[n, c, h / 2, w / 2])
+    }
+
+    /// Finds each window's winner again from `x`: cheaper than keeping them between the
+    /// passes as a tensor, and a remote server needs nothing but tensors.
+    fn max_pool2x2_backward(x: FlexTensor, dy: FlexTensor) -> FlexTensor {
+        let (x, dy) = (x.to_contiguous(), dy.to_contiguous());
+        let dims = dims4(&x);
+        let [n, c, h, w] = dims;
+        let winners = max_pool2x2_forward(x.storage(), n * c, h, w).winners;
+        host_f32(
+            max_pool2x2_backward(dy.storage(), &winners, n * c, h, w),
+            &dims,
+        )
+    }
+
+    fn batch_norm_train(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let (x, gamma, beta) = (
+            x.to_contiguous(),
+            gamma.to_contiguous(),
+            beta.to_contiguous(),
+        );
+        let dims = dims4(&x);
+        let g = norm_geometry(dims);
+        let f = batch_norm_forward(&g, x.storage(), gamma.storage(), beta.storage(), epsilon);
+        (
+            host_f32(f.output, &dims),
+            host_f32(f.mean, &[g.channels]),
+            host_f32(f.variance, &[g.channels]),
+        )
+    }
+
+    fn batch_norm_train_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        dy: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let [x, gamma, mean, variance, dy] =
+            [x, gamma, mean, variance, dy].map(|t| t.to_contiguous());
+        let dims = dims4(&x);
+        let g = norm_geometry(dims);
+        let r = batch_norm_backward(
+            &g,
+            x.storage(),
+            gamma.storage(),
+            mean.storage(),
+            variance.storage(),
+            epsilon,
+            dy.storage(),
+        );
+        (
+            host_f32(r.dx, &dims),
+            host_f32(r.dgamma, &[g.channels]),
+            host_f32(r.dbeta, &[g.channels]),
+        )
+    }
+
+    fn describe_device(_probe: FlexTensor) -> FlexTensor {
+        host_f32(Description::flex().encode(), &[DESCRIPTION_LEN])
+    }
+
+    fn adam_update(
+        param: FlexTensor,
+        grad: FlexTensor,
+        moment_1: FlexTensor,
+        moment_2: FlexTensor,
+        lr: f64,
+        beta_1: f32,
+        beta_2: f32,
+        epsilon: f32,
+        time: usize,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let (mut p, mut m, mut v) = (
+            into_contiguous(param),
+            into_contiguous(moment_1),
+            into_contiguous(moment_2),
+        );
+        let g = grad.to_contiguous();
+        let step = AdamStep {
+            lr,
+            beta_1,
+            beta_2,
+            epsilon,
+            time,
+        };
+        adam_update(
+            p.storage_mut(),
+            g.storage(),
+            m.storage_mut(),
+            v.storage_mut(),
+            step,
+        );
+        (p, m, v)
+    }
+}
