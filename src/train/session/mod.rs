@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use thiserror::Error;
 
+mod batches;
 mod cadence;
 mod dynamic;
 mod files;
@@ -25,7 +26,7 @@ use super::checkpoint::CheckpointError;
 use super::heartbeat::Heartbeat;
 pub use super::report::{Evaluation, PruneReport, StepOutcome};
 use super::report::{LayerInfo, LayerSummary, Summary};
-use crate::data::{Dataset, EpochOrder, Split};
+use crate::data::{Dataset, EpochOrder};
 use crate::kernels::FusedAdam;
 use crate::model::{DeviceMask, HostTensor, Network, ParamError, WeightsError};
 use crate::plan::{ExperimentPlan, PlanFileError};
@@ -82,6 +83,8 @@ pub struct Session {
     optim: ModuleOptimizer,
     loss_fn: CrossEntropyLoss,
     data: Arc<Dataset>,
+    /// The dataset on a remote device, uploaded once (see [`batches`]); `None` locally.
+    on_device: Option<batches::DeviceData>,
     order: EpochOrder,
     epoch_order: Vec<usize>,
     rules: Vec<LayerRule>,
@@ -149,6 +152,9 @@ impl Session {
         let order = EpochOrder::new(plan.training.seed, data.train.len(), plan.training.batch);
         let epoch_order = order.epoch(0);
         let n = rules.len();
+        let on_device = backend
+            .is_remote()
+            .then(|| batches::DeviceData::upload(&data.train, &data.test, data.shape, &device));
         Ok(Self {
             steps_per_epoch: plan.steps_per_epoch(data.train.len()),
             optim: ModuleOptimizer::from(FusedAdam::default()),
@@ -158,6 +164,7 @@ impl Session {
             device,
             model: Some(model),
             data,
+            on_device,
             order,
             epoch_order,
             rules,
@@ -354,8 +361,7 @@ impl Session {
 
         let t0 = Instant::now();
         let indices = self.current_batch();
-        let (images, labels) =
-            batch_tensors(&self.data.train, self.data.shape, &indices, &self.device);
+        let (images, labels) = self.train_batch(&indices);
         let logits = self.network().forward(images); // [batch, 10]
         let loss = self.loss_fn.forward(logits, labels); // [1]
         // on a remote device every read waits for the network: its loss is read every
@@ -449,7 +455,6 @@ impl Session {
     /// split, in evaluation mode.
     pub fn evaluate_network(&self, model: &Network) -> Evaluation {
         let model = model.valid();
-        let device = self.device.clone().inner();
         let test = &self.data.test;
         let (mut correct, mut loss_sum) = (0usize, 0.0f64);
         let all: Vec<usize> = (0..test.len()).collect();
@@ -457,7 +462,7 @@ impl Session {
             if let Some(h) = &self.heartbeat {
                 h.beat();
             }
-            let (images, labels) = batch_tensors(test, self.data.shape, chunk, &device);
+            let (images, labels) = self.test_batch(chunk);
             let logits = model.forward(images); // [n, 10]
             let loss = self.loss_fn.forward(logits.clone(), labels.clone());
             loss_sum += scalar(&loss) * chunk.len() as f64;
@@ -545,21 +550,6 @@ fn granularity_name(rule: &LayerRule) -> String {
     rule.granularity
         .map(|g| g.to_string())
         .unwrap_or_else(|| "dense".into())
-}
-
-/// `[n, c, h, w]` images in `[0, 1]` and `[n]` class indices.
-fn batch_tensors(
-    split: &Split,
-    [c, h, w]: [usize; 3],
-    indices: &[usize],
-    device: &Device,
-) -> (Tensor<4>, Tensor<1, Int>) {
-    let (x, y) = split.gather(indices);
-    let n = indices.len();
-    debug_assert_eq!(x.len(), n * c * h * w);
-    let images = Tensor::<4>::from_data(TensorData::new(x, [n, c, h, w]), device);
-    let labels = Tensor::<1, Int>::from_data(TensorData::new(y, [n]), device);
-    (images, labels)
 }
 
 /// The value of a one-element tensor, `NaN` when the device cannot give it.

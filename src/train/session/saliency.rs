@@ -5,7 +5,7 @@
 use burn::module::Module;
 use burn::optim::GradientsParams;
 
-use super::{Session, SessionError, batch_tensors};
+use super::{Session, SessionError};
 use crate::plan::PlanFileError;
 use crate::prune::Criterion;
 use crate::prune::score::{SYNFLOW_ITERATIONS, synflow_round_target, wanda_scores};
@@ -54,8 +54,7 @@ impl Session {
     /// `|w * dL/dw|` of every prunable weight on this step's batch, without training.
     fn batch_saliency(&self) -> Vec<Vec<f32>> {
         let indices = self.current_batch();
-        let (images, labels) =
-            batch_tensors(&self.data.train, self.data.shape, &indices, &self.device);
+        let (images, labels) = self.train_batch(&indices);
         let loss = self.loss_fn.forward(self.network().forward(images), labels);
         let grads = GradientsParams::from_grads(loss.backward(), self.network());
         let mut products = self.network().weight_gradient_products(&grads);
@@ -68,13 +67,7 @@ impl Session {
     /// Wanda's input norms of every prunable layer on this step's batch, with the network
     /// in evaluation mode (the calibration batch).
     fn input_norms(&self) -> Vec<Vec<f32>> {
-        let device = self.device.clone().inner();
-        let (images, _) = batch_tensors(
-            &self.data.train,
-            self.data.shape,
-            &self.current_batch(),
-            &device,
-        );
+        let (images, _) = self.train_batch_untracked(&self.current_batch());
         self.network().valid().input_norms(images)
     }
 
