@@ -1,6 +1,6 @@
 //! The training kernels on a served flex device (burn custom operations that `serve` runs
 //! with the flex implementation) compute what they compute here: forward passes, every
-//! gradient, and Adam steps, on loopback.
+//! gradient, and Adam steps, on loopback. A wgpu server has no kernels and says so.
 
 use burn::module::Module;
 use burn::nn::conv::Conv2dConfig;
@@ -102,4 +102,39 @@ fn the_kernels_on_a_served_device_compute_what_they_compute_here() {
     for ((what, r), l) in ["parameter", "moment 1", "moment 2"].iter().zip(r).zip(l) {
         assert_close(what, r, l);
     }
+}
+
+#[test]
+fn a_wgpu_server_names_its_adapter_and_a_run_there_uses_burns_operations() {
+    let server = match Server::start_on("wgpu", None) {
+        Ok(s) => s,
+        Err(e) if e.contains("no usable wgpu adapter") => {
+            eprintln!("skipped: this machine has no wgpu adapter at all ({e})");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    // "serving wgpu (llvmpipe (LLVM ...) (Vulkan)) on ws://127.0.0.1:PORT without a token"
+    let adapter = server
+        .banner
+        .strip_prefix("serving wgpu (")
+        .and_then(|rest| rest.rsplit_once(") on ws://"))
+        .map(|(adapter, _)| adapter.to_string())
+        .unwrap_or_else(|| panic!("{}", server.banner));
+    let (device, info) = connect(&server.url, None).expect("the server answers");
+    assert_eq!(info.device, format!("{adapter} on {}", server.url));
+    assert_eq!(
+        info.note.as_deref(),
+        Some("wgpu server: burn's own operations, not the CPU kernels")
+    );
+    assert!(!kernels_run_on(&device));
+    // a dense layer there is burn's, and computes what the kernel computes here
+    let here = Device::flex();
+    let dense = LinearConfig::new(6, 3).init(&here);
+    let x = Tensor::<2>::random([4, 6], Distribution::Default, &here);
+    let there = values(linear(
+        &dense.clone().fork(&device),
+        x.clone().to_device(&device),
+    ));
+    assert_close("dense layer", there, values(linear(&dense, x)));
 }

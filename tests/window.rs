@@ -547,8 +547,9 @@ fn a_run_on_a_served_device_that_goes_away_continues_locally_from_the_window() {
                 .as_ref()
                 .is_some_and(|b| b.backend == "remote")
     });
+    // the status bar names the server's device
     assert!(
-        h.query_by_label_contains("remote · ws://127.0.0.1")
+        h.query_by_label_contains(&format!("remote · CPU (flex) on {url}"))
             .is_some()
     );
     let _ = server.child.kill();
