@@ -100,7 +100,7 @@ pub(super) fn serves_kernels(device: &Device) -> bool {
 }
 
 /// Asks the server behind `device` what it serves, and from then on runs the kernels there
-/// when it has them. An error when it does not answer the question, as a plain burn server
+/// when it has them (and not when a server without them took the address over). An error when it does not answer the question, as a plain burn server
 /// or another program's would not.
 pub fn describe(device: &Device) -> Result<Description, String> {
     let device = device.clone().inner();
@@ -115,11 +115,11 @@ pub fn describe(device: &Device) -> Result<Description, String> {
         .map_err(|e| format!("{e:?}"))?;
     let description = Description::decode(&values)
         .ok_or_else(|| "its description of itself is unreadable".to_string())?;
+    // the same address may now be served by another server than at the last connection
+    let mut served = SERVED.lock().unwrap_or_else(|e| e.into_inner());
+    served.retain(|d| *d != device);
     if description.kernels {
-        let mut served = SERVED.lock().unwrap_or_else(|e| e.into_inner());
-        if !served.contains(&device) {
-            served.push(device);
-        }
+        served.push(device);
     }
     Ok(description)
 }
