@@ -2,12 +2,13 @@
 //! that serves them): each forward pass on `B`'s kernel, registered with burn's autograd
 //! together with a backward pass on `B`'s kernel for it.
 
+use burn::backend::TensorMetadata;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::tensor::FloatTensor;
+use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, AutodiffBackend};
 
 use super::TrainingKernels;
@@ -70,15 +71,23 @@ impl<B: TrainingKernels> Backward<B, 3> for LinearBackward {
 #[derive(Debug)]
 struct PoolBackward;
 
+/// What the pooling's backward pass keeps: each window's winner, and the input's size.
+#[derive(Clone, Debug)]
+struct PoolState<B: TrainingKernels> {
+    winners: IntTensor<B>,
+    h: usize,
+    w: usize,
+}
+
 impl<B: TrainingKernels> Backward<B, 1> for PoolBackward {
-    /// The pooling's input.
-    type State = FloatTensor<B>;
+    type State = PoolState<B>;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x] = ops.parents.map(|p| p.map(|node| node.id));
         let dy = grads.consume::<B>(&ops.node);
         if node_x.is_some() {
-            register::<B>(grads, node_x, B::max_pool2x2_backward(ops.state, dy));
+            let PoolState { winners, h, w } = ops.state;
+            register::<B>(grads, node_x, B::max_pool2x2_backward(winners, dy, h, w));
         }
     }
 }
@@ -171,17 +180,27 @@ impl<B: TrainingKernels, C: CheckpointStrategy> TrainingKernels for Autodiff<B, 
         }
     }
 
-    fn max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn max_pool2x2(x: FloatTensor<Self>) -> (FloatTensor<Self>, IntTensor<Self>) {
         let xp = x.primitive().clone();
+        let shape = xp.shape();
+        let (h, w) = (shape[2], shape[3]);
         let prep = PoolBackward
             .prepare::<C>([x.node()])
             .compute_bound()
             .stateful();
-        let output = B::max_pool2x2(xp.clone());
-        match prep {
-            OpsKind::Tracked(prep) => prep.finish(xp, output),
+        let (output, winners) = B::max_pool2x2(xp);
+        let output = match prep {
+            OpsKind::Tracked(prep) => prep.finish(
+                PoolState {
+                    winners: winners.clone(),
+                    h,
+                    w,
+                },
+                output,
+            ),
             OpsKind::UnTracked(prep) => prep.finish(output),
-        }
+        };
+        (output, winners)
     }
 
     fn batch_norm_train(
@@ -262,8 +281,13 @@ impl<B: TrainingKernels, C: CheckpointStrategy> TrainingKernels for Autodiff<B, 
         )
     }
 
-    fn max_pool2x2_backward(x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::from_inner(B::max_pool2x2_backward(Self::inner(x), Self::inner(dy)))
+    fn max_pool2x2_backward(
+        winners: IntTensor<Self>,
+        dy: FloatTensor<Self>,
+        h: usize,
+        w: usize,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::max_pool2x2_backward(winners, Self::inner(dy), h, w))
     }
 
     fn batch_norm_train_backward(

@@ -145,24 +145,24 @@ impl TrainingKernels for Flex {
         )
     }
 
-    fn max_pool2x2(x: FlexTensor) -> FlexTensor {
+    fn max_pool2x2(x: FlexTensor) -> (FlexTensor, FlexTensor) {
         let x = x.to_contiguous();
         let [n, c, h, w] = dims4(&x);
         let pooled = max_pool2x2_forward(x.storage(), n * c, h, w);
-        host_f32(pooled.values, &[n, c, h / 2, w / 2])
+        let dims = [n, c, h / 2, w / 2];
+        let winners = FlexTensor::new(
+            Bytes::from_elems(pooled.winners),
+            Layout::contiguous(Shape::from(dims)),
+            DType::U8,
+        );
+        (host_f32(pooled.values, &dims), winners)
     }
 
-    /// Finds each window's winner again from `x`: cheaper than keeping them between the
-    /// passes as a tensor, and a remote server needs nothing but tensors.
-    fn max_pool2x2_backward(x: FlexTensor, dy: FlexTensor) -> FlexTensor {
-        let (x, dy) = (x.to_contiguous(), dy.to_contiguous());
-        let dims = dims4(&x);
-        let [n, c, h, w] = dims;
-        let winners = max_pool2x2_forward(x.storage(), n * c, h, w).winners;
-        host_f32(
-            max_pool2x2_backward(dy.storage(), &winners, n * c, h, w),
-            &dims,
-        )
+    fn max_pool2x2_backward(winners: FlexTensor, dy: FlexTensor, h: usize, w: usize) -> FlexTensor {
+        let (winners, dy) = (winners.to_contiguous(), dy.to_contiguous());
+        let [n, c, _, _] = dims4(&winners);
+        let dx = max_pool2x2_backward(dy.storage(), winners.storage::<u8>(), n * c, h, w);
+        host_f32(dx, &[n, c, h, w])
     }
 
     fn batch_norm_train(

@@ -7,7 +7,7 @@
 //! path where [`kernels_run_on`] the device and burn's own modules everywhere else (wgpu),
 //! so the same model code runs on all of them.
 
-use burn::backend::tensor::FloatTensor;
+use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, Dispatch, backend_extension};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
@@ -61,11 +61,18 @@ pub trait TrainingKernels: Backend {
         need_dx: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
-    /// 2x2 max pooling with stride 2: `[n, c, h, w]` to `[n, c, h / 2, w / 2]`.
-    fn max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// 2x2 max pooling with stride 2: `[n, c, h, w]` to `[n, c, h / 2, w / 2]`, and which
+    /// of its window's four inputs each output is (u8, `0..4`, the same shape).
+    fn max_pool2x2(x: FloatTensor<Self>) -> (FloatTensor<Self>, IntTensor<Self>);
 
-    /// The pooling's input gradient: each of `dy` goes to its window's largest input.
-    fn max_pool2x2_backward(x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// The pooling's input gradient (`[n, c, h, w]`): each of `dy` goes to the input its
+    /// `winners` name, every other input gets zero.
+    fn max_pool2x2_backward(
+        winners: IntTensor<Self>,
+        dy: FloatTensor<Self>,
+        h: usize,
+        w: usize,
+    ) -> FloatTensor<Self>;
 
     /// Batch normalization with the batch's statistics: the output, and the batch mean and
     /// biased variance per channel (for the running statistics).
@@ -158,9 +165,8 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
         && !pool.ceil_mode
         && matches!(pool.padding, PaddingConfig2d::Valid);
     if two_by_two && on_kernels(&x) {
-        Tensor::from_dispatch(<Dispatch as TrainingKernels>::max_pool2x2(
-            x.into_dispatch(),
-        ))
+        let (pooled, _winners) = <Dispatch as TrainingKernels>::max_pool2x2(x.into_dispatch());
+        Tensor::from_dispatch(pooled)
     } else {
         pool.forward(x)
     }

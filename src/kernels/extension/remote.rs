@@ -138,10 +138,21 @@ fn ship(
     outputs: &[Shape],
     scalars: Vec<ScalarIr>,
 ) -> Vec<RemoteTensor> {
+    let typed: Vec<(Shape, DType)> = outputs.iter().map(|s| (s.clone(), DType::F32)).collect();
+    ship_typed(id, inputs, &typed, scalars)
+}
+
+/// [`ship`] with outputs of any type.
+fn ship_typed(
+    id: &'static str,
+    inputs: Vec<RemoteTensor>,
+    outputs: &[(Shape, DType)],
+    scalars: Vec<ScalarIr>,
+) -> Vec<RemoteTensor> {
     let client = CustomOpClient::new(&inputs[0].device());
     let outputs: Vec<TensorIr> = outputs
         .iter()
-        .map(|s| TensorIr::uninit(client.create_empty_handle(), s.clone(), DType::F32))
+        .map(|(s, dtype)| TensorIr::uninit(client.create_empty_handle(), s.clone(), *dtype))
         .collect();
     let inputs: Vec<TensorIr> = inputs.into_iter().map(|t| t.into_ir()).collect();
     client.register(CustomOpIr::with_scalars(id, &inputs, &outputs, scalars))
@@ -231,15 +242,27 @@ impl TrainingKernels for Remote {
         ))
     }
 
-    fn max_pool2x2(x: RemoteTensor) -> RemoteTensor {
+    fn max_pool2x2(x: RemoteTensor) -> (RemoteTensor, RemoteTensor) {
         let s = x.shape();
         let out = shape(&[s[0], s[1], s[2] / 2, s[3] / 2]);
-        one(ship(id::POOL, vec![x], &[out], vec![]))
+        let outs = [(out.clone(), DType::F32), (out, DType::U8)];
+        let mut outs = ship_typed(id::POOL, vec![x], &outs, vec![]).into_iter();
+        match (outs.next(), outs.next()) {
+            (Some(pooled), Some(winners)) => (pooled, winners),
+            _ => unreachable!("a custom operation returns the outputs it was given"),
+        }
     }
 
-    fn max_pool2x2_backward(x: RemoteTensor, dy: RemoteTensor) -> RemoteTensor {
-        let out = x.shape();
-        one(ship(id::POOL_BACKWARD, vec![x, dy], &[out], vec![]))
+    fn max_pool2x2_backward(
+        winners: RemoteTensor,
+        dy: RemoteTensor,
+        h: usize,
+        w: usize,
+    ) -> RemoteTensor {
+        let s = winners.shape();
+        let out = shape(&[s[0], s[1], h, w]);
+        let scalars = vec![uint(h), uint(w)];
+        one(ship(id::POOL_BACKWARD, vec![winners, dy], &[out], scalars))
     }
 
     fn batch_norm_train(
@@ -390,11 +413,15 @@ pub fn with_kernels(
         })
         .with_custom_op::<Flex, _>(id::POOL, |handles, ir, _| {
             let [x] = inputs(handles, ir);
-            outputs(handles, ir, [Flex::max_pool2x2(x)]);
+            let (pooled, winners) = Flex::max_pool2x2(x);
+            handles.register_float_tensor::<Flex>(&ir.outputs[0].id, pooled);
+            handles.register_int_tensor::<Flex>(&ir.outputs[1].id, winners);
         })
         .with_custom_op::<Flex, _>(id::POOL_BACKWARD, |handles, ir, _| {
-            let [x, dy] = inputs(handles, ir);
-            outputs(handles, ir, [Flex::max_pool2x2_backward(x, dy)]);
+            let winners = handles.get_int_tensor::<Flex>(&ir.inputs[0]);
+            let dy = handles.get_float_tensor::<Flex>(&ir.inputs[1]);
+            let (h, w) = (scalar_usize(ir, 0), scalar_usize(ir, 1));
+            outputs(handles, ir, [Flex::max_pool2x2_backward(winners, dy, h, w)]);
         })
         .with_custom_op::<Flex, _>(id::NORM, |handles, ir, _| {
             let [x, gamma, beta] = inputs(handles, ir);
