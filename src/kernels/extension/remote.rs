@@ -95,8 +95,10 @@ static SERVED: Mutex<Vec<Device>> = Mutex::new(Vec::new());
 
 /// Whether `device` (not autodiff) is a remote one whose server runs the kernels.
 pub(super) fn serves_kernels(device: &Device) -> bool {
-    let served = SERVED.lock().unwrap_or_else(|e| e.into_inner());
-    !served.is_empty() && served.contains(device)
+    SERVED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(device)
 }
 
 /// Asks the server behind `device` what it serves, and from then on runs the kernels there

@@ -77,33 +77,30 @@ impl Session {
 
     /// Training examples `indices`, on the device without autodiff.
     pub(super) fn train_batch_untracked(&self, indices: &[usize]) -> Batch {
-        match &self.on_device {
-            Some(data) => {
-                let (images, labels) = data.train.pick(indices);
-                (images.inner(), labels.inner())
-            }
-            None => host_batch(
-                &self.data.train,
-                self.data.shape,
-                indices,
-                &self.device.clone().inner(),
-            ),
-        }
+        let on_device = self.on_device.as_ref().map(|d| &d.train);
+        self.untracked_batch(on_device, &self.data.train, indices)
     }
 
     /// Test examples `indices`, on the device without autodiff.
     pub(super) fn test_batch(&self, indices: &[usize]) -> Batch {
-        match &self.on_device {
-            Some(data) => {
-                let (images, labels) = data.test.pick(indices);
+        let on_device = self.on_device.as_ref().map(|d| &d.test);
+        self.untracked_batch(on_device, &self.data.test, indices)
+    }
+
+    /// `indices` of a split, from its copy on the device when there is one, else from the
+    /// host's, on the device without autodiff.
+    fn untracked_batch(
+        &self,
+        on_device: Option<&DeviceSplit>,
+        host: &Split,
+        indices: &[usize],
+    ) -> Batch {
+        match on_device {
+            Some(split) => {
+                let (images, labels) = split.pick(indices);
                 (images.inner(), labels.inner())
             }
-            None => host_batch(
-                &self.data.test,
-                self.data.shape,
-                indices,
-                &self.device.clone().inner(),
-            ),
+            None => host_batch(host, self.data.shape, indices, &self.device.clone().inner()),
         }
     }
 }
