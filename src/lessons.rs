@@ -183,9 +183,24 @@ pub struct Lesson {
     pub id: String,
     /// The preset the lesson starts from (one of [`crate::plan::PRESETS`]).
     pub preset: String,
+    /// Steps per second the lesson's runs are paced at (over the preset's own pace), so
+    /// that there is time to act while a run goes on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pace: Option<f64>,
     pub title: Text,
     pub text: Text,
     pub steps: Vec<Step>,
+}
+
+impl Lesson {
+    /// The plan the lesson starts from: its preset, paced at the lesson's pace.
+    pub fn plan(&self) -> Result<ExperimentPlan, crate::plan::PlanFileError> {
+        let mut plan = ExperimentPlan::preset(&self.preset)?;
+        if self.pace.is_some() {
+            plan.training.pace = self.pace;
+        }
+        Ok(plan)
+    }
 }
 
 /// A lesson that cannot be used.
@@ -306,5 +321,27 @@ mod tests {
         }
         assert!(matches!(find("nope"), Err(LessonError::Unknown { .. })));
         assert_eq!(find("granularity").unwrap().id, "granularity");
+    }
+
+    #[test]
+    fn every_lesson_leaves_time_to_act_while_its_run_goes_on() {
+        for l in all().unwrap() {
+            let plan = l.plan().unwrap();
+            let pace = plan.training.pace.unwrap_or_else(|| panic!("{}: no pace", l.id));
+            let schedule = plan.validate(crate::data::BUILTIN_TRAIN).unwrap();
+            let (first, last) = (schedule.first_prune_step(), schedule.last_prune_step());
+            let pruning_s = (last.unwrap_or(first) - first) as f64 / pace;
+            assert!(
+                (15.0..=90.0).contains(&pruning_s),
+                "{}: pruning lasts {pruning_s:.0} s at {pace} steps/s",
+                l.id
+            );
+            if !plan.training.until_stopped {
+                let steps = plan.training.epochs as u64
+                    * plan.steps_per_epoch(crate::data::BUILTIN_TRAIN);
+                let run_s = steps as f64 / pace;
+                assert!((30.0..=150.0).contains(&run_s), "{}: a run lasts {run_s:.0} s", l.id);
+            }
+        }
     }
 }

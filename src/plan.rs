@@ -10,7 +10,6 @@ use crate::data::DatasetSource;
 use crate::model::{LayerConfig, ModelKind, StackConfig, StackError};
 use crate::prune::{LayerSpec, PolicyError, PruningPolicy, StepSchedule};
 
-/// Optimizer and loop settings.
 /// Where the plan asks to train.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -29,6 +28,7 @@ pub enum BackendChoice {
     Remote,
 }
 
+/// Optimizer and loop settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Training {
@@ -43,10 +43,17 @@ pub struct Training {
     pub seed: u64,
     #[serde(default)]
     pub backend: BackendChoice,
-    /// Evaluate on the test split every this many steps (0: by time, so that evaluating
-    /// takes under a tenth of the run).
+    /// Evaluate on the test split every this many steps. 0, the automatic cadence: by time,
+    /// plus an evaluation right after every cut that changes a mask and another right
+    /// before the next cut (on a fixed subset of the test split), all of them together
+    /// well under 15% of the run.
     #[serde(default)]
     pub eval_every: u64,
+    /// Train at most this many steps per second, so that a class can follow each cut
+    /// (`None`: as fast as the device goes). Changes live; the window's speed control
+    /// edits it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pace: Option<f64>,
     /// Start from these weights (a PyTorch `state_dict` saved as safetensors) instead of
     /// a random initialisation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -85,6 +92,7 @@ impl Default for Training {
             seed: 0,
             backend: BackendChoice::default(),
             eval_every: 0,
+            pace: None,
             weights: None,
             until_stopped: false,
             remote: None,
@@ -299,6 +307,13 @@ impl ExperimentPlan {
             return Err(PlanFileError::Invalid(format!(
                 "training.lr must be a positive number, found {}",
                 t.lr
+            )));
+        }
+        if let Some(pace) = t.pace
+            && !(pace.is_finite() && pace > 0.0)
+        {
+            return Err(PlanFileError::Invalid(format!(
+                "training.pace must be a positive number of steps per second (leave it out for full speed), found {pace}"
             )));
         }
         self.pruning.rules(&self.layer_specs()?)?;

@@ -13,6 +13,7 @@ fn live_plan() -> ExperimentPlan {
     let mut plan = ExperimentPlan::preset("live-demo").unwrap();
     plan.training.backend = BackendChoice::Flex;
     plan.training.epochs = 1; // the horizon: 63 steps
+    plan.training.pace = None; // the preset's classroom pace, lifted
     plan.pruning.schedule = Schedule::Polynomial {
         initial: 0.0,
         final_sparsity: 0.6,
@@ -65,12 +66,11 @@ fn a_run_until_stopped_goes_past_its_epochs_and_follows_changes_after_the_schedu
 }
 
 #[test]
-fn the_speed_cap_spaces_the_steps_and_lifting_it_lets_them_run() {
+fn the_plans_pace_spaces_the_steps_and_lifting_it_lets_them_run() {
     let worker = Worker::spawn(None);
-    worker.send(Command::SetSpeed {
-        steps_per_s: Some(20.0),
-    });
-    worker.send(Command::Start(Box::new(live_plan())));
+    let mut plan = live_plan();
+    plan.training.pace = Some(20.0);
+    worker.send(Command::Start(Box::new(plan)));
     let steps_after = |worker: &Worker, window: Duration| {
         let deadline = Instant::now() + window;
         let mut last = None;

@@ -319,7 +319,7 @@ fn plans_save_and_load_through_the_file_menu() {
 fn empty_plots_say_what_will_fill_them_and_n_of_m_says_why_the_slider_does_not_apply() {
     let dir = temp_dir("hints");
     let mut h = harness(picker(&dir, None), plan());
-    use sparsity_explorer::app::views::hints;
+    use sparsity_explorer::app::plots::hints;
     for hint in [
         hints::LOSS,
         hints::ACCURACY,
@@ -474,6 +474,52 @@ fn without_a_cjk_font_chinese_is_refused_in_words_and_nothing_is_drawn_as_boxes(
 }
 
 #[test]
+fn the_accuracy_against_sparsity_plot_fills_in_while_pruning_with_both_kinds_of_points() {
+    let dir = temp_dir("curve");
+    let mut plan = ExperimentPlan::preset("quick-demo").unwrap();
+    plan.training.backend = BackendChoice::Flex;
+    let mut h = harness(picker(&dir, None), plan);
+    click(&mut h, "Start");
+    wait(&mut h, 300, "the run to finish", |app| {
+        app.state.status.summary.is_some()
+    });
+    h.run_steps(3);
+    let history = &h.state().state.history;
+    // the pruning levels the run reached, from the schedule plot's achieved points
+    let levels: Vec<f64> = history.achieved.points().iter().map(|p| p[1]).collect();
+    let first = levels.iter().copied().fold(f64::INFINITY, f64::min);
+    let last = levels.iter().copied().fold(0.0, f64::max);
+    assert!(last > first + 0.5, "pruned from {first} to {last}");
+    let points = history.accuracy_vs_sparsity.points();
+    let inside = points
+        .iter()
+        .filter(|p| p[0] > first + 1e-6 && p[0] < last - 1e-6)
+        .count();
+    assert!(
+        inside >= 5,
+        "{inside} of {} points between the first and the last level",
+        points.len()
+    );
+    let (after, recovered) = (history.after_cut.points(), history.recovered.points());
+    assert!(after.len() >= 5, "{} points right after a cut", after.len());
+    assert!(recovered.len() >= 5, "{} points after recovery", recovered.len());
+    assert_eq!(
+        after.len() + recovered.len() + history.scheduled.points().len(),
+        points.len(),
+        "every point is of one kind"
+    );
+    // both kinds are named in the plot's legend, and the histogram keeps the last cut's line
+    assert!(h.query_by_label("right after a cut").is_some());
+    assert!(h.query_by_label("after recovery").is_some());
+    assert!(
+        h.query_all_by_label_contains("threshold of the last cut (step")
+            .next()
+            .is_some()
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn a_lesson_ticks_its_steps_as_the_run_shows_them() {
     let lesson = sparsity_explorer::lessons::find("granularity").unwrap();
     let mut h = Harness::builder()
@@ -492,10 +538,17 @@ fn a_lesson_ticks_its_steps_as_the_run_shows_them() {
     let app = h.state();
     let progress = app.state.lesson.as_ref().expect("opened on the lesson");
     assert_eq!(app.state.plan, {
-        let mut p = ExperimentPlan::preset(&progress.lesson.preset).unwrap();
+        let mut p = progress.lesson.plan().unwrap();
         p.training.backend = BackendChoice::Flex;
         p
     });
+    assert!(app.state.plan.training.pace.is_some(), "a lesson's run is paced");
+    assert!(
+        h.query_all_by_label_contains("Paced at")
+            .next()
+            .is_some(),
+        "the window says why the run is paced"
+    );
     assert!(
         h.query_by_label("Unstructured, N:M, blocks and channels")
             .is_some()

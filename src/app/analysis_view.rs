@@ -7,7 +7,7 @@ use egui_plot::{Corner, HLine, Legend, Line, Plot, Points};
 
 use super::command::AppCommand;
 use super::files::FilePurpose;
-use super::views::{format_mark, readable_marks};
+use super::plots::{format_mark, readable_marks};
 use crate::i18n::{t, tf};
 use crate::plan::ExperimentPlan;
 use crate::prune::{Criterion, Granularity};

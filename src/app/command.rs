@@ -27,8 +27,6 @@ pub enum AppCommand {
     SetLanguage(crate::i18n::Language),
     /// Continues a run whose remote server was lost, on this machine.
     ContinueLocally,
-    /// Caps training at this many steps per second (`None`: full speed).
-    SetSpeed(Option<f64>),
     /// Puts the plan on the clipboard as one line.
     CopyPlan,
     /// Opens the field where a plan line is pasted.

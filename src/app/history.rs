@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::train::Event;
+use crate::train::{EvalPhase, Event};
 
 /// Points kept per series; beyond it every other point is dropped, so a long run stays
 /// whole on the plot at half the resolution instead of losing its beginning.
@@ -61,8 +61,14 @@ pub struct RunHistory {
     pub loss: Series,
     /// `[step, test accuracy]`.
     pub accuracy: Series,
-    /// `[sparsity, test accuracy]`, one per evaluation.
+    /// `[sparsity, test accuracy]`, one per evaluation, in order: the line through them
+    /// is the prune-and-recover sawtooth.
     pub accuracy_vs_sparsity: Series,
+    /// The same points by kind: right after a cut, after the recovery from it, and the
+    /// others (baseline, scheduled, final).
+    pub after_cut: Series,
+    pub recovered: Series,
+    pub scheduled: Series,
     /// `[step, achieved sparsity]` at each pruning step.
     pub achieved: Series,
     /// Dense baseline accuracy, once measured.
@@ -86,13 +92,20 @@ impl RunHistory {
                 accuracy,
                 sparsity,
                 baseline,
+                phase,
                 ..
             } => {
                 if *baseline {
                     self.baseline = Some(*accuracy);
                 }
                 self.accuracy.push([*step as f64, *accuracy]);
-                self.accuracy_vs_sparsity.push([*sparsity, *accuracy]);
+                let point = [*sparsity, *accuracy];
+                self.accuracy_vs_sparsity.push(point);
+                match phase {
+                    EvalPhase::AfterCut => self.after_cut.push(point),
+                    EvalPhase::Recovered => self.recovered.push(point),
+                    _ => self.scheduled.push(point),
+                }
             }
             Event::Pruned { step, sparsity, .. } => self.achieved.push([*step as f64, *sparsity]),
             _ => {}

@@ -1,5 +1,5 @@
 //! One prunable layer as the window shows it: its mask as a texture, its sparsity, and the
-//! weight-magnitude histogram with the current threshold. Images are built from host
+//! weight-magnitude histogram with the threshold of the last cut. Images are built from host
 //! snapshots sent by the worker; textures are created once and updated in place.
 
 use eframe::egui;
@@ -142,9 +142,8 @@ pub fn layouts(shape: &LayerShape) -> Vec<MaskLayout> {
     v
 }
 
-/// Histogram of `|w|` over kept weights, and the pruning threshold (smallest kept `|w|`
-/// when anything is pruned).
-pub fn magnitude_histogram(snap: &LayerSnapshot) -> (Vec<[f64; 2]>, f64, Option<f64>) {
+/// Histogram of `|w|` over kept weights: `[centre, count]` per bin, and the bin width.
+pub fn magnitude_histogram(snap: &LayerSnapshot) -> (Vec<[f64; 2]>, f64) {
     let kept: Vec<f64> = snap
         .weights
         .iter()
@@ -163,9 +162,14 @@ pub fn magnitude_histogram(snap: &LayerSnapshot) -> (Vec<[f64; 2]>, f64, Option<
         .enumerate()
         .map(|(i, &c)| [(i as f64 + 0.5) * width, c as f64])
         .collect();
-    let any_pruned = kept.len() < snap.mask.len();
-    let threshold = any_pruned.then(|| kept.iter().copied().fold(f64::INFINITY, f64::min));
-    (bins, width, threshold.filter(|t| t.is_finite()))
+    (bins, width)
+}
+
+/// Where the last cut of a layer ranked by `|w|` drew its line, and at which step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CutLine {
+    pub step: u64,
+    pub threshold: f64,
 }
 
 /// A layer's state in the window.
@@ -177,7 +181,9 @@ pub struct LayerView {
     pub layout: MaskLayout,
     pub histogram: Vec<[f64; 2]>,
     pub bin_width: f64,
-    pub threshold: Option<f64>,
+    /// The last cut's threshold, kept after pruning ends (the kept weights may shrink
+    /// below it since, so the histogram alone cannot tell it).
+    pub last_cut: Option<CutLine>,
     texture: Option<TextureHandle>,
     texture_layout: Option<MaskLayout>,
     dirty: bool,
@@ -194,7 +200,7 @@ impl LayerView {
             layout,
             histogram: Vec::new(),
             bin_width: 0.0,
-            threshold: None,
+            last_cut: None,
             texture: None,
             texture_layout: None,
             dirty: false,
@@ -203,10 +209,9 @@ impl LayerView {
 
     /// Takes a fresh snapshot; the texture is rebuilt the next time it is drawn.
     pub fn set_snapshot(&mut self, snap: LayerSnapshot) {
-        let (hist, width, threshold) = magnitude_histogram(&snap);
+        let (hist, width) = magnitude_histogram(&snap);
         self.histogram = hist;
         self.bin_width = width;
-        self.threshold = threshold;
         self.sparsity = crate::prune::sparsity(&snap.mask);
         self.snapshot = Some(snap);
         self.dirty = true;
@@ -384,16 +389,18 @@ mod tests {
     }
 
     #[test]
-    fn histogram_counts_kept_weights_and_finds_the_threshold() {
+    fn histogram_counts_kept_weights() {
         let s = snap(
             LayerShape::linear(1, 4),
             vec![0.0, -0.2, 0.4, 1.0],
             vec![0, 1, 1, 1],
         );
-        let (bins, width, threshold) = magnitude_histogram(&s);
+        let (bins, width) = magnitude_histogram(&s);
         assert_eq!(bins.len(), HISTOGRAM_BINS);
         assert_eq!(bins.iter().map(|b| b[1]).sum::<f64>(), 3.0);
         assert!((width - 1.0 / HISTOGRAM_BINS as f64).abs() < 1e-12);
-        assert!((threshold.unwrap() - 0.2).abs() < 1e-6);
+        // the kept 0.2 falls in the bin of 0.2, the 0.0 pruned one nowhere
+        assert_eq!(bins[(0.2 / width) as usize][1], 1.0);
+        assert_eq!(bins[0][1], 0.0);
     }
 }

@@ -13,9 +13,11 @@ pub mod files;
 pub mod fonts;
 pub mod history;
 pub mod layers;
+pub mod legend;
 pub mod network_editor;
 pub mod panels;
 pub mod plan_editor;
+pub mod plots;
 mod planned;
 pub mod state;
 pub mod tables;
@@ -238,7 +240,6 @@ impl ExplorerApp {
                 }
             },
             AppCommand::CancelPathPrompt => self.state.path_prompt = None,
-            AppCommand::SetSpeed(steps_per_s) => self.send(Command::SetSpeed { steps_per_s }),
             AppCommand::OpenLesson(place) => self.open_lesson(place),
             AppCommand::ContinueLocally => {
                 // the run goes on with the local backend: the plan says so too

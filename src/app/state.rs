@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::analysis_view::AnalysisState;
 use super::command::AppCommand;
 use super::history::{Overlays, RunHistory};
-use super::layers::LayerView;
+use super::layers::{CutLine, LayerView};
 use crate::infer::bench::InferBench;
 use crate::plan::ExperimentPlan;
 use crate::train::{BackendInfo, Event, ExportReport, Summary};
@@ -73,10 +73,10 @@ pub struct AppState {
     pub language: crate::i18n::Language,
     /// Why Chinese cannot be shown (no CJK font), once it was asked for.
     pub language_note: Option<String>,
-    /// The speed cap in steps per second (`None`: full speed).
-    pub speed_cap: Option<f64>,
+    /// The pace being dragged on the speed control, before it goes into the plan.
+    pub pace_drag: Option<f64>,
     /// The evaluation under the pointer on the accuracy-against-sparsity plot.
-    pub highlight: Option<crate::app::views::Highlight>,
+    pub highlight: Option<crate::app::plots::Highlight>,
     /// An error shown in the banner until dismissed.
     pub banner: Option<String>,
     /// Set while the worker has not answered for a while.
@@ -108,7 +108,7 @@ impl AppState {
             layers: Vec::new(),
             selected_layer: 0,
             highlight: None,
-            speed_cap: None,
+            pace_drag: None,
             lesson: None,
             remote_lost: None,
             lessons: crate::lessons::all().unwrap_or_default(),
@@ -274,6 +274,7 @@ impl AppState {
                         v.target = l.target;
                         v.sparsity = l.sparsity;
                         v.info.granularity = l.granularity;
+                        v.last_cut = l.threshold.map(|threshold| CutLine { step, threshold });
                     }
                 }
                 return snapshots(true);
@@ -403,7 +404,7 @@ mod tests {
 
     use super::*;
     use crate::prune::LayerShape;
-    use crate::train::{LayerInfo, LayerSparsity, WorkerError};
+    use crate::train::{EvalPhase, LayerInfo, LayerSparsity, WorkerError};
 
     fn state() -> AppState {
         AppState::new(ExperimentPlan::preset("quick-demo").unwrap(), None)
@@ -485,6 +486,7 @@ mod tests {
                 target: 0.5,
                 sparsity: 0.5,
                 grown: 0,
+                threshold: None,
             }],
         });
         assert_eq!(follow, vec![AppCommand::RefreshSnapshots { force: true }]);
@@ -492,6 +494,7 @@ mod tests {
         assert_eq!(s.layers[1].sparsity, 0.5);
         assert_eq!(s.layers[1].info.granularity, "2:4");
         assert_eq!(s.layers[0].sparsity, 0.0);
+        assert_eq!(s.layers[1].last_cut, None, "2:4 has no single |w| threshold");
         let evaluation = s.apply(Event::Evaluation {
             step: 21,
             epoch: 0.3,
@@ -499,12 +502,38 @@ mod tests {
             loss: 0.3,
             sparsity: 0.49,
             baseline: false,
+            phase: EvalPhase::AfterCut,
+            subset: Some(400),
         });
         assert_eq!(
             evaluation,
             vec![AppCommand::RefreshSnapshots { force: false }]
         );
         assert_eq!(s.status.accuracy, Some(0.9));
+        assert_eq!(s.history.after_cut.points(), &[[0.49, 0.9]]);
+        assert!(s.history.recovered.is_empty());
+        // a magnitude cut's threshold stays with the layer until the next cut
+        s.apply(Event::Pruned {
+            step: 40,
+            target: 0.6,
+            sparsity: 0.6,
+            layers: vec![LayerSparsity {
+                name: "fc1".into(),
+                granularity: "unstructured".into(),
+                criterion: "magnitude".into(),
+                target: 0.6,
+                sparsity: 0.6,
+                grown: 0,
+                threshold: Some(0.0123),
+            }],
+        });
+        assert_eq!(
+            s.layers[0].last_cut,
+            Some(CutLine {
+                step: 40,
+                threshold: 0.0123
+            })
+        );
     }
 
     #[test]

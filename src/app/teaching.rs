@@ -2,7 +2,6 @@
 //! language (with the CJK font Chinese needs).
 
 use super::{ExplorerApp, fonts};
-use crate::plan::ExperimentPlan;
 
 impl ExplorerApp {
     /// Opens the lesson at `place` in the course with its preset (the run, if any, goes on
@@ -11,7 +10,7 @@ impl ExplorerApp {
         let Some(lesson) = self.state.lessons.get(place).cloned() else {
             return;
         };
-        match ExperimentPlan::preset(&lesson.preset) {
+        match lesson.plan() {
             Ok(plan) => self.state.plan = plan,
             Err(e) => self.state.banner = Some(e.to_string()),
         }

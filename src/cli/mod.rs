@@ -23,7 +23,7 @@ pub use args::{Cli, CliCommand, PlanArgs, PlanCommand, RunArgs, WindowArgs};
 pub use bench::BenchArgs;
 
 use crate::plan::{ExperimentPlan, PRESETS};
-use crate::train::{Command, Event, Summary, Worker};
+use crate::train::{Command, EvalPhase, Event, Summary, Worker};
 
 /// Runs the parsed command line.
 pub fn main(cli: Cli) -> Result<()> {
@@ -184,6 +184,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
                     backend.device,
                     backend.note.map(|n| format!(": {n}")).unwrap_or_default()
                 );
+                if let Some(pace) = plan.training.pace {
+                    eprintln!(
+                        "note: paced at {pace} steps/s, as the plan asks (so that a class can follow each cut); --pace 0 trains at full speed"
+                    );
+                }
                 let b = ProgressBar::new(total_steps);
                 b.set_style(
                     ProgressStyle::with_template("{bar:30.cyan/blue} {pos:>5}/{len} {msg}")
@@ -195,7 +200,25 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 Some(b) => b.println(format!("note: {message}")),
                 None => eprintln!("note: {message}"),
             },
-            Event::Evaluation { accuracy, .. } => last_accuracy = Some(accuracy),
+            Event::Evaluation {
+                step,
+                epoch,
+                accuracy,
+                loss,
+                sparsity,
+                phase,
+                subset,
+                ..
+            } => {
+                last_accuracy = Some(accuracy);
+                if !args.json {
+                    let line = evaluation_line(step, epoch, accuracy, loss, sparsity, phase, subset);
+                    match &bar {
+                        Some(b) => b.suspend(|| writeln!(out, "{line}"))?,
+                        None => writeln!(out, "{line}")?,
+                    }
+                }
+            }
             Event::Progress {
                 step,
                 epoch,
@@ -264,6 +287,24 @@ pub fn run(args: &RunArgs) -> Result<()> {
         print_summary(&mut out, &summary)?;
     }
     Ok(())
+}
+
+/// One evaluation as `run` prints it: where the run was, the sparsity and the accuracy,
+/// and which moment it measured on how much of the test split.
+fn evaluation_line(
+    step: u64,
+    epoch: f64,
+    accuracy: f64,
+    loss: f64,
+    sparsity: f64,
+    phase: EvalPhase,
+    subset: Option<usize>,
+) -> String {
+    let examples = subset.map_or_else(|| "whole test split".into(), |n| format!("{n} test images"));
+    format!(
+        "eval step {step:>6} epoch {epoch:>6.2} sparsity {sparsity:.3} accuracy {accuracy:.4} loss {loss:.4}  {} ({examples})",
+        phase.describe()
+    )
 }
 
 /// The final table: per-layer sparsity and dense vs pruned accuracy.

@@ -47,9 +47,13 @@ pub struct PlanArgs {
     /// name or nn.Sequential position). Analyses and exports use them as they are.
     #[arg(long, value_name = "FILE.safetensors")]
     pub weights: Option<PathBuf>,
-    /// Evaluate every this many steps (0: every epoch).
+    /// Evaluate every this many steps (0: the automatic cadence, by time and after every
+    /// cut and its recovery).
     #[arg(long)]
     pub eval_every: Option<u64>,
+    /// Train at most this many steps per second (0: full speed, whatever the plan says).
+    #[arg(long, value_name = "STEPS_PER_S")]
+    pub pace: Option<f64>,
     /// unstructured, N:M (2:4), block:RxC[:max], channel.
     #[arg(long)]
     pub granularity: Option<String>,
@@ -225,6 +229,9 @@ impl PlanArgs {
         }
         if let Some(v) = self.eval_every {
             t.eval_every = v;
+        }
+        if let Some(v) = self.pace {
+            t.pace = (v != 0.0).then_some(v);
         }
         if let Some(path) = &self.weights {
             t.weights = Some(path.clone());

@@ -322,7 +322,6 @@ pub const ZH: &[(&str, &str)] = &[
     ("down", "下移"),
     ("epochs", "轮数"),
     ("evaluate every", "评估间隔"),
-    ("evaluations", "评估"),
     ("exchange every", "交换间隔"),
     ("form", "形式"),
     ("global", "全局"),
@@ -622,7 +621,6 @@ pub const ZH: &[(&str, &str)] = &[
     ("rewind (lottery ticket)", "回退（彩票假设）"),
     ("yes", "是"),
     ("no", "否"),
-    ("threshold {}", "阈值 {}"),
     ("{} samples/s", "{} 样本/秒"),
     ("loss {}", "损失 {}"),
     ("accuracy {}", "准确率 {}"),
@@ -649,4 +647,17 @@ pub const ZH: &[(&str, &str)] = &[
     ),
     ("granularity", "粒度"),
     ("criterion", "准则"),
+    ("this run", "本次运行"),
+    ("right after a cut", "剪枝刚完成时"),
+    ("after recovery", "恢复之后"),
+    ("other evaluations", "其他评估"),
+    ("threshold of the last cut (step {}): {}", "最近一次剪枝的阈值（第 {} 步）：{}"),
+    (
+        "no single |w| threshold: this layer is not cut by magnitude alone",
+        "没有单一的 |w| 阈值：这一层不只按权重大小剪枝",
+    ),
+    (
+        "Paced at {} steps/s so that a class can follow every cut: pruning runs from step {} to {}, about {} s. Untick “slow down to” to train at full speed.",
+        "已限速为每秒 {} 步，便于课堂上看清每一次剪枝：剪枝从第 {} 步进行到第 {} 步，约 {} 秒。取消勾选「限速至」即可全速训练。",
+    ),
 ];

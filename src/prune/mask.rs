@@ -230,9 +230,59 @@ pub fn sparsity(mask: &[u8]) -> f64 {
     mask.iter().filter(|&&m| m == 0).count() as f64 / mask.len() as f64
 }
 
+/// Where a cut drew its line on `|w|`: the smallest magnitude among the kept weights, the
+/// weights just grown back excepted (they start at zero and were not ranked). `None` when
+/// nothing is pruned or nothing ranked is kept. It is the threshold only for a layer ranked
+/// by `|w|` alone, one weight at a time (see [`LayerRule::cut_by_magnitude`]).
+///
+/// [`LayerRule::cut_by_magnitude`]: super::LayerRule::cut_by_magnitude
+pub fn cut_threshold(weights: &[f32], mask: &[u8], grown: &[u32]) -> Option<f64> {
+    if !mask.contains(&0) {
+        return None;
+    }
+    let mut fresh = vec![false; mask.len()];
+    for &g in grown {
+        if let Some(f) = fresh.get_mut(g as usize) {
+            *f = true;
+        }
+    }
+    weights
+        .iter()
+        .zip(mask)
+        .zip(&fresh)
+        .filter(|((_, m), f)| **m == 1 && !**f)
+        .map(|((w, _), _)| w.abs() as f64)
+        .min_by(f64::total_cmp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cut_threshold_separates_what_a_magnitude_cut_kept_from_what_it_pruned() {
+        let w = [0.5f32, -0.1, 0.3, -0.7, 0.05, 0.2];
+        let shape = LayerShape::linear(1, 6);
+        let mask = layer_mask(&w, &shape, Granularity::Unstructured, Criterion::Magnitude, 0.5, 0)
+            .unwrap();
+        let line = cut_threshold(&w, &mask, &[]).unwrap();
+        assert_eq!(line, 0.3f32 as f64);
+        for (v, m) in w.iter().zip(&mask) {
+            if *m == 1 {
+                assert!(v.abs() as f64 >= line);
+            } else {
+                assert!((v.abs() as f64) < line);
+            }
+        }
+        // a weight grown back at zero is not part of the ranking
+        let grown = [1u8, 0, 1, 1, 1, 0];
+        let w_grown = [0.5f32, -0.1, 0.3, -0.7, 0.0, 0.2];
+        assert_eq!(cut_threshold(&w_grown, &grown, &[4]), Some(0.3f32 as f64));
+        assert_eq!(cut_threshold(&w_grown, &grown, &[]), Some(0.0));
+        // nothing pruned: no line; nothing ranked kept: no line
+        assert_eq!(cut_threshold(&w, &[1; 6], &[]), None);
+        assert_eq!(cut_threshold(&w, &[0; 6], &[]), None);
+    }
     use crate::prune::BlockScore;
 
     #[test]

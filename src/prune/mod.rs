@@ -18,7 +18,9 @@ mod step_schedule;
 pub use exchange::{Exchange, GrowthScores, exchange};
 pub use granularity::{BlockScore, Granularity, GranularityError, Ineligible};
 pub use layer::{LayerKind, LayerShape};
-pub use mask::{GlobalLayer, MaskError, global_masks, keep_count, layer_mask, nm_mask, sparsity};
+pub use mask::{
+    GlobalLayer, MaskError, cut_threshold, global_masks, keep_count, layer_mask, nm_mask, sparsity,
+};
 pub use policy::{LayerOverride, LayerRule, LayerSpec, PolicyError, PruningPolicy, Scope};
 pub use schedule::{At, Growth, Schedule, ScheduleError, ScheduleKind, StepSchedule, defaults};
 pub use score::{Criterion, random_score};

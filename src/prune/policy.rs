@@ -194,6 +194,13 @@ impl LayerRule {
             / total as f64
     }
 
+    /// Whether this layer is cut by `|w|` alone, one weight at a time, so that a single
+    /// magnitude (see [`super::cut_threshold`]) separates its kept weights from its pruned
+    /// ones.
+    pub fn cut_by_magnitude(&self) -> bool {
+        self.granularity == Some(Granularity::Unstructured) && self.criterion == Criterion::Magnitude
+    }
+
     /// Whether this layer joins the global ranking under `plan`.
     fn joins_global(&self, plan: &PruningPolicy) -> bool {
         plan.scope == Scope::Global

@@ -11,7 +11,7 @@ use super::analysis::{
 use super::backend::BackendInfo;
 use super::error::WorkerError;
 use super::exporting::ExportReport;
-use super::report::{LayerInfo, LayerSnapshot, LayerSparsity, Summary};
+use super::report::{EvalPhase, Evaluation, LayerInfo, LayerSnapshot, LayerSparsity, Summary};
 use super::session::Session;
 use crate::infer::bench::InferBench;
 use crate::plan::ExperimentPlan;
@@ -46,7 +46,8 @@ pub enum Command {
     /// the host copy taken last ([`Event::RemoteLost`] says its step).
     ContinueLocally,
     /// Train at most this many steps per second (`None`: as fast as it goes), so that a
-    /// class can watch the masks change.
+    /// class can watch the masks change. A run starts at its plan's `pace`, and a plan
+    /// update that changes the pace sets it again.
     SetSpeed {
         steps_per_s: Option<f64>,
     },
@@ -130,6 +131,11 @@ pub enum Event {
         sparsity: f64,
         /// This is the dense baseline, taken right before the first pruning step.
         baseline: bool,
+        /// The moment it measures: `baseline`, `after_cut`, `recovered`, `scheduled` or
+        /// `final`.
+        phase: EvalPhase,
+        /// Test examples of the fixed subset it used (`null`: the whole test split).
+        subset: Option<usize>,
     },
     Pruned {
         step: u64,
@@ -215,4 +221,20 @@ pub enum Event {
 
 fn as_text<S: serde::Serializer>(error: &Arc<WorkerError>, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(error)
+}
+
+impl Event {
+    /// The event that reports evaluation `e` of a run of `steps_per_epoch` steps an epoch.
+    pub fn evaluation(e: &Evaluation, steps_per_epoch: u64) -> Event {
+        Event::Evaluation {
+            step: e.step,
+            epoch: e.step as f64 / steps_per_epoch.max(1) as f64,
+            accuracy: e.accuracy,
+            loss: e.loss,
+            sparsity: e.sparsity,
+            baseline: e.phase == EvalPhase::Baseline,
+            phase: e.phase,
+            subset: e.subset,
+        }
+    }
 }

@@ -20,6 +20,6 @@ pub use error::WorkerError;
 pub use event::{Command, Event, SessionFn, SessionTask};
 pub use exporting::{ExportReport, export_session};
 pub use heartbeat::Heartbeat;
-pub use report::{LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary};
+pub use report::{EvalPhase, LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary};
 pub use session::{Evaluation, PruneReport, Session, SessionError, StepOutcome};
 pub use worker::{Waker, Worker};

@@ -1,7 +1,7 @@
 //! What a session reports about itself: its layers, their snapshots and sparsity, and the
 //! summary of a run. Plain data, sent by the worker in its events.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::prune::LayerShape;
 
@@ -30,6 +30,10 @@ pub struct LayerSparsity {
     pub sparsity: f64,
     /// Weights grown back at this step (dynamic schedules' exchanges; 0 when pruning).
     pub grown: usize,
+    /// The `|w|` the cut drew its line at: the smallest kept magnitude right after it, for
+    /// a layer ranked by `|w|` alone (unstructured magnitude); `None` where no single
+    /// magnitude separates kept from pruned (N:M, blocks, channels, other criteria).
+    pub threshold: Option<f64>,
 }
 
 /// A prunable layer as reported when a run starts.
@@ -84,10 +88,11 @@ pub struct StepOutcome {
     /// The step that was trained (0-based).
     pub step: u64,
     pub loss: f64,
-    /// Set when masks were recomputed before this step.
+    /// Set when masks were recomputed at this step.
     pub pruned: Option<PruneReport>,
-    /// Set when the dense baseline was measured before pruning started.
-    pub baseline: Option<Evaluation>,
+    /// Evaluations taken during the step, in order: the dense baseline or the recovery
+    /// before a cut, then the one right after it.
+    pub evaluations: Vec<Evaluation>,
 }
 
 /// Masks recomputed at a step.
@@ -99,10 +104,45 @@ pub struct PruneReport {
     pub layers: Vec<LayerSparsity>,
 }
 
-/// Accuracy and mean loss on the test split.
+/// Which moment of a run an evaluation measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalPhase {
+    /// The dense network, right before the first cut (whole test split).
+    Baseline,
+    /// Right after a cut changed a mask: what the cut cost.
+    AfterCut,
+    /// Right before the next cut (or as long after the last one as cuts were spaced):
+    /// what training won back.
+    Recovered,
+    /// By the cadence alone (time, or the plan's `eval_every`).
+    Scheduled,
+    /// The run's closing figure (whole test split).
+    Final,
+}
+
+impl EvalPhase {
+    /// How the CLI names the phase.
+    pub fn describe(self) -> &'static str {
+        match self {
+            EvalPhase::Baseline => "dense baseline",
+            EvalPhase::AfterCut => "after cut",
+            EvalPhase::Recovered => "recovered",
+            EvalPhase::Scheduled => "scheduled",
+            EvalPhase::Final => "final",
+        }
+    }
+}
+
+/// Accuracy and mean loss on the test split, or on its fixed subset.
 #[derive(Clone, Copy, Debug)]
 pub struct Evaluation {
     pub step: u64,
     pub accuracy: f64,
     pub loss: f64,
+    /// The masks' overall sparsity when it was taken.
+    pub sparsity: f64,
+    pub phase: EvalPhase,
+    /// Test examples it used when a fixed subset of the split (`None`: the whole split).
+    pub subset: Option<usize>,
 }

@@ -215,6 +215,8 @@ impl PointRecipe {
         let end = begin + (self.budget_steps / 2).max(1);
         let spe = plan.steps_per_epoch(self.dataset.train.len());
         plan.training.epochs = (begin + self.budget_steps).div_ceil(spe) as u32;
+        // a point is measured once, at the end of its budget: no evaluations after its cuts
+        plan.training.eval_every = begin + self.budget_steps;
         plan.pruning.granularity = granularity;
         plan.pruning.criterion = criterion;
         plan.pruning.scope = Scope::Layer;

@@ -8,6 +8,7 @@ use crate::app::analysis_view::{SensitivityPanel, SweepsPanel};
 use crate::app::command::AppCommand;
 use crate::app::files;
 use crate::app::state::{AppState, Tab};
+use crate::app::plots;
 use crate::app::views::{self, ExportPanel};
 use crate::i18n::{t, tf};
 
@@ -183,7 +184,8 @@ fn banner(ui: &mut Ui, state: &mut AppState, out: &mut Vec<AppCommand>) {
 fn training(ui: &mut Ui, state: &mut AppState, planned: &[[f64; 2]]) {
     let height = ui.available_height();
     let tile_height = views::tile_height(ui.available_width(), &state.layers, height * 0.4);
-    let plot_height = ((height - tile_height - 150.0) / 2.0).clamp(90.0, 340.0);
+    // each plot has a title and a legend row above it
+    let plot_height = ((height - tile_height - 190.0) / 2.0).clamp(90.0, 340.0);
     views::mask_tiles(ui, &mut state.layers, tile_height);
     ui.separator();
     let now = state.status.active.then_some(state.status.step);
@@ -192,14 +194,14 @@ fn training(ui: &mut Ui, state: &mut AppState, planned: &[[f64; 2]]) {
     let highlight = state.highlight;
     let spe = state.status.steps_per_epoch;
     let pointed = ui.columns(3, |cols| {
-        views::loss_plot(&mut cols[0], history, overlays, plot_height, highlight);
-        views::accuracy_plot(&mut cols[1], history, overlays, plot_height, highlight);
-        views::accuracy_vs_sparsity_plot(&mut cols[2], history, overlays, plot_height, spe)
+        plots::loss_plot(&mut cols[0], history, overlays, plot_height, highlight);
+        plots::accuracy_plot(&mut cols[1], history, overlays, plot_height, highlight);
+        plots::accuracy_vs_sparsity_plot(&mut cols[2], history, overlays, plot_height, spe)
     });
     ui.columns(3, |cols| {
-        views::schedule_plot(&mut cols[0], planned, history, now, plot_height, highlight);
-        views::layer_sparsity_bars(&mut cols[1], &state.layers, plot_height);
-        views::histogram_plot(
+        plots::schedule_plot(&mut cols[0], planned, history, now, plot_height, highlight);
+        plots::layer_sparsity_bars(&mut cols[1], &state.layers, plot_height);
+        plots::histogram_plot(
             &mut cols[2],
             &state.layers,
             &mut state.selected_layer,

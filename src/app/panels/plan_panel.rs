@@ -71,6 +71,8 @@ impl PlanPanel<'_> {
 
 /// Steps per second the speed control offers, below "full speed".
 const SPEED_RANGE: std::ops::RangeInclusive<f64> = 0.5..=200.0;
+/// What the speed control offers when it is ticked on a plan without a pace.
+const DEFAULT_PACE: f64 = 10.0;
 
 /// Start, Pause/Resume, Step, Stop, Reset, the speed cap, and why the edited plan cannot
 /// apply now.
@@ -117,24 +119,7 @@ fn controls(ui: &mut Ui, state: &mut AppState, out: &mut Vec<AppCommand>) {
             AppCommand::Reset,
         );
     });
-    ui.horizontal(|ui| {
-        let mut capped = state.speed_cap.is_some();
-        let before = state.speed_cap;
-        ui.checkbox(&mut capped, t("slow down to"))
-            .on_hover_text(t("Cap the steps per second so a class can watch the masks change; training is otherwise as fast as it goes."));
-        let mut speed = state.speed_cap.unwrap_or(10.0);
-        let slider = ui.add_enabled(
-            capped,
-            egui::Slider::new(&mut speed, SPEED_RANGE)
-                .logarithmic(true)
-                .suffix(t(" steps/s"))
-                .text(t("speed")),
-        );
-        state.speed_cap = capped.then_some(speed);
-        if state.speed_cap != before && !slider.dragged() || slider.drag_stopped() {
-            out.push(AppCommand::SetSpeed(state.speed_cap));
-        }
-    });
+    pace_control(ui, state);
     if let Some(sent) = &state.sent_plan
         && active
         && let Some(what) = sent.reset_reason(&state.plan)
@@ -148,7 +133,50 @@ fn controls(ui: &mut Ui, state: &mut AppState, out: &mut Vec<AppCommand>) {
         );
     }
     let examples = state.status.train_examples.max(crate::data::BUILTIN_TRAIN);
-    if let Err(e) = state.plan.validate(examples) {
-        ui.colored_label(Color32::from_rgb(230, 110, 100), e.to_string());
+    match state.plan.validate(examples) {
+        Err(e) => {
+            ui.colored_label(Color32::from_rgb(230, 110, 100), e.to_string());
+        }
+        Ok(schedule) => {
+            if let Some(pace) = state.plan.training.pace {
+                ui.small(pacing_note(pace, &schedule));
+            }
+        }
     }
+}
+
+/// The speed control: it edits the plan's pace, which a running session takes live. While
+/// the slider is dragged the value waits in `pace_drag`, so the run gets the value let go.
+fn pace_control(ui: &mut Ui, state: &mut AppState) {
+    ui.horizontal(|ui| {
+        let shown = state.pace_drag.or(state.plan.training.pace);
+        let mut capped = shown.is_some();
+        ui.checkbox(&mut capped, t("slow down to"))
+            .on_hover_text(t("Cap the steps per second so a class can watch the masks change; training is otherwise as fast as it goes."));
+        let mut speed = shown.unwrap_or(DEFAULT_PACE);
+        let slider = ui.add_enabled(
+            capped,
+            egui::Slider::new(&mut speed, SPEED_RANGE)
+                .logarithmic(true)
+                .suffix(t(" steps/s"))
+                .text(t("speed")),
+        );
+        if capped && slider.dragged() && !slider.drag_stopped() {
+            state.pace_drag = Some(speed);
+        } else {
+            state.pace_drag = None;
+            state.plan.training.pace = capped.then_some(speed);
+        }
+    });
+}
+
+/// Why the run is paced, how long its pruning lasts at that pace, and how to go full speed.
+fn pacing_note(pace: f64, schedule: &crate::prune::StepSchedule) -> String {
+    let first = schedule.first_prune_step();
+    let last = schedule.last_prune_step().unwrap_or(first);
+    let seconds = (last.saturating_sub(first) as f64 / pace).round();
+    tf(
+        "Paced at {} steps/s so that a class can follow every cut: pruning runs from step {} to {}, about {} s. Untick “slow down to” to train at full speed.",
+        &[&format!("{pace:.0}"), &first, &last, &seconds],
+    )
 }

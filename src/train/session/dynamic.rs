@@ -62,6 +62,6 @@ impl Session {
         }
         self.upload_masks();
         self.grown = grown;
-        Ok(self.prune_report(self.schedule.value(self.step)))
+        Ok(self.prune_report(self.schedule.value(self.step), &weights))
     }
 }

@@ -6,7 +6,7 @@ use burn::optim::ModuleOptimizer;
 use super::{PruneReport, Session, SessionError, granularity_name};
 use crate::kernels::FusedAdam;
 use crate::model::DeviceMask;
-use crate::prune::{Criterion, sparsity};
+use crate::prune::{Criterion, cut_threshold, sparsity};
 use crate::train::report::LayerSparsity;
 
 impl Session {
@@ -14,7 +14,7 @@ impl Session {
     /// them and applies them.
     pub fn prune(&mut self, value: f64) -> Result<PruneReport, SessionError> {
         let weights = self.network().read_weights();
-        let scores = self.criterion_scores(weights);
+        let scores = self.criterion_scores(weights.clone());
         self.masks = if self.layer_uses(Criterion::Synflow) {
             self.synflow_masks(scores, value)?
         } else {
@@ -32,11 +32,12 @@ impl Session {
         }
         self.upload_masks();
         self.grown.clear();
-        Ok(self.prune_report(value))
+        Ok(self.prune_report(value, &weights))
     }
 
-    /// What the masks are now, at schedule value `value`.
-    pub(super) fn prune_report(&self, value: f64) -> PruneReport {
+    /// What the masks are now, at schedule value `value`, cut from `weights` (each layer's
+    /// as they were at the cut, PyTorch layout).
+    pub(super) fn prune_report(&self, value: f64, weights: &[Vec<f32>]) -> PruneReport {
         let final_target = self.schedule_final();
         let layers = self
             .rules
@@ -50,6 +51,12 @@ impl Session {
                 target: r.target(value, final_target),
                 sparsity: m.as_deref().map(sparsity).unwrap_or(0.0),
                 grown: self.grown.get(i).map_or(0, Vec::len),
+                threshold: match (m, weights.get(i)) {
+                    (Some(m), Some(w)) if r.cut_by_magnitude() => {
+                        cut_threshold(w, m, self.grown.get(i).map_or(&[], Vec::as_slice))
+                    }
+                    _ => None,
+                },
             })
             .collect();
         PruneReport {

@@ -17,7 +17,7 @@ use crate::train::checkpoint::CheckpointData;
 use crate::train::error::WorkerError;
 use crate::train::event::{Command, Event};
 use crate::train::heartbeat::Heartbeat;
-use crate::train::session::{Session, SessionError, StepOutcome};
+use crate::train::session::{EvalPhase, Session, SessionError, StepOutcome};
 
 mod jobs;
 use jobs::Job;
@@ -247,12 +247,7 @@ impl WorkerLoop {
             Command::ContinueLocally => {
                 self.guard("continuing locally", EndsRun, Self::continue_locally)
             }
-            Command::SetSpeed { steps_per_s } => {
-                self.step_interval = steps_per_s
-                    .filter(|s| s.is_finite() && *s > 0.0)
-                    .map(|s| Duration::from_secs_f64(1.0 / s));
-                self.next_step_at = None;
-            }
+            Command::SetSpeed { steps_per_s } => self.set_pace(steps_per_s),
             Command::Stop => {
                 if self
                     .session
@@ -383,8 +378,17 @@ impl WorkerLoop {
 
     /// A new session of `plan`, from the plan's starting weights when it names some;
     /// training at once when `run`, otherwise paused at step 0.
+    /// Caps training at `steps_per_s` (`None`: full speed).
+    fn set_pace(&mut self, steps_per_s: Option<f64>) {
+        self.step_interval = steps_per_s
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(|s| Duration::from_secs_f64(1.0 / s));
+        self.next_step_at = None;
+    }
+
     fn start(&mut self, plan: ExperimentPlan, run: bool) -> Result<(), WorkerError> {
         self.clear();
+        self.set_pace(plan.training.pace);
         let data = self.dataset(&plan)?;
         let (device, backend) = select_for(&plan.training)?;
         let weights = plan.training.weights.clone();
@@ -400,6 +404,13 @@ impl WorkerLoop {
     }
 
     fn update_plan(&mut self, plan: ExperimentPlan) -> Result<(), WorkerError> {
+        let Some(s) = self.session.as_mut() else {
+            return Ok(());
+        };
+        let pace = plan.training.pace;
+        if s.plan().training.pace != pace {
+            self.set_pace(pace);
+        }
         let Some(s) = self.session.as_mut() else {
             return Ok(());
         };
@@ -558,17 +569,13 @@ impl WorkerLoop {
         let Some(session) = self.session.as_mut() else {
             return Ok(());
         };
-        let mut events = Vec::new();
-        if let Some(b) = outcome.baseline {
-            events.push(Event::Evaluation {
-                step: b.step,
-                epoch: b.step as f64 / session.steps_per_epoch() as f64,
-                accuracy: b.accuracy,
-                loss: b.loss,
-                sparsity: 0.0,
-                baseline: true,
-            });
-        }
+        let spe = session.steps_per_epoch();
+        // what was measured before the cut, the cut, then what was measured after it
+        let (after, before): (Vec<_>, Vec<_>) = outcome
+            .evaluations
+            .iter()
+            .partition(|e| e.phase == EvalPhase::AfterCut);
+        let mut events: Vec<Event> = before.iter().map(|e| Event::evaluation(e, spe)).collect();
         if let Some(p) = outcome.pruned {
             events.push(Event::Pruned {
                 step: p.step,
@@ -577,18 +584,12 @@ impl WorkerLoop {
                 layers: p.layers,
             });
         }
+        events.extend(after.iter().map(|e| Event::evaluation(e, spe)));
         let done = session.is_done();
         let step = session.step();
         if session.evaluation_due() && !done {
-            let e = session.evaluate();
-            events.push(Event::Evaluation {
-                step: e.step,
-                epoch: session.epoch(),
-                accuracy: e.accuracy,
-                loss: e.loss,
-                sparsity: session.mask_sparsity(),
-                baseline: false,
-            });
+            let e = session.evaluate(EvalPhase::Scheduled);
+            events.push(Event::evaluation(&e, spe));
         }
         let now = Instant::now();
         if done
@@ -622,19 +623,14 @@ impl WorkerLoop {
         let Some(session) = self.session.as_mut() else {
             return Ok(());
         };
-        let before = session.last_evaluation().map(|e| e.step);
+        let before = session.last_evaluation().map(|e| (e.step, e.phase));
         let summary = session.summary();
-        let closing = session.last_evaluation().filter(|e| before != Some(e.step));
-        let (sparsity, epoch) = (session.mask_sparsity(), session.epoch());
+        let closing = session
+            .last_evaluation()
+            .filter(|e| before != Some((e.step, e.phase)));
+        let spe = session.steps_per_epoch();
         if let Some(e) = closing {
-            self.emit(Event::Evaluation {
-                step: e.step,
-                epoch,
-                accuracy: e.accuracy,
-                loss: e.loss,
-                sparsity,
-                baseline: false,
-            });
+            self.emit(Event::evaluation(&e, spe));
         }
         self.emit(Event::Finished { stopped, summary });
         Ok(())
