@@ -327,7 +327,10 @@ mod tests {
     fn every_lesson_leaves_time_to_act_while_its_run_goes_on() {
         for l in all().unwrap() {
             let plan = l.plan().unwrap();
-            let pace = plan.training.pace.unwrap_or_else(|| panic!("{}: no pace", l.id));
+            let pace = plan
+                .training
+                .pace
+                .unwrap_or_else(|| panic!("{}: no pace", l.id));
             let schedule = plan.validate(crate::data::BUILTIN_TRAIN).unwrap();
             let (first, last) = (schedule.first_prune_step(), schedule.last_prune_step());
             let pruning_s = (last.unwrap_or(first) - first) as f64 / pace;
@@ -337,10 +340,14 @@ mod tests {
                 l.id
             );
             if !plan.training.until_stopped {
-                let steps = plan.training.epochs as u64
-                    * plan.steps_per_epoch(crate::data::BUILTIN_TRAIN);
+                let steps =
+                    plan.training.epochs as u64 * plan.steps_per_epoch(crate::data::BUILTIN_TRAIN);
                 let run_s = steps as f64 / pace;
-                assert!((30.0..=150.0).contains(&run_s), "{}: a run lasts {run_s:.0} s", l.id);
+                assert!(
+                    (30.0..=150.0).contains(&run_s),
+                    "{}: a run lasts {run_s:.0} s",
+                    l.id
+                );
             }
         }
     }

@@ -101,11 +101,16 @@ fn check_follows_the_pruning(name: &str, events: &[Event], summary: &Summary) {
     let count = |phase| evals.iter().filter(|e| e.phase == phase).count();
     assert_eq!(count(EvalPhase::Baseline), 1, "{name}");
     assert!(count(EvalPhase::AfterCut) + 1 >= levels.len(), "{name}");
-    assert!(count(EvalPhase::Recovered) + 1 >= count(EvalPhase::AfterCut), "{name}");
+    assert!(
+        count(EvalPhase::Recovered) + 1 >= count(EvalPhase::AfterCut),
+        "{name}"
+    );
     for e in &evals {
         match e.phase {
             EvalPhase::AfterCut | EvalPhase::Recovered => {
-                let n = e.subset.unwrap_or_else(|| panic!("{name}: {e:?} has no subset"));
+                let n = e
+                    .subset
+                    .unwrap_or_else(|| panic!("{name}: {e:?} has no subset"));
                 assert!(n > 0 && n <= test, "{name}: {e:?}");
             }
             _ => assert_eq!(e.subset, None, "{name}: {e:?} uses the whole split"),
@@ -123,7 +128,10 @@ fn check_follows_the_pruning(name: &str, events: &[Event], summary: &Summary) {
         match *e {
             Event::Pruned { step, sparsity, .. } => {
                 if last_pruned.is_some_and(|(_, s)| (s - sparsity).abs() > 1e-9) {
-                    assert!(!waiting_for_recovery, "{name}: no recovery before step {step}");
+                    assert!(
+                        !waiting_for_recovery,
+                        "{name}: no recovery before step {step}"
+                    );
                 }
                 last_pruned = Some((step, sparsity));
             }
@@ -162,7 +170,10 @@ fn check_follows_the_pruning(name: &str, events: &[Event], summary: &Summary) {
 fn every_pruning_level_of_the_built_in_presets_is_evaluated_after_its_cut_and_recovery() {
     for name in ["quick-demo", "seed-polynomial", "lenet300-agp90"] {
         let plan = ExperimentPlan::preset(name).unwrap();
-        assert_eq!(plan.training.eval_every, 0, "{name} uses the automatic cadence");
+        assert_eq!(
+            plan.training.eval_every, 0,
+            "{name} uses the automatic cadence"
+        );
         let (events, summary) = run(plan);
         check_follows_the_pruning(name, &events, &summary);
     }
@@ -177,8 +188,15 @@ fn the_seed_recipe_on_fashion_mnist_is_evaluated_between_50_and_80_percent() {
         .iter()
         .filter(|e| e.sparsity > 0.51 && e.sparsity < 0.79)
         .count();
-    assert!(inside >= 8, "{inside} evaluations strictly between 50% and 80%");
-    assert!(summary.final_accuracy >= 0.871, "{}", summary.final_accuracy);
+    assert!(
+        inside >= 8,
+        "{inside} evaluations strictly between 50% and 80%"
+    );
+    assert!(
+        summary.final_accuracy >= 0.871,
+        "{}",
+        summary.final_accuracy
+    );
 }
 
 #[test]
@@ -192,10 +210,22 @@ fn rigl_exchanges_are_evaluated_like_cuts() {
         .filter(|e| matches!(e, Event::Pruned { layers, .. } if layers.iter().any(|l| l.grown > 0)))
         .count();
     assert!(exchanges >= 2, "{exchanges} exchanges");
-    let after = evals.iter().filter(|e| e.phase == EvalPhase::AfterCut).count();
-    let recovered = evals.iter().filter(|e| e.phase == EvalPhase::Recovered).count();
-    assert!(after > exchanges / 2, "{after} after-cut evaluations, {exchanges} exchanges");
-    assert!(recovered + 1 >= after, "{recovered} recoveries, {after} cuts");
+    let after = evals
+        .iter()
+        .filter(|e| e.phase == EvalPhase::AfterCut)
+        .count();
+    let recovered = evals
+        .iter()
+        .filter(|e| e.phase == EvalPhase::Recovered)
+        .count();
+    assert!(
+        after > exchanges / 2,
+        "{after} after-cut evaluations, {exchanges} exchanges"
+    );
+    assert!(
+        recovered + 1 >= after,
+        "{recovered} recoveries, {after} cuts"
+    );
     // the threshold of a RigL exchange is the smallest ranked magnitude kept, not the zero
     // of a weight just grown back
     let thresholds: Vec<f64> = events
@@ -224,7 +254,10 @@ fn an_explicit_eval_every_keeps_meaning_what_it_says() {
         }
         assert_eq!(e.subset, None, "{e:?}");
     }
-    let scheduled = evals.iter().filter(|e| e.phase == EvalPhase::Scheduled).count();
+    let scheduled = evals
+        .iter()
+        .filter(|e| e.phase == EvalPhase::Scheduled)
+        .count();
     // every 21 steps but the last, where the closing evaluation is taken instead
     assert_eq!(scheduled as u64, (summary.steps - 1) / 21);
 }

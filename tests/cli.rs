@@ -89,26 +89,47 @@ fn lenet300_agp90_reaches_the_reference_numbers() {
     }
     let phase = |p: &str| evals.iter().filter(|e| e["phase"] == p).count();
     assert_eq!(phase("baseline"), 1);
-    assert!(phase("after_cut") >= 10, "{} after cuts", phase("after_cut"));
-    assert!(phase("recovered") >= 10, "{} recoveries", phase("recovered"));
+    assert!(
+        phase("after_cut") >= 10,
+        "{} after cuts",
+        phase("after_cut")
+    );
+    assert!(
+        phase("recovered") >= 10,
+        "{} recoveries",
+        phase("recovered")
+    );
     assert!(
         evals
             .iter()
             .filter(|e| e["phase"] == "after_cut" || e["phase"] == "recovered")
             .all(|e| e["subset"].is_u64())
     );
-    assert!(evals.last().unwrap()["subset"].is_null(), "the closing figure uses the whole split");
+    assert!(
+        evals.last().unwrap()["subset"].is_null(),
+        "the closing figure uses the whole split"
+    );
 }
 
 #[test]
 fn run_prints_each_evaluation_with_its_sparsity_and_moment() {
     let out = run(&["run", "--preset", "quick-demo", "--backend", "flex"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("eval step")).collect();
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("eval step"))
+        .collect();
     assert!(lines.len() >= 20, "{stdout}");
     for l in &lines {
-        assert!(l.contains(" sparsity 0.") && l.contains(" accuracy 0."), "{l}");
+        assert!(
+            l.contains(" sparsity 0.") && l.contains(" accuracy 0."),
+            "{l}"
+        );
     }
     let with = |what: &str| lines.iter().filter(|l| l.contains(what)).count();
     assert_eq!(with("dense baseline (whole test split)"), 1, "{stdout}");

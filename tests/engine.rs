@@ -9,7 +9,7 @@ use sparsity_explorer::model::{ModelKind, StackConfig};
 use sparsity_explorer::plan::ExperimentPlan;
 use sparsity_explorer::prune::{At, Granularity, Schedule};
 use sparsity_explorer::train::{
-    BackendChoice, Command, Event, Session, SessionError, SessionTask, Summary, Worker,
+    BackendChoice, Command, EvalPhase, Event, Session, SessionError, SessionTask, Summary, Worker,
     WorkerError, select,
 };
 
@@ -577,7 +577,7 @@ fn sensitivity_matches_pruning_the_layer_by_hand_and_restores_the_weights() {
             let mut by_hand =
                 Session::from_checkpoint(&data, session.dataset_handle(), device, info).unwrap();
             by_hand.prune(*level).unwrap();
-            let expected = by_hand.evaluate().accuracy;
+            let expected = by_hand.evaluate(EvalPhase::Scheduled).accuracy;
             assert_eq!(
                 job.result.layers[li].accuracy[vi],
                 Some(expected),
@@ -752,7 +752,7 @@ fn host_inference_agrees_with_burn_on_every_model() {
         for _ in 0..3 {
             s.train_step().unwrap();
         }
-        let burn_accuracy = s.evaluate().accuracy;
+        let burn_accuracy = s.evaluate(EvalPhase::Scheduled).accuracy;
         let params = s.network().read_params();
         for sparse in [false, true] {
             let net = Net::build(&stack, &params, s.masks(), sparse).unwrap();

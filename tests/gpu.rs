@@ -10,7 +10,7 @@ use sparsity_explorer::data::Dataset;
 use sparsity_explorer::model::ModelKind;
 use sparsity_explorer::plan::ExperimentPlan;
 use sparsity_explorer::prune::{At, Schedule};
-use sparsity_explorer::train::{BackendChoice, Session, select};
+use sparsity_explorer::train::{BackendChoice, EvalPhase, Session, select};
 
 #[test]
 #[ignore = "needs a wgpu adapter: a GPU, or Mesa's mesa-vulkan-drivers (.ci/run installs it)"]
@@ -62,6 +62,6 @@ fn training_on_wgpu_prunes_and_keeps_pruned_weights_at_zero() {
         let nonzero = snapshot.weights.iter().filter(|&&w| w != 0.0).count();
         assert_eq!(nonzero, kept, "{}: kept weights are trained", snapshot.name);
     }
-    let e = session.evaluate();
+    let e = session.evaluate(EvalPhase::Scheduled);
     assert!((0.0..=1.0).contains(&e.accuracy));
 }

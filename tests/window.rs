@@ -502,7 +502,11 @@ fn the_accuracy_against_sparsity_plot_fills_in_while_pruning_with_both_kinds_of_
     );
     let (after, recovered) = (history.after_cut.points(), history.recovered.points());
     assert!(after.len() >= 5, "{} points right after a cut", after.len());
-    assert!(recovered.len() >= 5, "{} points after recovery", recovered.len());
+    assert!(
+        recovered.len() >= 5,
+        "{} points after recovery",
+        recovered.len()
+    );
     assert_eq!(
         after.len() + recovered.len() + history.scheduled.points().len(),
         points.len(),
@@ -542,11 +546,12 @@ fn a_lesson_ticks_its_steps_as_the_run_shows_them() {
         p.training.backend = BackendChoice::Flex;
         p
     });
-    assert!(app.state.plan.training.pace.is_some(), "a lesson's run is paced");
     assert!(
-        h.query_all_by_label_contains("Paced at")
-            .next()
-            .is_some(),
+        app.state.plan.training.pace.is_some(),
+        "a lesson's run is paced"
+    );
+    assert!(
+        h.query_all_by_label_contains("Paced at").next().is_some(),
         "the window says why the run is paced"
     );
     assert!(

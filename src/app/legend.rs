@@ -2,9 +2,12 @@
 //! axis label, whatever the window's size (egui_plot draws its legend inside the frame).
 
 use eframe::egui;
-use egui::{Color32, Pos2, Sense, Shape, Stroke, Ui, vec2};
+use egui::{
+    Color32, Label, Pos2, RichText, Sense, Shape, Stroke, TextStyle, TextWrapMode, Ui, WidgetText,
+    vec2,
+};
 
-/// Longest label drawn in full; longer ones (run names) end with an ellipsis.
+/// Longest run name drawn in full; longer ones end with an ellipsis.
 const MAX_LABEL_CHARS: usize = 32;
 
 /// How an entry's series is drawn on its plot.
@@ -37,7 +40,8 @@ impl LegendEntry {
     }
 }
 
-/// `label` cut to [`MAX_LABEL_CHARS`] characters, with an ellipsis when cut.
+/// `label` cut to [`MAX_LABEL_CHARS`] characters, with an ellipsis when cut (for run
+/// names, which can be long; what a series means is never cut).
 pub fn shortened(label: &str) -> String {
     if label.chars().count() <= MAX_LABEL_CHARS {
         label.to_string()
@@ -48,20 +52,34 @@ pub fn shortened(label: &str) -> String {
     }
 }
 
-/// The entries in a wrapped row: a swatch drawn as the series is, then its name.
+/// The entries in rows: a swatch drawn as the series is, then its name; an entry that
+/// does not fit the rest of a row starts the next one whole.
 pub fn legend_row(ui: &mut Ui, entries: &[LegendEntry]) {
     ui.horizontal_wrapped(|ui| {
         ui.spacing_mut().item_spacing.x = 4.0;
-        for e in entries {
+        for (i, e) in entries.iter().enumerate() {
+            let text = WidgetText::from(RichText::new(&e.label).small()).into_galley(
+                ui,
+                Some(TextWrapMode::Extend),
+                f32::INFINITY,
+                TextStyle::Small,
+            );
+            let needed = SWATCH.x + 4.0 + text.size().x;
+            if i > 0 && ui.available_width() < needed {
+                ui.end_row();
+            }
             swatch(ui, e.colour, e.mark);
-            ui.small(shortened(&e.label));
+            ui.add(Label::new(text));
             ui.add_space(6.0);
         }
     });
 }
 
+/// The size of an entry's swatch.
+const SWATCH: egui::Vec2 = vec2(14.0, 10.0);
+
 fn swatch(ui: &mut Ui, colour: Color32, mark: LegendMark) {
-    let (rect, _) = ui.allocate_exact_size(vec2(14.0, 10.0), Sense::hover());
+    let (rect, _) = ui.allocate_exact_size(SWATCH, Sense::hover());
     let c = rect.center();
     let painter = ui.painter();
     let triangle = |tip: f32| {

@@ -11,7 +11,7 @@ use egui_plot::{
 
 use super::history::{Overlays, RunHistory};
 use super::layers::LayerView;
-use super::legend::{LegendEntry, LegendMark, legend_row};
+use super::legend::{LegendEntry, LegendMark, legend_row, shortened};
 use crate::i18n::{t, tf};
 
 /// Colour of the current run in plots.
@@ -127,12 +127,12 @@ fn run_entries(
         .iter()
         .enumerate()
         .filter(|(_, r)| !pick(r).is_empty())
-        .map(|(i, r)| LegendEntry::new(faded(i), LegendMark::Line, r.name.clone()))
+        .map(|(i, r)| LegendEntry::new(faded(i), LegendMark::Line, shortened(&r.name)))
         .collect();
     let name = if current.name.is_empty() {
         t("this run").to_string()
     } else {
-        current.name.clone()
+        shortened(&current.name)
     };
     entries.push(LegendEntry::new(RUN, LegendMark::Line, name));
     entries
@@ -245,7 +245,11 @@ pub fn accuracy_plot(
     }
     let mut entries = run_entries(current, overlays, |r| &r.accuracy);
     if current.baseline.is_some() {
-        entries.push(LegendEntry::new(BASELINE, LegendMark::Line, t("dense baseline")));
+        entries.push(LegendEntry::new(
+            BASELINE,
+            LegendMark::Line,
+            t("dense baseline"),
+        ));
     }
     entries.extend(highlight_entry(highlight));
     legend_row(ui, &entries);
@@ -296,7 +300,11 @@ pub fn accuracy_vs_sparsity_plot(
         LegendEntry::new(RUN, LegendMark::Dot, t("other evaluations")),
     ]);
     if current.baseline.is_some() {
-        entries.push(LegendEntry::new(BASELINE, LegendMark::Line, t("dense baseline")));
+        entries.push(LegendEntry::new(
+            BASELINE,
+            LegendMark::Line,
+            t("dense baseline"),
+        ));
     }
     legend_row(ui, &entries);
     Plot::new("acc-vs-sparsity")
@@ -312,16 +320,35 @@ pub fn accuracy_vs_sparsity_plot(
         .show(ui, |plot| {
             run_lines(plot, current, overlays, |r| &r.accuracy_vs_sparsity);
             for (name, series, colour, shape) in [
-                (t("other evaluations"), &current.scheduled, RUN, MarkerShape::Circle),
-                (t("right after a cut"), &current.after_cut, AFTER_CUT, MarkerShape::Down),
-                (t("after recovery"), &current.recovered, RECOVERED, MarkerShape::Up),
+                (
+                    t("other evaluations"),
+                    &current.scheduled,
+                    RUN,
+                    MarkerShape::Circle,
+                ),
+                (
+                    t("right after a cut"),
+                    &current.after_cut,
+                    AFTER_CUT,
+                    MarkerShape::Down,
+                ),
+                (
+                    t("after recovery"),
+                    &current.recovered,
+                    RECOVERED,
+                    MarkerShape::Up,
+                ),
             ] {
                 plot.points(
                     Points::new(name, series.points().to_vec())
                         .color(colour)
                         .shape(shape)
                         .filled(true)
-                        .radius(if shape == MarkerShape::Circle { 3.0 } else { 4.5 }),
+                        .radius(if shape == MarkerShape::Circle {
+                            3.0
+                        } else {
+                            4.5
+                        }),
                 );
             }
             if let Some(b) = current.baseline {

@@ -494,7 +494,10 @@ mod tests {
         assert_eq!(s.layers[1].sparsity, 0.5);
         assert_eq!(s.layers[1].info.granularity, "2:4");
         assert_eq!(s.layers[0].sparsity, 0.0);
-        assert_eq!(s.layers[1].last_cut, None, "2:4 has no single |w| threshold");
+        assert_eq!(
+            s.layers[1].last_cut, None,
+            "2:4 has no single |w| threshold"
+        );
         let evaluation = s.apply(Event::Evaluation {
             step: 21,
             epoch: 0.3,

@@ -212,7 +212,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
             } => {
                 last_accuracy = Some(accuracy);
                 if !args.json {
-                    let line = evaluation_line(step, epoch, accuracy, loss, sparsity, phase, subset);
+                    let line =
+                        evaluation_line(step, epoch, accuracy, loss, sparsity, phase, subset);
                     match &bar {
                         Some(b) => b.suspend(|| writeln!(out, "{line}"))?,
                         None => writeln!(out, "{line}")?,

@@ -651,7 +651,10 @@ pub const ZH: &[(&str, &str)] = &[
     ("right after a cut", "剪枝刚完成时"),
     ("after recovery", "恢复之后"),
     ("other evaluations", "其他评估"),
-    ("threshold of the last cut (step {}): {}", "最近一次剪枝的阈值（第 {} 步）：{}"),
+    (
+        "threshold of the last cut (step {}): {}",
+        "最近一次剪枝的阈值（第 {} 步）：{}",
+    ),
     (
         "no single |w| threshold: this layer is not cut by magnitude alone",
         "没有单一的 |w| 阈值：这一层不只按权重大小剪枝",

@@ -230,6 +230,16 @@ pub fn sparsity(mask: &[u8]) -> f64 {
     mask.iter().filter(|&&m| m == 0).count() as f64 / mask.len() as f64
 }
 
+/// Whether two masks keep the same weights, a missing mask (`None`) keeping them all: a
+/// cut to 0% changes no mask, however it is stored.
+pub fn same_kept(a: Option<&[u8]>, b: Option<&[u8]>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a == b,
+        (Some(m), None) | (None, Some(m)) => !m.contains(&0),
+        (None, None) => true,
+    }
+}
+
 /// Where a cut drew its line on `|w|`: the smallest magnitude among the kept weights, the
 /// weights just grown back excepted (they start at zero and were not ranked). `None` when
 /// nothing is pruned or nothing ranked is kept. It is the threshold only for a layer ranked
@@ -260,11 +270,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_missing_mask_keeps_everything() {
+        assert!(same_kept(None, None));
+        assert!(same_kept(None, Some(&[1, 1, 1])));
+        assert!(same_kept(Some(&[1, 1]), None));
+        assert!(!same_kept(None, Some(&[1, 0, 1])));
+        assert!(same_kept(Some(&[1, 0]), Some(&[1, 0])));
+        assert!(!same_kept(Some(&[1, 0]), Some(&[0, 1])));
+    }
+
+    #[test]
     fn a_cut_threshold_separates_what_a_magnitude_cut_kept_from_what_it_pruned() {
         let w = [0.5f32, -0.1, 0.3, -0.7, 0.05, 0.2];
         let shape = LayerShape::linear(1, 6);
-        let mask = layer_mask(&w, &shape, Granularity::Unstructured, Criterion::Magnitude, 0.5, 0)
-            .unwrap();
+        let mask = layer_mask(
+            &w,
+            &shape,
+            Granularity::Unstructured,
+            Criterion::Magnitude,
+            0.5,
+            0,
+        )
+        .unwrap();
         let line = cut_threshold(&w, &mask, &[]).unwrap();
         assert_eq!(line, 0.3f32 as f64);
         for (v, m) in w.iter().zip(&mask) {

@@ -19,7 +19,8 @@ pub use exchange::{Exchange, GrowthScores, exchange};
 pub use granularity::{BlockScore, Granularity, GranularityError, Ineligible};
 pub use layer::{LayerKind, LayerShape};
 pub use mask::{
-    GlobalLayer, MaskError, cut_threshold, global_masks, keep_count, layer_mask, nm_mask, sparsity,
+    GlobalLayer, MaskError, cut_threshold, global_masks, keep_count, layer_mask, nm_mask,
+    same_kept, sparsity,
 };
 pub use policy::{LayerOverride, LayerRule, LayerSpec, PolicyError, PruningPolicy, Scope};
 pub use schedule::{At, Growth, Schedule, ScheduleError, ScheduleKind, StepSchedule, defaults};

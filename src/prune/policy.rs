@@ -198,7 +198,8 @@ impl LayerRule {
     /// magnitude (see [`super::cut_threshold`]) separates its kept weights from its pruned
     /// ones.
     pub fn cut_by_magnitude(&self) -> bool {
-        self.granularity == Some(Granularity::Unstructured) && self.criterion == Criterion::Magnitude
+        self.granularity == Some(Granularity::Unstructured)
+            && self.criterion == Criterion::Magnitude
     }
 
     /// Whether this layer joins the global ranking under `plan`.

@@ -7,8 +7,8 @@ use egui::{Color32, RichText, Ui};
 use crate::app::analysis_view::{SensitivityPanel, SweepsPanel};
 use crate::app::command::AppCommand;
 use crate::app::files;
-use crate::app::state::{AppState, Tab};
 use crate::app::plots;
+use crate::app::state::{AppState, Tab};
 use crate::app::views::{self, ExportPanel};
 use crate::i18n::{t, tf};
 

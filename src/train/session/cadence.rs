@@ -76,7 +76,11 @@ pub(super) struct CutBudget {
 pub(super) fn subset_size(budget: CutBudget) -> usize {
     let per_evaluation = CUT_EVAL_SHARE * budget.planned_train_s / budget.evaluations.max(1) as f64;
     let fits = per_evaluation / budget.s_per_example.max(f64::MIN_POSITIVE);
-    let n = if fits.is_finite() { fits as usize } else { MAX_SUBSET };
+    let n = if fits.is_finite() {
+        fits as usize
+    } else {
+        MAX_SUBSET
+    };
     n.clamp(MIN_SUBSET, MAX_SUBSET).min(budget.test_examples)
 }
 
@@ -143,16 +147,28 @@ mod tests {
 
     #[test]
     fn recovery_is_measured_before_the_next_cut_or_one_spacing_after_the_last() {
-        assert_eq!(recovery_step(100, Some(150), Some(50), 63, Some(1000)), Some(150));
+        assert_eq!(
+            recovery_step(100, Some(150), Some(50), 63, Some(1000)),
+            Some(150)
+        );
         // the last cut: as long after it as the one before
-        assert_eq!(recovery_step(150, None, Some(100), 63, Some(1000)), Some(200));
+        assert_eq!(
+            recovery_step(150, None, Some(100), 63, Some(1000)),
+            Some(200)
+        );
         // a lone cut (one-shot): one epoch after it; a live change long after the last
         // planned cut: at most an epoch after it
         assert_eq!(recovery_step(126, None, None, 63, Some(1000)), Some(189));
-        assert_eq!(recovery_step(900, None, Some(300), 63, Some(1000)), Some(963));
+        assert_eq!(
+            recovery_step(900, None, Some(300), 63, Some(1000)),
+            Some(963)
+        );
         // at or past the run's end the closing evaluation measures it
         assert_eq!(recovery_step(990, None, Some(950), 63, Some(1000)), None);
-        assert_eq!(recovery_step(990, None, Some(950), 63, Some(1031)), Some(1030));
+        assert_eq!(
+            recovery_step(990, None, Some(950), 63, Some(1031)),
+            Some(1030)
+        );
         // a run until stopped has no end
         assert_eq!(recovery_step(990, None, Some(950), 63, None), Some(1030));
     }

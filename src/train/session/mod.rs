@@ -20,8 +20,8 @@ mod saliency;
 mod snapshots;
 
 use cadence::{
-    CutBudget, CutFollow, EVAL_COST_PER_TRAIN, Spent, evaluation_due, recovery_step, subset_indices,
-    subset_size,
+    CutBudget, CutFollow, EVAL_COST_PER_TRAIN, Spent, evaluation_due, recovery_step,
+    subset_indices, subset_size,
 };
 
 use super::backend::BackendInfo;
@@ -33,7 +33,7 @@ use crate::data::{Dataset, EpochOrder};
 use crate::kernels::FusedAdam;
 use crate::model::{DeviceMask, HostTensor, Network, ParamError, WeightsError};
 use crate::plan::{ExperimentPlan, PlanFileError};
-use crate::prune::{LayerRule, StepSchedule};
+use crate::prune::{LayerRule, StepSchedule, same_kept};
 
 /// A remote session reads its training loss every this many steps (the others report the
 /// last one read).
@@ -368,7 +368,7 @@ impl Session {
             }
             let before = self.follows_cuts().then(|| self.masks.clone());
             pruned = Some(self.prune(self.schedule.value(step))?);
-            if before.is_some_and(|b| b != self.masks) {
+            if before.is_some_and(|b| !self.keeps_as(&b)) {
                 evaluations.push(self.evaluate_after_cut(step));
             }
         }
@@ -417,7 +417,7 @@ impl Session {
             }
             let before = self.follows_cuts().then(|| self.masks.clone());
             pruned = Some(self.exchange(due)?);
-            if before.is_some_and(|b| b != self.masks) {
+            if before.is_some_and(|b| !self.keeps_as(&b)) {
                 evaluations.push(self.evaluate_after_cut(step));
             }
         }
@@ -463,6 +463,14 @@ impl Session {
         };
         self.last_evaluation = Some(e);
         e
+    }
+
+    /// Whether the masks keep the same weights as `masks` (a cut that changed nothing).
+    fn keeps_as(&self, masks: &[Option<Vec<u8>>]) -> bool {
+        masks
+            .iter()
+            .zip(&self.masks)
+            .all(|(a, b)| same_kept(a.as_deref(), b.as_deref()))
     }
 
     /// Whether evaluations follow the pruning: with the automatic cadence only, so that an
