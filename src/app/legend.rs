@@ -65,7 +65,7 @@ pub fn legend_row(ui: &mut Ui, entries: &[LegendEntry]) {
                 TextStyle::Small,
             );
             let needed = SWATCH.x + 4.0 + text.size().x;
-            if i > 0 && ui.available_width() < needed {
+            if i > 0 && ui.available_size_before_wrap().x < needed {
                 ui.end_row();
             }
             swatch(ui, e.colour, e.mark);
