@@ -219,12 +219,7 @@ pub fn loss_plot(
     let mut entries = run_entries(current, overlays, |r| &r.loss);
     entries.extend(highlight_entry(highlight));
     legend_row(ui, &entries);
-    Plot::new("loss")
-        .height(height)
-        .x_grid_spacer(readable_marks)
-        .y_grid_spacer(readable_marks)
-        .x_axis_formatter(format_mark)
-        .y_axis_formatter(format_mark)
+    readable_plot("loss", height)
         .x_axis_label(t("step"))
         .show(ui, |plot| {
             run_lines(plot, current, overlays, |r| &r.loss);
@@ -253,12 +248,7 @@ pub fn accuracy_plot(
     }
     entries.extend(highlight_entry(highlight));
     legend_row(ui, &entries);
-    Plot::new("accuracy")
-        .height(height)
-        .x_grid_spacer(readable_marks)
-        .y_grid_spacer(readable_marks)
-        .x_axis_formatter(format_mark)
-        .y_axis_formatter(format_mark)
+    readable_plot("accuracy", height)
         .x_axis_label(t("step"))
         .show(ui, |plot| {
             run_lines(plot, current, overlays, |r| &r.accuracy);
@@ -267,6 +257,16 @@ pub fn accuracy_plot(
             }
             mark_highlight(plot, highlight);
         });
+}
+
+/// A plot of `height` with readable marks on both axes.
+fn readable_plot(id: &str, height: f32) -> Plot<'static> {
+    Plot::new(id)
+        .height(height)
+        .x_grid_spacer(readable_marks)
+        .y_grid_spacer(readable_marks)
+        .x_axis_formatter(format_mark)
+        .y_axis_formatter(format_mark)
 }
 
 /// The legend entry of the evaluation under the pointer, when there is one.
@@ -307,12 +307,7 @@ pub fn accuracy_vs_sparsity_plot(
         ));
     }
     legend_row(ui, &entries);
-    Plot::new("acc-vs-sparsity")
-        .height(height)
-        .x_grid_spacer(readable_marks)
-        .y_grid_spacer(readable_marks)
-        .x_axis_formatter(format_mark)
-        .y_axis_formatter(format_mark)
+    readable_plot("acc-vs-sparsity", height)
         .x_axis_label(t("sparsity"))
         .y_axis_label(t("accuracy"))
         .include_x(0.0)
@@ -411,12 +406,7 @@ pub fn schedule_plot(
     }
     entries.extend(highlight_entry(highlight));
     legend_row(ui, &entries);
-    Plot::new("schedule")
-        .height(height)
-        .x_grid_spacer(readable_marks)
-        .y_grid_spacer(readable_marks)
-        .x_axis_formatter(format_mark)
-        .y_axis_formatter(format_mark)
+    readable_plot("schedule", height)
         .x_axis_label(t("step"))
         .include_y(0.0)
         .include_y(1.0)
@@ -512,12 +502,7 @@ pub fn histogram_plot(ui: &mut Ui, layers: &[LayerView], selected: &mut usize, h
         None => {}
     }
     legend_row(ui, &entries);
-    Plot::new("histogram")
-        .height(height)
-        .x_grid_spacer(readable_marks)
-        .y_grid_spacer(readable_marks)
-        .x_axis_formatter(format_mark)
-        .y_axis_formatter(format_mark)
+    readable_plot("histogram", height)
         .x_axis_label(t("|w| of kept weights"))
         .show(ui, |plot| {
             plot.bar_chart(BarChart::new(t("kept weights"), bars).color(RUN));
