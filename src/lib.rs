@@ -2,12 +2,20 @@
 //!
 //! Layers, each knowing only the ones below it:
 //! - [`prune`]: pure pruning math on host slices (masks, granularities, schedules);
-//! - [`data`]: IDX files, the built-in digits, batches;
-//! - [`kernels`]: CPU training kernels plugged into burn's flex backend;
+//! - [`data`]: IDX files, the built-in digits, image folders, CIFAR binaries, batches;
+//! - [`kernels`]: CPU training kernels plugged into burn's flex backend (and carried to a
+//!   served device as custom operations);
 //! - [`model`]: the burn models and their prunable layers;
-//! - [`train`]: the session that trains and the worker thread that runs it;
+//! - [`plan`]: the experiment plan, and [`plan_code`] its one-line form;
+//! - [`masks_file`]: masks saved as safetensors;
+//! - [`export`]: the sparse file format and the size report; [`infer`]: dense and sparse
+//!   CPU inference on exported weights;
+//! - [`train`]: the session that trains, the worker thread that runs it, the analyses;
+//! - [`lessons`]: the course; [`i18n`]: English and Chinese;
 //! - [`app`]: the window;
 //! - [`cli`]: the headless front end.
+//!
+//! `fuzz` (private) holds the loaders' fuzz tests and the allocator that measures them.
 //!
 //! [`plan::ExperimentPlan`] is the one description of an experiment that all of them share.
 

@@ -284,9 +284,11 @@ impl ExperimentPlan {
         }
     }
 
-    /// Optimizer steps per epoch for a training split of `train_len` examples.
+    /// Optimizer steps per epoch for a training split of `train_len` examples: the epoch
+    /// order's batches (see [`crate::data::EpochOrder`]).
     pub fn steps_per_epoch(&self, train_len: usize) -> u64 {
-        train_len.div_ceil(self.training.batch.max(1)) as u64
+        crate::data::EpochOrder::new(self.training.seed, train_len, self.training.batch)
+            .batches_per_epoch() as u64
     }
 
     /// Checks everything that does not need the data: numbers in range, the schedule, and

@@ -565,11 +565,11 @@ pub fn layers_ui(
                         .selected_text(label)
                         .show_ui(ui, |ui| {
                             ui.selectable_value(&mut o.granularity, None, t("default"));
-                            for t in LAYER_PATTERNS {
-                                let g: Granularity = t.parse().expect("valid pattern");
+                            for pattern in LAYER_PATTERNS {
+                                let g: Granularity = pattern.parse().expect("valid pattern");
                                 let fits = spec.check(&g);
                                 ui.add_enabled_ui(fits.is_ok(), |ui| {
-                                    ui.selectable_value(&mut o.granularity, Some(g), t)
+                                    ui.selectable_value(&mut o.granularity, Some(g), pattern)
                                         .on_disabled_hover_text(
                                             fits.err().map(|e| e.to_string()).unwrap_or_default(),
                                         );

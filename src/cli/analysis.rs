@@ -14,7 +14,7 @@ use super::plan_args::{PlanArgs, parse_list};
 use crate::plan::ExperimentPlan;
 use crate::prune::{At, Criterion, Granularity, Schedule};
 use crate::train::analysis::{
-    DEFAULT_GRANULARITIES, DEFAULT_LEVELS, DEFAULT_TARGETS, parse_levels,
+    DEFAULT_LEVELS, DEFAULT_TARGETS, default_granularities, parse_levels,
 };
 use crate::train::{Command, Event, SensitivityRequest, SweepRequest, Worker};
 
@@ -253,10 +253,7 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
     };
     let granularities: Vec<Granularity> = match &args.granularities {
         Some(t) => parse_list(t, "--granularities")?,
-        None => DEFAULT_GRANULARITIES
-            .iter()
-            .map(|g| g.parse().expect("valid default"))
-            .collect(),
+        None => default_granularities(),
     };
     if !(args.budget.is_finite() && args.budget > 0.0) {
         bail!(

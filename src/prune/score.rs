@@ -46,13 +46,6 @@ impl Criterion {
         Criterion::Synflow,
     ];
 
-    /// Whether the criterion ranks a saliency the session computes (from gradients or
-    /// activations, handed to the mask code in place of the weights) rather than the
-    /// weights themselves.
-    pub fn ranks_saliency(self) -> bool {
-        !matches!(self, Criterion::Magnitude | Criterion::Random)
-    }
-
     /// Whether units are ranked within each output row rather than across the layer, when
     /// the granularity leaves the choice (unstructured, per layer).
     pub fn ranks_per_row(self) -> bool {

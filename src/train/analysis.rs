@@ -288,14 +288,19 @@ pub struct SweepRequest {
     pub servers: Vec<String>,
 }
 
+/// [`DEFAULT_GRANULARITIES`], parsed: what a sweep compares when not told.
+pub fn default_granularities() -> Vec<Granularity> {
+    DEFAULT_GRANULARITIES
+        .iter()
+        .map(|g| g.parse().expect("valid default granularity"))
+        .collect()
+}
+
 impl Default for SweepRequest {
     fn default() -> Self {
         Self {
             targets: DEFAULT_TARGETS.to_vec(),
-            granularities: DEFAULT_GRANULARITIES
-                .iter()
-                .map(|g| g.parse().expect("valid default granularity"))
-                .collect(),
+            granularities: default_granularities(),
             criteria: Vec::new(),
             fine_tune_epochs: 3.0,
             servers: Vec::new(),

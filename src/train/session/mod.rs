@@ -370,7 +370,7 @@ impl Session {
         let t0 = Instant::now();
         let indices = self.current_batch();
         let (images, labels) = self.train_batch(&indices);
-        let logits = self.network().forward(images); // [batch, 10]
+        let logits = self.network().forward(images); // [batch, classes]
         let loss = self.loss_fn.forward(logits, labels); // [1]
         // on a remote device every read waits for the network: its loss is read every
         // REMOTE_LOSS_EVERY steps, so the operations of the steps between stream on
