@@ -193,7 +193,7 @@ fn pair(
 }
 
 /// Finds `name` or `name.gz` in `dir`.
-fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
+pub(super) fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
     [dir.join(name), dir.join(format!("{name}.gz"))]
         .into_iter()
         .find(|p| p.is_file())
@@ -204,37 +204,6 @@ fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
 }
 
 impl Dataset {
-    /// Loads a dataset. Every failure names the file and what is wrong with it. Image
-    /// folders are resized to MNIST's shape; [`Dataset::load_for`] chooses.
-    pub fn load(source: &DatasetSource) -> Result<Dataset, DataError> {
-        Self::load_for(source, MNIST_SHAPE)
-    }
-
-    /// Loads a dataset for a network taking `input` (channels, height, width): image
-    /// folders are turned to that shape; the other formats have their own.
-    pub fn load_for(source: &DatasetSource, input: [usize; 3]) -> Result<Dataset, DataError> {
-        match source {
-            DatasetSource::BuiltIn => Self::builtin(),
-            DatasetSource::FashionMnist => {
-                let mut d = Self::from_folder(Path::new(FASHION_MNIST_DIR))?;
-                d.name = "Fashion-MNIST".into();
-                Ok(d)
-            }
-            // MNIST-format files, else CIFAR-10 binaries, else image folders
-            DatasetSource::Folder(dir) => {
-                if find(dir, "train-images-idx3-ubyte").is_ok() {
-                    Self::from_folder(dir)
-                } else if super::cifar::is_cifar(dir) {
-                    super::cifar::load_cifar(dir)
-                } else if super::images::is_image_folder(dir) {
-                    super::images::load_image_folder(dir, input)
-                } else {
-                    Err(DataError::NoDataset { dir: dir.clone() })
-                }
-            }
-        }
-    }
-
     /// The 10,000 built-in digits, split 8,000 train / 2,000 test with a fixed seed.
     pub fn builtin() -> Result<Dataset, DataError> {
         let ip = Path::new("assets/data/images-idx3-ubyte.gz");

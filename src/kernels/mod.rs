@@ -6,16 +6,18 @@
 pub mod adam;
 pub mod conv;
 mod extension;
+mod fused_adam;
 mod gemm;
 pub mod linear;
 pub mod norm;
 pub mod pool;
 
-pub use adam::FusedAdam;
-pub use extension::remote::{Description, describe, with_kernels};
+pub use extension::description::Description;
+pub use extension::remote::{describe, with_kernels};
 pub use extension::{
     TrainingKernels, batch_norm, conv2d, kernels_run_on, linear, max_pool2d, symmetric_padding,
 };
+pub use fused_adam::FusedAdam;
 
 /// The name the flex device goes by, in the status bar and in a server's description.
 pub const FLEX_DEVICE: &str = "CPU (flex)";

@@ -6,7 +6,8 @@
 //! and [`StepSchedule::should_prune`], are the whole definition.
 
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
+
+use super::step_schedule::{Growth, ScheduleError, StepSchedule};
 
 /// A moment in training: an optimizer step, or a (possibly fractional) epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -98,15 +99,6 @@ impl ScheduleKind {
             ScheduleKind::Set => "set",
         }
     }
-}
-
-/// How dynamic sparse training chooses the pruned weights it grows back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Growth {
-    /// The largest gradient magnitudes (RigL).
-    Gradient,
-    /// At random (SET).
-    Random,
 }
 
 /// How sparsity evolves over training.
@@ -218,25 +210,6 @@ where
         .entry("kind")
         .or_insert_with(|| toml::Value::String(ScheduleKind::Polynomial.name().into()));
     Schedule::deserialize(toml::Value::Table(table)).map_err(serde::de::Error::custom)
-}
-
-/// A schedule that cannot run.
-#[derive(Debug, Error, PartialEq, Clone)]
-pub enum ScheduleError {
-    #[error("{what} sparsity must be in [0, 1), found {value}")]
-    SparsityOutOfRange { what: &'static str, value: f64 },
-    #[error("the schedule must end after it begins (begin step {begin}, end step {end})")]
-    EndBeforeBegin { begin: u64, end: u64 },
-    #[error("pruning frequency must be at least 1 step")]
-    ZeroFrequency,
-    #[error("an iterative schedule needs at least one pruning step")]
-    NoPruneSteps,
-    #[error("the polynomial power must be positive and finite, found {0}")]
-    BadPower(f64),
-    #[error(
-        "the share of weights a dynamic schedule exchanges (alpha) must be in (0, 1], found {0}"
-    )]
-    BadAlpha(f64),
 }
 
 impl Schedule {
@@ -448,8 +421,6 @@ impl Schedule {
         Ok(s)
     }
 }
-
-pub use super::step_schedule::StepSchedule;
 
 #[cfg(test)]
 mod tests {

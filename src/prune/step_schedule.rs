@@ -2,7 +2,35 @@
 //! it, [`StepSchedule::value`] and [`StepSchedule::should_prune`], and what follows from
 //! them (the last pruning step, RigL's exchanges, the curve the plots draw ahead).
 
-use super::schedule::{Growth, ScheduleError};
+use thiserror::Error;
+
+/// How dynamic sparse training chooses the pruned weights it grows back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Growth {
+    /// The largest gradient magnitudes (RigL).
+    Gradient,
+    /// At random (SET).
+    Random,
+}
+
+/// A schedule that cannot run.
+#[derive(Debug, Error, PartialEq, Clone)]
+pub enum ScheduleError {
+    #[error("{what} sparsity must be in [0, 1), found {value}")]
+    SparsityOutOfRange { what: &'static str, value: f64 },
+    #[error("the schedule must end after it begins (begin step {begin}, end step {end})")]
+    EndBeforeBegin { begin: u64, end: u64 },
+    #[error("pruning frequency must be at least 1 step")]
+    ZeroFrequency,
+    #[error("an iterative schedule needs at least one pruning step")]
+    NoPruneSteps,
+    #[error("the polynomial power must be positive and finite, found {0}")]
+    BadPower(f64),
+    #[error(
+        "the share of weights a dynamic schedule exchanges (alpha) must be in (0, 1], found {0}"
+    )]
+    BadAlpha(f64),
+}
 
 /// A schedule with every moment in optimizer steps.
 #[derive(Clone, Debug, PartialEq)]

@@ -6,7 +6,7 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::tensor::{Bytes, DType, Shape};
 
 use super::TrainingKernels;
-use super::remote::{DESCRIPTION_LEN, Description};
+use super::description::{DESCRIPTION_LEN, Description};
 use crate::kernels::adam::{AdamStep, adam_update};
 use crate::kernels::conv::{ConvGeometry, conv2d_backward, conv2d_forward};
 use crate::kernels::linear::{LinearGeometry, linear_backward, linear_forward};

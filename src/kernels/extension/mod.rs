@@ -15,6 +15,7 @@ use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::tensor::{DType, Device, Tensor};
 
 mod autodiff;
+pub mod description;
 mod flex;
 pub mod remote;
 
@@ -95,7 +96,7 @@ pub trait TrainingKernels: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// What serves this device, for a client to show and to know whether the kernels run
-    /// there: [`remote::Description`] as text in a `[256]` tensor, one byte per element.
+    /// there: [`description::Description`] as text in a `[256]` tensor, one byte per element.
     /// `probe` only picks the device.
     fn describe_device(probe: FloatTensor<Self>) -> FloatTensor<Self>;
 
