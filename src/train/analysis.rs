@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::backend::BackendInfo;
 use super::session::{Session, SessionError};
-use super::spread::{PointRecipe, PointSpec, Spread};
+use super::spread::Spread;
+use super::sweep_point::{PointRecipe, PointSpec, SweepPoint};
 use crate::model::{DeviceMask, Network};
 use crate::prune::{Criterion, Granularity, layer_mask};
 use burn::tensor::Device;
@@ -304,37 +305,6 @@ impl Default for SweepRequest {
             criteria: Vec::new(),
             fine_tune_epochs: 3.0,
             servers: Vec::new(),
-        }
-    }
-}
-
-/// One finished point of a sweep.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SweepPoint {
-    pub granularity: String,
-    /// The criterion that ranked the weights.
-    #[serde(default)]
-    pub criterion: String,
-    pub target: f64,
-    /// Achieved fraction of zero weights over all prunable layers.
-    pub sparsity: f64,
-    pub accuracy: f64,
-    /// The server that ran the point, when the sweep was spread over several.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server: Option<String>,
-}
-
-impl SweepPoint {
-    /// The point `spec` as `session`, fine-tuned to the end of its budget, measures it.
-    pub fn finished((granularity, target, criterion): PointSpec, session: &mut Session) -> Self {
-        let summary = session.summary();
-        Self {
-            granularity: granularity.to_string(),
-            criterion: criterion.to_string(),
-            target,
-            sparsity: summary.sparsity,
-            accuracy: summary.final_accuracy,
-            server: None,
         }
     }
 }

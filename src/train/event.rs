@@ -5,14 +5,13 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::analysis::{
-    SensitivityRequest, SensitivityResult, SweepPoint, SweepRequest, SweepResult,
-};
+use super::analysis::{SensitivityRequest, SensitivityResult, SweepRequest, SweepResult};
 use super::backend::BackendInfo;
 use super::error::WorkerError;
 use super::exporting::ExportReport;
 use super::report::{EvalPhase, Evaluation, LayerInfo, LayerSnapshot, LayerSparsity, Summary};
 use super::session::Session;
+use super::sweep_point::SweepPoint;
 use crate::infer::bench::InferBench;
 use crate::plan::ExperimentPlan;
 

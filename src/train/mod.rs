@@ -11,9 +11,10 @@ pub mod heartbeat;
 pub mod report;
 pub mod session;
 pub mod spread;
+pub mod sweep_point;
 pub mod worker;
 
-pub use analysis::{SensitivityRequest, SensitivityResult, SweepPoint, SweepRequest, SweepResult};
+pub use analysis::{SensitivityRequest, SensitivityResult, SweepRequest, SweepResult};
 pub use backend::{BackendChoice, BackendInfo, select};
 pub use checkpoint::{CheckpointData, CheckpointError};
 pub use error::WorkerError;
@@ -22,4 +23,5 @@ pub use exporting::{ExportReport, export_session};
 pub use heartbeat::Heartbeat;
 pub use report::{EvalPhase, LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary};
 pub use session::{Evaluation, PruneReport, Session, SessionError, StepOutcome};
+pub use sweep_point::SweepPoint;
 pub use worker::{Waker, Worker};
