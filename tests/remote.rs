@@ -46,10 +46,9 @@ fn wait_for(
     }
 }
 
-#[test]
-fn a_run_trains_through_a_served_device_and_says_so() {
-    let server = Server::start(Some("s3cret"));
-    let out = run(&[
+/// `run --preset quick-demo` for one short epoch with `extra` arguments, as its summary.
+fn quick_run(extra: &[&str]) -> Value {
+    let mut args = vec![
         "run",
         "--preset",
         "quick-demo",
@@ -59,12 +58,10 @@ fn a_run_trains_through_a_served_device_and_says_so() {
         "20",
         "--end",
         "50",
-        "--remote",
-        &server.url,
-        "--token",
-        "s3cret",
         "--json",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&args);
     assert!(
         out.status.success(),
         "{}",
@@ -72,28 +69,14 @@ fn a_run_trains_through_a_served_device_and_says_so() {
     );
     let summary = last_event(&out);
     assert_eq!(summary["event"], "summary");
-    assert_eq!(summary["backend"], "remote");
-    assert!(
-        summary["device"].as_str().unwrap().contains(&server.url),
-        "{summary}"
-    );
-    assert!((summary["sparsity"].as_f64().unwrap() - 0.9).abs() < 0.01);
-    // the same run on this machine: the same seed gives the same accuracy
-    let local = run(&[
-        "run",
-        "--preset",
-        "quick-demo",
-        "--epochs",
-        "1",
-        "--begin",
-        "20",
-        "--end",
-        "50",
-        "--backend",
-        "flex",
-        "--json",
-    ]);
-    let local = last_event(&local);
+    summary
+}
+
+/// A run trained through `server` (token `s3cret`) has the accuracy of the same run here:
+/// the same seed gives the same accuracy.
+fn trains_as_here(server: &Server) -> Value {
+    let summary = quick_run(&["--remote", &server.url, "--token", "s3cret"]);
+    let local = quick_run(&["--backend", "flex"]);
     let (remote_acc, local_acc) = (
         summary["final_accuracy"].as_f64().unwrap(),
         local["final_accuracy"].as_f64().unwrap(),
@@ -102,6 +85,140 @@ fn a_run_trains_through_a_served_device_and_says_so() {
     assert!(
         (remote_acc - local_acc).abs() <= 0.005,
         "remote {remote_acc} local {local_acc}"
+    );
+    summary
+}
+
+#[test]
+fn a_run_trains_through_a_served_device_and_says_so() {
+    let server = Server::start(Some("s3cret"));
+    let summary = trains_as_here(&server);
+    assert_eq!(summary["backend"], "remote");
+    assert!(
+        summary["device"].as_str().unwrap().contains(&server.url),
+        "{summary}"
+    );
+    assert!((summary["sparsity"].as_f64().unwrap() - 0.9).abs() < 0.01);
+}
+
+/// A stranger's connection: `head` sent as it is, then (when the server upgrades it to a
+/// WebSocket) `frames` binary frames of random bytes. Returns the server's status line.
+fn stranger(server: &Server, head: &[u8], frames: usize, seed: u64) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+    let mut socket = TcpStream::connect(server.address()).expect("the server listens");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    socket.write_all(head).unwrap();
+    let mut reader = BufReader::new(socket.try_clone().unwrap());
+    let mut status = String::new();
+    let _ = reader.read_line(&mut status);
+    if status.starts_with("HTTP/1.1 101") {
+        let mut state = seed | 1;
+        let mut random = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..frames {
+            // a masked binary frame, as a client sends it
+            let len = (random() % 120) as usize + 1;
+            let mask = (random() as u32).to_le_bytes();
+            let mut frame = vec![0x82, 0x80 | len as u8];
+            frame.extend_from_slice(&mask);
+            frame.extend((0..len).map(|i| random() as u8 ^ mask[i % 4]));
+            if socket.write_all(&frame).is_err() {
+                break;
+            }
+        }
+    }
+    // until the server closes it
+    let _ = reader.read_to_end(&mut Vec::new());
+    status.trim().to_string()
+}
+
+fn upgrade(path: &str) -> Vec<u8> {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn strangers_cost_one_log_line_each_and_a_client_still_trains() {
+    let server = Server::start(Some("s3cret"));
+    let data = stranger(&server, &upgrade("/data"), 5, 1);
+    let unknown = stranger(&server, &upgrade("/admin"), 5, 2);
+    let not_http = stranger(&server, b"\x82\x85\x01\x02\x03\x04garbage\r\n\r\n", 0, 3);
+    assert!(data.contains("404"), "/data answered {data:?}");
+    assert!(unknown.contains("404"), "/admin answered {unknown:?}");
+    assert!(
+        not_http.contains("404"),
+        "non-HTTP bytes answered {not_http:?}"
+    );
+    // the session route is burn's: it upgrades, then rejects what is not its handshake
+    let sessions = 3;
+    for seed in 0..sessions {
+        let session = stranger(&server, &upgrade("/session"), 20, 10 + seed);
+        assert!(session.contains("101"), "/session answered {session:?}");
+    }
+    // the server still serves, and a real client trains there as it does here
+    trains_as_here(&server);
+    let log = server.log_text();
+    eprintln!("{log}");
+    assert!(
+        !log.contains("panicked") && !log.contains("backtrace"),
+        "{log}"
+    );
+    let refused = log
+        .lines()
+        .filter(|l| l.contains("refused a connection"))
+        .count();
+    assert_eq!(refused, 3, "one line for each refused connection:\n{log}");
+    assert!(log.contains("`/data` is closed"), "{log}");
+    assert!(
+        log.lines().count() <= 3 + sessions as usize,
+        "at most one line a connection:\n{log}"
+    );
+}
+
+#[test]
+fn a_server_listens_on_loopback_unless_told_and_says_what_is_open_beyond_it() {
+    let here = Server::start(Some("s3cret"));
+    assert!(
+        here.banner.contains("on ws://127.0.0.1:"),
+        "{}",
+        here.banner
+    );
+    let everywhere =
+        Server::start_with(&["--backend", "flex", "--token", "t", "--listen", "0.0.0.0"])
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        everywhere.banner.contains("on ws://0.0.0.0:"),
+        "{}",
+        everywhere.banner
+    );
+    let started = std::time::Instant::now();
+    while !everywhere.log_text().contains("ssh -L") && started.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let note = everywhere.log_text();
+    assert!(
+        note.contains("/data") && note.contains("/session") && note.contains("ssh -L"),
+        "{note}"
+    );
+    assert_eq!(note.lines().count(), 1, "{note}");
+    // without a token, only this machine may connect
+    let out = run(&["serve", "--port", "0", "--insecure", "--listen", "0.0.0.0"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--insecure") && stderr.contains("--token"),
+        "{stderr}"
     );
 }
 

@@ -31,12 +31,18 @@ impl Server {
 
     /// A server of `backend` (`flex`, `wgpu`), or what `serve` said when it did not start.
     pub fn start_on(backend: &str, token: Option<&str>) -> Result<Self, String> {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sparsity-explorer"));
-        cmd.args(["serve", "--port", "0", "--backend", backend]);
+        let mut args = vec!["--backend", backend];
         match token {
-            Some(t) => cmd.args(["--token", t]),
-            None => cmd.arg("--insecure"),
+            Some(t) => args.extend(["--token", t]),
+            None => args.push("--insecure"),
         };
+        Self::start_with(&args)
+    }
+
+    /// `serve --port 0` with `args`, or what it said when it did not start.
+    pub fn start_with(args: &[&str]) -> Result<Self, String> {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sparsity-explorer"));
+        cmd.args(["serve", "--port", "0"]).args(args);
         // its log goes to a file: a pipe nobody reads would stop it once full
         static SERVERS: AtomicUsize = AtomicUsize::new(0);
         let log = std::env::temp_dir().join(format!(
@@ -57,9 +63,9 @@ impl Server {
             let _ = child.wait();
             let why = std::fs::read_to_string(&log).unwrap_or_default();
             let _ = std::fs::remove_file(&log);
-            return Err(format!("serve --backend {backend} did not start: {why}"));
+            return Err(format!("serve {} did not start: {why}", args.join(" ")));
         }
-        // "serving flex (CPU (flex)) on ws://0.0.0.0:PORT"
+        // "serving flex (CPU (flex)) on ws://127.0.0.1:PORT"
         let port = line
             .trim()
             .rsplit(':')
@@ -73,6 +79,22 @@ impl Server {
             banner: line.trim().to_string(),
             log,
         })
+    }
+}
+
+#[allow(
+    dead_code,
+    reason = "each test binary that includes this module uses a part of it"
+)]
+impl Server {
+    /// What it has written to stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `HOST:PORT` of its URL.
+    pub fn address(&self) -> &str {
+        self.url.trim_start_matches("ws://")
     }
 }
 
