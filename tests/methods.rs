@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sparsity_explorer::data::Dataset;
 use sparsity_explorer::plan::ExperimentPlan;
-use sparsity_explorer::prune::{At, Criterion, Schedule, ScheduleKind, keep_count};
+use sparsity_explorer::prune::{At, Criterion, Dynamic, Schedule, ScheduleKind, keep_count};
 use sparsity_explorer::train::{BackendChoice, Session, select};
 
 fn quick_plan() -> ExperimentPlan {
@@ -176,13 +176,13 @@ fn kept_counts(s: &Session) -> Vec<usize> {
 fn rigl_and_set_move_the_mask_at_constant_sparsity_and_grow_from_zero() {
     for kind in [ScheduleKind::Rigl, ScheduleKind::Set] {
         let mut plan = quick_plan();
-        plan.pruning.schedule = Schedule::Rigl {
+        plan.pruning.schedule = Schedule::Rigl(Dynamic {
             target: 0.9,
             begin: At::Step(0),
             end: At::Step(200),
             frequency: 20,
             alpha: 0.3,
-        }
+        })
         .with_kind(kind);
         let mut s = session(plan);
         let first = s.train_step().unwrap();

@@ -12,7 +12,8 @@ use crate::i18n::{t, tf};
 use crate::model::ModelKind;
 use crate::plan::ExperimentPlan;
 use crate::prune::{
-    At, BlockScore, Criterion, Granularity, LayerOverride, LayerSpec, Schedule, ScheduleKind, Scope,
+    At, BlockScore, Criterion, Dynamic, Granularity, LayerOverride, LayerSpec, Schedule,
+    ScheduleKind, Scope,
 };
 use crate::train::BackendChoice;
 
@@ -427,20 +428,20 @@ pub fn pruning_ui(ui: &mut Ui, plan: &mut ExperimentPlan, steps_per_epoch: u64) 
             });
             frequency_ui(ui, frequency);
         }
-        Schedule::Rigl {
+        Schedule::Rigl(Dynamic {
             begin,
             end,
             frequency,
             alpha,
             ..
-        }
-        | Schedule::Set {
+        })
+        | Schedule::Set(Dynamic {
             begin,
             end,
             frequency,
             alpha,
             ..
-        } => {
+        }) => {
             at_editor(ui, "begin", begin, tips::BEGIN, steps_per_epoch);
             at_editor(
                 ui,

@@ -9,7 +9,9 @@ use clap::Args;
 use crate::data::DatasetSource;
 use crate::model::ModelKind;
 use crate::plan::{BackendChoice, ExperimentPlan};
-use crate::prune::{At, Criterion, Granularity, LayerOverride, Schedule, ScheduleKind, Scope};
+use crate::prune::{
+    At, Criterion, Dynamic, Granularity, LayerOverride, Schedule, ScheduleKind, Scope,
+};
 
 /// Where the plan comes from, and flags that override it.
 #[derive(Debug, Args, Default)]
@@ -297,20 +299,20 @@ impl PlanArgs {
                 *e = end.unwrap_or(*e);
                 *frequency = self.frequency.unwrap_or(*frequency);
             }
-            Schedule::Rigl {
+            Schedule::Rigl(Dynamic {
                 begin: b,
                 end: e,
                 frequency,
                 alpha,
                 ..
-            }
-            | Schedule::Set {
+            })
+            | Schedule::Set(Dynamic {
                 begin: b,
                 end: e,
                 frequency,
                 alpha,
                 ..
-            } => {
+            }) => {
                 *b = begin.unwrap_or(*b);
                 *e = end.unwrap_or(*e);
                 *frequency = self.frequency.unwrap_or(*frequency);

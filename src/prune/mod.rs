@@ -23,6 +23,7 @@ pub use mask::{
     same_kept, sparsity,
 };
 pub use policy::{LayerOverride, LayerRule, LayerSpec, PolicyError, PruningPolicy, Scope};
-pub use schedule::{At, Schedule, ScheduleKind, defaults};
+pub use schedule::{
+    At, Dynamic, Growth, Schedule, ScheduleError, ScheduleKind, StepSchedule, defaults,
+};
 pub use score::{Criterion, random_score};
-pub use step_schedule::{Growth, ScheduleError, StepSchedule};

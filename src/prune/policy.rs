@@ -10,9 +10,9 @@ use thiserror::Error;
 use super::granularity::Granularity;
 use super::layer::LayerShape;
 use super::mask::{GlobalLayer, MaskError, global_masks, layer_mask};
+use super::schedule::ScheduleError;
 use super::schedule::{At, Schedule, ScheduleKind};
 use super::score::Criterion;
-use super::step_schedule::ScheduleError;
 
 /// Whether each layer hits its own target or one threshold ranks all layers together.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

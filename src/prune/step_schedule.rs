@@ -2,73 +2,7 @@
 //! it, [`StepSchedule::value`] and [`StepSchedule::should_prune`], and what follows from
 //! them (the last pruning step, RigL's exchanges, the curve the plots draw ahead).
 
-use thiserror::Error;
-
-/// How dynamic sparse training chooses the pruned weights it grows back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Growth {
-    /// The largest gradient magnitudes (RigL).
-    Gradient,
-    /// At random (SET).
-    Random,
-}
-
-/// A schedule that cannot run.
-#[derive(Debug, Error, PartialEq, Clone)]
-pub enum ScheduleError {
-    #[error("{what} sparsity must be in [0, 1), found {value}")]
-    SparsityOutOfRange { what: &'static str, value: f64 },
-    #[error("the schedule must end after it begins (begin step {begin}, end step {end})")]
-    EndBeforeBegin { begin: u64, end: u64 },
-    #[error("pruning frequency must be at least 1 step")]
-    ZeroFrequency,
-    #[error("an iterative schedule needs at least one pruning step")]
-    NoPruneSteps,
-    #[error("the polynomial power must be positive and finite, found {0}")]
-    BadPower(f64),
-    #[error(
-        "the share of weights a dynamic schedule exchanges (alpha) must be in (0, 1], found {0}"
-    )]
-    BadAlpha(f64),
-}
-
-/// A schedule with every moment in optimizer steps.
-#[derive(Clone, Debug, PartialEq)]
-pub enum StepSchedule {
-    Constant {
-        target: f64,
-        begin: u64,
-        end: Option<u64>,
-        frequency: u64,
-    },
-    OneShot {
-        target: f64,
-        at: u64,
-    },
-    Iterative {
-        target: f64,
-        begin: u64,
-        end: u64,
-        prune_steps: u32,
-    },
-    Polynomial {
-        initial: f64,
-        final_sparsity: f64,
-        begin: u64,
-        end: u64,
-        power: f64,
-        frequency: u64,
-    },
-    /// RigL or SET: the target from `begin`, then exchanges until `end`.
-    Dynamic {
-        target: f64,
-        begin: u64,
-        end: u64,
-        frequency: u64,
-        alpha: f64,
-        growth: Growth,
-    },
-}
+use super::schedule::{Dynamic, Growth, Schedule, ScheduleError, StepSchedule};
 
 fn check_sparsity(what: &'static str, value: f64) -> Result<(), ScheduleError> {
     if (0.0..1.0).contains(&value) {
@@ -78,7 +12,7 @@ fn check_sparsity(what: &'static str, value: f64) -> Result<(), ScheduleError> {
     }
 }
 
-impl StepSchedule {
+impl Schedule<u64> {
     pub fn validate(&self) -> Result<(), ScheduleError> {
         match *self {
             StepSchedule::Constant {
@@ -132,14 +66,20 @@ impl StepSchedule {
                     return Err(ScheduleError::BadPower(power));
                 }
             }
-            StepSchedule::Dynamic {
+            StepSchedule::Rigl(Dynamic {
                 target,
                 begin,
                 end,
                 frequency,
                 alpha,
-                ..
-            } => {
+            })
+            | StepSchedule::Set(Dynamic {
+                target,
+                begin,
+                end,
+                frequency,
+                alpha,
+            }) => {
                 check_sparsity("target", target)?;
                 if end <= begin {
                     return Err(ScheduleError::EndBeforeBegin { begin, end });
@@ -171,7 +111,8 @@ impl StepSchedule {
     pub fn value(&self, step: u64) -> f64 {
         match *self {
             StepSchedule::Constant { target, .. } => target,
-            StepSchedule::Dynamic { target, begin, .. } => {
+            StepSchedule::Rigl(Dynamic { target, begin, .. })
+            | StepSchedule::Set(Dynamic { target, begin, .. }) => {
                 if step >= begin {
                     target
                 } else {
@@ -237,7 +178,8 @@ impl StepSchedule {
                 frequency,
                 ..
             } => step >= begin && step <= end && (step - begin).is_multiple_of(frequency),
-            StepSchedule::Dynamic { begin, .. } => step == begin,
+            StepSchedule::Rigl(Dynamic { begin, .. })
+            | StepSchedule::Set(Dynamic { begin, .. }) => step == begin,
         }
     }
 
@@ -245,16 +187,16 @@ impl StepSchedule {
     /// training on `step` (RigL's cosine decay `alpha/2 * (1 + cos(pi * t / T))`), or `None`
     /// when no exchange is due: every `frequency` steps after `begin`, strictly before `end`.
     pub fn exchange_fraction(&self, step: u64) -> Option<f64> {
-        let StepSchedule::Dynamic {
-            begin,
-            end,
-            frequency,
-            alpha,
-            ..
-        } = *self
-        else {
-            return None;
-        };
+        let (
+            &Dynamic {
+                begin,
+                end,
+                frequency,
+                alpha,
+                ..
+            },
+            _,
+        ) = self.dynamic()?;
         if step <= begin || step >= end || !(step - begin).is_multiple_of(frequency) {
             return None;
         }
@@ -285,27 +227,19 @@ impl StepSchedule {
                 frequency,
                 ..
             } => Some(begin + (end - begin) / frequency * frequency),
-            StepSchedule::Dynamic { begin, .. } => Some(begin),
+            StepSchedule::Rigl(Dynamic { begin, .. })
+            | StepSchedule::Set(Dynamic { begin, .. }) => Some(begin),
         }
     }
 
     /// How a dynamic schedule grows weights back (`None` for the others).
     pub fn growth(&self) -> Option<Growth> {
-        match *self {
-            StepSchedule::Dynamic { growth, .. } => Some(growth),
-            _ => None,
-        }
+        self.dynamic().map(|(_, growth)| growth)
     }
 
     /// The first step that prunes, if any step does.
     pub fn first_prune_step(&self) -> u64 {
-        match *self {
-            StepSchedule::Constant { begin, .. }
-            | StepSchedule::Iterative { begin, .. }
-            | StepSchedule::Polynomial { begin, .. }
-            | StepSchedule::Dynamic { begin, .. } => begin,
-            StepSchedule::OneShot { at, .. } => at,
-        }
+        self.begin()
     }
 
     /// The sparsity masks hold during each of `steps` steps: the value at the last
@@ -323,5 +257,114 @@ impl StepSchedule {
             curve.push((steps - 1, current));
         }
         curve
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poly(initial: f64, fin: f64, begin: u64, end: u64, freq: u64) -> StepSchedule {
+        StepSchedule::Polynomial {
+            initial,
+            final_sparsity: fin,
+            begin,
+            end,
+            power: 3.0,
+            frequency: freq,
+        }
+    }
+
+    #[test]
+    fn polynomial_matches_tfmot_values() {
+        // tfmot PolynomialDecay(0.5, 0.8, begin_step=0, end_step=1000):
+        // sparsity(step) = (0.5 - 0.8) * (1 - step/1000)^3 + 0.8
+        let s = poly(0.5, 0.8, 0, 1000, 100);
+        assert!((s.value(0) - 0.5).abs() < 1e-12);
+        assert!((s.value(500) - (0.8 - 0.3 * 0.125)).abs() < 1e-12);
+        assert!((s.value(1000) - 0.8).abs() < 1e-12);
+        assert!((s.value(5000) - 0.8).abs() < 1e-12);
+        assert!(s.should_prune(0) && s.should_prune(100) && s.should_prune(1000));
+        assert!(!s.should_prune(50) && !s.should_prune(1100));
+    }
+
+    #[test]
+    fn polynomial_before_begin_holds_initial_but_does_not_prune() {
+        let s = poly(0.2, 0.9, 100, 200, 10);
+        assert!((s.value(0) - 0.2).abs() < 1e-12);
+        assert!(!s.should_prune(0) && !s.should_prune(90));
+        assert!(s.should_prune(100) && s.should_prune(110) && !s.should_prune(105));
+    }
+
+    #[test]
+    fn one_shot_prunes_exactly_once() {
+        let s = StepSchedule::OneShot {
+            target: 0.7,
+            at: 30,
+        };
+        let prunes: Vec<u64> = (0..100).filter(|&t| s.should_prune(t)).collect();
+        assert_eq!(prunes, vec![30]);
+        assert_eq!(s.value(29), 0.0);
+        assert_eq!(s.value(30), 0.7);
+    }
+
+    #[test]
+    fn iterative_steps_evenly_and_rises_linearly() {
+        let s = StepSchedule::Iterative {
+            target: 0.8,
+            begin: 100,
+            end: 400,
+            prune_steps: 4,
+        };
+        let prunes: Vec<u64> = (0..1000).filter(|&t| s.should_prune(t)).collect();
+        assert_eq!(prunes, vec![100, 200, 300, 400]);
+        assert!((s.value(99) - 0.0).abs() < 1e-12);
+        assert!((s.value(100) - 0.2).abs() < 1e-12);
+        assert!((s.value(250) - 0.4).abs() < 1e-12);
+        assert!((s.value(400) - 0.8).abs() < 1e-12);
+    }
+
+    #[test]
+    fn constant_prunes_every_frequency_steps_from_begin() {
+        let s = StepSchedule::Constant {
+            target: 0.5,
+            begin: 10,
+            end: Some(250),
+            frequency: 100,
+        };
+        let prunes: Vec<u64> = (0..1000).filter(|&t| s.should_prune(t)).collect();
+        assert_eq!(prunes, vec![10, 110, 210]);
+    }
+
+    #[test]
+    fn impossible_schedules_are_errors() {
+        assert!(matches!(
+            poly(0.5, 1.0, 0, 10, 1).validate(),
+            Err(ScheduleError::SparsityOutOfRange { what: "final", .. })
+        ));
+        assert!(matches!(
+            poly(0.5, 0.8, 10, 10, 1).validate(),
+            Err(ScheduleError::EndBeforeBegin { .. })
+        ));
+        assert_eq!(
+            poly(0.5, 0.8, 0, 10, 0).validate(),
+            Err(ScheduleError::ZeroFrequency)
+        );
+        assert_eq!(
+            StepSchedule::Iterative {
+                target: 0.5,
+                begin: 0,
+                end: 10,
+                prune_steps: 0
+            }
+            .validate(),
+            Err(ScheduleError::NoPruneSteps)
+        );
+    }
+
+    #[test]
+    fn mask_targets_are_piecewise_constant() {
+        let s = StepSchedule::OneShot { target: 0.6, at: 5 };
+        assert_eq!(s.mask_targets(10), vec![(5, 0.6), (9, 0.6)]);
     }
 }
