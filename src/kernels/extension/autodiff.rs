@@ -12,6 +12,7 @@ use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, AutodiffBackend};
 
 use super::TrainingKernels;
+use crate::kernels::adam::AdamStep;
 
 /// Hands `gradient` to `node`, when autograd tracks it.
 fn register<B: TrainingKernels>(
@@ -322,22 +323,14 @@ impl<B: TrainingKernels, C: CheckpointStrategy> TrainingKernels for Autodiff<B, 
         grad: FloatTensor<Self>,
         moment_1: FloatTensor<Self>,
         moment_2: FloatTensor<Self>,
-        lr: f64,
-        beta_1: f32,
-        beta_2: f32,
-        epsilon: f32,
-        time: usize,
+        step: AdamStep,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let (p, m, v) = B::adam_update(
             Self::inner(param),
             Self::inner(grad),
             Self::inner(moment_1),
             Self::inner(moment_2),
-            lr,
-            beta_1,
-            beta_2,
-            epsilon,
-            time,
+            step,
         );
         (
             Self::from_inner(p),

@@ -223,11 +223,7 @@ impl TrainingKernels for Flex {
         grad: FlexTensor,
         moment_1: FlexTensor,
         moment_2: FlexTensor,
-        lr: f64,
-        beta_1: f32,
-        beta_2: f32,
-        epsilon: f32,
-        time: usize,
+        step: AdamStep,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let (mut p, mut m, mut v) = (
             into_contiguous(param),
@@ -235,13 +231,6 @@ impl TrainingKernels for Flex {
             into_contiguous(moment_2),
         );
         let g = grad.to_contiguous();
-        let step = AdamStep {
-            lr,
-            beta_1,
-            beta_2,
-            epsilon,
-            time,
-        };
         adam_update(
             p.storage_mut(),
             g.storage(),

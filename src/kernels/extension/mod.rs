@@ -101,17 +101,12 @@ pub trait TrainingKernels: Backend {
     fn describe_device(probe: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// One Adam step (see [`adam_update`](super::adam::adam_update)): the new parameter and moments.
-    #[allow(clippy::too_many_arguments)]
     fn adam_update(
         param: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         moment_1: FloatTensor<Self>,
         moment_2: FloatTensor<Self>,
-        lr: f64,
-        beta_1: f32,
-        beta_2: f32,
-        epsilon: f32,
-        time: usize,
+        step: AdamStep,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
@@ -186,11 +181,7 @@ pub(super) fn adam_step<const D: usize>(
         grad.into_dispatch(),
         moment_1.into_dispatch(),
         moment_2.into_dispatch(),
-        s.lr,
-        s.beta_1,
-        s.beta_2,
-        s.epsilon,
-        s.time,
+        s,
     );
     (
         Tensor::from_dispatch(p),

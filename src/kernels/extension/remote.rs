@@ -8,6 +8,7 @@
 //! name, for the status bar, and whether the kernels run there. Only a flex server has
 //! them; on a GPU server a run uses burn's own operations.
 
+use std::marker::PhantomData;
 use std::sync::Mutex;
 
 use burn::backend::flex::FlexTensor;
@@ -21,19 +22,190 @@ use burn_ir::{BackendIr, CustomOpIr, ScalarIr, TensorIr};
 use super::TrainingKernels;
 use super::description::{DESCRIPTION_LEN, Description};
 use super::flex::host_f32;
+use crate::kernels::adam::AdamStep;
 
-/// The custom operations' ids, one per kernel, the same on both sides.
-mod id {
-    pub const CONV: &str = "sparsity-explorer/conv2d";
-    pub const CONV_BACKWARD: &str = "sparsity-explorer/conv2d-backward";
-    pub const LINEAR: &str = "sparsity-explorer/linear";
-    pub const LINEAR_BACKWARD: &str = "sparsity-explorer/linear-backward";
-    pub const POOL: &str = "sparsity-explorer/max-pool2x2";
-    pub const POOL_BACKWARD: &str = "sparsity-explorer/max-pool2x2-backward";
-    pub const NORM: &str = "sparsity-explorer/batch-norm";
-    pub const NORM_BACKWARD: &str = "sparsity-explorer/batch-norm-backward";
-    pub const ADAM: &str = "sparsity-explorer/adam";
-    pub const DESCRIBE: &str = "sparsity-explorer/describe";
+/// A custom operation: its id, the same on both sides, and the type of the numbers it
+/// carries besides its tensors ([`Scalars`]), so that the client's call and the server's
+/// handler cannot disagree on them.
+struct Op<S> {
+    id: &'static str,
+    scalars: PhantomData<fn() -> S>,
+}
+
+impl<S: Scalars> Op<S> {
+    const fn new(id: &'static str) -> Self {
+        Self {
+            id,
+            scalars: PhantomData,
+        }
+    }
+
+    /// The numbers a call of this operation carries, as the client wrote them.
+    fn read(&self, ir: &CustomOpIr) -> S {
+        S::decode(&ir.scalars).unwrap_or_else(|| {
+            panic!(
+                "custom operation {}: {} numbers that are not its own",
+                self.id,
+                ir.scalars.len()
+            )
+        })
+    }
+}
+
+/// The operations, one per kernel.
+mod op {
+    use super::{AdamStep, ConvBackward, Epsilon, NeedDx, Op, Padding, PoolInput};
+
+    pub const CONV: Op<Padding> = Op::new("sparsity-explorer/conv2d");
+    pub const CONV_BACKWARD: Op<ConvBackward> = Op::new("sparsity-explorer/conv2d-backward");
+    pub const LINEAR: Op<()> = Op::new("sparsity-explorer/linear");
+    pub const LINEAR_BACKWARD: Op<NeedDx> = Op::new("sparsity-explorer/linear-backward");
+    pub const POOL: Op<()> = Op::new("sparsity-explorer/max-pool2x2");
+    pub const POOL_BACKWARD: Op<PoolInput> = Op::new("sparsity-explorer/max-pool2x2-backward");
+    pub const NORM: Op<Epsilon> = Op::new("sparsity-explorer/batch-norm");
+    pub const NORM_BACKWARD: Op<Epsilon> = Op::new("sparsity-explorer/batch-norm-backward");
+    pub const ADAM: Op<AdamStep> = Op::new("sparsity-explorer/adam");
+    pub const DESCRIBE: Op<()> = Op::new("sparsity-explorer/describe");
+}
+
+/// The numbers of one kind of call, written to burn's scalars and read back in one place.
+trait Scalars: Sized {
+    fn encode(&self) -> Vec<ScalarIr>;
+    /// `None` when `scalars` are not what [`Scalars::encode`] writes.
+    fn decode(scalars: &[ScalarIr]) -> Option<Self>;
+}
+
+impl Scalars for () {
+    fn encode(&self) -> Vec<ScalarIr> {
+        Vec::new()
+    }
+    fn decode(scalars: &[ScalarIr]) -> Option<Self> {
+        scalars.is_empty().then_some(())
+    }
+}
+
+/// A convolution's zeros on each side.
+#[derive(Clone, Copy)]
+struct Padding {
+    h: usize,
+    w: usize,
+}
+
+impl Scalars for Padding {
+    fn encode(&self) -> Vec<ScalarIr> {
+        vec![uint(self.h), uint(self.w)]
+    }
+    fn decode(scalars: &[ScalarIr]) -> Option<Self> {
+        match scalars {
+            [ScalarIr::UInt(h), ScalarIr::UInt(w)] => Some(Padding {
+                h: *h as usize,
+                w: *w as usize,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A convolution's backward pass: its padding, and whether the input's gradient is needed.
+struct ConvBackward {
+    padding: Padding,
+    need_dx: bool,
+}
+
+impl Scalars for ConvBackward {
+    fn encode(&self) -> Vec<ScalarIr> {
+        let mut scalars = self.padding.encode();
+        scalars.push(ScalarIr::Bool(self.need_dx));
+        scalars
+    }
+    fn decode(scalars: &[ScalarIr]) -> Option<Self> {
+        let (ScalarIr::Bool(need_dx), padding) = scalars.split_last()? else {
+            return None;
+        };
+        Some(ConvBackward {
+            padding: Padding::decode(padding)?,
+            need_dx: *need_dx,
+        })
+    }
+}
+
+/// Whether a backward pass computes its input's gradient.
+struct NeedDx(bool);
+
+impl Scalars for NeedDx {
+    fn encode(&self) -> Vec<ScalarIr> {
+        vec![ScalarIr::Bool(self.0)]
+    }
+    fn decode(scalars: &[ScalarIr]) -> Option<Self> {
+        match scalars {
+            [ScalarIr::Bool(need_dx)] => Some(NeedDx(*need_dx)),
+            _ => None,
+        }
+    }
+}
+
+/// The height and width of a pooling's input, which its backward pass restores.
+struct PoolInput {
+    h: usize,
+    w: usize,
+}
+
+impl Scalars for PoolInput {
+    fn encode(&self) -> Vec<ScalarIr> {
+        Padding {
+            h: self.h,
+            w: self.w,
+        }
+        .encode()
+    }
+    fn decode(scalars: &[ScalarIr]) -> Option<Self> {
+        Padding::decode(scalars).map(|Padding { h, w }| PoolInput { h, w })
+    }
+}
+
+/// A batch normalization's epsilon.
+struct Epsilon(f64);
+
+impl Scalars for Epsilon {
+    fn encode(&self) -> Vec<ScalarIr> {
+        vec![ScalarIr::Float(self.0)]
+    }
+    fn decode(scalars: &[ScalarIr]) -> Option<Self> {
+        match scalars {
+            [ScalarIr::Float(epsilon)] => Some(Epsilon(*epsilon)),
+            _ => None,
+        }
+    }
+}
+
+impl Scalars for AdamStep {
+    fn encode(&self) -> Vec<ScalarIr> {
+        vec![
+            ScalarIr::Float(self.lr),
+            ScalarIr::Float(self.beta_1.into()),
+            ScalarIr::Float(self.beta_2.into()),
+            ScalarIr::Float(self.epsilon.into()),
+            uint(self.time),
+        ]
+    }
+    fn decode(scalars: &[ScalarIr]) -> Option<Self> {
+        match scalars {
+            [
+                ScalarIr::Float(lr),
+                ScalarIr::Float(beta_1),
+                ScalarIr::Float(beta_2),
+                ScalarIr::Float(epsilon),
+                ScalarIr::UInt(time),
+            ] => Some(AdamStep {
+                lr: *lr,
+                beta_1: *beta_1 as f32,
+                beta_2: *beta_2 as f32,
+                epsilon: *epsilon as f32,
+                time: *time as usize,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// The remote devices whose servers said they run the kernels.
@@ -78,24 +250,24 @@ fn shape(dims: &[usize]) -> Shape {
     Shape::from(dims.iter().copied())
 }
 
-/// Sends the custom operation `id` on `inputs` (the first picks the server) and returns
-/// its outputs, of the given shapes, all f32.
-fn ship(
-    id: &'static str,
+/// Sends the custom operation `op` on `inputs` (the first picks the server) with its
+/// numbers, and returns its outputs, of the given shapes, all f32.
+fn ship<S: Scalars>(
+    op: Op<S>,
     inputs: Vec<RemoteTensor>,
     outputs: &[Shape],
-    scalars: Vec<ScalarIr>,
+    scalars: S,
 ) -> Vec<RemoteTensor> {
     let typed: Vec<(Shape, DType)> = outputs.iter().map(|s| (s.clone(), DType::F32)).collect();
-    ship_typed(id, inputs, &typed, scalars)
+    ship_typed(op, inputs, &typed, scalars)
 }
 
 /// [`ship`] with outputs of any type.
-fn ship_typed(
-    id: &'static str,
+fn ship_typed<S: Scalars>(
+    op: Op<S>,
     inputs: Vec<RemoteTensor>,
     outputs: &[(Shape, DType)],
-    scalars: Vec<ScalarIr>,
+    scalars: S,
 ) -> Vec<RemoteTensor> {
     let client = CustomOpClient::new(&inputs[0].device());
     let outputs: Vec<TensorIr> = outputs
@@ -103,7 +275,12 @@ fn ship_typed(
         .map(|(s, dtype)| TensorIr::uninit(client.create_empty_handle(), s.clone(), *dtype))
         .collect();
     let inputs: Vec<TensorIr> = inputs.into_iter().map(|t| t.into_ir()).collect();
-    client.register(CustomOpIr::with_scalars(id, &inputs, &outputs, scalars))
+    client.register(CustomOpIr::with_scalars(
+        op.id,
+        &inputs,
+        &outputs,
+        scalars.encode(),
+    ))
 }
 
 fn one(mut outputs: Vec<RemoteTensor>) -> RemoteTensor {
@@ -142,8 +319,8 @@ impl TrainingKernels for Remote {
             xs[2] + 2 * pad_h + 1 - ws[2],
             xs[3] + 2 * pad_w + 1 - ws[3],
         ]);
-        let scalars = vec![uint(pad_h), uint(pad_w)];
-        one(ship(id::CONV, vec![x, weight, bias], &[out], scalars))
+        let padding = Padding { h: pad_h, w: pad_w };
+        one(ship(op::CONV, vec![x, weight, bias], &[out], padding))
     }
 
     fn conv2d_unit_stride_backward(
@@ -160,13 +337,16 @@ impl TrainingKernels for Remote {
             ws.clone(),
             shape(&[ws[0]]),
         ];
-        let scalars = vec![uint(pad_h), uint(pad_w), ScalarIr::Bool(need_dx)];
-        three(ship(id::CONV_BACKWARD, vec![x, weight, dy], &outs, scalars))
+        let scalars = ConvBackward {
+            padding: Padding { h: pad_h, w: pad_w },
+            need_dx,
+        };
+        three(ship(op::CONV_BACKWARD, vec![x, weight, dy], &outs, scalars))
     }
 
     fn linear_dense(x: RemoteTensor, weight: RemoteTensor, bias: RemoteTensor) -> RemoteTensor {
         let out = shape(&[x.shape()[0], weight.shape()[1]]);
-        one(ship(id::LINEAR, vec![x, weight, bias], &[out], vec![]))
+        one(ship(op::LINEAR, vec![x, weight, bias], &[out], ()))
     }
 
     fn linear_dense_backward(
@@ -181,12 +361,11 @@ impl TrainingKernels for Remote {
             ws.clone(),
             shape(&[ws[1]]),
         ];
-        let scalars = vec![ScalarIr::Bool(need_dx)];
         three(ship(
-            id::LINEAR_BACKWARD,
+            op::LINEAR_BACKWARD,
             vec![x, weight, dy],
             &outs,
-            scalars,
+            NeedDx(need_dx),
         ))
     }
 
@@ -194,7 +373,7 @@ impl TrainingKernels for Remote {
         let s = x.shape();
         let out = shape(&[s[0], s[1], s[2] / 2, s[3] / 2]);
         let outs = [(out.clone(), DType::F32), (out, DType::U8)];
-        let mut outs = ship_typed(id::POOL, vec![x], &outs, vec![]).into_iter();
+        let mut outs = ship_typed(op::POOL, vec![x], &outs, ()).into_iter();
         match (outs.next(), outs.next()) {
             (Some(pooled), Some(winners)) => (pooled, winners),
             _ => unreachable!("a custom operation returns the outputs it was given"),
@@ -209,8 +388,8 @@ impl TrainingKernels for Remote {
     ) -> RemoteTensor {
         let s = winners.shape();
         let out = shape(&[s[0], s[1], h, w]);
-        let scalars = vec![uint(h), uint(w)];
-        one(ship(id::POOL_BACKWARD, vec![winners, dy], &[out], scalars))
+        let input = PoolInput { h, w };
+        one(ship(op::POOL_BACKWARD, vec![winners, dy], &[out], input))
     }
 
     fn batch_norm_train(
@@ -221,8 +400,12 @@ impl TrainingKernels for Remote {
     ) -> (RemoteTensor, RemoteTensor, RemoteTensor) {
         let (xs, channels) = (x.shape(), shape(&[x.shape()[1]]));
         let outs = [xs, channels.clone(), channels];
-        let scalars = vec![ScalarIr::Float(epsilon)];
-        three(ship(id::NORM, vec![x, gamma, beta], &outs, scalars))
+        three(ship(
+            op::NORM,
+            vec![x, gamma, beta],
+            &outs,
+            Epsilon(epsilon),
+        ))
     }
 
     fn batch_norm_train_backward(
@@ -236,16 +419,15 @@ impl TrainingKernels for Remote {
         let (xs, channels) = (x.shape(), gamma.shape());
         let outs = [xs, channels.clone(), channels];
         let inputs = vec![x, gamma, mean, variance, dy];
-        let scalars = vec![ScalarIr::Float(epsilon)];
-        three(ship(id::NORM_BACKWARD, inputs, &outs, scalars))
+        three(ship(op::NORM_BACKWARD, inputs, &outs, Epsilon(epsilon)))
     }
 
     fn describe_device(probe: RemoteTensor) -> RemoteTensor {
         one(ship(
-            id::DESCRIBE,
+            op::DESCRIBE,
             vec![probe],
             &[shape(&[DESCRIPTION_LEN])],
-            vec![],
+            (),
         ))
     }
 
@@ -254,23 +436,12 @@ impl TrainingKernels for Remote {
         grad: RemoteTensor,
         moment_1: RemoteTensor,
         moment_2: RemoteTensor,
-        lr: f64,
-        beta_1: f32,
-        beta_2: f32,
-        epsilon: f32,
-        time: usize,
+        step: AdamStep,
     ) -> (RemoteTensor, RemoteTensor, RemoteTensor) {
         let s = param.shape();
         let outs = [s.clone(), s.clone(), s];
-        let scalars = vec![
-            ScalarIr::Float(lr),
-            ScalarIr::Float(beta_1.into()),
-            ScalarIr::Float(beta_2.into()),
-            ScalarIr::Float(epsilon.into()),
-            uint(time),
-        ];
         let inputs = vec![param, grad, moment_1, moment_2];
-        three(ship(id::ADAM, inputs, &outs, scalars))
+        three(ship(op::ADAM, inputs, &outs, step))
     }
 }
 
@@ -292,18 +463,6 @@ fn outputs(
     }
 }
 
-fn scalar_usize(ir: &CustomOpIr, i: usize) -> usize {
-    ir.scalars[i].elem::<u64>() as usize
-}
-
-fn scalar_f64(ir: &CustomOpIr, i: usize) -> f64 {
-    ir.scalars[i].elem::<f64>()
-}
-
-fn scalar_bool(ir: &CustomOpIr, i: usize) -> bool {
-    ir.scalars[i].elem::<bool>()
-}
-
 /// `server` answering [`describe`] with `description`, and running the kernels when
 /// `device` is flex (the description then says so).
 pub fn with_kernels(
@@ -317,7 +476,7 @@ pub fn with_kernels(
             ..description
         }
         .encode();
-        return server.with_custom_op::<Cube, _>(id::DESCRIBE, move |handles, ir, device| {
+        return server.with_custom_op::<Cube, _>(op::DESCRIBE.id, move |handles, ir, device| {
             use burn::backend::ops::FloatTensorOps;
             let data = TensorData::new(values.clone(), [DESCRIPTION_LEN]);
             let answer = <Cube as FloatTensorOps<Cube>>::float_from_data(data, device);
@@ -330,71 +489,107 @@ pub fn with_kernels(
     }
     .encode();
     server
-        .with_custom_op::<Flex, _>(id::DESCRIBE, move |handles, ir, _| {
+        .with_custom_op::<Flex, _>(op::DESCRIBE.id, move |handles, ir, _| {
             let answer = host_f32(values.clone(), &[DESCRIPTION_LEN]);
             outputs(handles, ir, [answer]);
         })
-        .with_custom_op::<Flex, _>(id::CONV, |handles, ir, _| {
+        .with_custom_op::<Flex, _>(op::CONV.id, |handles, ir, _| {
             let [x, w, b] = inputs(handles, ir);
-            let (pad_h, pad_w) = (scalar_usize(ir, 0), scalar_usize(ir, 1));
-            outputs(
-                handles,
-                ir,
-                [Flex::conv2d_unit_stride(x, w, b, pad_h, pad_w)],
-            );
+            let Padding { h, w: pad_w } = op::CONV.read(ir);
+            outputs(handles, ir, [Flex::conv2d_unit_stride(x, w, b, h, pad_w)]);
         })
-        .with_custom_op::<Flex, _>(id::CONV_BACKWARD, |handles, ir, _| {
+        .with_custom_op::<Flex, _>(op::CONV_BACKWARD.id, |handles, ir, _| {
             let [x, w, dy] = inputs(handles, ir);
-            let (pad_h, pad_w) = (scalar_usize(ir, 0), scalar_usize(ir, 1));
+            let ConvBackward { padding, need_dx } = op::CONV_BACKWARD.read(ir);
             let (dx, dw, db) =
-                Flex::conv2d_unit_stride_backward(x, w, dy, pad_h, pad_w, scalar_bool(ir, 2));
+                Flex::conv2d_unit_stride_backward(x, w, dy, padding.h, padding.w, need_dx);
             outputs(handles, ir, [dx, dw, db]);
         })
-        .with_custom_op::<Flex, _>(id::LINEAR, |handles, ir, _| {
+        .with_custom_op::<Flex, _>(op::LINEAR.id, |handles, ir, _| {
             let [x, w, b] = inputs(handles, ir);
+            op::LINEAR.read(ir);
             outputs(handles, ir, [Flex::linear_dense(x, w, b)]);
         })
-        .with_custom_op::<Flex, _>(id::LINEAR_BACKWARD, |handles, ir, _| {
+        .with_custom_op::<Flex, _>(op::LINEAR_BACKWARD.id, |handles, ir, _| {
             let [x, w, dy] = inputs(handles, ir);
-            let (dx, dw, db) = Flex::linear_dense_backward(x, w, dy, scalar_bool(ir, 0));
+            let NeedDx(need_dx) = op::LINEAR_BACKWARD.read(ir);
+            let (dx, dw, db) = Flex::linear_dense_backward(x, w, dy, need_dx);
             outputs(handles, ir, [dx, dw, db]);
         })
-        .with_custom_op::<Flex, _>(id::POOL, |handles, ir, _| {
+        .with_custom_op::<Flex, _>(op::POOL.id, |handles, ir, _| {
+            op::POOL.read(ir);
             let [x] = inputs(handles, ir);
             let (pooled, winners) = Flex::max_pool2x2(x);
             handles.register_float_tensor::<Flex>(&ir.outputs[0].id, pooled);
             handles.register_int_tensor::<Flex>(&ir.outputs[1].id, winners);
         })
-        .with_custom_op::<Flex, _>(id::POOL_BACKWARD, |handles, ir, _| {
+        .with_custom_op::<Flex, _>(op::POOL_BACKWARD.id, |handles, ir, _| {
             let winners = handles.get_int_tensor::<Flex>(&ir.inputs[0]);
             let dy = handles.get_float_tensor::<Flex>(&ir.inputs[1]);
-            let (h, w) = (scalar_usize(ir, 0), scalar_usize(ir, 1));
+            let PoolInput { h, w } = op::POOL_BACKWARD.read(ir);
             outputs(handles, ir, [Flex::max_pool2x2_backward(winners, dy, h, w)]);
         })
-        .with_custom_op::<Flex, _>(id::NORM, |handles, ir, _| {
+        .with_custom_op::<Flex, _>(op::NORM.id, |handles, ir, _| {
             let [x, gamma, beta] = inputs(handles, ir);
-            let (y, mean, variance) = Flex::batch_norm_train(x, gamma, beta, scalar_f64(ir, 0));
+            let Epsilon(epsilon) = op::NORM.read(ir);
+            let (y, mean, variance) = Flex::batch_norm_train(x, gamma, beta, epsilon);
             outputs(handles, ir, [y, mean, variance]);
         })
-        .with_custom_op::<Flex, _>(id::NORM_BACKWARD, |handles, ir, _| {
+        .with_custom_op::<Flex, _>(op::NORM_BACKWARD.id, |handles, ir, _| {
             let [x, gamma, mean, variance, dy] = inputs(handles, ir);
+            let Epsilon(epsilon) = op::NORM_BACKWARD.read(ir);
             let (dx, dgamma, dbeta) =
-                Flex::batch_norm_train_backward(x, gamma, mean, variance, dy, scalar_f64(ir, 0));
+                Flex::batch_norm_train_backward(x, gamma, mean, variance, dy, epsilon);
             outputs(handles, ir, [dx, dgamma, dbeta]);
         })
-        .with_custom_op::<Flex, _>(id::ADAM, |handles, ir, _| {
+        .with_custom_op::<Flex, _>(op::ADAM.id, |handles, ir, _| {
             let [p, g, m, v] = inputs(handles, ir);
-            let (p, m, v) = Flex::adam_update(
-                p,
-                g,
-                m,
-                v,
-                scalar_f64(ir, 0),
-                scalar_f64(ir, 1) as f32,
-                scalar_f64(ir, 2) as f32,
-                scalar_f64(ir, 3) as f32,
-                scalar_usize(ir, 4),
-            );
+            let (p, m, v) = Flex::adam_update(p, g, m, v, op::ADAM.read(ir));
             outputs(handles, ir, [p, m, v]);
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the client writes, the server reads back unchanged, and numbers of another
+    /// operation are refused.
+    #[test]
+    fn each_operations_numbers_read_back_as_written() {
+        let step = AdamStep {
+            lr: 1e-3,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-5,
+            time: 7,
+        };
+        assert_eq!(AdamStep::decode(&step.encode()), Some(step));
+        let conv = ConvBackward {
+            padding: Padding { h: 2, w: 1 },
+            need_dx: true,
+        };
+        let back = ConvBackward::decode(&conv.encode()).unwrap();
+        assert_eq!((back.padding.h, back.padding.w, back.need_dx), (2, 1, true));
+        let pool = PoolInput::decode(&PoolInput { h: 28, w: 14 }.encode()).unwrap();
+        assert_eq!((pool.h, pool.w), (28, 14));
+        assert_eq!(Epsilon::decode(&Epsilon(1e-5).encode()).unwrap().0, 1e-5);
+        assert!(NeedDx::decode(&NeedDx(false).encode()).is_some_and(|n| !n.0));
+        assert_eq!(<()>::decode(&().encode()), Some(()));
+        // another operation's numbers
+        assert!(AdamStep::decode(&Padding { h: 1, w: 1 }.encode()).is_none());
+        assert!(
+            Padding::decode(
+                &ConvBackward {
+                    padding: Padding { h: 1, w: 1 },
+                    need_dx: false
+                }
+                .encode()
+            )
+            .is_none()
+        );
+        assert!(ConvBackward::decode(&Epsilon(0.1).encode()).is_none());
+        assert!(Epsilon::decode(&[]).is_none());
+        assert!(<()>::decode(&NeedDx(true).encode()).is_none());
+    }
 }
