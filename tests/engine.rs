@@ -755,7 +755,7 @@ fn host_inference_agrees_with_burn_on_every_model() {
         let burn_accuracy = s.evaluate(EvalPhase::Scheduled).accuracy;
         let params = s.network().read_params();
         for sparse in [false, true] {
-            let net = Net::build(&stack, &params, s.masks(), sparse).unwrap();
+            let net = Net::build(&stack, &params, &s.masks(), sparse).unwrap();
             let test = &s.dataset().test;
             let all: Vec<usize> = (0..test.len()).collect();
             let mut correct = 0;

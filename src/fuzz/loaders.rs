@@ -171,11 +171,12 @@ fn trained() -> &'static Trained {
             .expect("a checkpoint");
         let params = session.network().read_params();
         let plan_toml = session.plan().to_toml();
+        let (rules, layer_masks) = (session.rules(), session.masks());
         let inputs = ExportInputs {
             model: session.plan().model.name(),
             plan_toml: &plan_toml,
-            rules: session.rules(),
-            masks: session.masks(),
+            rules: &rules,
+            masks: &layer_masks,
             params: &params,
         };
         let masks = session.named_masks();

@@ -304,7 +304,7 @@ impl Network {
 
     /// Multiplies every prunable weight by its mask (`None`: left as is). Pruned weights
     /// become exactly 0.0 and the parameters stay leaves that require gradients.
-    pub fn apply_masks(&mut self, masks: &[Option<DeviceMask>]) {
+    pub fn apply_masks<'a>(&mut self, masks: impl IntoIterator<Item = Option<&'a DeviceMask>>) {
         for (layer, mask) in self.prunable_mut().into_iter().zip(masks) {
             match (layer, mask) {
                 (LayerHandleMut::Linear(l), Some(DeviceMask::Linear(m))) => {

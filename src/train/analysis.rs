@@ -54,7 +54,7 @@ pub(crate) fn measure_cell(
     request: &SensitivityRequest,
     (layer, level): (usize, f64),
 ) -> Result<f64, SessionError> {
-    let rule = &session.rules()[layer];
+    let rule = session.rule(layer);
     let mask = layer_mask(
         &weights[layer],
         &rule.shape,
@@ -71,7 +71,7 @@ pub(crate) fn measure_cell(
         &session.mask_device(),
     ));
     let mut pruned = original.clone();
-    pruned.apply_masks(&masks);
+    pruned.apply_masks(masks.iter().map(Option::as_ref));
     Ok(session.evaluate_network(&pruned).accuracy)
 }
 

@@ -45,11 +45,12 @@ pub fn export_session(session: &Session, dir: &Path) -> Result<ExportReport, Exp
     })?;
     let params = session.network().read_params();
     let plan = session.plan().to_toml();
+    let (rules, masks) = (session.rules(), session.masks());
     let inputs = ExportInputs {
         model: session.plan().model.name(),
         plan_toml: &plan,
-        rules: session.rules(),
-        masks: session.masks(),
+        rules: &rules,
+        masks: &masks,
         params: &params,
     };
     let stripped = dir.join("model.safetensors");

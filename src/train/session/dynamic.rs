@@ -31,20 +31,20 @@ impl Session {
     /// the masks; the grown weights are zero until training moves them.
     pub(super) fn exchange(&mut self, due: ExchangeDue) -> Result<PruneReport, SessionError> {
         let weights = self.network().read_weights();
-        let mut grown = vec![Vec::new(); self.rules.len()];
-        for (i, rule) in self.rules.iter().enumerate() {
-            let (Some(granularity), Some(mask)) = (rule.granularity, self.masks[i].as_ref()) else {
+        let seed = self.plan.training.seed;
+        let step = self.step;
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            layer.grown.clear();
+            let rule = &layer.rule;
+            let (Some(granularity), Some(mask)) = (rule.granularity, layer.mask.as_ref()) else {
                 continue;
             };
             let growth = match &due.gradients {
                 Some(g) => GrowthScores::Gradient(&g[i]),
                 None => GrowthScores::Random {
-                    seed: self
-                        .plan
-                        .training
-                        .seed
+                    seed: seed
                         .wrapping_mul(1_000_003)
-                        .wrapping_add(self.step.wrapping_mul(1_009))
+                        .wrapping_add(step.wrapping_mul(1_009))
                         .wrapping_add(i as u64),
                 },
             };
@@ -57,11 +57,10 @@ impl Session {
                 due.fraction,
             )
             .map_err(|e| PlanFileError::from(crate::prune::PolicyError::from(e)))?;
-            self.masks[i] = Some(e.mask);
-            grown[i] = e.grown;
+            layer.mask = Some(e.mask);
+            layer.grown = e.grown;
         }
         self.upload_masks();
-        self.grown = grown;
         Ok(self.prune_report(self.schedule.value(self.step), &weights))
     }
 }

@@ -57,7 +57,7 @@ impl Session {
         if self.follows_cuts() && self.cuts.recovery_due(step, true) {
             evaluations.push(self.evaluate_recovery());
         }
-        let before = self.follows_cuts().then(|| self.masks.clone());
+        let before = self.follows_cuts().then(|| self.masks());
         let report = cut(self)?;
         if before.is_some_and(|b| !self.keeps_as(&b)) {
             evaluations.push(self.evaluate_after_cut(step));
@@ -69,8 +69,8 @@ impl Session {
     fn keeps_as(&self, masks: &[Option<Vec<u8>>]) -> bool {
         masks
             .iter()
-            .zip(&self.masks)
-            .all(|(a, b)| same_kept(a.as_deref(), b.as_deref()))
+            .zip(&self.layers)
+            .all(|(a, b)| same_kept(a.as_deref(), b.mask.as_deref()))
     }
 
     /// Whether evaluations follow the pruning: with the automatic cadence only, so that an

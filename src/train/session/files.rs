@@ -32,11 +32,12 @@ impl Session {
             .into_bytes()
             .map_err(|e| encode("optimizer", &e))?;
         let masks = self
-            .rules
+            .layers
             .iter()
-            .zip(&self.masks)
-            .filter_map(|(r, m)| {
-                m.as_ref()
+            .filter_map(|l| {
+                let r = &l.rule;
+                l.mask
+                    .as_ref()
                     .map(|m| (r.name.clone(), r.shape.dims(), m.clone()))
             })
             .collect();
@@ -72,9 +73,9 @@ impl Session {
                 .write_params(&decoded.params)
                 .map_err(|e| bad(e.to_string()))?;
         }
-        for (i, rule) in s.rules.iter().enumerate() {
-            let name = format!("{}.weight", rule.name);
-            s.masks[i] = decoded
+        for layer in &mut s.layers {
+            let name = format!("{}.weight", layer.rule.name);
+            layer.mask = decoded
                 .masks
                 .iter()
                 .find(|(n, _)| *n == name)
@@ -118,15 +119,16 @@ impl Session {
             Err(_) => s.adam_restored = false,
         }
         for (name, dims, mask) in &data.masks {
-            let i = s
-                .rules
-                .iter()
-                .position(|r| &r.name == name)
+            let layer = s
+                .layers
+                .iter_mut()
+                .find(|l| &l.rule.name == name)
                 .ok_or_else(|| bad(format!("mask for unknown layer {name}")))?;
-            if *dims != s.rules[i].shape.dims() || mask.len() != s.rules[i].shape.numel() {
+            let shape = layer.rule.shape;
+            if *dims != shape.dims() || mask.len() != shape.numel() {
                 return Err(bad(format!("mask {name} has shape {dims:?}")));
             }
-            s.masks[i] = Some(mask.clone());
+            layer.mask = Some(mask.clone());
         }
         s.upload_masks();
         s.step = data.step;

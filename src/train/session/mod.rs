@@ -15,12 +15,14 @@ mod cadence;
 mod dynamic;
 mod evaluating;
 mod files;
+mod layer_state;
 mod pruning;
 mod saliency;
 mod snapshots;
 
 use cadence::CutFollow;
 pub use evaluating::TestScore;
+use layer_state::PrunableLayer;
 
 use super::backend::BackendInfo;
 use super::checkpoint::CheckpointError;
@@ -29,7 +31,7 @@ pub use super::report::{EvalPhase, Evaluation, PruneReport, StepOutcome};
 use super::report::{LayerInfo, LayerSummary, Summary};
 use crate::data::{Dataset, EpochOrder};
 use crate::kernels::FusedAdam;
-use crate::model::{DeviceMask, HostTensor, Network, ParamError, WeightsError};
+use crate::model::{HostTensor, Network, ParamError, WeightsError};
 use crate::plan::{ExperimentPlan, PlanFileError};
 use crate::prune::{LayerRule, StepSchedule};
 
@@ -88,10 +90,9 @@ pub struct Session {
     on_device: Option<batches::DeviceData>,
     order: EpochOrder,
     epoch_order: Vec<usize>,
-    rules: Vec<LayerRule>,
+    /// Each prunable layer's rule, masks and criterion sums, in layer order.
+    layers: Vec<PrunableLayer>,
     schedule: StepSchedule,
-    masks: Vec<Option<Vec<u8>>>,
-    device_masks: Vec<Option<DeviceMask>>,
     step: u64,
     steps_per_epoch: u64,
     dense_accuracy: Option<f64>,
@@ -112,14 +113,8 @@ pub struct Session {
     heartbeat: Option<Heartbeat>,
     /// Every parameter at the plan's rewind moment (lottery tickets), once reached.
     rewind_to: Option<Vec<HostTensor>>,
-    /// Gradient saliencies per prunable layer (PyTorch layout), kept while a layer's
-    /// criterion needs them: `sum |w * g|` since the last pruning step (Taylor) over
-    /// `taylor_steps` steps, and `-sum w * g` since training began (movement).
-    taylor: Vec<Vec<f32>>,
+    /// How many steps each layer's Taylor sum covers.
     taylor_steps: u64,
-    movement: Vec<Vec<f32>>,
-    /// Per prunable layer, the weights grown back by the last exchange (RigL, SET).
-    grown: Vec<Vec<u32>>,
     /// The last training loss read from the device (`NaN` before the first read).
     last_loss: f64,
     /// The pruning settings changed after the schedule's last pruning step: the next step
@@ -154,7 +149,6 @@ impl Session {
         let model = Network::new(&stack, data.classes, &device).map_err(PlanFileError::from)?;
         let order = EpochOrder::new(plan.training.seed, data.train.len(), plan.training.batch);
         let epoch_order = order.epoch(0);
-        let n = rules.len();
         let on_device = backend
             .is_remote()
             .then(|| batches::DeviceData::upload(&data.train, &data.test, data.shape, &device));
@@ -170,10 +164,8 @@ impl Session {
             on_device,
             order,
             epoch_order,
-            rules,
+            layers: rules.into_iter().map(PrunableLayer::new).collect(),
             schedule,
-            masks: vec![None; n],
-            device_masks: vec![None; n],
             step: 0,
             dense_accuracy: None,
             last_evaluation: None,
@@ -187,10 +179,7 @@ impl Session {
             cuts: CutFollow::default(),
             heartbeat: None,
             rewind_to: None,
-            taylor: Vec::new(),
             taylor_steps: 0,
-            movement: Vec::new(),
-            grown: Vec::new(),
             prune_pending: false,
             last_loss: f64::NAN,
         })
@@ -243,13 +232,19 @@ impl Session {
         self.step as f64 / self.steps_per_epoch as f64
     }
 
-    pub fn rules(&self) -> &[LayerRule] {
-        &self.rules
+    /// The prunable layers' rules, in layer order.
+    pub fn rules(&self) -> Vec<LayerRule> {
+        self.layers.iter().map(|l| l.rule.clone()).collect()
+    }
+
+    /// The prunable layer `i`'s rule.
+    pub fn rule(&self, i: usize) -> &LayerRule {
+        &self.layers[i].rule
     }
 
     /// The host masks of the prunable layers (`None`: dense), in layer order.
-    pub fn masks(&self) -> &[Option<Vec<u8>>] {
-        &self.masks
+    pub fn masks(&self) -> Vec<Option<Vec<u8>>> {
+        self.layers.iter().map(|l| l.mask.clone()).collect()
     }
 
     /// The planned mask sparsity at each pruning step over the whole run.
@@ -258,9 +253,9 @@ impl Session {
     }
 
     pub fn layer_infos(&self) -> Vec<LayerInfo> {
-        self.rules
+        self.layers
             .iter()
-            .map(|r| LayerInfo {
+            .map(|PrunableLayer { rule: r, .. }| LayerInfo {
                 name: r.name.clone(),
                 shape: r.shape,
                 params: r.shape.numel(),
@@ -288,9 +283,9 @@ impl Session {
     /// Fraction of pruned weights over all prunable layers, from the masks.
     pub fn mask_sparsity(&self) -> f64 {
         let (mut zeros, mut total) = (0usize, 0usize);
-        for (rule, mask) in self.rules.iter().zip(&self.masks) {
-            total += rule.shape.numel();
-            if let Some(m) = mask {
+        for layer in &self.layers {
+            total += layer.rule.shape.numel();
+            if let Some(m) = &layer.mask {
                 zeros += m.iter().filter(|&&k| k == 0).count();
             }
         }
@@ -312,19 +307,19 @@ impl Session {
             .pruning
             .rules(&plan.layer_specs()?)
             .map_err(PlanFileError::from)?;
-        // a layer that is now dense loses its mask at once
-        for (i, rule) in rules.iter().enumerate() {
+        for (layer, rule) in self.layers.iter_mut().zip(rules) {
+            // a layer that is now dense loses its mask at once
             if rule.granularity.is_none() {
-                self.masks[i] = None;
-                self.device_masks[i] = None;
+                layer.mask = None;
+                layer.device_mask = None;
             }
+            layer.rule = rule;
         }
         self.prune_pending |= plan.pruning != self.plan.pruning
             && schedule
                 .last_prune_step()
                 .is_some_and(|last| self.step > last);
         self.plan = plan;
-        self.rules = rules;
         self.schedule = schedule;
         Ok(())
     }
@@ -403,7 +398,7 @@ impl Session {
             .take()
             .expect("the model is present between steps");
         let mut model = self.optim.step(self.plan.training.lr, model, grads);
-        model.apply_masks(&self.device_masks);
+        model.apply_masks(self.layers.iter().map(|l| l.device_mask.as_ref()));
         self.model = Some(model);
         if let Some(due) = exchange {
             pruned = Some(self.cut(step, &mut evaluations, |s| s.exchange(due))?);
@@ -457,8 +452,9 @@ impl Session {
         let final_target = self.schedule_final();
         let (mut zeros, mut total) = (0usize, 0usize);
         let layers = self
-            .rules
+            .layers
             .iter()
+            .map(|l| &l.rule)
             .zip(&weights)
             .map(|(r, w)| {
                 let z = w.iter().filter(|&&v| v == 0.0).count();

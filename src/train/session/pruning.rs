@@ -15,12 +15,16 @@ impl Session {
     pub fn prune(&mut self, value: f64) -> Result<PruneReport, SessionError> {
         let weights = self.network().read_weights();
         let scores = self.criterion_scores(weights.clone());
-        self.masks = if self.layer_uses(Criterion::Synflow) {
+        let masks = if self.layer_uses(Criterion::Synflow) {
             self.synflow_masks(scores, value)?
         } else {
             self.masks_for(&scores, value)?
         };
-        self.taylor.iter_mut().for_each(|t| t.fill(0.0));
+        for (layer, mask) in self.layers.iter_mut().zip(masks) {
+            layer.mask = mask;
+            layer.taylor.fill(0.0);
+            layer.grown.clear();
+        }
         self.taylor_steps = 0;
         if let Some(params) = &self.rewind_to
             && let Some(model) = self.model.as_mut()
@@ -31,7 +35,6 @@ impl Session {
             self.optim = ModuleOptimizer::from(FusedAdam::default());
         }
         self.upload_masks();
-        self.grown.clear();
         Ok(self.prune_report(value, &weights))
     }
 
@@ -40,23 +43,25 @@ impl Session {
     pub(super) fn prune_report(&self, value: f64, weights: &[Vec<f32>]) -> PruneReport {
         let final_target = self.schedule_final();
         let layers = self
-            .rules
+            .layers
             .iter()
-            .zip(&self.masks)
             .enumerate()
-            .map(|(i, (r, m))| LayerSparsity {
-                name: r.name.clone(),
-                granularity: granularity_name(r),
-                criterion: r.criterion.to_string(),
-                target: r.target(value, final_target),
-                sparsity: m.as_deref().map(sparsity).unwrap_or(0.0),
-                grown: self.grown.get(i).map_or(0, Vec::len),
-                threshold: match (m, weights.get(i)) {
-                    (Some(m), Some(w)) if r.cut_by_magnitude() => {
-                        cut_threshold(w, m, self.grown.get(i).map_or(&[], Vec::as_slice))
-                    }
-                    _ => None,
-                },
+            .map(|(i, layer)| {
+                let (r, m) = (&layer.rule, &layer.mask);
+                LayerSparsity {
+                    name: r.name.clone(),
+                    granularity: granularity_name(r),
+                    criterion: r.criterion.to_string(),
+                    target: r.target(value, final_target),
+                    sparsity: m.as_deref().map(sparsity).unwrap_or(0.0),
+                    grown: layer.grown.len(),
+                    threshold: match (m, weights.get(i)) {
+                        (Some(m), Some(w)) if r.cut_by_magnitude() => {
+                            cut_threshold(w, m, &layer.grown)
+                        }
+                        _ => None,
+                    },
+                }
             })
             .collect();
         PruneReport {
@@ -69,9 +74,12 @@ impl Session {
 
     /// Uploads the host masks to the device and applies them to the weights.
     pub(super) fn upload_masks(&mut self) {
-        self.device_masks = self.to_device(&self.masks);
+        let uploaded = self.to_device(&self.masks());
+        for (layer, mask) in self.layers.iter_mut().zip(uploaded) {
+            layer.device_mask = mask;
+        }
         if let Some(model) = self.model.as_mut() {
-            model.apply_masks(&self.device_masks);
+            model.apply_masks(self.layers.iter().map(|l| l.device_mask.as_ref()));
         }
     }
 
@@ -80,8 +88,11 @@ impl Session {
         let inner = self.device.clone().inner();
         masks
             .iter()
-            .zip(&self.rules)
-            .map(|(m, r)| m.as_ref().map(|m| DeviceMask::upload(m, &r.shape, &inner)))
+            .zip(&self.layers)
+            .map(|(m, l)| {
+                m.as_ref()
+                    .map(|m| DeviceMask::upload(m, &l.rule.shape, &inner))
+            })
             .collect()
     }
 

@@ -16,9 +16,9 @@ type Masks = Vec<Option<Vec<u8>>>;
 impl Session {
     /// Whether some layer ranks by `criterion`'s saliency.
     pub(super) fn layer_uses(&self, criterion: Criterion) -> bool {
-        self.rules
+        self.layers
             .iter()
-            .any(|r| r.granularity.is_some() && r.criterion == criterion)
+            .any(|l| l.rule.granularity.is_some() && l.rule.criterion == criterion)
     }
 
     /// Adds this step's `w * dL/dw` to the saliencies the plan's criteria need.
@@ -31,23 +31,27 @@ impl Session {
             return;
         }
         let products = self.network().weight_gradient_products(grads);
-        let grow = |acc: &mut Vec<Vec<f32>>| {
-            if acc.len() != products.len() {
-                *acc = products.iter().map(|p| vec![0.0; p.len()]).collect();
+        let grow = |acc: &mut Vec<f32>, len: usize| {
+            if acc.len() != len {
+                *acc = vec![0.0; len];
             }
         };
-        if taylor {
-            grow(&mut self.taylor);
-            for (acc, p) in self.taylor.iter_mut().zip(&products) {
-                acc.iter_mut().zip(p).for_each(|(a, v)| *a += v.abs());
+        for (layer, p) in self.layers.iter_mut().zip(&products) {
+            if taylor {
+                grow(&mut layer.taylor, p.len());
+                layer
+                    .taylor
+                    .iter_mut()
+                    .zip(p)
+                    .for_each(|(a, v)| *a += v.abs());
             }
-            self.taylor_steps += 1;
+            if movement {
+                grow(&mut layer.movement, p.len());
+                layer.movement.iter_mut().zip(p).for_each(|(a, v)| *a -= v);
+            }
         }
-        if movement {
-            grow(&mut self.movement);
-            for (acc, p) in self.movement.iter_mut().zip(&products) {
-                acc.iter_mut().zip(p).for_each(|(a, v)| *a -= v);
-            }
+        if taylor {
+            self.taylor_steps += 1;
         }
     }
 
@@ -84,28 +88,28 @@ impl Session {
         weights
             .into_iter()
             .enumerate()
-            .map(|(i, w)| match self.rules[i].criterion {
+            .map(|(i, w)| match self.layers[i].rule.criterion {
                 Criterion::Magnitude | Criterion::Random | Criterion::Synflow => w,
                 Criterion::Wanda => match norms.as_ref().and_then(|n| n.get(i)) {
                     Some(n) if !n.is_empty() => wanda_scores(&w, n),
                     _ => w,
                 },
                 Criterion::Snip => batch.as_ref().map_or(w, |b| b[i].clone()),
-                Criterion::Taylor => match (self.taylor.get(i), &batch) {
-                    (Some(acc), _) if self.taylor_steps > 0 => {
+                Criterion::Taylor => match (&self.layers[i].taylor, &batch) {
+                    (acc, _) if self.taylor_steps > 0 && !acc.is_empty() => {
                         let n = self.taylor_steps as f32;
                         acc.iter().map(|a| a / n).collect()
                     }
                     (_, Some(b)) => b[i].clone(),
                     _ => w,
                 },
-                Criterion::Movement => match self.movement.get(i) {
+                Criterion::Movement => match &self.layers[i].movement {
+                    acc if acc.is_empty() => w,
                     // ranked by value: shifted so that every score is positive
-                    Some(acc) => {
+                    acc => {
                         let low = acc.iter().copied().fold(f32::INFINITY, f32::min);
                         acc.iter().map(|a| a - low + f32::MIN_POSITIVE).collect()
                     }
-                    None => w,
                 },
             })
             .collect()
@@ -126,12 +130,12 @@ impl Session {
         for round in 1..=rounds {
             let flow = flow_network.synaptic_flow(self.data.shape);
             for (i, f) in flow.into_iter().enumerate() {
-                if self.rules[i].criterion == Criterion::Synflow {
+                if self.layers[i].rule.criterion == Criterion::Synflow {
                     scores[i] = f;
                 }
             }
             masks = self.masks_for(&scores, synflow_round_target(value, round, rounds))?;
-            flow_network.apply_masks(&self.to_device(&masks));
+            flow_network.apply_masks(self.to_device(&masks).iter().map(Option::as_ref));
         }
         Ok(masks)
     }
@@ -142,7 +146,7 @@ impl Session {
         Ok(self
             .plan
             .pruning
-            .masks(&self.rules, &refs, value, self.plan.training.seed)
+            .masks(&self.rules(), &refs, value, self.plan.training.seed)
             .map_err(PlanFileError::from)?)
     }
 }

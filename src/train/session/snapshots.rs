@@ -9,9 +9,9 @@ impl Session {
     /// Host copy of one layer's weights and mask.
     pub fn snapshot(&self, name: &str) -> Result<LayerSnapshot, SessionError> {
         let i = self
-            .rules
+            .layers
             .iter()
-            .position(|r| r.name == name)
+            .position(|l| l.rule.name == name)
             .ok_or_else(|| SessionError::UnknownLayer(name.to_string()))?;
         Ok(self.snapshot_at(i, &self.network().read_weights()))
     }
@@ -31,22 +31,24 @@ impl Session {
     /// Host copies of every prunable layer.
     pub fn snapshots(&self) -> Vec<LayerSnapshot> {
         let weights = self.network().read_weights();
-        (0..self.rules.len())
+        (0..self.layers.len())
             .map(|i| self.snapshot_at(i, &weights))
             .collect()
     }
 
     fn snapshot_at(&self, i: usize, weights: &[Vec<f32>]) -> LayerSnapshot {
-        let rule = &self.rules[i];
+        let layer = &self.layers[i];
+        let rule = &layer.rule;
         LayerSnapshot {
             step: self.step,
             name: rule.name.clone(),
             shape: rule.shape,
             weights: weights[i].clone(),
-            mask: self.masks[i]
+            mask: layer
+                .mask
                 .clone()
                 .unwrap_or_else(|| vec![1; rule.shape.numel()]),
-            grown: self.grown.get(i).cloned().unwrap_or_default(),
+            grown: layer.grown.clone(),
         }
     }
 }

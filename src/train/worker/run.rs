@@ -476,7 +476,7 @@ impl WorkerLoop {
         let params = s.network().read_params();
         let test = &s.dataset().test;
         let stack = s.plan().stack()?;
-        match crate::infer::bench::measure(&stack, &params, s.masks(), test, seconds) {
+        match crate::infer::bench::measure(&stack, &params, &s.masks(), test, seconds) {
             Ok(r) => self.emit(Event::InferBenched(r)),
             // a model the CPU kernels do not cover: say so, the run is unaffected
             Err(e) => self.notice(e.to_string()),
