@@ -79,16 +79,8 @@ pub fn save_masks(path: &Path, masks: &[NamedMask], plan_toml: &str) -> Result<(
     })
 }
 
-/// Reads masks back, sorted by name, with the plan text if the file has one.
-pub fn load_masks(path: &Path) -> Result<(Vec<NamedMask>, Option<String>), MasksFileError> {
-    let bytes = std::fs::read(path).map_err(|cause| MasksFileError::Read {
-        path: path.into(),
-        cause,
-    })?;
-    parse_masks(&bytes, path)
-}
-
-/// Parses a masks file's bytes; `path` names the source in errors.
+/// Parses a masks file's bytes, sorted by name, with the plan text if the file has one;
+/// `path` names the source in errors.
 pub fn parse_masks(
     bytes: &[u8],
     path: &Path,
@@ -144,12 +136,12 @@ mod tests {
             },
         ];
         save_masks(&path, &masks, "model = \"mlp\"").unwrap();
-        let (back, plan) = load_masks(&path).unwrap();
+        let (back, plan) = parse_masks(&std::fs::read(&path).unwrap(), &path).unwrap();
         assert_eq!(back, masks);
         assert_eq!(plan.as_deref(), Some("model = \"mlp\""));
         std::fs::write(&path, b"not safetensors").unwrap();
         assert!(matches!(
-            load_masks(&path),
+            parse_masks(&std::fs::read(&path).unwrap(), &path),
             Err(MasksFileError::Format { .. })
         ));
         std::fs::remove_dir_all(&dir).unwrap();

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use sparsity_explorer::masks_file::load_masks;
+use sparsity_explorer::masks_file::parse_masks;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sparsity-explorer"))
@@ -167,7 +167,7 @@ fn two_of_four_on_the_mlp_keeps_accuracy_and_every_saved_group_is_valid() {
         "2:4 lost more than a point: {dense} -> {fin}"
     );
     assert!((s["sparsity"].as_f64().unwrap() - 0.5).abs() < 1e-6);
-    let (saved, plan) = load_masks(&masks).unwrap();
+    let (saved, plan) = parse_masks(&std::fs::read(&masks).unwrap(), &masks).unwrap();
     assert!(plan.unwrap().contains("granularity = \"2:4\""));
     assert_eq!(
         saved.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),

@@ -9,8 +9,8 @@ use sparsity_explorer::model::{ModelKind, StackConfig};
 use sparsity_explorer::plan::ExperimentPlan;
 use sparsity_explorer::prune::{At, Granularity, Schedule};
 use sparsity_explorer::train::{
-    BackendChoice, Command, EvalPhase, Event, Session, SessionError, SessionTask, Summary, Worker,
-    WorkerError, select,
+    BackendChoice, Command, EvalPhase, Event, Session, SessionError, Summary, Worker, WorkerError,
+    select,
 };
 
 fn quick_plan() -> ExperimentPlan {
@@ -309,45 +309,6 @@ fn a_diverging_run_stops_with_an_error_naming_the_step() {
         "{message}"
     );
     assert!(step.is_some() && *run_ended);
-}
-
-/// A command whose code panics on the worker thread: the crash hook lives here, in the
-/// test, and reaches the worker through the ordinary `WithSession` command.
-fn crash() -> Command {
-    Command::WithSession(SessionTask(Box::new(|_| {
-        panic!("crash requested by the test")
-    })))
-}
-
-#[test]
-fn a_crash_in_the_worker_becomes_an_error_and_the_worker_starts_again() {
-    let worker = Worker::spawn(None);
-    worker.send(Command::Start(Box::new(constant_plan(0.5, 10))));
-    until(&worker, 60, |e| matches!(e, Event::Started { .. }));
-    worker.send(crash());
-    let seen = until(&worker, 60, |e| matches!(e, Event::Error { .. }));
-    let Some(Event::Error {
-        error, run_ended, ..
-    }) = seen.last()
-    else {
-        unreachable!()
-    };
-    assert!(
-        matches!(error.as_ref(), WorkerError::Panic { .. }),
-        "{error:?}"
-    );
-    let message = error.to_string();
-    assert!(
-        message.contains("crashed") && message.contains("crash requested"),
-        "{message}"
-    );
-    assert!(*run_ended);
-    assert!(worker.is_alive());
-    let mut short = constant_plan(0.5, 10);
-    short.training.epochs = 1;
-    worker.send(Command::Start(Box::new(short)));
-    let seen = until(&worker, 120, |e| matches!(e, Event::Finished { .. }));
-    assert_eq!(finished(&seen).steps, 63);
 }
 
 #[test]

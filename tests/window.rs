@@ -11,7 +11,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use sparsity_explorer::app::files::{FilePicker, FilePurpose};
 use sparsity_explorer::app::{AppOptions, ExplorerApp};
-use sparsity_explorer::masks_file::load_masks;
+use sparsity_explorer::masks_file::parse_masks;
 use sparsity_explorer::plan::ExperimentPlan;
 use sparsity_explorer::prune::{At, Granularity, Schedule};
 use sparsity_explorer::train::{BackendChoice, Command, SessionTask};
@@ -202,7 +202,7 @@ fn switching_to_two_of_four_mid_run_shows_in_the_saved_masks() {
             .iter()
             .any(|n| n.starts_with("masks saved"))
     });
-    let (masks, _) = load_masks(&path).unwrap();
+    let (masks, _) = parse_masks(&std::fs::read(&path).unwrap(), &path).unwrap();
     assert_eq!(masks.len(), 3);
     for m in &masks {
         for group in m.mask.chunks(4) {

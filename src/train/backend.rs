@@ -94,6 +94,22 @@ pub fn servers(training: &Training) -> Vec<String> {
     parse_servers(training.remote.as_deref().unwrap_or_default())
 }
 
+/// The servers an analysis (sensitivity or sweep) is spread over; none when it runs where
+/// the session trains. A list the request names is used as given, even of one server (the
+/// model goes to it as a checkpoint). Otherwise a remote plan naming several servers
+/// spreads over them; with one server the session already trains there.
+pub fn spread_servers(requested: &[String], training: &Training) -> Vec<String> {
+    if !requested.is_empty() {
+        return requested.to_vec();
+    }
+    let planned = servers(training);
+    if training.backend == BackendChoice::Remote && planned.len() > 1 {
+        planned
+    } else {
+        Vec::new()
+    }
+}
+
 /// A comma-separated list of servers (`ws://a:3000, ws://b:3000`), in order, blanks left
 /// out: the one reading of `remote` in a plan, `--remote` and the window's fields.
 pub fn parse_servers(text: &str) -> Vec<String> {
@@ -203,6 +219,32 @@ pub fn select(choice: BackendChoice) -> Result<(Device, BackendInfo), BackendErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_analysis_spreads_over_the_servers_asked_for_or_the_remote_plans_several() {
+        let list = |s: &str| parse_servers(s);
+        let training = |backend, remote: &str| Training {
+            backend,
+            remote: Some(remote.to_string()),
+            ..Training::default()
+        };
+        let (remote, flex) = (BackendChoice::Remote, BackendChoice::Flex);
+        let (one, two) = ("ws://a:1", "ws://a:1,ws://b:2");
+        // asked for: as given, whatever the plan trains on
+        for plan in [
+            training(remote, one),
+            training(remote, two),
+            training(flex, ""),
+        ] {
+            assert_eq!(spread_servers(&list("ws://c:3"), &plan), list("ws://c:3"));
+            assert_eq!(spread_servers(&list(two), &plan), list(two));
+        }
+        // not asked for: a remote plan's servers when it has several
+        assert_eq!(spread_servers(&[], &training(remote, two)), list(two));
+        assert!(spread_servers(&[], &training(remote, one)).is_empty());
+        // a local plan's leftover server list means nothing
+        assert!(spread_servers(&[], &training(flex, two)).is_empty());
+    }
 
     #[test]
     fn auto_never_lands_on_a_software_adapter() {

@@ -10,17 +10,21 @@ use super::backend::BackendInfo;
 use super::error::WorkerError;
 use super::exporting::ExportReport;
 use super::report::{EvalPhase, Evaluation, LayerInfo, LayerSnapshot, LayerSparsity, Summary};
+#[cfg(any(test, feature = "test-support"))]
 use super::session::Session;
 use super::sweep_point::SweepPoint;
 use crate::infer::bench::InferBench;
 use crate::plan::ExperimentPlan;
 
 /// Code for [`Command::WithSession`]; it gets `None` when there is no session.
+#[cfg(any(test, feature = "test-support"))]
 pub type SessionFn = dyn FnOnce(Option<&mut Session>) + Send;
 
 /// A boxed [`SessionFn`] for [`Command::WithSession`].
+#[cfg(any(test, feature = "test-support"))]
 pub struct SessionTask(pub Box<SessionFn>);
 
+#[cfg(any(test, feature = "test-support"))]
 impl std::fmt::Debug for SessionTask {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SessionTask(..)")
@@ -92,7 +96,9 @@ pub enum Command {
     /// Stop a sensitivity analysis or sweep, keeping what is finished.
     Cancel,
     /// Runs code on the worker thread with the current session, under the same guard as
-    /// every command (for front ends' own queries, and for tests that need the session).
+    /// every command: how tests reach inside the worker (a crash on its thread, a task that
+    /// keeps it silent). Built for tests only (the `test-support` feature).
+    #[cfg(any(test, feature = "test-support"))]
     WithSession(SessionTask),
     /// Leave the worker thread.
     Shutdown,

@@ -18,7 +18,9 @@ pub use analysis::{SensitivityRequest, SensitivityResult, SweepRequest, SweepRes
 pub use backend::{BackendChoice, BackendInfo, select};
 pub use checkpoint::{CheckpointData, CheckpointError};
 pub use error::WorkerError;
-pub use event::{Command, Event, SessionFn, SessionTask};
+pub use event::{Command, Event};
+#[cfg(any(test, feature = "test-support"))]
+pub use event::{SessionFn, SessionTask};
 pub use exporting::{ExportReport, export_session};
 pub use heartbeat::Heartbeat;
 pub use report::{EvalPhase, LayerInfo, LayerSnapshot, LayerSparsity, LayerSummary, Summary};

@@ -89,3 +89,79 @@ impl Drop for Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::ExperimentPlan;
+    use crate::prune::{At, Schedule};
+    use crate::train::BackendChoice;
+    use crate::train::error::WorkerError;
+    use crate::train::event::SessionTask;
+
+    fn quick_plan(epochs: u32) -> ExperimentPlan {
+        let mut plan = ExperimentPlan::preset("quick-demo").unwrap();
+        plan.training.backend = BackendChoice::Flex;
+        plan.training.epochs = epochs;
+        plan.pruning.schedule = Schedule::Constant {
+            target: 0.5,
+            begin: At::Step(10),
+            end: None,
+            frequency: 10,
+        };
+        plan
+    }
+
+    /// Events until one meets `stop` (returned last), failing after `secs`.
+    fn until(worker: &Worker, secs: u64, stop: impl Fn(&Event) -> bool) -> Vec<Event> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let e = worker
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("timed out after {} events", seen.len()));
+            let hit = stop(&e);
+            seen.push(e);
+            if hit {
+                return seen;
+            }
+        }
+    }
+
+    #[test]
+    fn a_crash_in_the_worker_becomes_an_error_and_the_worker_starts_again() {
+        let worker = Worker::spawn(None);
+        worker.send(Command::Start(Box::new(quick_plan(3))));
+        until(&worker, 60, |e| matches!(e, Event::Started { .. }));
+        // code that panics on the worker thread, as a bug in a command would
+        worker.send(Command::WithSession(SessionTask(Box::new(|_| {
+            panic!("crash requested by the test")
+        }))));
+        let seen = until(&worker, 60, |e| matches!(e, Event::Error { .. }));
+        let Some(Event::Error {
+            error, run_ended, ..
+        }) = seen.last()
+        else {
+            unreachable!()
+        };
+        assert!(
+            matches!(error.as_ref(), WorkerError::Panic { .. }),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("crashed") && message.contains("crash requested"),
+            "{message}"
+        );
+        assert!(*run_ended);
+        assert!(worker.is_alive());
+        worker.send(Command::Start(Box::new(quick_plan(1))));
+        let seen = until(&worker, 120, |e| matches!(e, Event::Finished { .. }));
+        let steps = seen.iter().find_map(|e| match e {
+            Event::Finished { summary, .. } => Some(summary.steps),
+            _ => None,
+        });
+        assert_eq!(steps, Some(63));
+    }
+}

@@ -2,23 +2,22 @@
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use super::Waker;
 use crate::data::Dataset;
-use crate::masks_file::save_masks;
 use crate::plan::ExperimentPlan;
 use crate::train::analysis::{SensitivityJob, SweepJob};
-use crate::train::backend::select_for;
+use crate::train::backend::{select_for, spread_servers};
 use crate::train::checkpoint::CheckpointData;
 use crate::train::error::WorkerError;
 use crate::train::event::{Command, Event};
 use crate::train::heartbeat::Heartbeat;
 use crate::train::session::{EvalPhase, Session, SessionError, StepOutcome};
 
+mod files;
 mod jobs;
 use jobs::Job;
 
@@ -285,19 +284,10 @@ impl WorkerLoop {
             Command::Sensitivity(request) => self.guard("starting the analysis", KeepsRun, |w| {
                 w.start_job(|s| {
                     let training = &s.plan().training;
-                    let servers = if request.servers.is_empty()
-                        && training.backend == crate::train::BackendChoice::Remote
-                    {
-                        crate::train::backend::servers(training)
-                    } else {
-                        request.servers.clone()
-                    };
+                    let servers = spread_servers(&request.servers, training);
                     let token = training.token.clone();
                     let mut job = SensitivityJob::new(s, request);
-                    if servers.len() > 1
-                        || (!servers.is_empty()
-                            && training.backend != crate::train::BackendChoice::Remote)
-                    {
+                    if !servers.is_empty() {
                         job = job.spread_over(s, &servers, token)?;
                     }
                     Ok(Job::Sensitivity(Box::new(job)))
@@ -308,18 +298,15 @@ impl WorkerLoop {
                     let training = &s.plan().training;
                     let device = select_for(training)?.0;
                     let mut job = SweepJob::new(s, &request, device)?;
-                    let plan_servers = crate::train::backend::servers(training);
-                    if !request.servers.is_empty() {
-                        job = job.spread_over(&request.servers, training.token.clone());
-                    } else if training.backend == crate::train::BackendChoice::Remote
-                        && plan_servers.len() > 1
-                    {
-                        job = job.spread_over(&plan_servers, training.token.clone());
+                    let servers = spread_servers(&request.servers, training);
+                    if !servers.is_empty() {
+                        job = job.spread_over(&servers, training.token.clone());
                     }
                     Ok(Job::Sweep(Box::new(job)))
                 })
             }),
             Command::Cancel => self.finish_job(true),
+            #[cfg(any(test, feature = "test-support"))]
             Command::WithSession(task) => self.guard("running a session task", EndsRun, |w| {
                 (task.0)(w.session.as_mut());
                 Ok(())
@@ -439,86 +426,6 @@ impl WorkerLoop {
         snaps
             .into_iter()
             .for_each(|snap| self.emit(Event::Snapshot(snap)));
-        Ok(())
-    }
-
-    fn save_checkpoint(&mut self, path: PathBuf, history_json: String) -> Result<(), WorkerError> {
-        let Some(s) = self.current("save") else {
-            return Ok(());
-        };
-        s.to_checkpoint(history_json)?.write(&path)?;
-        self.emit(Event::CheckpointSaved { path });
-        Ok(())
-    }
-
-    fn save_masks(&mut self, path: PathBuf) -> Result<(), WorkerError> {
-        let Some(s) = self.current("save masks from") else {
-            return Ok(());
-        };
-        save_masks(&path, &s.named_masks(), &s.plan().to_toml())?;
-        self.emit(Event::MasksSaved { path });
-        Ok(())
-    }
-
-    fn export(&mut self, dir: PathBuf) -> Result<(), WorkerError> {
-        let Some(s) = self.current("export") else {
-            return Ok(());
-        };
-        let report = crate::train::exporting::export_session(s, &dir)?;
-        self.emit(Event::Exported(report));
-        Ok(())
-    }
-
-    fn bench_infer(&mut self, seconds: f64) -> Result<(), WorkerError> {
-        let Some(s) = self.current("time") else {
-            return Ok(());
-        };
-        let params = s.network().read_params();
-        let test = &s.dataset().test;
-        let stack = s.plan().stack()?;
-        match crate::infer::bench::measure(&stack, &params, &s.masks(), test, seconds) {
-            Ok(r) => self.emit(Event::InferBenched(r)),
-            // a model the CPU kernels do not cover: say so, the run is unaffected
-            Err(e) => self.notice(e.to_string()),
-        }
-        Ok(())
-    }
-
-    fn load_checkpoint(&mut self, path: PathBuf) -> Result<(), WorkerError> {
-        self.clear();
-        let data = CheckpointData::read(&path)?;
-        let plan = ExperimentPlan::from_toml(&data.plan_toml, &path.display().to_string())?;
-        let dataset = self.dataset(&plan)?;
-        let (device, backend) = select_for(&plan.training)?;
-        let session = Session::from_checkpoint(&data, dataset, device, backend)
-            .map_err(|e| WorkerError::from(e).in_file(&path))?;
-        let step = session.step();
-        if !session.adam_restored() {
-            self.notice(
-                "Adam's moments could not be restored (no default device); training resumes with fresh ones",
-            );
-        }
-        self.announce(session, false);
-        self.emit(Event::CheckpointLoaded {
-            path,
-            step,
-            history_json: data.history_json,
-        });
-        self.emit(Event::Paused { step });
-        Ok(())
-    }
-
-    fn load_sparse(&mut self, path: PathBuf) -> Result<(), WorkerError> {
-        self.clear();
-        let decoded = crate::export::read_sparse(&path)?;
-        let plan = ExperimentPlan::from_toml(&decoded.header.plan, &path.display().to_string())?;
-        let dataset = self.dataset(&plan)?;
-        let (device, backend) = select_for(&plan.training)?;
-        let session = Session::from_sparse(&decoded, dataset, device, backend)
-            .map_err(|e| WorkerError::from(e).in_file(&path))?;
-        self.announce(session, false);
-        self.notice(format!("sparse model {} loaded", path.display()));
-        self.emit(Event::Paused { step: 0 });
         Ok(())
     }
 
