@@ -12,6 +12,7 @@ pub mod layer;
 pub mod mask;
 pub mod policy;
 pub mod schedule;
+pub mod schedule_kind;
 pub mod score;
 mod step_schedule;
 
@@ -23,7 +24,6 @@ pub use mask::{
     same_kept, sparsity,
 };
 pub use policy::{LayerOverride, LayerRule, LayerSpec, PolicyError, PruningPolicy, Scope};
-pub use schedule::{
-    At, Dynamic, Growth, Schedule, ScheduleError, ScheduleKind, StepSchedule, defaults,
-};
+pub use schedule::{At, Dynamic, Growth, Schedule, ScheduleError, StepSchedule, defaults};
+pub use schedule_kind::ScheduleKind;
 pub use score::{Criterion, random_score};

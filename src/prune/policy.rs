@@ -11,7 +11,8 @@ use super::granularity::Granularity;
 use super::layer::LayerShape;
 use super::mask::{GlobalLayer, MaskError, global_masks, layer_mask};
 use super::schedule::ScheduleError;
-use super::schedule::{At, Schedule, ScheduleKind};
+use super::schedule::{At, Schedule};
+use super::schedule_kind::ScheduleKind;
 use super::score::Criterion;
 
 /// Whether each layer hits its own target or one threshold ranks all layers together.
@@ -61,7 +62,7 @@ pub struct PruningPolicy {
     pub scope: Scope,
     #[serde(
         default,
-        deserialize_with = "super::schedule::deserialize_with_default_kind"
+        deserialize_with = "super::schedule_kind::deserialize_with_default_kind"
     )]
     pub schedule: Schedule,
     /// Lottery tickets: after every pruning step the surviving weights go back to their
