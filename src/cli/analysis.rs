@@ -16,7 +16,9 @@ use crate::prune::{At, Criterion, Granularity, Schedule};
 use crate::train::analysis::{
     DEFAULT_LEVELS, DEFAULT_TARGETS, default_granularities, parse_levels,
 };
-use crate::train::{Command, Event, SensitivityRequest, SweepRequest, Worker};
+use crate::train::{
+    Command, Event, SensitivityRequest, SensitivityResult, SweepRequest, SweepResult, Worker,
+};
 
 /// Where the analysed model comes from.
 #[derive(Debug, Args)]
@@ -173,6 +175,16 @@ pub fn sensitivity(args: &SensitivityArgs) -> Result<()> {
     if let Some(b) = progress {
         b.finish_and_clear();
     }
+    print_sensitivity(&mut out, &result, args)?;
+    stopped_early(&worker, cancelled)
+}
+
+/// The sensitivity matrix as JSON, CSV or a table, as the command line asked.
+fn print_sensitivity(
+    out: &mut impl Write,
+    result: &SensitivityResult,
+    args: &SensitivityArgs,
+) -> Result<()> {
     if args.source.json {
         let line = json!({
             "event": "sensitivity",
@@ -191,47 +203,54 @@ pub fn sensitivity(args: &SensitivityArgs) -> Result<()> {
     } else if args.source.csv {
         write!(out, "{}", result.to_csv())?;
     } else {
-        writeln!(
-            out,
-            "accuracy with each layer pruned alone ({}); unpruned {:.4}",
-            result.granularity, result.dense_accuracy
-        )?;
-        write!(out, "{:<8}", "layer")?;
-        for l in &result.levels {
-            write!(out, " {:>6.2}", l)?;
-        }
-        writeln!(out, "   within {:.1} point(s)", args.tolerance)?;
-        let tolerated = result.tolerated(args.tolerance / 100.0);
-        for (layer, (_, level)) in result.layers.iter().zip(&tolerated) {
-            write!(out, "{:<8}", layer.name)?;
-            for (a, &level) in layer.accuracy.iter().zip(&result.levels) {
-                // a level the layer had already reached: marked, it measures nothing new
-                let mark = if layer.already_pruned(level) {
-                    "*"
-                } else {
-                    " "
-                };
-                match a {
-                    Some(a) => write!(out, "{mark}{:>6.4}", a)?,
-                    None => write!(out, "{mark}{:>6}", "-")?,
-                }
+        sensitivity_table(out, result, args.tolerance)?;
+    }
+    Ok(())
+}
+
+/// The matrix for a person: one row per layer, the largest level within `tolerance`
+/// points of the unpruned accuracy, and the levels a layer had already reached marked.
+fn sensitivity_table(out: &mut impl Write, result: &SensitivityResult, tolerance: f64) -> Result<()> {
+    writeln!(
+        out,
+        "accuracy with each layer pruned alone ({}); unpruned {:.4}",
+        result.granularity, result.dense_accuracy
+    )?;
+    write!(out, "{:<8}", "layer")?;
+    for l in &result.levels {
+        write!(out, " {:>6.2}", l)?;
+    }
+    writeln!(out, "   within {:.1} point(s)", tolerance)?;
+    let tolerated = result.tolerated(tolerance / 100.0);
+    for (layer, (_, level)) in result.layers.iter().zip(&tolerated) {
+        write!(out, "{:<8}", layer.name)?;
+        for (a, &level) in layer.accuracy.iter().zip(&result.levels) {
+            // a level the layer had already reached: marked, it measures nothing new
+            let mark = if layer.already_pruned(level) {
+                "*"
+            } else {
+                " "
+            };
+            match a {
+                Some(a) => write!(out, "{mark}{:>6.4}", a)?,
+                None => write!(out, "{mark}{:>6}", "-")?,
             }
-            match (level, &layer.note) {
-                (_, Some(note)) => writeln!(out, "   {note}")?,
-                (Some(l), None) => writeln!(out, "   up to {:.0}%", 100.0 * l)?,
-                (None, None) => writeln!(out, "   none")?,
-            }
         }
-        if let Some(l) = result.layers.iter().find(|l| l.sparsity > 0.0) {
-            writeln!(
-                out,
-                "* already pruned: the layer was at that sparsity or more before the analysis (e.g. {} at {:.0}%), so pruning it there changes nothing",
-                l.name,
-                100.0 * l.sparsity
-            )?;
+        match (level, &layer.note) {
+            (_, Some(note)) => writeln!(out, "   {note}")?,
+            (Some(l), None) => writeln!(out, "   up to {:.0}%", 100.0 * l)?,
+            (None, None) => writeln!(out, "   none")?,
         }
     }
-    stopped_early(&worker, cancelled)
+    if let Some(l) = result.layers.iter().find(|l| l.sparsity > 0.0) {
+        writeln!(
+            out,
+            "* already pruned: the layer was at that sparsity or more before the analysis (e.g. {} at {:.0}%), so pruning it there changes nothing",
+            l.name,
+            100.0 * l.sparsity
+        )?;
+    }
+    Ok(())
 }
 
 /// Nothing here cancels an analysis: one that stopped early was ended by an error, said
@@ -316,6 +335,12 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
     if let Some(b) = progress {
         b.finish_and_clear();
     }
+    print_sweep(&mut out, &result, args)?;
+    stopped_early(&worker, cancelled)
+}
+
+/// The sweep's points as JSON, CSV or a table, as the command line asked.
+fn print_sweep(out: &mut impl Write, result: &SweepResult, args: &SweepArgs) -> Result<()> {
     if args.source.json {
         writeln!(
             out,
@@ -339,5 +364,5 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
             )?;
         }
     }
-    stopped_early(&worker, cancelled)
+    Ok(())
 }

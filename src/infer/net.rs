@@ -96,6 +96,19 @@ struct PendingConv {
 }
 
 impl PendingConv {
+    /// Folds the batch norm that follows into the convolution (inference statistics):
+    /// `w' = w * g / sqrt(var + eps)`, `b' = (b - mean) * g / sqrt(var + eps) + beta`.
+    fn fold_norm(&mut self, gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32]) {
+        let row = self.in_c * self.k * self.k;
+        for o in 0..self.out {
+            let scale = gamma[o] / (var[o] + 1e-5).sqrt();
+            self.w[o * row..(o + 1) * row]
+                .iter_mut()
+                .for_each(|x| *x *= scale);
+            self.b[o] = (self.b[o] - mean[o]) * scale + beta[o];
+        }
+    }
+
     fn into_op(self, sparse: bool) -> Op {
         let row = self.in_c * self.k * self.k;
         Op::Conv {
@@ -152,6 +165,33 @@ fn pool(m: &Maps, k: usize, stride: usize, max: bool) -> Maps {
         n: m.n,
         h,
         w,
+    }
+}
+
+impl Op {
+    /// The operation of a layer without parameters (`None` for dropout, nothing at
+    /// inference). Convolutions, batch norms and dense layers are built with their weights.
+    fn without_parameters(config: &LayerConfig) -> Option<Op> {
+        Some(match config {
+            LayerConfig::Maxpool2d { kernel, stride } => Op::Pool {
+                k: *kernel,
+                stride: stride.unwrap_or(*kernel),
+                max: true,
+            },
+            LayerConfig::Avgpool2d { kernel, stride } => Op::Pool {
+                k: *kernel,
+                stride: stride.unwrap_or(*kernel),
+                max: false,
+            },
+            LayerConfig::Relu => Op::Relu,
+            LayerConfig::Gelu => Op::Gelu,
+            LayerConfig::Tanh => Op::Tanh,
+            LayerConfig::Flatten => Op::Flatten,
+            LayerConfig::Dropout { .. }
+            | LayerConfig::Conv2d { .. }
+            | LayerConfig::Batchnorm2d { .. }
+            | LayerConfig::Linear { .. } => return None,
+        })
     }
 }
 
@@ -224,59 +264,30 @@ impl Net {
                     });
                 }
                 LayerConfig::Batchnorm2d { .. } => {
-                    let Some(PendingConv {
-                        w, b, out, in_c, k, ..
-                    }) = conv_pending.as_mut()
-                    else {
+                    let Some(conv) = conv_pending.as_mut() else {
                         return Err(InferError::Unsupported(format!(
                             "{}: batch norm runs on the host only right after a convolution",
                             l.name
                         )));
                     };
                     let v = |n: &str| get(format!("{}.{n}", l.name)).map(|t| t.values.clone());
-                    let (g, beta, mean, var) = (
-                        v("weight")?,
-                        v("bias")?,
-                        v("running_mean")?,
-                        v("running_var")?,
+                    conv.fold_norm(
+                        &v("weight")?,
+                        &v("bias")?,
+                        &v("running_mean")?,
+                        &v("running_var")?,
                     );
-                    let row = *in_c * *k * *k;
-                    for o in 0..*out {
-                        let scale = g[o] / (var[o] + 1e-5).sqrt();
-                        w[o * row..(o + 1) * row]
-                            .iter_mut()
-                            .for_each(|x| *x *= scale);
-                        b[o] = (b[o] - mean[o]) * scale + beta[o];
-                    }
+                }
+                LayerConfig::Linear { out, .. } => {
+                    flush(&mut conv_pending, &mut ops);
+                    let inp = l.input.numel();
+                    let (w, b) = weights(&l.name, out * inp, *out)?;
+                    let mask = take_mask(out * inp);
+                    ops.push(Op::Dense(build_layer(*out, inp, &w, &mask, b, sparse)));
                 }
                 other => {
                     flush(&mut conv_pending, &mut ops);
-                    match other {
-                        LayerConfig::Linear { out, .. } => {
-                            let inp = l.input.numel();
-                            let (w, b) = weights(&l.name, out * inp, *out)?;
-                            let mask = take_mask(out * inp);
-                            ops.push(Op::Dense(build_layer(*out, inp, &w, &mask, b, sparse)));
-                        }
-                        LayerConfig::Maxpool2d { kernel, stride } => ops.push(Op::Pool {
-                            k: *kernel,
-                            stride: stride.unwrap_or(*kernel),
-                            max: true,
-                        }),
-                        LayerConfig::Avgpool2d { kernel, stride } => ops.push(Op::Pool {
-                            k: *kernel,
-                            stride: stride.unwrap_or(*kernel),
-                            max: false,
-                        }),
-                        LayerConfig::Relu => ops.push(Op::Relu),
-                        LayerConfig::Gelu => ops.push(Op::Gelu),
-                        LayerConfig::Tanh => ops.push(Op::Tanh),
-                        LayerConfig::Flatten => ops.push(Op::Flatten),
-                        LayerConfig::Dropout { .. } => {}
-                        LayerConfig::Conv2d { .. } | LayerConfig::Batchnorm2d { .. } => {
-                            unreachable!("handled above")
-                        }
-                    }
+                    ops.extend(Op::without_parameters(other));
                 }
             }
         }
