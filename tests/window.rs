@@ -85,7 +85,7 @@ fn wait(
         assert!(
             Instant::now() < deadline,
             "timed out waiting for {what}; banner: {:?}",
-            h.state().state.banner
+            h.state().state.banner.error
         );
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -266,16 +266,16 @@ fn a_corrupt_dataset_gives_a_banner_and_the_window_still_works() {
     });
     click(&mut h, "Start");
     wait(&mut h, 60, "an error banner", |app| {
-        app.state.banner.is_some()
+        app.state.banner.error.is_some()
     });
-    let message = h.state().state.banner.clone().unwrap();
+    let message = h.state().state.banner.error.clone().unwrap();
     assert!(message.contains("train-images-idx3-ubyte"), "{message}");
     assert!(
         h.query_by_label_contains("train-images-idx3-ubyte")
             .is_some()
     );
     click(&mut h, "Dismiss");
-    assert!(h.state().state.banner.is_none());
+    assert!(h.state().state.banner.error.is_none());
     click(&mut h, "built-in MNIST");
     click(&mut h, "Start");
     wait(&mut h, 60, "a run on the built-in data", |app| {
@@ -385,7 +385,7 @@ fn copy_plan_and_paste_plan_carry_a_plan_as_one_line() {
     h.run_steps(2);
     click(&mut h, "Open plan");
     assert_eq!(h.state().state.plan, original);
-    assert!(h.state().state.plan_string_prompt.is_none());
+    assert!(h.state().state.banner.plan_string_prompt.is_none());
     // a damaged line says so and keeps the plan
     click(&mut h, "File");
     click(&mut h, "Paste plan…");
@@ -394,7 +394,7 @@ fn copy_plan_and_paste_plan_carry_a_plan_as_one_line() {
     field.type_text(&line[..line.len() / 2]);
     h.run_steps(2);
     click(&mut h, "Open plan");
-    let banner = h.state().state.banner.clone().unwrap_or_default();
+    let banner = h.state().state.banner.error.clone().unwrap_or_default();
     assert!(banner.contains("damaged plan string"), "{banner}");
     assert_eq!(h.state().state.plan, original);
     std::fs::remove_dir_all(dir).unwrap();
@@ -613,7 +613,7 @@ fn a_run_on_a_served_device_that_goes_away_continues_locally_from_the_window() {
     let _ = server.child.kill();
     let _ = server.child.wait();
     wait(&mut h, 60, "the offer to continue", |app| {
-        app.state.remote_lost.is_some()
+        app.state.banner.remote_lost.is_some()
     });
     click(&mut h, "Continue locally");
     wait(&mut h, 60, "training on flex again", |app| {
@@ -667,7 +667,10 @@ fn without_a_dialog_backend_the_window_says_so_and_asks_for_paths() {
             .any(|n| n.starts_with("plan loaded"))
     });
     assert_eq!(h.state().state.plan, original);
-    assert!(h.state().state.path_prompt.is_none(), "the field closes");
+    assert!(
+        h.state().state.banner.path_prompt.is_none(),
+        "the field closes"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -861,6 +864,7 @@ fn a_worker_that_dies_is_replaced_and_the_plan_and_plots_stay() {
     wait(&mut h, 5, "the dead worker to be noticed", |app| {
         app.state
             .banner
+            .error
             .as_deref()
             .is_some_and(|b| b.contains("stopped unexpectedly"))
     });
@@ -891,24 +895,24 @@ fn a_worker_that_does_not_answer_is_reported_and_can_be_replaced() {
     };
     h.state().worker().send(busy(2_500));
     wait(&mut h, 5, "the silence to be reported", |app| {
-        app.state.worker_silent.is_some()
+        app.state.banner.worker_silent.is_some()
     });
     assert!(h.query_by_label_contains("has not answered").is_some());
     wait(&mut h, 10, "the worker to answer again", |app| {
-        app.state.worker_silent.is_none()
+        app.state.banner.worker_silent.is_none()
     });
     assert!(
-        h.state().state.banner.is_none(),
+        h.state().state.banner.error.is_none(),
         "a slow worker is not an error"
     );
     // one that stays silent can be left for a new one
     h.state().worker().send(busy(30_000));
     wait(&mut h, 5, "the silence to be reported", |app| {
-        app.state.worker_silent.is_some()
+        app.state.banner.worker_silent.is_some()
     });
     click(&mut h, "Start a new worker");
     let app = h.state();
-    assert!(app.state.worker_silent.is_none());
+    assert!(app.state.banner.worker_silent.is_none());
     assert!(app.worker().is_alive());
     assert!(app.worker().silent_for() < Duration::from_secs(1));
     click(&mut h, "Start");
@@ -945,7 +949,7 @@ fn the_network_editor_shows_shapes_and_the_error_at_the_layer() {
         "the error is shown at the layer, and under the controls"
     );
     click(&mut h, "Start");
-    let banner = h.state().state.banner.clone().unwrap_or_default();
+    let banner = h.state().state.banner.error.clone().unwrap_or_default();
     assert!(banner.contains("conv2d6"), "{banner}");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -2,28 +2,30 @@
 //!
 //! The parts, after egui's demo app and rerun's viewer:
 //! - [`state::AppState`]: what is shown, with the pure reducer that takes worker events;
-//! - [`panels`]: one struct per panel, drawing the state and pushing [`AppCommand`]s;
+//! - [`panels`]: one struct per panel, drawing its part of the state and pushing
+//!   [`AppCommand`]s; `layout.rs` places them and hands each its part;
 //! - [`ExplorerApp`]: owns the worker and the file I/O, and is the one place that acts on
-//!   commands ([`ExplorerApp::execute`]). Training runs in the [`Worker`]; each frame drains
-//!   its events within a time budget and checks that it is still alive and answering.
+//!   commands ([`ExplorerApp::execute`], in `execute.rs`). Training runs in the
+//!   [`Worker`]; each frame drains its events within a time budget and checks that it is
+//!   still alive and answering.
 
-pub mod analysis_view;
 pub mod command;
+mod execute;
 pub mod files;
 pub mod fonts;
 pub mod history;
 pub mod layers;
+mod layout;
 pub mod legend;
-pub mod network_editor;
 pub mod panels;
-pub mod plan_editor;
 mod planned;
+pub mod plot_style;
 pub mod plots;
 pub mod state;
 pub mod tables;
 mod teaching;
 pub mod tips;
-pub mod views;
+pub mod widgets;
 
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
@@ -36,8 +38,7 @@ pub use state::{AppState, RunStatus, Tab};
 
 use crate::plan::ExperimentPlan;
 use crate::train::{Command, Worker};
-use files::{FilePicker, FilePurpose, IoDone};
-use panels::{CentralPanel, LessonPanel, MenuBar, PlanPanel, StatusBar};
+use files::{FilePicker, IoDone};
 
 /// Longest time spent draining worker events in one frame.
 const EVENT_BUDGET: Duration = Duration::from_millis(4);
@@ -138,7 +139,7 @@ impl ExplorerApp {
     /// file item asks for a path in a field.
     pub fn without_dialogs(cc: &eframe::CreationContext<'_>, options: AppOptions) -> Self {
         let mut app = Self::with_files(cc, options, None);
-        app.state.no_dialogs = true;
+        app.state.banner.no_dialogs = true;
         app
     }
 
@@ -209,167 +210,9 @@ impl ExplorerApp {
         &self.worker
     }
 
-    /// Acts on one command: state changes, worker commands, file I/O.
-    pub fn execute(&mut self, command: AppCommand) {
-        let active = self.state.status.active;
-        match command {
-            AppCommand::Start => {
-                if let Some(plan) = self.state.begin_run() {
-                    self.send(Command::Start(Box::new(plan)));
-                }
-            }
-            AppCommand::Reset => {
-                if active {
-                    self.send(Command::Stop);
-                }
-                self.state.reset();
-            }
-            AppCommand::TogglePause if active => self.send(if self.state.status.paused {
-                Command::Resume
-            } else {
-                Command::Pause
-            }),
-            AppCommand::TogglePause => {}
-            AppCommand::Step => self.send(Command::Step),
-            AppCommand::Stop => self.send(Command::Stop),
-            AppCommand::ChooseFile(purpose) => match &self.picker {
-                Some(picker) => files::pick(picker, purpose, &self.io_tx),
-                None => {
-                    self.state.path_prompt =
-                        Some((purpose, files::suggested_path(purpose).to_string()))
-                }
-            },
-            AppCommand::CancelPathPrompt => self.state.path_prompt = None,
-            AppCommand::OpenLesson(place) => self.open_lesson(place),
-            AppCommand::ContinueLocally => {
-                // the run goes on with the local backend: the plan says so too
-                self.state.remote_lost = None;
-                self.state.plan.training.backend = crate::train::BackendChoice::Flex;
-                self.state.plan.training.remote = None;
-                self.state.sent_plan = Some(self.state.plan.clone());
-                self.state.banner = None;
-                self.send(Command::ContinueLocally);
-            }
-            AppCommand::CloseLesson => self.state.lesson = None,
-            AppCommand::SetLanguage(language) => self.set_language(language),
-            AppCommand::CopyPlan => {
-                let line = crate::plan_code::encode(&self.state.plan);
-                self.ctx.copy_text(line.clone());
-                self.state.notice(format!(
-                    "plan copied as one line of {} characters",
-                    line.len()
-                ));
-                self.state.copied_plan = Some(line);
-            }
-            AppCommand::AskPlanString => self.state.plan_string_prompt = Some(String::new()),
-            AppCommand::OpenPlanString(line) => match crate::plan_code::decode(&line) {
-                Ok(plan) => {
-                    self.state.plan = plan;
-                    self.state.plan_string_prompt = None;
-                    self.state
-                        .notice(crate::i18n::t("plan opened from its line").into());
-                }
-                Err(e) => self.state.banner = Some(e.to_string()),
-            },
-            AppCommand::FileChosen(purpose, path) => self.file_chosen(purpose, path),
-            AppCommand::RunSensitivity(request) => {
-                let infos: Vec<_> = self
-                    .state
-                    .layers
-                    .iter()
-                    .map(|l| (l.info.clone(), l.sparsity))
-                    .collect();
-                self.state.analysis.begin_sensitivity(&infos, &request);
-                self.send(Command::Sensitivity(request));
-            }
-            AppCommand::RunSweep(request) => {
-                let name = format!("sweep {}", self.state.analysis.sweeps.len() + 1);
-                self.state.analysis.begin_sweep(name);
-                self.send(Command::Sweep(request));
-            }
-            AppCommand::CancelAnalysis => self.send(Command::Cancel),
-            AppCommand::BenchInfer => self.send(Command::BenchInfer { seconds: 0.5 }),
-            AppCommand::RefreshSnapshots { force } => {
-                let due = self
-                    .last_snapshot_request
-                    .is_none_or(|t| t.elapsed() >= SNAPSHOT_INTERVAL);
-                if force || due {
-                    self.send(Command::Snapshot { layer: None });
-                    self.last_snapshot_request = Some(Instant::now());
-                }
-            }
-            AppCommand::DismissBanner => self.state.banner = None,
-            AppCommand::ReplaceWorker => {
-                let old = std::mem::replace(&mut self.worker, spawn_worker(&self.ctx));
-                old.abandon();
-                self.state
-                    .worker_lost("was not answering and has been left");
-            }
-        }
-    }
-
     /// Sends to the worker; a worker that is gone is noticed by [`Self::watch_worker`].
     fn send(&self, command: Command) {
         self.worker.send(command);
-    }
-
-    fn file_chosen(&mut self, purpose: FilePurpose, path: std::path::PathBuf) {
-        let (tx, state) = (&self.io_tx, &mut self.state);
-        match purpose {
-            FilePurpose::OpenPlan => files::load_plan(path, tx),
-            FilePurpose::SavePlan => files::save_plan(state.plan.clone(), path, tx),
-            FilePurpose::SaveMasks => self.send(Command::SaveMasks { path }),
-            FilePurpose::SaveCheckpoint => {
-                let history_json = serde_json::to_string(&state.history).unwrap_or_default();
-                self.send(Command::SaveCheckpoint { path, history_json });
-            }
-            FilePurpose::LoadCheckpoint => {
-                state.begin_load();
-                self.send(Command::LoadCheckpoint { path });
-            }
-            FilePurpose::OpenDatasetFolder => {
-                state.plan.dataset = crate::data::DatasetSource::Folder(path)
-            }
-            FilePurpose::OpenWeights => {
-                state.notice(format!(
-                    "the next run starts from the weights in {}",
-                    path.display()
-                ));
-                state.plan.training.weights = Some(path);
-            }
-            FilePurpose::ExportModel => self.send(Command::Export { dir: path }),
-            FilePurpose::OpenSparseModel => {
-                state.begin_load();
-                self.send(Command::LoadSparse { path });
-            }
-            FilePurpose::ExportSweepJson => {
-                files::write_text(tables::sweeps_json(&state.analysis.sweeps), path, tx)
-            }
-            FilePurpose::ExportSensitivity => {
-                if let Some(r) = &state.analysis.sensitivity {
-                    files::write_text(r.to_csv(), path, tx);
-                }
-            }
-            FilePurpose::ExportSweep => {
-                files::write_text(tables::sweeps_csv(&state.analysis.sweeps), path, tx)
-            }
-        }
-    }
-
-    fn io_done(&mut self, done: IoDone) {
-        match done {
-            IoDone::Picked(purpose, path) => self.execute(AppCommand::FileChosen(purpose, path)),
-            IoDone::Written(path) => self.state.notice(format!("written to {}", path.display())),
-            IoDone::PlanLoaded(path, plan) => {
-                self.state.plan = *plan;
-                self.state
-                    .notice(format!("plan loaded from {}", path.display()));
-            }
-            IoDone::PlanSaved(path) => self
-                .state
-                .notice(format!("plan saved to {}", path.display())),
-            IoDone::Failed(message) => self.state.banner = Some(message),
-        }
     }
 
     /// Takes worker events for at most [`EVENT_BUDGET`], then finished file I/O.
@@ -400,7 +243,7 @@ impl ExplorerApp {
             return;
         }
         let silent = self.worker.silent_for();
-        self.state.worker_silent = (silent >= SILENT_AFTER).then_some(silent);
+        self.state.banner.worker_silent = (silent >= SILENT_AFTER).then_some(silent);
     }
 
     /// Median and 95th percentile of `samples`, in their unit.
@@ -455,60 +298,7 @@ impl eframe::App for ExplorerApp {
             commands.push(AppCommand::TogglePause);
         }
         let planned = self.planned_curve();
-        let state = &mut self.state;
-        egui::Panel::top("menu").show(ui, |ui| {
-            MenuBar {
-                plan: &mut state.plan,
-                lessons: &state.lessons,
-                language: state.language,
-                language_note: state.language_note.as_deref(),
-                cjk_font: self.cjk_font,
-            }
-            .ui(ui, &mut commands)
-        });
-        egui::Panel::bottom("status").show(ui, |ui| {
-            StatusBar {
-                status: &state.status,
-                until_stopped: state
-                    .sent_plan
-                    .as_ref()
-                    .unwrap_or(&state.plan)
-                    .training
-                    .until_stopped,
-            }
-            .ui(ui)
-        });
-        egui::Panel::left("plan")
-            .resizable(true)
-            .default_size(450.0)
-            .min_size(300.0)
-            .show(ui, |ui| PlanPanel { state }.ui(ui, &mut commands));
-        if let Some(progress) = &state.lesson {
-            let place = state
-                .lessons
-                .iter()
-                .position(|l| l.id == progress.lesson.id)
-                .unwrap_or(0);
-            egui::Panel::right("lesson")
-                .resizable(true)
-                .default_size(360.0)
-                .min_size(240.0)
-                .show(ui, |ui| {
-                    LessonPanel {
-                        progress,
-                        language: state.language,
-                        place: (place, state.lessons.len()),
-                    }
-                    .ui(ui, &mut commands)
-                });
-        }
-        egui::CentralPanel::default().show(ui, |ui| {
-            CentralPanel {
-                state,
-                planned: &planned,
-            }
-            .ui(ui, &mut commands)
-        });
+        layout::show_panels(ui, &mut self.state, self.cjk_font, &planned, &mut commands);
         for command in commands {
             self.execute(command);
         }

@@ -1,84 +1,29 @@
 //! The plots of the Training tab: loss, accuracy, accuracy against sparsity, the
 //! schedule, per-layer sparsity and the weight histogram, each with its legend in a row
-//! above it (never over the data), and the axis helpers the other tabs share.
+//! above it (never over the data).
 
 use eframe::egui;
 use egui::{Color32, Ui};
-use egui_plot::{
-    Bar, BarChart, GridInput, GridMark, HLine, Line, MarkerShape, Plot, PlotPoint, Points, Text,
-    VLine,
-};
+use egui_plot::{Bar, BarChart, HLine, Line, MarkerShape, Plot, PlotPoint, Points, Text, VLine};
 
 use super::history::{Overlays, RunHistory};
 use super::layers::LayerView;
 use super::legend::{LegendEntry, LegendMark, legend_row, shortened};
+use super::plot_style::{RUN, category_names, format_mark, readable_marks};
 use crate::i18n::{t, tf};
 
-/// Colour of the current run in plots.
-pub(crate) const RUN: Color32 = Color32::from_rgb(90, 170, 255);
-pub(crate) const BASELINE: Color32 = Color32::from_rgb(150, 150, 150);
-pub(crate) const TARGET: Color32 = Color32::from_rgb(255, 170, 60);
+/// Colour of the dense baseline and of the current step.
+const BASELINE: Color32 = Color32::from_rgb(150, 150, 150);
+/// Colour of the planned targets.
+const TARGET: Color32 = Color32::from_rgb(255, 170, 60);
 /// Evaluations right after a cut, and after the recovery from it.
 const AFTER_CUT: Color32 = Color32::from_rgb(240, 110, 90);
 const RECOVERED: Color32 = Color32::from_rgb(110, 215, 130);
 /// The evaluation under the pointer, on every plot.
 const HIGHLIGHT: Color32 = Color32::from_rgb(250, 90, 200);
 
-/// Axis marks on a 1-2-5 ladder with about four labelled steps across the plot, so small
-/// plots keep their labels (egui_plot's default ladder is powers of ten only).
-pub(crate) fn readable_marks(input: GridInput) -> Vec<GridMark> {
-    let (lo, hi) = input.bounds;
-    let span = hi - lo;
-    if !(span.is_finite() && span > 0.0) {
-        return Vec::new();
-    }
-    let raw = span / 4.0;
-    let power = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * power)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * power);
-    let minor = step / 5.0;
-    let first = (lo / minor).ceil() as i64;
-    let last = (hi / minor).floor() as i64;
-    (first..=last)
-        .map(|i| {
-            let value = i as f64 * minor;
-            let major = (value / step - (value / step).round()).abs() < 1e-9;
-            GridMark {
-                value,
-                step_size: if major { step } else { minor },
-            }
-        })
-        .collect()
-}
-
-/// A mark's value with as many decimals as its step needs (0.5, 0.05, 2000).
-pub(crate) fn format_mark(mark: GridMark, _range: &std::ops::RangeInclusive<f64>) -> String {
-    let decimals = if mark.step_size >= 1.0 {
-        0
-    } else {
-        (-mark.step_size.log10()).ceil() as usize
-    };
-    format!("{:.*}", decimals, mark.value)
-}
-
-/// Labels bar `i` (at x = i) with `names[i]`, and nothing between bars.
-pub(crate) fn category_names(
-    names: Vec<String>,
-) -> impl Fn(GridMark, &std::ops::RangeInclusive<f64>) -> String {
-    move |mark, _| {
-        let i = mark.value.round();
-        if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
-            names.get(i as usize).cloned().unwrap_or_default()
-        } else {
-            String::new()
-        }
-    }
-}
-
-pub(crate) fn faded(i: usize) -> Color32 {
+/// Colour of the `i`th earlier run, faded behind the current one.
+fn faded(i: usize) -> Color32 {
     let palette = [
         Color32::from_rgb(200, 120, 200),
         Color32::from_rgb(120, 200, 140),
@@ -293,6 +238,26 @@ pub fn accuracy_vs_sparsity_plot(
         empty_plot(ui, height, hints::ACCURACY_VS_SPARSITY);
         return None;
     }
+    legend_row(ui, &accuracy_vs_sparsity_entries(current, overlays));
+    readable_plot("acc-vs-sparsity", height)
+        .x_axis_label(t("sparsity"))
+        .y_axis_label(t("accuracy"))
+        .include_x(0.0)
+        .include_x(1.0)
+        .show(ui, |plot| {
+            run_lines(plot, current, overlays, |r| &r.accuracy_vs_sparsity);
+            evaluation_points(plot, current);
+            if let Some(b) = current.baseline {
+                plot.hline(HLine::new(t("dense baseline"), b).color(BASELINE));
+            }
+            pointed_evaluation(plot, current, steps_per_epoch)
+        })
+        .inner
+}
+
+/// The legend of the accuracy-against-sparsity plot: the runs, the kinds of evaluation,
+/// and the dense baseline when there is one.
+fn accuracy_vs_sparsity_entries(current: &RunHistory, overlays: &Overlays) -> Vec<LegendEntry> {
     let mut entries = run_entries(current, overlays, |r| &r.accuracy_vs_sparsity);
     entries.extend([
         LegendEntry::new(AFTER_CUT, LegendMark::Down, t("right after a cut")),
@@ -306,81 +271,81 @@ pub fn accuracy_vs_sparsity_plot(
             t("dense baseline"),
         ));
     }
-    legend_row(ui, &entries);
-    readable_plot("acc-vs-sparsity", height)
-        .x_axis_label(t("sparsity"))
-        .y_axis_label(t("accuracy"))
-        .include_x(0.0)
-        .include_x(1.0)
-        .show(ui, |plot| {
-            run_lines(plot, current, overlays, |r| &r.accuracy_vs_sparsity);
-            for (name, series, colour, shape) in [
-                (
-                    t("other evaluations"),
-                    &current.scheduled,
-                    RUN,
-                    MarkerShape::Circle,
-                ),
-                (
-                    t("right after a cut"),
-                    &current.after_cut,
-                    AFTER_CUT,
-                    MarkerShape::Down,
-                ),
-                (
-                    t("after recovery"),
-                    &current.recovered,
-                    RECOVERED,
-                    MarkerShape::Up,
-                ),
-            ] {
-                plot.points(
-                    Points::new(name, series.points().to_vec())
-                        .color(colour)
-                        .shape(shape)
-                        .filled(true)
-                        .radius(if shape == MarkerShape::Circle {
-                            3.0
-                        } else {
-                            4.5
-                        }),
-                );
-            }
-            if let Some(b) = current.baseline {
-                plot.hline(HLine::new(t("dense baseline"), b).color(BASELINE));
-            }
-            // the pointed evaluation: its step from the accuracy series, pushed alongside
-            let points = current.accuracy_vs_sparsity.points();
-            let pointer = plot.response().hover_pos()?;
-            let screen: Vec<egui::Pos2> = points
-                .iter()
-                .map(|p| plot.screen_from_plot(PlotPoint::new(p[0], p[1])))
-                .collect();
-            let i = nearest_point(&screen, pointer, PICK_RADIUS)?;
-            let step = current.accuracy.points().get(i)?[0] as u64;
-            let h = Highlight {
-                step,
-                epoch: step as f64 / steps_per_epoch.max(1) as f64,
-            };
-            let [x, y] = points[i];
-            plot.points(
-                Points::new(highlight_label(&h), vec![[x, y]])
-                    .color(HIGHLIGHT)
-                    .radius(6.0)
-                    .filled(false),
-            );
-            plot.text(
-                Text::new(
-                    t("pointed evaluation"),
-                    PlotPoint::new(x, y),
-                    highlight_label(&h),
-                )
-                .anchor(egui::Align2::LEFT_BOTTOM)
-                .color(HIGHLIGHT),
-            );
-            Some(h)
-        })
-        .inner
+    entries
+}
+
+/// The current run's evaluations as points, marked by the moment they measure.
+fn evaluation_points(plot: &mut egui_plot::PlotUi<'_>, current: &RunHistory) {
+    for (name, series, colour, shape) in [
+        (
+            t("other evaluations"),
+            &current.scheduled,
+            RUN,
+            MarkerShape::Circle,
+        ),
+        (
+            t("right after a cut"),
+            &current.after_cut,
+            AFTER_CUT,
+            MarkerShape::Down,
+        ),
+        (
+            t("after recovery"),
+            &current.recovered,
+            RECOVERED,
+            MarkerShape::Up,
+        ),
+    ] {
+        plot.points(
+            Points::new(name, series.points().to_vec())
+                .color(colour)
+                .shape(shape)
+                .filled(true)
+                .radius(if shape == MarkerShape::Circle {
+                    3.0
+                } else {
+                    4.5
+                }),
+        );
+    }
+}
+
+/// The evaluation under the pointer, ringed and named on the plot.
+fn pointed_evaluation(
+    plot: &mut egui_plot::PlotUi<'_>,
+    current: &RunHistory,
+    steps_per_epoch: u64,
+) -> Option<Highlight> {
+    // its step from the accuracy series, pushed alongside
+    let points = current.accuracy_vs_sparsity.points();
+    let pointer = plot.response().hover_pos()?;
+    let screen: Vec<egui::Pos2> = points
+        .iter()
+        .map(|p| plot.screen_from_plot(PlotPoint::new(p[0], p[1])))
+        .collect();
+    let i = nearest_point(&screen, pointer, PICK_RADIUS)?;
+    let step = current.accuracy.points().get(i)?[0] as u64;
+    let h = Highlight {
+        step,
+        epoch: step as f64 / steps_per_epoch.max(1) as f64,
+    };
+    let [x, y] = points[i];
+    plot.points(
+        Points::new(highlight_label(&h), vec![[x, y]])
+            .color(HIGHLIGHT)
+            .radius(6.0)
+            .filled(false),
+    );
+    plot.text(
+        Text::new(
+            t("pointed evaluation"),
+            PlotPoint::new(x, y),
+            highlight_label(&h),
+        )
+        .anchor(egui::Align2::LEFT_BOTTOM)
+        .color(HIGHLIGHT),
+    );
+    Some(h)
 }
 
 /// The planned schedule for the whole run, achieved sparsity at each pruning step, and a
@@ -515,42 +480,6 @@ pub fn histogram_plot(ui: &mut Ui, layers: &[LayerView], selected: &mut usize, h
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn marks_follow_a_1_2_5_ladder_with_about_four_labels() {
-        let marks = readable_marks(GridInput {
-            bounds: (0.0, 6566.0),
-            base_step_size: 1.0,
-        });
-        let major: Vec<f64> = marks
-            .iter()
-            .filter(|m| m.step_size == 2000.0)
-            .map(|m| m.value)
-            .collect();
-        assert_eq!(major, vec![0.0, 2000.0, 4000.0, 6000.0]);
-        let unit = readable_marks(GridInput {
-            bounds: (-0.05, 1.05),
-            base_step_size: 0.001,
-        });
-        assert!(unit.iter().any(|m| m.value == 0.5 && m.step_size == 0.5));
-        let half = GridMark {
-            value: 0.5,
-            step_size: 0.5,
-        };
-        assert_eq!(format_mark(half, &(0.0..=1.0)), "0.5");
-        let big = GridMark {
-            value: 4000.0,
-            step_size: 2000.0,
-        };
-        assert_eq!(format_mark(big, &(0.0..=1.0)), "4000");
-        assert!(
-            readable_marks(GridInput {
-                bounds: (1.0, 1.0),
-                base_step_size: 0.1
-            })
-            .is_empty()
-        );
-    }
 
     #[test]
     fn the_pointer_picks_the_nearest_evaluation_within_reach() {

@@ -1,6 +1,6 @@
 //! The analyses as files: sweeps as CSV (one `sweep` column in front) and as JSON.
 
-use super::analysis_view::NamedSweep;
+use super::state::NamedSweep;
 
 /// Every sweep's points in one CSV table, the sweep's name in the first column.
 pub fn sweeps_csv(sweeps: &[NamedSweep]) -> String {

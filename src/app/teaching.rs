@@ -12,7 +12,7 @@ impl ExplorerApp {
         };
         match lesson.plan() {
             Ok(plan) => self.state.plan = plan,
-            Err(e) => self.state.banner = Some(e.to_string()),
+            Err(e) => self.state.banner.error = Some(e.to_string()),
         }
         self.state.lesson = Some(crate::lessons::Progress::new(lesson));
     }

@@ -210,7 +210,11 @@ fn print_sensitivity(
 
 /// The matrix for a person: one row per layer, the largest level within `tolerance`
 /// points of the unpruned accuracy, and the levels a layer had already reached marked.
-fn sensitivity_table(out: &mut impl Write, result: &SensitivityResult, tolerance: f64) -> Result<()> {
+fn sensitivity_table(
+    out: &mut impl Write,
+    result: &SensitivityResult,
+    tolerance: f64,
+) -> Result<()> {
     writeln!(
         out,
         "accuracy with each layer pruned alone ({}); unpruned {:.4}",

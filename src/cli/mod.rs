@@ -14,17 +14,14 @@ pub mod run;
 pub mod serve;
 
 use std::io::Write;
-use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
-use indicatif::{ProgressBar, ProgressStyle};
+use anyhow::{Context, Result};
 use serde_json::json;
 
 pub use args::{Cli, CliCommand, PlanArgs, PlanCommand, RunArgs, WindowArgs};
 pub use bench::BenchArgs;
 
 use crate::plan::{ExperimentPlan, PRESETS};
-use crate::train::{Command, EvalPhase, Event, Summary, Worker};
 
 /// Runs the parsed command line.
 pub fn main(cli: Cli) -> Result<()> {

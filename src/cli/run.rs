@@ -73,7 +73,12 @@ fn check_destinations(args: &RunArgs) -> Result<()> {
 fn save_after(args: &RunArgs, worker: &Worker) -> Result<()> {
     if let Some(path) = &args.save_masks {
         worker.send(Command::SaveMasks { path: path.clone() });
-        await_event(worker, None, |_| {}, |e| matches!(e, Event::MasksSaved { .. }))?;
+        await_event(
+            worker,
+            None,
+            |_| {},
+            |e| matches!(e, Event::MasksSaved { .. }),
+        )?;
         if !args.json {
             eprintln!("masks saved to {}", path.display());
         }
@@ -83,9 +88,12 @@ fn save_after(args: &RunArgs, worker: &Worker) -> Result<()> {
             path: path.clone(),
             history_json: "{}".into(),
         });
-        await_event(worker, None, |_| {}, |e| {
-            matches!(e, Event::CheckpointSaved { .. })
-        })?;
+        await_event(
+            worker,
+            None,
+            |_| {},
+            |e| matches!(e, Event::CheckpointSaved { .. }),
+        )?;
         if !args.json {
             eprintln!("checkpoint saved to {}", path.display());
         }

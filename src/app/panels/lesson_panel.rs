@@ -8,6 +8,7 @@ use crate::app::command::AppCommand;
 use crate::i18n::{Language, tr};
 use crate::lessons::Progress;
 
+/// The lesson panel, on the right while a lesson is followed.
 pub struct LessonPanel<'a> {
     pub progress: &'a Progress,
     pub language: Language,

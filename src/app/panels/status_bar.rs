@@ -5,6 +5,7 @@ use eframe::egui::{Color32, Ui};
 use crate::app::state::RunStatus;
 use crate::i18n::{t, tf};
 
+/// The status bar.
 pub struct StatusBar<'a> {
     pub status: &'a RunStatus,
     /// The run trains until stopped: no total, no time remaining.

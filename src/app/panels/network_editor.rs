@@ -8,7 +8,7 @@ use egui::{Color32, DragValue, RichText, Ui};
 
 use crate::i18n::t;
 use crate::model::stack::ResolvedLayer;
-use crate::model::{LayerConfig, ModelKind, StackConfig};
+use crate::model::{LayerConfig, ModelKind, StackConfig, StackError};
 use crate::plan::ExperimentPlan;
 
 /// The layer types, each with the settings it starts from.
@@ -59,37 +59,88 @@ enum RowAction {
 }
 
 /// The Network section of the plan panel.
-pub fn network_ui(ui: &mut Ui, plan: &mut ExperimentPlan) {
-    if plan.layers.is_empty() {
-        ui.label(format!("{}: {}", plan.model.name(), plan.model.describe()));
-        if ui
-            .button(t("Edit as layers"))
-            .on_hover_text("Write this model out as its stack of layers and edit it: add, remove, move and change layers.")
-            .clicked()
-            && let Ok(written) = plan.with_layers_written_out()
+pub struct NetworkEditor<'a> {
+    pub plan: &'a mut ExperimentPlan,
+}
+
+impl NetworkEditor<'_> {
+    pub fn ui(self, ui: &mut Ui) {
+        let plan = self.plan;
+        if plan.layers.is_empty() {
+            built_in(ui, plan);
+            return;
+        }
+        let mut input = plan.input.unwrap_or([1, 28, 28]);
+        ui.horizontal(|ui| {
+            ui.label(t("input"))
+                .on_hover_text("Channels, height and width of one image: the data's shape.");
+            for v in input.iter_mut() {
+                ui.add(DragValue::new(v).range(1..=4096));
+            }
+        });
+        plan.input = Some(input);
+        let stack = StackConfig {
+            input,
+            layers: plan.layers.clone(),
+        };
+        let (resolved, error) = stack.trace();
+        let action = layer_grid(ui, &mut plan.layers, &resolved, error.as_ref());
+        if resolved.len() == plan.layers.len()
+            && let Some(e) = &error
         {
-            *plan = written;
-            plan.model = ModelKind::Custom;
+            ui.colored_label(Color32::from_rgb(230, 110, 100), e.to_string());
         }
-        return;
+        match action {
+            Some((i, RowAction::Up)) if i > 0 => plan.layers.swap(i, i - 1),
+            Some((i, RowAction::Down)) if i + 1 < plan.layers.len() => plan.layers.swap(i, i + 1),
+            Some((i, RowAction::Remove)) => {
+                plan.layers.remove(i);
+            }
+            _ => {}
+        }
+        ui.horizontal_wrapped(|ui| {
+            ui.label(RichText::new(t("add")).small());
+            for template in templates() {
+                if ui
+                    .small_button(format!("+ {}", template.type_name()))
+                    .on_hover_text("Add this layer at the end")
+                    .clicked()
+                {
+                    plan.layers.push(template);
+                }
+            }
+        });
+        let total: usize = resolved.iter().map(parameters).sum();
+        ui.small(format!("{total} parameters"));
     }
-    let mut input = plan.input.unwrap_or([1, 28, 28]);
-    ui.horizontal(|ui| {
-        ui.label(t("input"))
-            .on_hover_text("Channels, height and width of one image: the data's shape.");
-        for v in input.iter_mut() {
-            ui.add(DragValue::new(v).range(1..=4096));
-        }
-    });
-    plan.input = Some(input);
-    let stack = StackConfig {
-        input,
-        layers: plan.layers.clone(),
-    };
-    let (resolved, error) = stack.trace();
+}
+
+/// A built-in model: what it is, and the button that writes it out as layers to edit.
+fn built_in(ui: &mut Ui, plan: &mut ExperimentPlan) {
+    ui.label(format!("{}: {}", plan.model.name(), plan.model.describe()));
+    if ui
+        .button(t("Edit as layers"))
+        .on_hover_text("Write this model out as its stack of layers and edit it: add, remove, move and change layers.")
+        .clicked()
+        && let Ok(written) = plan.with_layers_written_out()
+    {
+        *plan = written;
+        plan.model = ModelKind::Custom;
+    }
+}
+
+/// A row per layer: its settings, output shape and parameters, and the buttons that move
+/// or remove it; the error under the first layer that does not fit. Returns what a
+/// button asked for.
+fn layer_grid(
+    ui: &mut Ui,
+    layers: &mut [LayerConfig],
+    resolved: &[ResolvedLayer],
+    error: Option<&StackError>,
+) -> Option<(usize, RowAction)> {
     let mut action = None;
     egui::Grid::new("network").striped(true).show(ui, |ui| {
-        for (i, layer) in plan.layers.iter_mut().enumerate() {
+        for (i, layer) in layers.iter_mut().enumerate() {
             ui.label(i.to_string());
             layer_row(ui, i, layer);
             match resolved.get(i) {
@@ -107,64 +158,47 @@ pub fn network_ui(ui: &mut Ui, plan: &mut ExperimentPlan) {
                     ui.label("");
                 }
             }
-            ui.horizontal(|ui| {
-                if ui.small_button(t("up")).on_hover_text("Move up").clicked() {
-                    action = Some((i, RowAction::Up));
-                }
-                if ui
-                    .small_button(t("down"))
-                    .on_hover_text("Move down")
-                    .clicked()
-                {
-                    action = Some((i, RowAction::Down));
-                }
-                if ui
-                    .small_button(t("remove"))
-                    .on_hover_text("Remove this layer")
-                    .clicked()
-                {
-                    action = Some((i, RowAction::Remove));
-                }
-            });
+            if let Some(asked) = row_buttons(ui) {
+                action = Some((i, asked));
+            }
             ui.end_row();
             if resolved.len() == i && error.is_some() {
                 // the first layer that does not fit
                 ui.label("");
                 ui.colored_label(
                     Color32::from_rgb(230, 110, 100),
-                    error.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+                    error.map(|e| e.to_string()).unwrap_or_default(),
                 );
                 ui.end_row();
             }
         }
     });
-    if resolved.len() == plan.layers.len()
-        && let Some(e) = &error
-    {
-        ui.colored_label(Color32::from_rgb(230, 110, 100), e.to_string());
-    }
-    match action {
-        Some((i, RowAction::Up)) if i > 0 => plan.layers.swap(i, i - 1),
-        Some((i, RowAction::Down)) if i + 1 < plan.layers.len() => plan.layers.swap(i, i + 1),
-        Some((i, RowAction::Remove)) => {
-            plan.layers.remove(i);
+    action
+}
+
+/// Up, down and remove, for one row.
+fn row_buttons(ui: &mut Ui) -> Option<RowAction> {
+    let mut action = None;
+    ui.horizontal(|ui| {
+        if ui.small_button(t("up")).on_hover_text("Move up").clicked() {
+            action = Some(RowAction::Up);
         }
-        _ => {}
-    }
-    ui.horizontal_wrapped(|ui| {
-        ui.label(RichText::new(t("add")).small());
-        for template in templates() {
-            if ui
-                .small_button(format!("+ {}", template.type_name()))
-                .on_hover_text("Add this layer at the end")
-                .clicked()
-            {
-                plan.layers.push(template);
-            }
+        if ui
+            .small_button(t("down"))
+            .on_hover_text("Move down")
+            .clicked()
+        {
+            action = Some(RowAction::Down);
+        }
+        if ui
+            .small_button(t("remove"))
+            .on_hover_text("Remove this layer")
+            .clicked()
+        {
+            action = Some(RowAction::Remove);
         }
     });
-    let total: usize = resolved.iter().map(parameters).sum();
-    ui.small(format!("{total} parameters"));
+    action
 }
 
 /// One layer's type and settings, edited in place.
