@@ -195,6 +195,24 @@ impl Op {
     }
 }
 
+/// A prunable layer's weight and bias, checked against its shape.
+fn layer_weights(
+    params: &[HostTensor],
+    name: &str,
+    numel: usize,
+    out: usize,
+) -> Result<(Vec<f32>, Vec<f32>), InferError> {
+    let w = param(params, format!("{name}.weight"))?.values.clone();
+    let b = param(params, format!("{name}.bias"))?.values.clone();
+    if w.len() != numel || b.len() != out {
+        return Err(InferError::Shape {
+            name: name.into(),
+            reason: "weight or bias does not match the layer".into(),
+        });
+    }
+    Ok((w, b))
+}
+
 impl Net {
     /// Builds a stack's operations from its parameters (PyTorch names and layout) and
     /// masks (`masks[i]` for the i-th prunable layer), dense or in the best sparse storage.
@@ -210,19 +228,7 @@ impl Net {
             .map_err(|e| InferError::Unsupported(e.to_string()))?;
         let mut masks = masks.iter();
         let mut ops: Vec<Op> = Vec::new();
-        // a prunable layer's weight, bias and mask, checked against its shape
-        let weights =
-            |name: &str, numel: usize, out: usize| -> Result<(Vec<f32>, Vec<f32>), InferError> {
-                let w = get(format!("{name}.weight"))?.values.clone();
-                let b = get(format!("{name}.bias"))?.values.clone();
-                if w.len() != numel || b.len() != out {
-                    return Err(InferError::Shape {
-                        name: name.into(),
-                        reason: "weight or bias does not match the layer".into(),
-                    });
-                }
-                Ok((w, b))
-            };
+        let weights = |name: &str, numel, out| layer_weights(params, name, numel, out);
         // a convolution waits for a batch norm that may follow and fold into it
         let mut conv_pending: Option<PendingConv> = None;
         let flush = |pending: &mut Option<PendingConv>, ops: &mut Vec<Op>| {
@@ -231,6 +237,7 @@ impl Net {
             }
         };
         for l in &layers {
+            // the next prunable layer's mask (`None`: all kept)
             let mut take_mask = |numel: usize| {
                 masks
                     .next()
