@@ -277,6 +277,31 @@ impl StackConfig {
     }
 
     fn walk(&self, out: &mut Vec<ResolvedLayer>) -> Result<(), StackError> {
+        let mut shape = self.input_shape()?;
+        for (i, config) in self.layers.iter().enumerate() {
+            let name = config
+                .given_name()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{}{i}", config.type_name()));
+            if out.iter().any(|l: &ResolvedLayer| l.name == name) {
+                return Err(StackError::DuplicateName(name));
+            }
+            let next = output_shape(config, &name, shape)?;
+            check_size(config, &name, shape, next)?;
+            out.push(ResolvedLayer {
+                config: config.clone(),
+                name,
+                input: shape,
+                output: next,
+            });
+            shape = next;
+        }
+        Ok(())
+    }
+
+    /// The shape of one input example, checked: no side is zero, it is not too large, and
+    /// there are layers to take it.
+    fn input_shape(&self) -> Result<Shape, StackError> {
         let [c, h, w] = self.input;
         if c == 0 || h == 0 || w == 0 {
             return Err(StackError::EmptyInput(self.input));
@@ -292,126 +317,7 @@ impl StackConfig {
         if self.layers.is_empty() {
             return Err(StackError::Empty);
         }
-        let mut shape = Shape::Image { c, h, w };
-        for (i, config) in self.layers.iter().enumerate() {
-            let name = config
-                .given_name()
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("{}{i}", config.type_name()));
-            if out.iter().any(|l: &ResolvedLayer| l.name == name) {
-                return Err(StackError::DuplicateName(name));
-            }
-            let kind = config.type_name();
-            let mismatch = |expected: &str| StackError::Mismatch {
-                layer: name.clone(),
-                kind,
-                expected: expected.into(),
-                found: shape,
-            };
-            let invalid = |reason: String| StackError::Invalid {
-                layer: name.clone(),
-                reason,
-            };
-            let image = || match shape {
-                Shape::Image { c, h, w } => Ok((c, h, w)),
-                Shape::Flat(_) => Err(mismatch("an image [channels, height, width]")),
-            };
-            let next = match config {
-                LayerConfig::Conv2d {
-                    out,
-                    kernel,
-                    stride,
-                    padding,
-                    ..
-                } => {
-                    let (_, h, w) = image()?;
-                    if *out == 0 || *kernel == 0 || *stride == 0 {
-                        return Err(invalid("out, kernel and stride must be at least 1".into()));
-                    }
-                    match (
-                        window_out(h, *kernel, *stride, *padding),
-                        window_out(w, *kernel, *stride, *padding),
-                    ) {
-                        (Some(oh), Some(ow)) => Shape::Image {
-                            c: *out,
-                            h: oh,
-                            w: ow,
-                        },
-                        _ => Err(mismatch(&format!(
-                            "an image of at least {kernel} x {kernel} with its padding"
-                        )))?,
-                    }
-                }
-                LayerConfig::Maxpool2d { kernel, stride }
-                | LayerConfig::Avgpool2d { kernel, stride } => {
-                    let (c, h, w) = image()?;
-                    let stride = stride.unwrap_or(*kernel);
-                    if *kernel == 0 || stride == 0 {
-                        return Err(invalid("kernel and stride must be at least 1".into()));
-                    }
-                    match (
-                        window_out(h, *kernel, stride, 0),
-                        window_out(w, *kernel, stride, 0),
-                    ) {
-                        (Some(oh), Some(ow)) => Shape::Image { c, h: oh, w: ow },
-                        _ => Err(mismatch(&format!(
-                            "an image of at least {kernel} x {kernel}"
-                        )))?,
-                    }
-                }
-                LayerConfig::Batchnorm2d { .. } => {
-                    image()?;
-                    shape
-                }
-                LayerConfig::Linear { out, .. } => {
-                    if let Shape::Image { .. } = shape {
-                        return Err(mismatch("a flat input (add a flatten layer before it)"));
-                    }
-                    if *out == 0 {
-                        return Err(invalid("out must be at least 1".into()));
-                    }
-                    Shape::Flat(*out)
-                }
-                LayerConfig::Flatten => Shape::Flat(shape.numel()),
-                LayerConfig::Dropout { p } => {
-                    if !(0.0..1.0).contains(p) {
-                        return Err(invalid(format!("p must be in [0, 1), found {p}")));
-                    }
-                    shape
-                }
-                LayerConfig::Relu | LayerConfig::Gelu | LayerConfig::Tanh => shape,
-            };
-            let size = |s: &Shape| -> u128 {
-                match *s {
-                    Shape::Image { c, h, w } => c as u128 * h as u128 * w as u128,
-                    Shape::Flat(n) => n as u128,
-                }
-            };
-            let weights: u128 = match (config, shape) {
-                (LayerConfig::Conv2d { out, kernel, .. }, Shape::Image { c, .. }) => {
-                    c as u128 * *out as u128 * (*kernel as u128).pow(2)
-                }
-                (LayerConfig::Linear { out, .. }, input) => size(&input) * *out as u128,
-                _ => 0,
-            };
-            for (what, found) in [("its output", size(&next)), ("its weight", weights)] {
-                if found > MAX_VALUES {
-                    return Err(StackError::TooLarge {
-                        layer: name,
-                        what,
-                        found,
-                    });
-                }
-            }
-            out.push(ResolvedLayer {
-                config: config.clone(),
-                name,
-                input: shape,
-                output: next,
-            });
-            shape = next;
-        }
-        Ok(())
+        Ok(Shape::Image { c, h, w })
     }
 
     /// The prunable layers (convolutions and linear layers) in order; the last linear layer
@@ -419,6 +325,122 @@ impl StackConfig {
     pub fn layer_specs(&self, classes: Option<usize>) -> Result<Vec<LayerSpec>, StackError> {
         Ok(prunable_specs(&self.resolve(classes)?))
     }
+}
+
+/// What layer `config` (named `name`) outputs from `shape`, or why it does not fit.
+fn output_shape(config: &LayerConfig, name: &str, shape: Shape) -> Result<Shape, StackError> {
+    let mismatch = |expected: &str| StackError::Mismatch {
+        layer: name.to_string(),
+        kind: config.type_name(),
+        expected: expected.into(),
+        found: shape,
+    };
+    let invalid = |reason: String| StackError::Invalid {
+        layer: name.to_string(),
+        reason,
+    };
+    let image = || match shape {
+        Shape::Image { c, h, w } => Ok((c, h, w)),
+        Shape::Flat(_) => Err(mismatch("an image [channels, height, width]")),
+    };
+    Ok(match config {
+        LayerConfig::Conv2d {
+            out,
+            kernel,
+            stride,
+            padding,
+            ..
+        } => {
+            let (_, h, w) = image()?;
+            if *out == 0 || *kernel == 0 || *stride == 0 {
+                return Err(invalid("out, kernel and stride must be at least 1".into()));
+            }
+            windowed(*out, (h, w), *kernel, *stride, *padding).ok_or_else(|| {
+                mismatch(&format!(
+                    "an image of at least {kernel} x {kernel} with its padding"
+                ))
+            })?
+        }
+        LayerConfig::Maxpool2d { kernel, stride } | LayerConfig::Avgpool2d { kernel, stride } => {
+            let (c, h, w) = image()?;
+            let stride = stride.unwrap_or(*kernel);
+            if *kernel == 0 || stride == 0 {
+                return Err(invalid("kernel and stride must be at least 1".into()));
+            }
+            windowed(c, (h, w), *kernel, stride, 0)
+                .ok_or_else(|| mismatch(&format!("an image of at least {kernel} x {kernel}")))?
+        }
+        LayerConfig::Batchnorm2d { .. } => {
+            image()?;
+            shape
+        }
+        LayerConfig::Linear { out, .. } => {
+            if let Shape::Image { .. } = shape {
+                return Err(mismatch("a flat input (add a flatten layer before it)"));
+            }
+            if *out == 0 {
+                return Err(invalid("out must be at least 1".into()));
+            }
+            Shape::Flat(*out)
+        }
+        LayerConfig::Flatten => Shape::Flat(shape.numel()),
+        LayerConfig::Dropout { p } => {
+            if !(0.0..1.0).contains(p) {
+                return Err(invalid(format!("p must be in [0, 1), found {p}")));
+            }
+            shape
+        }
+        LayerConfig::Relu | LayerConfig::Gelu | LayerConfig::Tanh => shape,
+    })
+}
+
+/// `c` channels of `k x k` windows `stride` apart over an `h x w` image with `padding`
+/// zeros each side, or `None` when the window does not fit.
+fn windowed(
+    c: usize,
+    (h, w): (usize, usize),
+    k: usize,
+    stride: usize,
+    padding: usize,
+) -> Option<Shape> {
+    Some(Shape::Image {
+        c,
+        h: window_out(h, k, stride, padding)?,
+        w: window_out(w, k, stride, padding)?,
+    })
+}
+
+/// Checks that layer `config` (named `name`), taking `input` and giving `output`, holds
+/// no more than [`MAX_VALUES`] values in its output or its weight.
+fn check_size(
+    config: &LayerConfig,
+    name: &str,
+    input: Shape,
+    output: Shape,
+) -> Result<(), StackError> {
+    let size = |s: &Shape| -> u128 {
+        match *s {
+            Shape::Image { c, h, w } => c as u128 * h as u128 * w as u128,
+            Shape::Flat(n) => n as u128,
+        }
+    };
+    let weights: u128 = match (config, input) {
+        (LayerConfig::Conv2d { out, kernel, .. }, Shape::Image { c, .. }) => {
+            c as u128 * *out as u128 * (*kernel as u128).pow(2)
+        }
+        (LayerConfig::Linear { out, .. }, input) => size(&input) * *out as u128,
+        _ => 0,
+    };
+    for (what, found) in [("its output", size(&output)), ("its weight", weights)] {
+        if found > MAX_VALUES {
+            return Err(StackError::TooLarge {
+                layer: name.to_string(),
+                what,
+                found,
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

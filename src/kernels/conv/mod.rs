@@ -293,7 +293,7 @@ pub fn conv2d_backward(
     dy: &[f32],
     want_dx: bool,
 ) -> ConvGradients {
-    let (k, p) = (g.col_rows(), g.out_pixels());
+    let k = g.col_rows();
     assert_eq!(
         x.len(),
         g.batch * g.in_image(),
@@ -313,80 +313,8 @@ pub fn conv2d_backward(
     }
     let layout = Layout::of(g);
     let w = weight_for(g, layout, w);
-    // One group of images: dy laid side by side as `panel[c_out, width]`, then the weight
-    // gradient, the bias gradient as row sums and (for dx) the fields' gradient folded back.
-    let group = |(mut dw, mut db): Partial,
-                 x_group: &[f32],
-                 dy_group: &[f32],
-                 dx_group: Option<&mut [f32]>| {
-        let width = x_group.len() / g.in_image() * p;
-        with_scratch(g, width, |s| {
-            fields_of_group(g, layout, x_group, width, s);
-            for (j, grad) in dy_group.chunks(g.out_image()).enumerate() {
-                for (co, plane) in grad.chunks(p).enumerate() {
-                    s.panel[co * width + j * p..co * width + (j + 1) * p].copy_from_slice(plane);
-                    db[co] += plane.iter().sum::<f32>();
-                }
-            }
-            let (fields, dfields, panel) = (&s.fields, &mut s.dfields, &s.panel);
-            // The fields as a [width, K] matrix: (pixel, tap) strides.
-            let field_strides = match layout {
-                Layout::Columns => (1, width),
-                Layout::Rows => (k, 1),
-            };
-            // dw[c_out, K] += dy[c_out, width] @ fields[width, K]
-            matmul(
-                g.c_out,
-                k,
-                width,
-                &mut dw,
-                true,
-                panel,
-                (width, 1),
-                fields,
-                field_strides,
-            );
-            let Some(dx_group) = dx_group else { return };
-            match layout {
-                Layout::Columns => {
-                    // dcol[K, width] = w^T @ dy
-                    matmul(
-                        k,
-                        width,
-                        g.c_out,
-                        dfields,
-                        false,
-                        &w,
-                        (1, k),
-                        panel,
-                        (width, 1),
-                    );
-                    for (j, dx_img) in dx_group.chunks_mut(g.in_image()).enumerate() {
-                        columns::col2im(g, dfields, width, j * p, dx_img);
-                    }
-                }
-                Layout::Rows => {
-                    // drows[width, K] = dy^T @ w'
-                    matmul(
-                        width,
-                        k,
-                        g.c_out,
-                        dfields,
-                        false,
-                        panel,
-                        (1, width),
-                        &w,
-                        (k, 1),
-                    );
-                    for (j, dx_img) in dx_group.chunks_mut(g.in_image()).enumerate() {
-                        s.hwc.fill(0.0);
-                        rows::row2im(g, dfields, j * p, &mut s.hwc);
-                        rows::to_channels_first(g, &s.hwc, dx_img);
-                    }
-                }
-            }
-        });
-        (dw, db)
+    let group = |acc: Partial, x_group: &[f32], dy_group: &[f32], dx_group: Option<&mut [f32]>| {
+        backward_group(g, layout, &w, acc, x_group, dy_group, dx_group)
     };
     let add = |(mut aw, mut ab): Partial, (bw, bb): Partial| {
         aw.iter_mut().zip(&bw).for_each(|(a, b)| *a += b);
@@ -419,164 +347,104 @@ pub fn conv2d_backward(
     ConvGradients { dx, dw, db }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kernels::test_values as values;
-
-    /// The convolution by its definition, one output at a time.
-    fn naive_forward(g: &ConvGeometry, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
-        let (oh, ow) = (g.out_h(), g.out_w());
-        let mut y = vec![0.0; g.batch * g.c_out * oh * ow];
-        for n in 0..g.batch {
-            for co in 0..g.c_out {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let mut s = b[co] as f64;
-                        for ci in 0..g.c_in {
-                            for ki in 0..g.kh {
-                                for kj in 0..g.kw {
-                                    let iy = (oy + ki) as isize - g.pad_h as isize;
-                                    let ix = (ox + kj) as isize - g.pad_w as isize;
-                                    if iy < 0
-                                        || ix < 0
-                                        || iy >= g.in_h as isize
-                                        || ix >= g.in_w as isize
-                                    {
-                                        continue;
-                                    }
-                                    let xi = ((n * g.c_in + ci) * g.in_h + iy as usize) * g.in_w
-                                        + ix as usize;
-                                    let wi = ((co * g.c_in + ci) * g.kh + ki) * g.kw + kj;
-                                    s += x[xi] as f64 * w[wi] as f64;
-                                }
-                            }
-                        }
-                        y[((n * g.c_out + co) * oh + oy) * ow + ox] = s as f32;
-                    }
-                }
+/// One group of images: dy laid side by side as `panel[c_out, width]`, then the weight
+/// gradient, the bias gradient as row sums and (for dx) the fields' gradient folded back.
+/// `w` is the weight in the layout's tap order.
+fn backward_group(
+    g: &ConvGeometry,
+    layout: Layout,
+    w: &[f32],
+    (mut dw, mut db): Partial,
+    x_group: &[f32],
+    dy_group: &[f32],
+    dx_group: Option<&mut [f32]>,
+) -> Partial {
+    let (k, p) = (g.col_rows(), g.out_pixels());
+    let width = x_group.len() / g.in_image() * p;
+    with_scratch(g, width, |s| {
+        fields_of_group(g, layout, x_group, width, s);
+        for (j, grad) in dy_group.chunks(g.out_image()).enumerate() {
+            for (co, plane) in grad.chunks(p).enumerate() {
+                s.panel[co * width + j * p..co * width + (j + 1) * p].copy_from_slice(plane);
+                db[co] += plane.iter().sum::<f32>();
             }
         }
-        y
-    }
-
-    /// Geometries of both layouts.
-    fn geometries() -> Vec<ConvGeometry> {
-        // batches of 1 to 6 images: single, partial and several groups of IMAGES_PER_GEMM
-        let g = |batch, c_in, in_h, in_w, c_out, kh, kw, pad_h, pad_w| ConvGeometry {
-            batch,
-            c_in,
-            in_h,
-            in_w,
-            c_out,
-            kh,
-            kw,
-            pad_h,
-            pad_w,
+        let (fields, panel) = (&s.fields, &s.panel);
+        // The fields as a [width, K] matrix: (pixel, tap) strides.
+        let field_strides = match layout {
+            Layout::Columns => (1, width),
+            Layout::Rows => (k, 1),
         };
-        vec![
-            g(6, 1, 8, 8, 4, 5, 5, 2, 2),
-            g(5, 3, 7, 6, 5, 3, 3, 0, 0),
-            g(2, 2, 5, 9, 3, 3, 5, 1, 2),
-            g(1, 4, 4, 4, 2, 5, 5, 2, 2),
-            g(2, 2, 6, 6, 3, 1, 1, 0, 0),
-            // wide windows, laid out as rows
-            g(5, 8, 6, 7, 5, 3, 5, 1, 2),
-            g(1, 16, 5, 5, 4, 3, 3, 0, 0),
-            g(2, 32, 4, 4, 3, 1, 1, 0, 0),
-        ]
-    }
-
-    fn close(a: &[f32], b: &[f32], what: &str) {
-        assert_eq!(a.len(), b.len(), "{what}: length");
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!(
-                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
-                "{what}[{i}]: {x} vs {y}"
-            );
+        // dw[c_out, K] += dy[c_out, width] @ fields[width, K]
+        matmul(
+            g.c_out,
+            k,
+            width,
+            &mut dw,
+            true,
+            panel,
+            (width, 1),
+            fields,
+            field_strides,
+        );
+        if let Some(dx_group) = dx_group {
+            input_gradient(g, layout, w, width, s, dx_group);
         }
-    }
+    });
+    (dw, db)
+}
 
-    #[test]
-    fn the_test_geometries_cover_both_layouts() {
-        let layouts: Vec<Layout> = geometries().iter().map(Layout::of).collect();
-        assert!(layouts.contains(&Layout::Columns));
-        assert!(layouts.contains(&Layout::Rows));
-    }
-
-    #[test]
-    fn forward_matches_the_definition() {
-        for g in geometries() {
-            let x = values(g.batch * g.c_in * g.in_h * g.in_w, 1);
-            let w = values(g.c_out * g.col_rows(), 2);
-            let b = values(g.c_out, 3);
-            close(
-                &conv2d_forward(&g, &x, &w, Some(&b)),
-                &naive_forward(&g, &x, &w, &b),
-                &format!("{g:?}"),
+/// The input gradient of a group of images, from the output gradient in `s.panel`: the
+/// fields' gradient, folded back onto each image of `dx_group`.
+fn input_gradient(
+    g: &ConvGeometry,
+    layout: Layout,
+    w: &[f32],
+    width: usize,
+    s: &mut Scratch,
+    dx_group: &mut [f32],
+) {
+    let (k, p) = (g.col_rows(), g.out_pixels());
+    let (dfields, panel) = (&mut s.dfields, &s.panel);
+    match layout {
+        Layout::Columns => {
+            // dcol[K, width] = w^T @ dy
+            matmul(
+                k,
+                width,
+                g.c_out,
+                dfields,
+                false,
+                w,
+                (1, k),
+                panel,
+                (width, 1),
             );
+            for (j, dx_img) in dx_group.chunks_mut(g.in_image()).enumerate() {
+                columns::col2im(g, dfields, width, j * p, dx_img);
+            }
         }
-    }
-
-    /// Each gradient is the derivative of `sum(y * dy)`, checked against central
-    /// differences of the naive forward pass in f64-accumulated sums.
-    #[test]
-    fn gradients_match_finite_differences() {
-        for g in geometries() {
-            let x = values(g.batch * g.c_in * g.in_h * g.in_w, 4);
-            let w = values(g.c_out * g.col_rows(), 5);
-            let b = values(g.c_out, 6);
-            let dy = values(g.batch * g.c_out * g.out_pixels(), 7);
-            let objective = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
-                naive_forward(&g, x, w, b)
-                    .iter()
-                    .zip(&dy)
-                    .map(|(&y, &d)| y as f64 * d as f64)
-                    .sum()
-            };
-            let grads = conv2d_backward(&g, &x, &w, &dy, true);
-            let h = 1e-2f32;
-            let numeric = |which: usize, i: usize| -> f32 {
-                let (mut xp, mut wp, mut bp) = (x.clone(), w.clone(), b.clone());
-                let (mut xm, mut wm, mut bm) = (x.clone(), w.clone(), b.clone());
-                match which {
-                    0 => {
-                        xp[i] += h;
-                        xm[i] -= h
-                    }
-                    1 => {
-                        wp[i] += h;
-                        wm[i] -= h
-                    }
-                    _ => {
-                        bp[i] += h;
-                        bm[i] -= h
-                    }
-                }
-                ((objective(&xp, &wp, &bp) - objective(&xm, &wm, &bm)) / (2.0 * h as f64)) as f32
-            };
-            let dx = grads.dx.as_ref().expect("dx was asked for");
-            for i in (0..x.len()).step_by(7) {
-                let n = numeric(0, i);
-                assert!((dx[i] - n).abs() < 1e-2 * (1.0 + n.abs()), "{g:?} dx[{i}]");
+        Layout::Rows => {
+            // drows[width, K] = dy^T @ w'
+            matmul(
+                width,
+                k,
+                g.c_out,
+                dfields,
+                false,
+                panel,
+                (1, width),
+                w,
+                (k, 1),
+            );
+            for (j, dx_img) in dx_group.chunks_mut(g.in_image()).enumerate() {
+                s.hwc.fill(0.0);
+                rows::row2im(g, dfields, j * p, &mut s.hwc);
+                rows::to_channels_first(g, &s.hwc, dx_img);
             }
-            for i in (0..w.len()).step_by(3) {
-                let n = numeric(1, i);
-                assert!(
-                    (grads.dw[i] - n).abs() < 1e-2 * (1.0 + n.abs()),
-                    "{g:?} dw[{i}]"
-                );
-            }
-            for i in 0..b.len() {
-                let n = numeric(2, i);
-                assert!(
-                    (grads.db[i] - n).abs() < 1e-2 * (1.0 + n.abs()),
-                    "{g:?} db[{i}]"
-                );
-            }
-            let without_dx = conv2d_backward(&g, &x, &w, &dy, false);
-            assert!(without_dx.dx.is_none());
-            assert_eq!(without_dx.dw, grads.dw);
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
