@@ -19,7 +19,6 @@ use crate::train::session::{EvalPhase, Session, SessionError, StepOutcome};
 
 mod files;
 mod jobs;
-use jobs::Job;
 
 /// Smallest interval between two progress events.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
@@ -27,6 +26,13 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 const HOST_COPY_EVERY: Duration = Duration::from_secs(3);
 /// Longest wait for a command before the idle worker checks in again.
 pub(super) const IDLE_BEAT: Duration = Duration::from_millis(200);
+
+/// A sensitivity analysis or sweep under way (training waits meanwhile); its turns are
+/// in `run/jobs.rs`.
+pub(super) enum Job {
+    Sensitivity(Box<SensitivityJob>),
+    Sweep(Box<SweepJob>),
+}
 
 /// What a failure leaves behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,17 +1,10 @@
 //! The analyses the worker runs between training steps: a sensitivity analysis or a sweep,
 //! one measurement per turn of the loop, so commands (a cancel) are heard in between.
 
-use super::WorkerLoop;
-use crate::train::analysis::{SensitivityJob, SweepJob};
+use super::{Job, WorkerLoop};
 use crate::train::error::WorkerError;
 use crate::train::event::Event;
 use crate::train::session::Session;
-
-/// A sensitivity analysis or sweep under way (training waits meanwhile).
-pub(super) enum Job {
-    Sensitivity(Box<SensitivityJob>),
-    Sweep(Box<SweepJob>),
-}
 
 impl WorkerLoop {
     /// Pauses training and starts an analysis job on the current session.
