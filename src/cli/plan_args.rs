@@ -9,9 +9,7 @@ use clap::Args;
 use crate::data::DatasetSource;
 use crate::model::ModelKind;
 use crate::plan::{BackendChoice, ExperimentPlan};
-use crate::prune::{
-    At, Criterion, Dynamic, Granularity, LayerOverride, Schedule, ScheduleKind, Scope,
-};
+use crate::prune::{At, Criterion, Granularity, LayerOverride, Schedule, ScheduleKind, Scope};
 
 /// Where the plan comes from, and flags that override it.
 #[derive(Debug, Args, Default)]
@@ -299,24 +297,11 @@ impl PlanArgs {
                 *e = end.unwrap_or(*e);
                 *frequency = self.frequency.unwrap_or(*frequency);
             }
-            Schedule::Rigl(Dynamic {
-                begin: b,
-                end: e,
-                frequency,
-                alpha,
-                ..
-            })
-            | Schedule::Set(Dynamic {
-                begin: b,
-                end: e,
-                frequency,
-                alpha,
-                ..
-            }) => {
-                *b = begin.unwrap_or(*b);
-                *e = end.unwrap_or(*e);
-                *frequency = self.frequency.unwrap_or(*frequency);
-                *alpha = self.alpha.unwrap_or(*alpha);
+            Schedule::Rigl(d) | Schedule::Set(d) => {
+                d.begin = begin.unwrap_or(d.begin);
+                d.end = end.unwrap_or(d.end);
+                d.frequency = self.frequency.unwrap_or(d.frequency);
+                d.alpha = self.alpha.unwrap_or(d.alpha);
             }
         }
         Ok(())

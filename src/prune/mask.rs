@@ -268,6 +268,7 @@ pub fn cut_threshold(weights: &[f32], mask: &[u8], grown: &[u32]) -> Option<f64>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prune::BlockScore;
 
     #[test]
     fn a_missing_mask_keeps_everything() {
@@ -310,7 +311,6 @@ mod tests {
         assert_eq!(cut_threshold(&w, &[1; 6], &[]), None);
         assert_eq!(cut_threshold(&w, &[0; 6], &[]), None);
     }
-    use crate::prune::BlockScore;
 
     #[test]
     fn keep_count_rounds_like_tfmot() {

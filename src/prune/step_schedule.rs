@@ -66,20 +66,14 @@ impl Schedule<u64> {
                     return Err(ScheduleError::BadPower(power));
                 }
             }
-            StepSchedule::Rigl(Dynamic {
-                target,
-                begin,
-                end,
-                frequency,
-                alpha,
-            })
-            | StepSchedule::Set(Dynamic {
-                target,
-                begin,
-                end,
-                frequency,
-                alpha,
-            }) => {
+            StepSchedule::Rigl(ref d) | StepSchedule::Set(ref d) => {
+                let Dynamic {
+                    target,
+                    begin,
+                    end,
+                    frequency,
+                    alpha,
+                } = *d;
                 check_sparsity("target", target)?;
                 if end <= begin {
                     return Err(ScheduleError::EndBeforeBegin { begin, end });
@@ -111,10 +105,9 @@ impl Schedule<u64> {
     pub fn value(&self, step: u64) -> f64 {
         match *self {
             StepSchedule::Constant { target, .. } => target,
-            StepSchedule::Rigl(Dynamic { target, begin, .. })
-            | StepSchedule::Set(Dynamic { target, begin, .. }) => {
-                if step >= begin {
-                    target
+            StepSchedule::Rigl(ref d) | StepSchedule::Set(ref d) => {
+                if step >= d.begin {
+                    d.target
                 } else {
                     0.0
                 }
@@ -178,8 +171,7 @@ impl Schedule<u64> {
                 frequency,
                 ..
             } => step >= begin && step <= end && (step - begin).is_multiple_of(frequency),
-            StepSchedule::Rigl(Dynamic { begin, .. })
-            | StepSchedule::Set(Dynamic { begin, .. }) => step == begin,
+            StepSchedule::Rigl(ref d) | StepSchedule::Set(ref d) => step == d.begin,
         }
     }
 
@@ -227,8 +219,7 @@ impl Schedule<u64> {
                 frequency,
                 ..
             } => Some(begin + (end - begin) / frequency * frequency),
-            StepSchedule::Rigl(Dynamic { begin, .. })
-            | StepSchedule::Set(Dynamic { begin, .. }) => Some(begin),
+            StepSchedule::Rigl(ref d) | StepSchedule::Set(ref d) => Some(d.begin),
         }
     }
 

@@ -7,7 +7,7 @@ use super::granularity_picker::GranularityPicker;
 use crate::app::tips;
 use crate::app::widgets::{at_editor, frequency_ui, labelled, sparsity_slider};
 use crate::i18n::{t, tf};
-use crate::prune::{At, Criterion, Dynamic, PruningPolicy, Schedule, ScheduleKind, Scope};
+use crate::prune::{At, Criterion, PruningPolicy, Schedule, ScheduleKind, Scope};
 
 /// The Pruning section.
 pub struct PruningSettings<'a> {
@@ -171,20 +171,14 @@ fn schedule_moments(ui: &mut Ui, schedule: &mut Schedule, steps_per_epoch: u64) 
             });
             frequency_ui(ui, frequency);
         }
-        Schedule::Rigl(Dynamic {
-            begin,
-            end,
-            frequency,
-            alpha,
-            ..
-        })
-        | Schedule::Set(Dynamic {
-            begin,
-            end,
-            frequency,
-            alpha,
-            ..
-        }) => exchange(ui, begin, end, frequency, alpha, steps_per_epoch),
+        Schedule::Rigl(d) | Schedule::Set(d) => exchange(
+            ui,
+            &mut d.begin,
+            &mut d.end,
+            &mut d.frequency,
+            &mut d.alpha,
+            steps_per_epoch,
+        ),
     }
 }
 

@@ -35,7 +35,7 @@ pub struct ServeArgs {
 
 /// What `serve` says when it listens beyond loopback: what the token guards, what the front
 /// door closes, and how to cross a network nobody trusts.
-pub const BEYOND_LOOPBACK: &str = "note: burn's server checks the token on /session only and leaves /data (tensors between servers) open, so this server serves /session alone and refuses every other path; WebSocket is not encrypted: across an untrusted network, listen on 127.0.0.1 and reach it through `ssh -L PORT:127.0.0.1:PORT HOST` or an authenticating TLS proxy";
+const BEYOND_LOOPBACK: &str = "note: burn's server checks the token on /session only and leaves /data (tensors between servers) open, so this server serves /session alone and refuses every other path; WebSocket is not encrypted: across an untrusted network, listen on 127.0.0.1 and reach it through `ssh -L PORT:127.0.0.1:PORT HOST` or an authenticating TLS proxy";
 
 /// Serves until Ctrl+C. The first line on stdout is `serving <backend> (<device>) on
 /// ws://HOST:PORT`, for a person or a script starting it. Strangers reach the front door

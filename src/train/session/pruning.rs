@@ -74,7 +74,7 @@ impl Session {
 
     /// Uploads the host masks to the device and applies them to the weights.
     pub(super) fn upload_masks(&mut self) {
-        let uploaded = self.to_device(&self.masks());
+        let uploaded = self.to_device(self.layers.iter().map(|l| l.mask.as_ref()));
         for (layer, mask) in self.layers.iter_mut().zip(uploaded) {
             layer.device_mask = mask;
         }
@@ -84,10 +84,13 @@ impl Session {
     }
 
     /// Host masks (one per prunable layer, `None`: dense) uploaded to the session's device.
-    pub(super) fn to_device(&self, masks: &[Option<Vec<u8>>]) -> Vec<Option<DeviceMask>> {
+    pub(super) fn to_device<'a>(
+        &self,
+        masks: impl IntoIterator<Item = Option<&'a Vec<u8>>>,
+    ) -> Vec<Option<DeviceMask>> {
         let inner = self.device.clone().inner();
         masks
-            .iter()
+            .into_iter()
             .zip(&self.layers)
             .map(|(m, l)| {
                 m.as_ref()

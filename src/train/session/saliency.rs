@@ -135,7 +135,11 @@ impl Session {
                 }
             }
             masks = self.masks_for(&scores, synflow_round_target(value, round, rounds))?;
-            flow_network.apply_masks(self.to_device(&masks).iter().map(Option::as_ref));
+            flow_network.apply_masks(
+                self.to_device(masks.iter().map(Option::as_ref))
+                    .iter()
+                    .map(Option::as_ref),
+            );
         }
         Ok(masks)
     }
