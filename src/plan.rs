@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::data::DatasetSource;
-use crate::model::{LayerConfig, ModelKind, StackConfig, StackError};
-use crate::prune::{LayerSpec, PolicyError, PruningPolicy, StepSchedule};
+use crate::model::{Layer, ModelKind, StackConfig, StackError};
+use crate::prune::{ChannelGroup, LayerSpec, PolicyError, PruningPolicy, StepSchedule};
 
 /// Where the plan asks to train.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -117,7 +117,7 @@ pub struct ExperimentPlan {
     /// The network as a stack of layers: required for `custom`; for a built-in model, when
     /// given, it replaces the model's own stack (as `presets NAME` writes it out).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub layers: Vec<LayerConfig>,
+    pub layers: Vec<Layer>,
     #[serde(default)]
     pub dataset: DatasetSource,
     #[serde(default)]
@@ -172,6 +172,16 @@ pub const PRESETS: &[(&str, &str)] = &[
     (
         "live-demo",
         include_str!("../assets/presets/live-demo.toml"),
+    ),
+    ("resnet20", include_str!("../assets/presets/resnet20.toml")),
+    ("vit-tiny", include_str!("../assets/presets/vit-tiny.toml")),
+    (
+        "resnet20-fashion",
+        include_str!("../assets/presets/resnet20-fashion.toml"),
+    ),
+    (
+        "vit-fashion",
+        include_str!("../assets/presets/vit-fashion.toml"),
     ),
 ];
 
@@ -246,6 +256,11 @@ impl ExperimentPlan {
     /// The network's prunable layers, checked.
     pub fn layer_specs(&self) -> Result<Vec<LayerSpec>, PlanFileError> {
         Ok(self.stack()?.layer_specs(None)?)
+    }
+
+    /// The network's channel groups: channels its graph ties together, pruned together.
+    pub fn channel_groups(&self) -> Result<Vec<ChannelGroup>, PlanFileError> {
+        Ok(self.stack()?.channel_groups()?)
     }
 
     /// The plan with its network written out as `input` and `[[layers]]`, for a user to

@@ -872,7 +872,7 @@ fn a_network_in_the_plan_trains_and_a_layer_that_does_not_fit_is_named() {
     std::fs::write(&broken, bad).unwrap();
     assert_clean_failure(
         &["run", broken.to_str().unwrap()],
-        "layer fc1 (linear) takes a flat input (add a flatten layer before it) but gets [64, 7, 7]",
+        "layer fc1 (linear) takes flat features or tokens (add a flatten or a tokens layer before it) but gets [64, 7, 7]",
     );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -50,3 +50,5 @@ pub const LAYER_SKIP: &str = "Leave this layer dense. The last layer is often ke
 pub const LAYER_TARGET: &str =
     "This layer's own final sparsity; the schedule's curve is scaled to end there.";
 pub const LAYER_PATTERN: &str = "This layer's own granularity. The first conv of a grey image has one input channel, so it cannot take N:M groups along its input axis.";
+pub const CHANNEL_GROUPS: &str = "Channel groups: channels the network ties together (a residual add sums them), pruned together when the granularity is channel. out: the layer writes the group's channels (its rows); in: it reads them (its columns). A group is ranked by its members' summed scores.";
+pub const HEAD: &str = "Whole attention heads: a head's query, key and value rows and its columns of the output projection go together. Only attention's projections take it; the other layers stay dense.";

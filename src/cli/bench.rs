@@ -90,6 +90,8 @@ fn reference(args: &BenchArgs, model: ModelKind) -> Result<(f64, String)> {
         ModelKind::Lenet5 => "lenet5",
         ModelKind::SeedCnn => "seed_cnn",
         ModelKind::SmallCnn => "small_cnn",
+        ModelKind::Resnet20 => "resnet20",
+        ModelKind::VitTiny => "vit_tiny",
         ModelKind::Custom => bail!("PyTorch's reference has the built-in models only"),
     };
     let line = super::reference::run_reference(

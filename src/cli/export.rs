@@ -67,6 +67,7 @@ pub fn export(args: &ExportArgs) -> Result<()> {
             "accuracy_f32_reloaded": r.accuracy_f32_reloaded,
             "accuracy_int8_reloaded": r.accuracy_int8_reloaded,
             "files": [r.stripped, r.sparse_f32, r.sparse_int8],
+            "compact": r.compact,
         });
         writeln!(out, "{line}")?;
         return Ok(());
@@ -101,5 +102,20 @@ pub fn export(args: &ExportArgs) -> Result<()> {
         r.sparse_f32.display(),
         r.sparse_int8.display()
     )?;
+    if let Some(c) = &r.compact {
+        writeln!(
+            out,
+            "smaller network without the pruned channel groups and heads: {} -> {} multiply-adds per example ({:.2}x), {} -> {} parameters, accuracy {:.4}; {} narrower layers; files: {}, {}",
+            c.macs_before,
+            c.macs_after,
+            c.macs_before as f64 / c.macs_after.max(1) as f64,
+            c.params_before,
+            c.params_after,
+            c.accuracy,
+            c.widths.len(),
+            c.weights.display(),
+            c.description.display()
+        )?;
+    }
     Ok(())
 }

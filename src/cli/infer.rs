@@ -12,6 +12,8 @@ use super::plan_args::PlanArgs;
 use crate::data::Dataset;
 use crate::export::read_sparse;
 use crate::infer::bench::measure;
+use crate::model::ModelKind;
+use crate::model::stack::weight_key;
 use crate::plan::ExperimentPlan;
 use crate::train::{Command, Event, Worker};
 
@@ -50,6 +52,18 @@ fn trained_model(args: &BenchInferArgs, dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// The model `bench/torch_infer.py` builds for `model`.
+fn reference_model(model: ModelKind) -> Result<&'static str> {
+    Ok(match model {
+        ModelKind::Mlp => "mlp",
+        ModelKind::Resnet20 => "resnet20",
+        ModelKind::VitTiny => "vit_tiny",
+        other => anyhow::bail!(
+            "PyTorch's inference reference has mlp, resnet20 and vit-tiny, not {other}"
+        ),
+    })
+}
+
 pub fn bench_infer(args: &BenchInferArgs) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("sparsity-explorer-infer-{}", std::process::id()));
     trained_model(args, &dir)?;
@@ -59,7 +73,7 @@ pub fn bench_infer(args: &BenchInferArgs) -> Result<()> {
     let masks: Vec<Option<Vec<u8>>> = names
         .iter()
         .map(|n| {
-            let w = format!("{n}.weight");
+            let w = weight_key(n);
             decoded
                 .masks
                 .iter()
@@ -81,6 +95,8 @@ pub fn bench_infer(args: &BenchInferArgs) -> Result<()> {
             script,
             &[
                 dir.join("model.safetensors").display().to_string(),
+                "--model".into(),
+                reference_model(plan.model)?.into(),
                 "--seconds".into(),
                 args.seconds.to_string(),
             ],

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::spx::{Decoded, MaskEncoding, Storage, VERSION, ValueFormat};
 use super::{ExportError, read_sparse};
+use crate::model::stack::weight_key;
 use crate::plan::ExperimentPlan;
 
 /// One parameter of the file.
@@ -97,7 +98,7 @@ pub fn describe(decoded: &Decoded, path: &str, bytes: u64) -> Result<Inspection,
         };
         let granularity = rules
             .iter()
-            .find(|r| format!("{}.weight", r.name) == entry.name)
+            .find(|r| weight_key(&r.name) == entry.name)
             .and_then(|r| r.granularity)
             .map(|g| g.to_string());
         if granularity.is_some() {

@@ -2,6 +2,7 @@
 //! (f32 or int8) whose size shows what pruning saves, beside the information-theoretic
 //! floor for the same masks.
 
+pub mod compact;
 pub mod inspect;
 pub mod spx;
 
@@ -15,10 +16,12 @@ use safetensors::{Dtype, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use compact::{Compact, CompactError, Width, compact};
 pub use inspect::{Inspection, ParameterReport, inspect_file};
 pub use spx::{Decoded, FormatError, ValueFormat};
 
 use crate::model::HostTensor;
+use crate::model::stack::weight_key;
 use crate::prune::{Granularity, LayerRule};
 
 #[derive(Debug, Error)]
@@ -80,7 +83,7 @@ pub struct ExportInputs<'a> {
 
 impl ExportInputs<'_> {
     fn weight(&self, rule: &LayerRule) -> Option<&HostTensor> {
-        let name = format!("{}.weight", rule.name);
+        let name = weight_key(&rule.name);
         self.params.iter().find(|t| t.name == name)
     }
 
@@ -186,7 +189,7 @@ impl ExportInputs<'_> {
             .chain(self.rules.iter().zip(self.masks).filter_map(|(r, m)| {
                 m.as_ref().map(|m| {
                     (
-                        format!("{}.weight_mask", r.name),
+                        format!("{}_mask", weight_key(&r.name)),
                         m.clone(),
                         r.shape.dims(),
                         Dtype::U8,

@@ -48,12 +48,16 @@ fn is_dense_stack(stack: &StackConfig) -> bool {
         return false;
     };
     let alternating = rest.iter().enumerate().all(|(i, l)| {
-        matches!(
-            (i % 2, l),
-            (0, LayerConfig::Linear { .. }) | (1, LayerConfig::Relu)
-        )
+        l.input.is_none()
+            && matches!(
+                (i % 2, &l.config),
+                (0, LayerConfig::Linear { bias: true, .. }) | (1, LayerConfig::Relu)
+            )
     });
-    matches!(first, LayerConfig::Flatten) && alternating && rest.len() % 2 == 1
+    matches!(first.config, LayerConfig::Flatten)
+        && first.input.is_none()
+        && alternating
+        && rest.len() % 2 == 1
 }
 
 /// A model on the host, dense or sparse: the MLP with its shrinking of dead neurons and

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod net;
+mod ops;
 
 use thiserror::Error;
 

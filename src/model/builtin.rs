@@ -1,88 +1,207 @@
-//! The four built-in models, as stacks: the same layers, names and order as their papers
-//! and the seed recipe, so plans' per-layer overrides (`conv1`, `fc2`, ...) name them.
+//! The built-in models, as networks: the same layers, names and order as their papers, the
+//! seed recipe and the PyTorch modules of `bench/torch_reference.py`, so plans' per-layer
+//! overrides (`conv1`, `fc2`, `blocks.3.c1`, ...) name them and a `state_dict` saved from
+//! those modules loads as it is.
 
 use super::ModelKind;
-use super::stack::{LayerConfig, StackConfig};
+use super::stack::{Layer, LayerConfig, StackConfig};
 
-fn conv(name: &str, out: usize, kernel: usize, padding: usize) -> LayerConfig {
-    LayerConfig::Conv2d {
-        name: Some(name.into()),
-        out,
-        kernel,
-        stride: 1,
-        padding,
-    }
+fn conv(name: &str, out: usize, kernel: usize, padding: usize) -> Layer {
+    Layer::named(
+        name,
+        LayerConfig::Conv2d {
+            out,
+            kernel,
+            stride: 1,
+            padding,
+            groups: 1,
+            bias: true,
+        },
+    )
 }
 
-fn dense(name: &str, out: usize) -> LayerConfig {
-    LayerConfig::Linear {
-        name: Some(name.into()),
-        out,
-    }
+/// A convolution without bias, as ResNets have before a batch norm.
+fn conv_no_bias(name: &str, out: usize, kernel: usize, stride: usize) -> Layer {
+    Layer::named(
+        name,
+        LayerConfig::Conv2d {
+            out,
+            kernel,
+            stride,
+            padding: kernel / 2,
+            groups: 1,
+            bias: false,
+        },
+    )
 }
 
-fn pool() -> LayerConfig {
+fn dense(name: &str, out: usize) -> Layer {
+    Layer::named(name, LayerConfig::Linear { out, bias: true })
+}
+
+fn norm(name: &str) -> Layer {
+    Layer::named(name, LayerConfig::Batchnorm2d)
+}
+
+fn pool() -> Layer {
     LayerConfig::Maxpool2d {
         kernel: 2,
         stride: None,
     }
+    .into()
 }
 
-/// The stack of a built-in model; `None` for [`ModelKind::Custom`], whose stack is the
-/// plan's.
+fn repeat(times: usize, first: usize, layers: Vec<Layer>) -> Layer {
+    LayerConfig::Repeat {
+        times,
+        first,
+        layers,
+    }
+    .into()
+}
+
+fn add(name: &str, inputs: [&str; 2]) -> Layer {
+    Layer::named(
+        name,
+        LayerConfig::Add {
+            inputs: inputs.map(String::from).to_vec(),
+        },
+    )
+}
+
+/// `Block` of `bench/torch_reference.py`, as copy `{i}` of a repeat: conv, BN, ReLU, conv,
+/// BN, plus the block's input, through a 1x1 conv and BN (`short.0`, `short.1`) when
+/// `project` (the shape changes), then ReLU.
+fn basic_block(out: usize, stride: usize, project: bool) -> Vec<Layer> {
+    let mut layers = vec![
+        conv_no_bias("blocks.{i}.c1", out, 3, stride),
+        norm("blocks.{i}.b1"),
+        Layer::named("blocks.{i}.relu", LayerConfig::Relu),
+        conv_no_bias("blocks.{i}.c2", out, 3, 1),
+        norm("blocks.{i}.b2"),
+    ];
+    let shortcut = if project {
+        layers.push(conv_no_bias("blocks.{i}.short.0", out, 1, stride).reading("{input}"));
+        layers.push(norm("blocks.{i}.short.1"));
+        "blocks.{i}.short.1"
+    } else {
+        "{input}"
+    };
+    layers.push(add("blocks.{i}.add", ["blocks.{i}.b2", shortcut]));
+    layers.push(Layer::named("blocks.{i}.out", LayerConfig::Relu));
+    layers
+}
+
+/// `ResNet20` of `bench/torch_reference.py`: a 3x3 stem of 16 channels, three stages of
+/// three basic blocks at 16, 32 and 64 channels (the first of the last two with stride 2
+/// and a projection shortcut), global average pooling, fc10.
+fn resnet20() -> Vec<Layer> {
+    vec![
+        conv_no_bias("stem", 16, 3, 1),
+        norm("bn"),
+        LayerConfig::Relu.into(),
+        repeat(3, 0, basic_block(16, 1, false)),
+        repeat(1, 3, basic_block(32, 2, true)),
+        repeat(2, 4, basic_block(32, 1, false)),
+        repeat(1, 6, basic_block(64, 2, true)),
+        repeat(2, 7, basic_block(64, 1, false)),
+        LayerConfig::GlobalAvgpool.into(),
+        dense("fc", 10),
+    ]
+}
+
+/// `VitTiny` of `bench/torch_reference.py`: 4x4 patches of a 28x28 image (49 tokens) of
+/// width 64, learned positions, four pre-norm encoder layers (4 heads, an MLP of 128 with
+/// GELU), a layer norm, the tokens' mean and fc10. The names are those of PyTorch's
+/// `nn.TransformerEncoderLayer` (`norm_first = True`).
+fn vit_tiny() -> Vec<Layer> {
+    let layer = |p: &str| format!("encoder.layers.{{i}}.{p}");
+    let encoder_layer = vec![
+        Layer::named(layer("norm1"), LayerConfig::Layernorm),
+        Layer::named(layer("self_attn"), LayerConfig::attention(4)),
+        add(&layer("attended"), [&layer("self_attn"), "{input}"]),
+        Layer::named(layer("norm2"), LayerConfig::Layernorm),
+        dense(&layer("linear1"), 128),
+        Layer::named(layer("gelu"), LayerConfig::Gelu),
+        dense(&layer("linear2"), 64),
+        add(&layer("out"), [&layer("linear2"), &layer("attended")]),
+    ];
+    vec![
+        Layer::named(
+            "patch",
+            LayerConfig::Conv2d {
+                out: 64,
+                kernel: 4,
+                stride: 4,
+                padding: 0,
+                groups: 1,
+                bias: true,
+            },
+        ),
+        LayerConfig::Tokens.into(),
+        Layer::named("pos", LayerConfig::Position),
+        repeat(4, 0, encoder_layer),
+        Layer::named("norm", LayerConfig::Layernorm),
+        LayerConfig::MeanTokens.into(),
+        dense("fc", 10),
+    ]
+}
+
+/// The network of a built-in model; `None` for [`ModelKind::Custom`], whose network is
+/// the plan's.
 pub fn builtin_stack(kind: ModelKind) -> Option<StackConfig> {
     use LayerConfig::{Flatten, Relu};
-    let layers = match kind {
+    let layers: Vec<Layer> = match kind {
         // LeNet-300-100: 784-300-100-10
         ModelKind::Mlp => vec![
-            Flatten,
+            Flatten.into(),
             dense("fc1", 300),
-            Relu,
+            Relu.into(),
             dense("fc2", 100),
-            Relu,
+            Relu.into(),
             dense("fc3", 10),
         ],
         // LeNet-5: conv 6@5x5 pad 2, pool, conv 16@5x5, pool, 120, 84, 10
         ModelKind::Lenet5 => vec![
             conv("conv1", 6, 5, 2),
-            Relu,
+            Relu.into(),
             pool(),
             conv("conv2", 16, 5, 0),
-            Relu,
+            Relu.into(),
             pool(),
-            Flatten,
+            Flatten.into(),
             dense("fc1", 120),
-            Relu,
+            Relu.into(),
             dense("fc2", 84),
-            Relu,
+            Relu.into(),
             dense("fc3", 10),
         ],
         // the seed recipe: Conv2D(32, 5x5, same, relu), MaxPool 2, Conv2D(64, 5x5, same),
         // BatchNorm, ReLU, MaxPool 2, Flatten, Dense(1024, relu), Dropout(0.4), Dense(10)
         ModelKind::SeedCnn => vec![
             conv("conv1", 32, 5, 2),
-            Relu,
+            Relu.into(),
             pool(),
             conv("conv2", 64, 5, 2),
-            LayerConfig::Batchnorm2d {
-                name: Some("norm".into()),
-            },
-            Relu,
+            norm("norm"),
+            Relu.into(),
             pool(),
-            Flatten,
+            Flatten.into(),
             dense("fc1", 1024),
-            Relu,
-            LayerConfig::Dropout { p: 0.4 },
+            Relu.into(),
+            LayerConfig::Dropout { p: 0.4 }.into(),
             dense("fc2", 10),
         ],
         // tfmot's guide: Conv2D(12, 3x3, relu), MaxPool 2, Flatten, Dense(10)
         ModelKind::SmallCnn => vec![
             conv("conv1", 12, 3, 0),
-            Relu,
+            Relu.into(),
             pool(),
-            Flatten,
+            Flatten.into(),
             dense("fc1", 10),
         ],
+        ModelKind::Resnet20 => resnet20(),
+        ModelKind::VitTiny => vit_tiny(),
         ModelKind::Custom => return None,
     };
     Some(StackConfig {

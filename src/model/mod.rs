@@ -16,13 +16,14 @@ use std::fmt;
 
 use burn::module::Param;
 use burn::module::RunningState;
-use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, Linear};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use network::LayerModule;
 pub use network::Network;
-pub use stack::{LayerConfig, Shape, StackConfig, StackError};
+pub use stack::{Layer, LayerConfig, Shape, StackConfig, StackError};
 pub use weights::{WeightsError, read_state_dict};
 
 use crate::prune::{LayerShape, LayerSpec};
@@ -64,7 +65,8 @@ pub enum ParamError {
     },
 }
 
-/// Which model to train. Written as `mlp`, `lenet5`, `seed-cnn`, `small-cnn`.
+/// Which model to train. Written as `mlp`, `lenet5`, `seed-cnn`, `small-cnn`, `resnet20`,
+/// `vit-tiny`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelKind {
@@ -75,16 +77,22 @@ pub enum ModelKind {
     Lenet5,
     SeedCnn,
     SmallCnn,
+    /// He et al.'s CIFAR-style ResNet-20, `ResNet20` of `bench/torch_reference.py`.
+    Resnet20,
+    /// A small vision transformer, `VitTiny` of `bench/torch_reference.py`.
+    VitTiny,
     /// The plan's own stack of layers (`[[layers]]`).
     Custom,
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 4] = [
+    pub const ALL: [ModelKind; 6] = [
         ModelKind::Mlp,
         ModelKind::Lenet5,
         ModelKind::SeedCnn,
         ModelKind::SmallCnn,
+        ModelKind::Resnet20,
+        ModelKind::VitTiny,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -93,6 +101,8 @@ impl ModelKind {
             ModelKind::Lenet5 => "lenet5",
             ModelKind::SeedCnn => "seed-cnn",
             ModelKind::SmallCnn => "small-cnn",
+            ModelKind::Resnet20 => "resnet20",
+            ModelKind::VitTiny => "vit-tiny",
             ModelKind::Custom => "custom",
         }
     }
@@ -104,6 +114,8 @@ impl ModelKind {
             ModelKind::Lenet5 => "LeNet-5: conv 6, conv 16, dense 120-84-10",
             ModelKind::SeedCnn => "tfmot CNN: conv 32, conv 64 + batch norm, dense 1024, dropout",
             ModelKind::SmallCnn => "tfmot guide CNN: conv 12 3x3, dense 10",
+            ModelKind::Resnet20 => "ResNet-20: 3 stages of 3 residual blocks (16, 32, 64 channels)",
+            ModelKind::VitTiny => "ViT: 49 patch tokens of width 64, 4 encoder layers of 4 heads",
             ModelKind::Custom => "the plan's own stack of layers",
         }
     }
@@ -180,41 +192,56 @@ impl Network {
     }
 
     /// Every parameter on the host, PyTorch names and layout, prunable weights first (in
-    /// layer order, each followed by its bias), then batch norms.
+    /// layer order, each followed by its bias), then the norms and position embeddings.
     pub fn read_params(&self) -> Vec<HostTensor> {
-        let specs = self.layer_specs();
+        let weights = self.graph().iter().flat_map(|l| l.prunable());
         let mut out = Vec::new();
-        for (spec, layer) in specs.iter().zip(self.prunable()) {
+        for (w, layer) in weights.zip(self.prunable()) {
             out.push(HostTensor {
-                name: format!("{}.weight", spec.name),
-                dims: spec.shape.dims(),
+                name: w.weight_key,
+                dims: w.shape.dims(),
                 values: read_weight(&layer),
             });
             let bias = match layer {
                 LayerHandle::Linear(l) => l.bias.as_ref().map(|b| b.val()),
                 LayerHandle::Conv2d(c) => c.bias.as_ref().map(|b| b.val()),
             };
-            if let Some(b) = bias {
-                out.push(host_vector(format!("{}.bias", spec.name), b));
+            if let (Some(key), Some(b)) = (w.bias_key, bias) {
+                out.push(host_vector(key, b));
             }
         }
-        for (name, bn) in self.batch_norms() {
-            out.push(host_vector(format!("{name}.weight"), bn.gamma.val()));
-            out.push(host_vector(format!("{name}.bias"), bn.beta.val()));
-            out.push(host_vector(
-                format!("{name}.running_mean"),
-                bn.running_mean.value(),
-            ));
-            out.push(host_vector(
-                format!("{name}.running_var"),
-                bn.running_var.value(),
-            ));
+        for (l, module) in self.layers() {
+            let key = |p: &str| format!("{}.{p}", l.name);
+            match module {
+                LayerModule::BatchNorm(bn) => {
+                    out.push(host_vector(key("weight"), bn.gamma.val()));
+                    out.push(host_vector(key("bias"), bn.beta.val()));
+                    out.push(host_vector(key("running_mean"), bn.running_mean.value()));
+                    out.push(host_vector(key("running_var"), bn.running_var.value()));
+                }
+                LayerModule::LayerNorm(norm) => {
+                    out.push(host_vector(key("weight"), norm.gamma.val()));
+                    if let Some(beta) = &norm.beta {
+                        out.push(host_vector(key("bias"), beta.val()));
+                    }
+                }
+                LayerModule::Position(p) => {
+                    let t = p.embedding.val();
+                    out.push(HostTensor {
+                        name: l.name.clone(),
+                        dims: t.dims().to_vec(),
+                        values: t.into_data().iter::<f32>().collect(),
+                    });
+                }
+                _ => {}
+            }
         }
         out
     }
 
     /// Replaces every parameter with the named host values (as [`Network::read_params`]
-    /// gives them). Every parameter must be present with its exact shape.
+    /// gives them). Every parameter must be present with its exact shape; nothing changes
+    /// when one is not.
     pub fn write_params(&mut self, params: &[HostTensor]) -> Result<(), ParamError> {
         let find = |name: &str, dims: &[usize]| -> Result<&HostTensor, ParamError> {
             let t = params
@@ -230,74 +257,64 @@ impl Network {
             }
             Ok(t)
         };
-        // check everything before changing anything
+        let mut found = std::collections::HashMap::new();
         for t in self.read_params() {
-            find(&t.name, &t.dims)?;
+            found.insert(t.name.clone(), find(&t.name, &t.dims)?.values.clone());
         }
-        let specs = self.layer_specs();
-        for (spec, layer) in specs.iter().zip(self.prunable_mut()) {
-            let w = find(&format!("{}.weight", spec.name), &spec.shape.dims())?;
-            let s = spec.shape;
+        let mut take = |key: &str| found.remove(key).expect("checked above");
+        let weights: Vec<_> = self.graph().iter().flat_map(|l| l.prunable()).collect();
+        for (w, layer) in weights.into_iter().zip(self.prunable_mut()) {
+            let s = w.shape;
+            let values = take(&w.weight_key);
+            let bias = |b: &mut Param<Tensor<1>>, take: &mut dyn FnMut(&str) -> Vec<f32>| {
+                let key = w.bias_key.as_deref().expect("a bias the graph names");
+                let v = take(key);
+                set_param(b, |d| {
+                    Tensor::<1>::from_data(TensorData::new(v, [s.out]), d)
+                });
+            };
             match layer {
                 LayerHandleMut::Linear(l) => {
-                    set_param(&mut l.weight, |device| {
-                        Tensor::<2>::from_data(
-                            TensorData::new(w.values.clone(), [s.out, s.inp]),
-                            device,
-                        )
-                        .transpose()
+                    set_param(&mut l.weight, |d| {
+                        Tensor::<2>::from_data(TensorData::new(values, [s.out, s.inp]), d)
+                            .transpose()
                     });
                     if let Some(b) = l.bias.as_mut() {
-                        let bv = find(&format!("{}.bias", spec.name), &[s.out])?;
-                        set_param(b, |device| {
-                            Tensor::<1>::from_data(
-                                TensorData::new(bv.values.clone(), [s.out]),
-                                device,
-                            )
-                        });
+                        bias(b, &mut take);
                     }
                 }
                 LayerHandleMut::Conv2d(c) => {
-                    set_param(&mut c.weight, |device| {
+                    set_param(&mut c.weight, |d| {
                         Tensor::<4>::from_data(
-                            TensorData::new(w.values.clone(), [s.out, s.inp, s.kh, s.kw]),
-                            device,
+                            TensorData::new(values, [s.out, s.inp, s.kh, s.kw]),
+                            d,
                         )
                     });
                     if let Some(b) = c.bias.as_mut() {
-                        let bv = find(&format!("{}.bias", spec.name), &[s.out])?;
-                        set_param(b, |device| {
-                            Tensor::<1>::from_data(
-                                TensorData::new(bv.values.clone(), [s.out]),
-                                device,
-                            )
-                        });
+                        bias(b, &mut take);
                     }
                 }
             }
         }
-        for (name, bn) in self.batch_norms_mut() {
-            let n = bn.gamma.dims()[0];
-            let vec = |suffix: &str| -> Result<Vec<f32>, ParamError> {
-                Ok(find(&format!("{name}.{suffix}"), &[n])?.values.clone())
-            };
-            let (g, b, m, v) = (
-                vec("weight")?,
-                vec("bias")?,
-                vec("running_mean")?,
-                vec("running_var")?,
-            );
-            set_param(&mut bn.gamma, |d| {
-                Tensor::<1>::from_data(TensorData::new(g, [n]), d)
-            });
-            set_param(&mut bn.beta, |d| {
-                Tensor::<1>::from_data(TensorData::new(b, [n]), d)
-            });
-            let device = bn.gamma.val().device().inner();
-            bn.running_mean =
-                RunningState::new(Tensor::<1>::from_data(TensorData::new(m, [n]), &device));
-            bn.running_var =
-                RunningState::new(Tensor::<1>::from_data(TensorData::new(v, [n]), &device));
+        for (l, module) in self.layers_mut() {
+            let key = |p: &str| format!("{}.{p}", l.name);
+            match module {
+                LayerModule::BatchNorm(bn) => write_batch_norm(bn, |p| take(&key(p))),
+                LayerModule::LayerNorm(norm) => {
+                    set_vector(&mut norm.gamma, take(&key("weight")));
+                    if let Some(beta) = norm.beta.as_mut() {
+                        set_vector(beta, take(&key("bias")));
+                    }
+                }
+                LayerModule::Position(p) => {
+                    let dims: [usize; 3] = p.embedding.dims();
+                    let v = take(&l.name);
+                    set_param(&mut p.embedding, |d| {
+                        Tensor::<3>::from_data(TensorData::new(v, dims), d)
+                    });
+                }
+                _ => {}
+            }
         }
         Ok(())
     }
@@ -374,6 +391,27 @@ fn host_vector(name: String, t: Tensor<1>) -> HostTensor {
     }
 }
 
+/// Writes a batch norm's scale, shift and running statistics, each read by `take` from its
+/// PyTorch name (`weight`, `bias`, `running_mean`, `running_var`).
+fn write_batch_norm(bn: &mut BatchNorm, mut take: impl FnMut(&str) -> Vec<f32>) {
+    set_vector(&mut bn.gamma, take("weight"));
+    set_vector(&mut bn.beta, take("bias"));
+    let n = bn.gamma.dims()[0];
+    let device = bn.gamma.val().device().inner();
+    let running =
+        |v: Vec<f32>| RunningState::new(Tensor::<1>::from_data(TensorData::new(v, [n]), &device));
+    bn.running_mean = running(take("running_mean"));
+    bn.running_var = running(take("running_var"));
+}
+
+/// Replaces a vector parameter's values.
+fn set_vector(param: &mut Param<Tensor<1>>, values: Vec<f32>) {
+    let n = values.len();
+    set_param(param, |d| {
+        Tensor::<1>::from_data(TensorData::new(values, [n]), d)
+    });
+}
+
 /// Replaces a parameter's value, keeping its id, device and whether it requires gradients.
 fn set_param<const D: usize>(
     param: &mut Param<Tensor<D>>,
@@ -427,7 +465,7 @@ mod tests {
             for spec in &specs {
                 let weight = params
                     .iter()
-                    .find(|p| p.name == format!("{}.weight", spec.name))
+                    .find(|p| p.name == stack::weight_key(&spec.name))
                     .unwrap_or_else(|| panic!("{kind}: no {}.weight", spec.name));
                 assert_eq!(weight.dims, spec.shape.dims(), "{kind} {}", spec.name);
             }

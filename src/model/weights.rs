@@ -54,10 +54,16 @@ struct Needed {
 fn needed(stack: &StackConfig) -> Result<Vec<Needed>, StackError> {
     let mut out = Vec::new();
     for (i, l) in stack.resolve(None)?.iter().enumerate() {
-        for (p, dims) in l.parameters() {
+        for (key, dims) in l.parameters() {
+            // `blocks.0.c1.weight` is `4.weight` in an `nn.Sequential`; a parameter named
+            // as its layer (a position embedding) is `4`
+            let position = match key.strip_prefix(&l.name) {
+                Some(rest) => format!("{i}{rest}"),
+                None => i.to_string(),
+            };
             out.push(Needed {
-                key: format!("{}.{p}", l.name),
-                position: format!("{i}.{p}"),
+                key,
+                position,
                 dims,
             });
         }

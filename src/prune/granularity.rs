@@ -21,7 +21,7 @@ pub enum BlockScore {
 /// The unit of pruning.
 ///
 /// Written as text in plans and on the command line: `unstructured`, `2:4` (N:M),
-/// `block:4x4` or `block:4x4:max`, `channel`.
+/// `block:4x4` or `block:4x4:max`, `channel`, `head`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum Granularity {
@@ -37,15 +37,19 @@ pub enum Granularity {
         cols: usize,
         score: BlockScore,
     },
-    /// Whole output neurons (Linear) or whole filters (Conv2d), scored by L2 norm.
+    /// Whole output neurons (Linear) or whole filters (Conv2d), scored by L2 norm; where
+    /// a network ties channels together (a residual add), the whole channel group.
     Channel,
+    /// Whole attention heads: a head's Q, K and V rows of the packed input projection and
+    /// its columns of the output projection, together.
+    Head,
 }
 
 /// A granularity that is malformed in itself, whatever layer it is used on.
 #[derive(Debug, Error, PartialEq, Eq, Clone)]
 pub enum GranularityError {
     #[error(
-        "cannot read granularity {0:?}: expected `unstructured`, `N:M` (like 2:4), `block:RxC` (like block:4x4, optionally `:max`) or `channel`"
+        "cannot read granularity {0:?}: expected `unstructured`, `N:M` (like 2:4), `block:RxC` (like block:4x4, optionally `:max`), `channel` or `head`"
     )]
     Unreadable(String),
     #[error("N:M needs 1 <= N < M, found {n}:{m}")]
@@ -80,7 +84,7 @@ impl Granularity {
     /// blocks must tile the 2-D weight exactly.
     pub fn check_layer(&self, shape: &LayerShape) -> Result<(), Ineligible> {
         match *self {
-            Granularity::Unstructured | Granularity::Channel => Ok(()),
+            Granularity::Unstructured | Granularity::Channel | Granularity::Head => Ok(()),
             Granularity::NOfM { n, m } => {
                 if shape.inp.is_multiple_of(m) {
                     Ok(())
@@ -133,6 +137,7 @@ impl fmt::Display for Granularity {
                 score: BlockScore::Max,
             } => write!(f, "block:{rows}x{cols}:max"),
             Granularity::Channel => write!(f, "channel"),
+            Granularity::Head => write!(f, "head"),
         }
     }
 }
@@ -146,6 +151,7 @@ impl FromStr for Granularity {
         let g = match t.as_str() {
             "unstructured" | "1x1" => Granularity::Unstructured,
             "channel" | "filter" => Granularity::Channel,
+            "head" | "heads" => Granularity::Head,
             _ if t.starts_with("block:") => {
                 let mut parts = t["block:".len()..].split(':');
                 let size = parts.next().ok_or_else(unreadable)?;
@@ -204,6 +210,7 @@ mod tests {
             "block:4x4",
             "block:2x8:max",
             "channel",
+            "head",
         ] {
             let g: Granularity = text.parse().unwrap();
             assert_eq!(g.to_string(), text);

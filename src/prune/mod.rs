@@ -8,6 +8,7 @@
 
 pub mod exchange;
 pub mod granularity;
+pub mod group;
 pub mod layer;
 pub mod mask;
 pub mod policy;
@@ -18,6 +19,9 @@ mod step_schedule;
 
 pub use exchange::{Exchange, GrowthScores, exchange};
 pub use granularity::{BlockScore, Granularity, GranularityError, Ineligible};
+pub use group::{
+    ChannelGroup, GroupKind, Member, apply_group, group_keep, group_kept, group_scores,
+};
 pub use layer::{LayerKind, LayerShape};
 pub use mask::{
     GlobalLayer, MaskError, cut_threshold, global_masks, keep_count, layer_mask, nm_mask,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::granularity::Granularity;
+use super::group::{ChannelGroup, GroupKind, apply_group, group_kept, group_scores};
 use super::layer::LayerShape;
 use super::mask::{GlobalLayer, MaskError, global_masks, layer_mask};
 use super::schedule::ScheduleError;
@@ -71,9 +72,21 @@ pub struct PruningPolicy {
     /// pruning step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewind: Option<At>,
+    /// Channel groups keep a multiple of this many channels (rounded up): widths that
+    /// runtimes run fast (8 or 16 on most CPUs and GPUs). 1: no rounding.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub round_to: usize,
     /// Overrides by layer name (`conv1`, `fc2`, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub layers: BTreeMap<String, LayerOverride>,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
 }
 
 impl Default for PruningPolicy {
@@ -85,6 +98,7 @@ impl Default for PruningPolicy {
             scope: Scope::default(),
             schedule: Schedule::default(),
             rewind: None,
+            round_to: 1,
             layers: BTreeMap::new(),
         }
     }
@@ -98,6 +112,10 @@ pub struct LayerSpec {
     /// The network's last layer: its outputs are the class scores.
     #[serde(default)]
     pub output: bool,
+    /// For a projection of self-attention (its packed input projection or its output
+    /// projection), the layer's heads: what the `head` granularity prunes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads: Option<usize>,
 }
 
 impl LayerSpec {
@@ -106,6 +124,15 @@ impl LayerSpec {
             name: name.to_string(),
             shape,
             output: false,
+            heads: None,
+        }
+    }
+
+    /// A projection of self-attention with `heads` heads.
+    pub fn projection(name: &str, shape: LayerShape, heads: usize) -> Self {
+        Self {
+            heads: Some(heads),
+            ..Self::new(name, shape)
         }
     }
 
@@ -124,6 +151,11 @@ impl LayerSpec {
         if self.output && *granularity == Granularity::Channel {
             return Err(super::Ineligible(
                 "its output neurons are the classes; removing them removes classes".into(),
+            ));
+        }
+        if self.heads.is_none() && *granularity == Granularity::Head {
+            return Err(super::Ineligible(
+                "heads are a granularity of attention's projections (in_proj and out_proj)".into(),
             ));
         }
         granularity.check_layer(&self.shape)
@@ -210,6 +242,7 @@ impl LayerRule {
             && self.own_target.is_none()
             && self.granularity == Some(plan.granularity)
             && plan.granularity.fixed_sparsity().is_none()
+            && plan.granularity != Granularity::Head
     }
 }
 
@@ -335,7 +368,8 @@ impl PruningPolicy {
         }
         for (i, rule) in rules.iter().enumerate() {
             let Some(g) = rule.granularity else { continue };
-            if out[i].is_some() {
+            // heads are cut by their groups (see `cut_groups`)
+            if out[i].is_some() || g == Granularity::Head {
                 continue;
             }
             let target = rule.target(value, final_target);
@@ -349,6 +383,50 @@ impl PruningPolicy {
             )?);
         }
         Ok(out)
+    }
+
+    /// Re-cuts, on top of [`PruningPolicy::masks`], the groups whose every producer prunes
+    /// their unit (channel groups by `channel`, attention layers by `head`): each group
+    /// keeps its units with the highest summed scores (at its first producer's target,
+    /// channel widths rounded up to [`PruningPolicy::round_to`]) and every member loses the
+    /// others, readers included (a dense layer that reads a group loses the columns of its
+    /// pruned channels).
+    pub fn cut_groups(
+        &self,
+        rules: &[LayerRule],
+        scores: &[&[f32]],
+        groups: &[ChannelGroup],
+        value: f64,
+        masks: &mut [Option<Vec<u8>>],
+    ) {
+        let final_target = self.schedule.final_target();
+        let shapes: Vec<LayerShape> = rules.iter().map(|r| r.shape).collect();
+        let cut: Vec<&ChannelGroup> = groups
+            .iter()
+            .filter(|g| {
+                let unit = match g.kind {
+                    GroupKind::Channels => Granularity::Channel,
+                    GroupKind::Heads => Granularity::Head,
+                };
+                !g.producers.is_empty()
+                    && g.producers
+                        .iter()
+                        .all(|m| rules[m.weight].granularity == Some(unit))
+            })
+            .collect();
+        // a producer's own cut is its groups' now
+        for m in cut.iter().flat_map(|g| &g.producers) {
+            masks[m.weight] = Some(vec![1; shapes[m.weight].numel()]);
+        }
+        for group in cut {
+            let target = rules[group.producers[0].weight].target(value, final_target);
+            let round_to = match group.kind {
+                GroupKind::Channels => self.round_to,
+                GroupKind::Heads => 1,
+            };
+            let kept = group_kept(&group_scores(group, scores, &shapes), target, round_to);
+            apply_group(group, &kept, &shapes, masks);
+        }
     }
 }
 
@@ -376,6 +454,7 @@ mod tests {
                 frequency: 10,
             },
             rewind: None,
+            round_to: 1,
             layers: BTreeMap::new(),
         }
     }

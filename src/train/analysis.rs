@@ -12,7 +12,10 @@ use super::session::{Session, SessionError};
 use super::spread::Spread;
 use super::sweep_point::{PointRecipe, PointSpec, SweepPoint};
 use crate::model::{DeviceMask, Network};
-use crate::prune::{Criterion, Granularity, layer_mask};
+use crate::prune::{
+    ChannelGroup, Criterion, Granularity, GroupKind, LayerShape, apply_group, group_kept,
+    group_scores, layer_mask,
+};
 use burn::tensor::Device;
 
 /// Default sparsity levels of a sensitivity analysis.
@@ -22,7 +25,8 @@ pub const DEFAULT_TARGETS: [f64; 6] = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95];
 /// Default granularities of a sweep.
 pub const DEFAULT_GRANULARITIES: [&str; 4] = ["unstructured", "2:4", "block:4x4", "channel"];
 
-/// Prune each layer alone at each level and measure the accuracy.
+/// Prune each layer alone at each level and measure the accuracy; for `channel` also each
+/// channel group whole, for `head` each attention layer's heads.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SensitivityRequest {
     pub levels: Vec<f64>,
@@ -45,34 +49,83 @@ impl Default for SensitivityRequest {
     }
 }
 
-/// The accuracy of `original` (the network of `session`, host weights `weights`) with
-/// layer `layer` alone pruned to `level`, on the test split.
+/// The groups a sensitivity analysis measures as rows of their own after the layers: the
+/// channel groups for `channel`, the attention layers' heads for `head`, none otherwise;
+/// indices into `groups`.
+pub(crate) fn analysed_groups(groups: &[ChannelGroup], granularity: Granularity) -> Vec<usize> {
+    let kind = match granularity {
+        Granularity::Channel => GroupKind::Channels,
+        Granularity::Head => GroupKind::Heads,
+        _ => return Vec::new(),
+    };
+    (0..groups.len())
+        .filter(|&g| groups[g].kind == kind)
+        .collect()
+}
+
+/// The accuracy of `original` (the network of `session`, host weights `weights`) with row
+/// `row` alone pruned to `level`, on the test split: a layer (rows below the layer count)
+/// or one of the [`analysed_groups`] (the rows after).
 pub(crate) fn measure_cell(
     session: &Session,
     original: &Network,
     weights: &[Vec<f32>],
     request: &SensitivityRequest,
-    (layer, level): (usize, f64),
+    (row, level): (usize, f64),
 ) -> Result<f64, SessionError> {
-    let rule = session.rule(layer);
-    let mask = layer_mask(
-        &weights[layer],
-        &rule.shape,
-        request.granularity,
-        request.criterion,
-        level,
-        layer as u64,
-    )
-    .map_err(|e| SessionError::Plan(crate::prune::PolicyError::from(e).into()))?;
-    let mut masks: Vec<Option<DeviceMask>> = vec![None; weights.len()];
-    masks[layer] = Some(DeviceMask::upload(
-        &mask,
-        &rule.shape,
-        &session.mask_device(),
-    ));
+    let rules = session.rules();
+    let shapes: Vec<LayerShape> = rules.iter().map(|r| r.shape).collect();
+    let mut host: Vec<Option<Vec<u8>>> = vec![None; weights.len()];
+    if row < weights.len() {
+        host[row] = Some(
+            layer_mask(
+                &weights[row],
+                &shapes[row],
+                request.granularity,
+                request.criterion,
+                level,
+                row as u64,
+            )
+            .map_err(|e| SessionError::Plan(crate::prune::PolicyError::from(e).into()))?,
+        );
+    } else {
+        let groups = session.channel_groups();
+        let group = &groups[analysed_groups(groups, request.granularity)[row - weights.len()]];
+        let refs: Vec<&[f32]> = weights.iter().map(Vec::as_slice).collect();
+        let round_to = match group.kind {
+            GroupKind::Channels => session.plan().pruning.round_to,
+            GroupKind::Heads => 1,
+        };
+        let kept = group_kept(&group_scores(group, &refs, &shapes), level, round_to);
+        apply_group(group, &kept, &shapes, &mut host);
+    }
+    let device = session.mask_device();
+    let masks: Vec<Option<DeviceMask>> = host
+        .iter()
+        .zip(&shapes)
+        .map(|(m, shape)| m.as_ref().map(|m| DeviceMask::upload(m, shape, &device)))
+        .collect();
     let mut pruned = original.clone();
     pruned.apply_masks(masks.iter().map(Option::as_ref));
     Ok(session.evaluate_network(&pruned).accuracy)
+}
+
+/// A group's row name: the heads of an attention layer, or a channel group by its
+/// producers.
+fn group_row_name(group: &ChannelGroup, number: usize, names: &[String]) -> String {
+    let producer = |m: &crate::prune::Member| names[m.weight].clone();
+    match group.kind {
+        GroupKind::Heads => {
+            let attention = producer(&group.producers[0]);
+            let attention = attention.strip_suffix(".in_proj").unwrap_or(&attention);
+            format!("g{number} heads of {attention}")
+        }
+        GroupKind::Channels => {
+            let mut producers: Vec<String> = group.producers.iter().map(producer).collect();
+            producers.dedup();
+            format!("g{number} channels of {}", producers.join(" + "))
+        }
+    }
 }
 
 /// One layer's row of the accuracy matrix.
@@ -148,21 +201,37 @@ impl SensitivityJob {
         let original = session.network().clone();
         let weights = original.read_weights();
         let dense_accuracy = session.evaluate_network(&original).accuracy;
-        let layers = session
-            .network()
-            .layer_specs()
+        let specs = session.network().layer_specs();
+        let zeros =
+            |w: &[f32]| w.iter().filter(|v| **v == 0.0).count() as f64 / w.len().max(1) as f64;
+        let mut layers: Vec<LayerSensitivity> = specs
             .iter()
             .zip(&weights)
             .map(|(spec, w)| LayerSensitivity {
                 name: spec.name.clone(),
                 accuracy: vec![None; request.levels.len()],
-                note: spec
-                    .check(&request.granularity)
-                    .err()
-                    .map(|e| format!("{} does not fit: {e}", request.granularity)),
-                sparsity: w.iter().filter(|v| **v == 0.0).count() as f64 / w.len().max(1) as f64,
+                note: match spec.check(&request.granularity) {
+                    Err(e) => Some(format!("{} does not fit: {e}", request.granularity)),
+                    Ok(()) if request.granularity == Granularity::Head => {
+                        Some("heads are measured per attention layer, in the rows below".into())
+                    }
+                    Ok(()) => None,
+                },
+                sparsity: zeros(w),
             })
             .collect();
+        let names: Vec<String> = specs.into_iter().map(|s| s.name).collect();
+        let groups = session.channel_groups();
+        for g in analysed_groups(groups, request.granularity) {
+            let group = &groups[g];
+            let first = group.producers[0].weight;
+            layers.push(LayerSensitivity {
+                name: group_row_name(group, g, &names),
+                accuracy: vec![None; request.levels.len()],
+                note: None,
+                sparsity: zeros(&weights[first]),
+            });
+        }
         Self {
             result: SensitivityResult {
                 dense_accuracy,

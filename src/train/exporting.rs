@@ -6,8 +6,10 @@ use serde::Serialize;
 
 use super::session::Session;
 use crate::export::{
-    ExportError, ExportInputs, SizeReport, ValueFormat, read_sparse, write_sparse,
+    Compact, ExportError, ExportInputs, SizeReport, ValueFormat, Width, compact, read_sparse,
+    write_sparse,
 };
+use crate::model::DeviceMask;
 
 /// What an export wrote and measured.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -22,6 +24,24 @@ pub struct ExportReport {
     /// Test accuracy after reloading each sparse file into a fresh copy of the model.
     pub accuracy_f32_reloaded: f64,
     pub accuracy_int8_reloaded: f64,
+    /// The physically smaller network, when pruning removed channel groups or heads.
+    pub compact: Option<CompactReport>,
+}
+
+/// The smaller network an export writes when channel groups or heads were removed whole.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CompactReport {
+    /// Its parameters (`model-compact.safetensors`) and its description
+    /// (`model-compact.json`: widths, multiply-adds, the network as a plan's layers).
+    pub weights: PathBuf,
+    pub description: PathBuf,
+    pub widths: Vec<Width>,
+    pub macs_before: u64,
+    pub macs_after: u64,
+    pub params_before: usize,
+    pub params_after: usize,
+    /// Test accuracy of the smaller network, built afresh from its files' contents.
+    pub accuracy: f64,
 }
 
 fn reload_accuracy(session: &Session, path: &Path) -> Result<f64, ExportError> {
@@ -60,6 +80,7 @@ pub fn export_session(session: &Session, dir: &Path) -> Result<ExportReport, Exp
     write_sparse(&sparse_f32, &inputs.sparse_file(ValueFormat::F32)?)?;
     write_sparse(&sparse_int8, &inputs.sparse_file(ValueFormat::Int8)?)?;
     let sizes = inputs.size_report()?;
+    let compact = export_compact(session, dir, &params, &masks, &plan)?;
     Ok(ExportReport {
         accuracy: session.evaluate_network(session.network()).accuracy,
         accuracy_f32_reloaded: reload_accuracy(session, &sparse_f32)?,
@@ -68,5 +89,84 @@ pub fn export_session(session: &Session, dir: &Path) -> Result<ExportReport, Exp
         sparse_f32,
         sparse_int8,
         sizes,
+        compact,
     })
+}
+
+fn mismatch(path: &Path, reason: impl ToString) -> ExportError {
+    ExportError::Mismatch {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Writes the smaller network (`model-compact.safetensors`, `model-compact.json`) when the
+/// masks removed channel groups or heads whole, and evaluates it.
+fn export_compact(
+    session: &Session,
+    dir: &Path,
+    params: &[crate::model::HostTensor],
+    masks: &[Option<Vec<u8>>],
+    plan_toml: &str,
+) -> Result<Option<CompactReport>, ExportError> {
+    let weights = dir.join("model-compact.safetensors");
+    let description = dir.join("model-compact.json");
+    let stack = session.plan().stack().map_err(|e| mismatch(&weights, e))?;
+    let c: Compact = compact(&stack, params, masks).map_err(|e| mismatch(&weights, e))?;
+    if c.widths.is_empty() {
+        return Ok(None);
+    }
+    let mut model = session
+        .network_for(&c.stack)
+        .map_err(|e| mismatch(&weights, e))?;
+    model
+        .write_params(&c.params)
+        .map_err(|e| mismatch(&weights, e))?;
+    let specs = model.layer_specs();
+    let device = session.mask_device();
+    let uploaded: Vec<Option<DeviceMask>> = c
+        .masks
+        .iter()
+        .zip(&specs)
+        .map(|(m, s)| m.as_ref().map(|m| DeviceMask::upload(m, &s.shape, &device)))
+        .collect();
+    model.apply_masks(uploaded.iter().map(Option::as_ref));
+    let rules = crate::prune::PruningPolicy::default()
+        .rules(&specs)
+        .map_err(|e| mismatch(&weights, e))?;
+    ExportInputs {
+        model: session.plan().model.name(),
+        plan_toml,
+        rules: &rules,
+        masks: &c.masks,
+        params: &c.params,
+    }
+    .write_stripped(&weights)?;
+    let count = |p: &[crate::model::HostTensor]| p.iter().map(|t| t.values.len()).sum();
+    let report = CompactReport {
+        weights,
+        widths: c.widths.clone(),
+        macs_before: c.macs_before,
+        macs_after: c.macs_after,
+        params_before: count(params),
+        params_after: count(&c.params),
+        accuracy: session.evaluate_network(&model).accuracy,
+        description,
+    };
+    let json = serde_json::json!({
+        "widths": report.widths,
+        "macs_before": report.macs_before,
+        "macs_after": report.macs_after,
+        "params_before": report.params_before,
+        "params_after": report.params_after,
+        "accuracy": report.accuracy,
+        "network": toml::to_string(&c.stack).map_err(|e| mismatch(&report.description, e))?,
+    });
+    crate::atomic_write(&report.description, json.to_string().as_bytes()).map_err(|cause| {
+        ExportError::Write {
+            path: report.description.display().to_string(),
+            cause,
+        }
+    })?;
+    Ok(Some(report))
 }

@@ -46,6 +46,46 @@ pub struct LayerInfo {
     pub granularity: String,
     /// Why the layer stays dense, when it does.
     pub dense_reason: Option<String>,
+    /// The channel groups the layer belongs to.
+    pub groups: Vec<GroupRole>,
+}
+
+/// A layer's place in a channel group: the group's number, and whether the layer writes the
+/// group's channels (its rows) or reads them (its columns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct GroupRole {
+    pub group: usize,
+    pub writes: bool,
+}
+
+impl std::fmt::Display for GroupRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let arrow = if self.writes { "out" } else { "in" };
+        write!(f, "g{} {arrow}", self.group)
+    }
+}
+
+/// Every layer's places in `groups`, by prunable weight.
+pub fn group_roles(groups: &[crate::prune::ChannelGroup], layers: usize) -> Vec<Vec<GroupRole>> {
+    let mut roles = vec![Vec::new(); layers];
+    for (group, g) in groups.iter().enumerate() {
+        for m in &g.producers {
+            let role = GroupRole {
+                group,
+                writes: true,
+            };
+            if !roles[m.weight].contains(&role) {
+                roles[m.weight].push(role);
+            }
+        }
+        for r in &g.readers {
+            roles[r.weight].push(GroupRole {
+                group,
+                writes: false,
+            });
+        }
+    }
+    roles
 }
 
 /// Per-layer line of the final summary.

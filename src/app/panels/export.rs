@@ -110,6 +110,28 @@ fn size_table(ui: &mut Ui, r: &ExportReport) {
             ui.label(value);
             ui.end_row();
         }
+        if let Some(c) = &r.compact {
+            for (label, value) in [
+                (
+                    "smaller network: multiply-adds",
+                    format!(
+                        "{} -> {} ({:.2}x)",
+                        c.macs_before,
+                        c.macs_after,
+                        c.macs_before as f64 / c.macs_after.max(1) as f64
+                    ),
+                ),
+                (
+                    "smaller network: parameters",
+                    format!("{} -> {}", c.params_before, c.params_after),
+                ),
+                ("smaller network: accuracy", format!("{:.4}", c.accuracy)),
+            ] {
+                ui.label(t(label));
+                ui.label(value);
+                ui.end_row();
+            }
+        }
     });
 }
 

@@ -1,5 +1,6 @@
 //! The granularity picker of the Pruning section: what a pruning step removes together
-//! (single weights, N of every M, blocks, whole channels) and that pattern's sizes.
+//! (single weights, N of every M, blocks, whole channels, attention heads) and that
+//! pattern's sizes.
 
 use eframe::egui::{DragValue, Ui};
 
@@ -15,6 +16,7 @@ enum Kind {
     NOfM,
     Block,
     Channel,
+    Head,
 }
 
 fn kind_of(g: &Granularity) -> Kind {
@@ -23,6 +25,7 @@ fn kind_of(g: &Granularity) -> Kind {
         Granularity::NOfM { .. } => Kind::NOfM,
         Granularity::Block { .. } => Kind::Block,
         Granularity::Channel => Kind::Channel,
+        Granularity::Head => Kind::Head,
     }
 }
 
@@ -44,6 +47,8 @@ impl GranularityPicker<'_> {
                 .on_hover_text(t(tips::BLOCK));
             ui.selectable_value(&mut kind, Kind::Channel, t("channel"))
                 .on_hover_text(t(tips::CHANNEL));
+            ui.selectable_value(&mut kind, Kind::Head, t("head"))
+                .on_hover_text(t(tips::HEAD));
         });
         if kind != kind_of(g) {
             *g = match kind {
@@ -55,6 +60,7 @@ impl GranularityPicker<'_> {
                     score: BlockScore::Mean,
                 },
                 Kind::Channel => Granularity::Channel,
+                Kind::Head => Granularity::Head,
             };
         }
         match g {

@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 use eframe::egui;
 use egui::{DragValue, Ui};
 
+use super::mask_tiles::group_color;
 use crate::app::tips;
 use crate::i18n::t;
 use crate::prune::{Granularity, LayerOverride, LayerSpec, PruningPolicy};
+use crate::train::report::GroupRole;
 
 /// Patterns offered as a layer's own granularity.
 const LAYER_PATTERNS: [&str; 6] = [
@@ -27,6 +29,8 @@ pub struct LayerTable<'a> {
     pub pruning: &'a mut PruningPolicy,
     /// The plan's prunable layers.
     pub specs: &'a [LayerSpec],
+    /// Each layer's places in the network's channel groups.
+    pub roles: &'a [Vec<GroupRole>],
     /// Each layer's sparsity now, by name (layers of no run yet are missing).
     pub sparsity: &'a BTreeMap<String, f64>,
 }
@@ -36,17 +40,19 @@ impl LayerTable<'_> {
         let Self {
             pruning,
             specs,
+            roles,
             sparsity,
         } = self;
         let default = pruning.granularity;
         egui::Grid::new("layers")
-            .num_columns(6)
+            .num_columns(7)
             .striped(true)
             .show(ui, |ui| {
                 header(ui);
-                for spec in specs {
+                for (i, spec) in specs.iter().enumerate() {
                     let o = pruning.layers.entry(spec.name.clone()).or_default();
                     layer_row(ui, spec, sparsity.get(&spec.name), default, o);
+                    group_cell(ui, roles.get(i).map(Vec::as_slice).unwrap_or_default());
                     ui.end_row();
                 }
             });
@@ -69,6 +75,7 @@ fn header(ui: &mut Ui) {
         ),
         ("skip", tips::LAYER_SKIP),
         ("own target / pattern", tips::LAYER_TARGET),
+        ("groups", tips::CHANNEL_GROUPS),
     ] {
         ui.strong(t(h)).on_hover_text(t(tip));
     }
@@ -109,6 +116,16 @@ fn layer_row(
     ui.checkbox(&mut o.skip, "")
         .on_hover_text(t(tips::LAYER_SKIP));
     ui.horizontal(|ui| override_ui(ui, spec, o));
+}
+
+/// The channel groups a layer is in, each in its group's color.
+fn group_cell(ui: &mut Ui, roles: &[GroupRole]) {
+    ui.horizontal(|ui| {
+        for role in roles {
+            ui.label(egui::RichText::new(role.to_string()).color(group_color(role.group)))
+                .on_hover_text(t(tips::CHANNEL_GROUPS));
+        }
+    });
 }
 
 /// A layer's own target and own pattern, each offered only where it fits.

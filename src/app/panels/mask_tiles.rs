@@ -42,15 +42,33 @@ impl MaskTiles<'_> {
         }
         let count = layers.len() as f32;
         let width = ((ui.available_width() - 8.0 * (count - 1.0)) / count).max(160.0);
-        ui.horizontal_top(|ui| {
-            for layer in layers.iter_mut() {
-                ui.vertical(|ui| {
-                    ui.set_width(width);
-                    tile(ui, layer, width, height);
+        // a network of many layers scrolls sideways rather than squeezing its tiles
+        egui::ScrollArea::horizontal()
+            .id_salt("mask tiles")
+            .show(ui, |ui| {
+                ui.horizontal_top(|ui| {
+                    for layer in layers.iter_mut() {
+                        ui.vertical(|ui| {
+                            ui.set_width(width);
+                            tile(ui, layer, width, height);
+                        });
+                    }
                 });
-            }
-        });
+            });
     }
+}
+
+/// A color per channel group, the same in the tiles and the layer table.
+pub fn group_color(group: usize) -> egui::Color32 {
+    const COLORS: [egui::Color32; 6] = [
+        egui::Color32::from_rgb(240, 180, 80),
+        egui::Color32::from_rgb(120, 190, 250),
+        egui::Color32::from_rgb(200, 140, 240),
+        egui::Color32::from_rgb(120, 220, 160),
+        egui::Color32::from_rgb(250, 130, 130),
+        egui::Color32::from_rgb(220, 220, 120),
+    ];
+    COLORS[group % COLORS.len()]
 }
 
 /// One layer's tile: its name and sparsity, the layouts, the image, and what is under
@@ -62,6 +80,12 @@ fn tile(ui: &mut Ui, layer: &mut LayerView, width: f32, height: f32) {
             "{} · {}% pruned",
             &[&layer.info.shape, &format!("{:.1}", 100.0 * layer.sparsity)],
         ));
+        for role in &layer.info.groups {
+            ui.label(egui::RichText::new(role.to_string()).small().color(group_color(role.group)))
+                .on_hover_text(t(
+                    "Channel group: these channels are pruned together in every layer of the group (out: the layer's output channels, its rows; in: the input channels it reads, its columns)",
+                ));
+        }
     });
     layout_choice(ui, layer);
     let ctx = ui.ctx().clone();

@@ -1,29 +1,33 @@
-//! The network editor: the plan's stack of layers, with each layer's output shape and
+//! The network editor: the plan's layers, with what each reads, its output shape and
 //! parameter count as it is edited, and the error at the layer that does not fit. Layers
-//! are added, removed, moved and edited in place (after TensorFlow Playground's + and -
-//! buttons); changing the network needs a new run, like changing the model.
+//! are added, removed, moved, repeated as blocks and edited in place (after TensorFlow
+//! Playground's + and - buttons); changing the network needs a new run, like changing the
+//! model.
 
 use eframe::egui;
 use egui::{Color32, DragValue, RichText, Ui};
 
 use crate::i18n::t;
+use std::ops::Range;
+
 use crate::model::stack::ResolvedLayer;
-use crate::model::{LayerConfig, ModelKind, StackConfig, StackError};
+use crate::model::{Layer, LayerConfig, ModelKind, StackConfig, StackError};
 use crate::plan::ExperimentPlan;
 
 /// The layer types, each with the settings it starts from.
-fn templates() -> [LayerConfig; 10] {
-    [
+fn templates() -> Vec<LayerConfig> {
+    vec![
         LayerConfig::Conv2d {
-            name: None,
             out: 8,
             kernel: 3,
             stride: 1,
             padding: 1,
+            groups: 1,
+            bias: true,
         },
         LayerConfig::Linear {
-            name: None,
             out: 10,
+            bias: true,
         },
         LayerConfig::Maxpool2d {
             kernel: 2,
@@ -33,22 +37,43 @@ fn templates() -> [LayerConfig; 10] {
             kernel: 2,
             stride: None,
         },
-        LayerConfig::Batchnorm2d { name: None },
+        LayerConfig::GlobalAvgpool,
+        LayerConfig::Batchnorm2d,
+        LayerConfig::Layernorm,
         LayerConfig::Relu,
         LayerConfig::Gelu,
         LayerConfig::Tanh,
         LayerConfig::Dropout { p: 0.2 },
         LayerConfig::Flatten,
+        LayerConfig::Tokens,
+        LayerConfig::Position,
+        LayerConfig::attention(4),
+        LayerConfig::MeanTokens,
+        LayerConfig::Add {
+            inputs: vec![String::new(), String::new()],
+        },
+        LayerConfig::Concat {
+            inputs: vec![String::new(), String::new()],
+        },
     ]
 }
 
-/// Weights and biases (running statistics included) of one layer.
-fn parameters(layer: &ResolvedLayer) -> usize {
-    layer
-        .parameters()
+/// Which of the resolved layers each top-level row became: one for a layer, every copy's
+/// layers for a repeat.
+fn row_spans(layers: &[Layer]) -> Vec<Range<usize>> {
+    let mut start = 0usize;
+    layers
         .iter()
-        .map(|(_, dims)| dims.iter().product::<usize>())
-        .sum()
+        .map(|l| {
+            let n = match &l.config {
+                LayerConfig::Repeat { times, layers, .. } => times.saturating_mul(layers.len()),
+                _ => 1,
+            };
+            let span = start..start.saturating_add(n);
+            start = span.end;
+            span
+        })
+        .collect()
 }
 
 /// What a row asks for besides editing its layer.
@@ -56,6 +81,8 @@ enum RowAction {
     Up,
     Down,
     Remove,
+    /// Wrap the layer in a repeat, or take the next row into this repeat's block.
+    Repeat,
 }
 
 /// The Network section of the plan panel.
@@ -84,8 +111,10 @@ impl NetworkEditor<'_> {
             layers: plan.layers.clone(),
         };
         let (resolved, error) = stack.trace();
+        let spans = row_spans(&plan.layers);
         let action = layer_grid(ui, &mut plan.layers, &resolved, error.as_ref());
-        if resolved.len() == plan.layers.len()
+        // an error after every row fits (the output, an unread layer)
+        if spans.last().is_some_and(|s| resolved.len() >= s.end)
             && let Some(e) = &error
         {
             ui.colored_label(Color32::from_rgb(230, 110, 100), e.to_string());
@@ -96,6 +125,7 @@ impl NetworkEditor<'_> {
             Some((i, RowAction::Remove)) => {
                 plan.layers.remove(i);
             }
+            Some((i, RowAction::Repeat)) => repeat_row(&mut plan.layers, i),
             _ => {}
         }
         ui.horizontal_wrapped(|ui| {
@@ -106,11 +136,11 @@ impl NetworkEditor<'_> {
                     .on_hover_text("Add this layer at the end")
                     .clicked()
                 {
-                    plan.layers.push(template);
+                    plan.layers.push(Layer::new(template));
                 }
             }
         });
-        let total: usize = resolved.iter().map(parameters).sum();
+        let total: usize = resolved.iter().map(ResolvedLayer::parameter_count).sum();
         ui.small(format!("{total} parameters"));
     }
 }
@@ -120,7 +150,7 @@ fn built_in(ui: &mut Ui, plan: &mut ExperimentPlan) {
     ui.label(format!("{}: {}", plan.model.name(), plan.model.describe()));
     if ui
         .button(t("Edit as layers"))
-        .on_hover_text("Write this model out as its stack of layers and edit it: add, remove, move and change layers.")
+        .on_hover_text(t("Write this model out as its layers and edit it: add, remove, move, repeat and change layers."))
         .clicked()
         && let Ok(written) = plan.with_layers_written_out()
     {
@@ -129,46 +159,76 @@ fn built_in(ui: &mut Ui, plan: &mut ExperimentPlan) {
     }
 }
 
-/// A row per layer: its settings, output shape and parameters, and the buttons that move
-/// or remove it; the error under the first layer that does not fit. Returns what a
-/// button asked for.
+/// Wraps row `i` in a repeat of two copies (its name numbered by `{i}`), or, when it is a
+/// repeat already, moves the row after it into its block.
+fn repeat_row(layers: &mut Vec<Layer>, i: usize) {
+    if let LayerConfig::Repeat { .. } = layers[i].config {
+        if i + 1 < layers.len() && !matches!(layers[i + 1].config, LayerConfig::Repeat { .. }) {
+            let next = numbered(layers.remove(i + 1));
+            if let LayerConfig::Repeat { layers: block, .. } = &mut layers[i].config {
+                block.push(next);
+            }
+        }
+        return;
+    }
+    let layer = std::mem::replace(&mut layers[i], Layer::new(LayerConfig::Relu));
+    layers[i] = Layer::new(LayerConfig::Repeat {
+        times: 2,
+        first: 0,
+        layers: vec![numbered(layer)],
+    });
+}
+
+/// A layer as a repeat's block holds it: a given name gets the copy's number.
+fn numbered(mut layer: Layer) -> Layer {
+    if let Some(name) = &mut layer.name
+        && !name.contains("{i}")
+    {
+        name.push_str(".{i}");
+    }
+    layer
+}
+
+/// A row per top-level layer: its name, input, settings, output shape and parameters, and
+/// the buttons that move, remove or repeat it; the error under the first layer that does
+/// not fit. Returns what a button asked for.
 fn layer_grid(
     ui: &mut Ui,
-    layers: &mut [LayerConfig],
+    layers: &mut [Layer],
     resolved: &[ResolvedLayer],
     error: Option<&StackError>,
 ) -> Option<(usize, RowAction)> {
+    let spans = row_spans(layers);
     let mut action = None;
     egui::Grid::new("network").striped(true).show(ui, |ui| {
-        for (i, layer) in layers.iter_mut().enumerate() {
+        for (i, (layer, span)) in layers.iter_mut().zip(&spans).enumerate() {
             ui.label(i.to_string());
             layer_row(ui, i, layer);
-            match resolved.get(i) {
-                Some(r) => {
-                    ui.label(r.output.to_string());
-                    let n = parameters(r);
-                    ui.label(if n > 0 {
-                        format!("{n} params")
-                    } else {
-                        String::new()
-                    });
-                }
-                None => {
-                    ui.label("");
-                    ui.label("");
-                }
+            if span.end <= resolved.len() && !span.is_empty() {
+                ui.label(resolved[span.end - 1].output.to_string());
+                let n: usize = resolved[span.clone()]
+                    .iter()
+                    .map(ResolvedLayer::parameter_count)
+                    .sum();
+                ui.label(if n > 0 {
+                    format!("{n} params")
+                } else {
+                    String::new()
+                });
+            } else {
+                ui.label("");
+                ui.label("");
             }
             if let Some(asked) = row_buttons(ui) {
                 action = Some((i, asked));
             }
             ui.end_row();
-            if resolved.len() == i && error.is_some() {
+            if span.contains(&resolved.len())
+                && let Some(e) = error
+            {
                 // the first layer that does not fit
                 ui.label("");
-                ui.colored_label(
-                    Color32::from_rgb(230, 110, 100),
-                    error.map(|e| e.to_string()).unwrap_or_default(),
-                );
+                ui.colored_label(Color32::from_rgb(230, 110, 100), e.to_string());
                 ui.end_row();
             }
         }
@@ -176,7 +236,7 @@ fn layer_grid(
     action
 }
 
-/// Up, down and remove, for one row.
+/// Up, down, remove and repeat, for one row.
 fn row_buttons(ui: &mut Ui) -> Option<RowAction> {
     let mut action = None;
     ui.horizontal(|ui| {
@@ -197,70 +257,149 @@ fn row_buttons(ui: &mut Ui) -> Option<RowAction> {
         {
             action = Some(RowAction::Remove);
         }
+        if ui
+            .small_button(t("repeat"))
+            .on_hover_text(t(
+                "Repeat this layer as a block; on a repeat, take the next layer into its block",
+            ))
+            .clicked()
+        {
+            action = Some(RowAction::Repeat);
+        }
     });
     action
 }
 
-/// One layer's type and settings, edited in place.
-fn layer_row(ui: &mut Ui, index: usize, layer: &mut LayerConfig) {
+/// A text field for an optional name (`None` when empty).
+fn name_field(ui: &mut Ui, name: &mut Option<String>, hint: &str, hover: &'static str) {
+    let mut text = name.clone().unwrap_or_default();
+    if ui
+        .add(
+            egui::TextEdit::singleline(&mut text)
+                .desired_width(80.0)
+                .hint_text(hint),
+        )
+        .on_hover_text(t(hover))
+        .changed()
+    {
+        *name = (!text.trim().is_empty()).then(|| text.trim().to_string());
+    }
+}
+
+/// One layer's type, name, input and settings, edited in place.
+fn layer_row(ui: &mut Ui, index: usize, layer: &mut Layer) {
     ui.horizontal(|ui| {
-        egui::ComboBox::from_id_salt(("layer type", index))
-            .selected_text(layer.type_name())
-            .show_ui(ui, |ui| {
-                for template in templates() {
-                    let same = template.type_name() == layer.type_name();
-                    if ui.selectable_label(same, template.type_name()).clicked() && !same {
-                        *layer = template;
+        let repeat = matches!(layer.config, LayerConfig::Repeat { .. });
+        if !repeat {
+            egui::ComboBox::from_id_salt(("layer type", index))
+                .selected_text(layer.config.type_name())
+                .show_ui(ui, |ui| {
+                    for template in templates() {
+                        let same = template.type_name() == layer.config.type_name();
+                        if ui.selectable_label(same, template.type_name()).clicked() && !same {
+                            layer.config = template;
+                        }
                     }
-                }
-            });
-        let name_field = |ui: &mut Ui, name: &mut Option<String>| {
-            let mut text = name.clone().unwrap_or_default();
+                });
+        }
+        name_field(
+            ui,
+            &mut layer.name,
+            "name",
+            "The layer's name, and its parameters' prefix",
+        );
+        if layer.config.merged().is_none() && !repeat {
+            name_field(
+                ui,
+                &mut layer.input,
+                "reads: previous",
+                "The layer whose output this one reads (input: the image); the layer before it when empty",
+            );
+        }
+        config_fields(ui, &mut layer.config);
+    });
+}
+
+/// The settings of one layer's type.
+fn config_fields(ui: &mut Ui, config: &mut LayerConfig) {
+    match config {
+        LayerConfig::Conv2d {
+            out,
+            kernel,
+            stride,
+            padding,
+            groups,
+            bias,
+        } => {
+            ui.add(DragValue::new(out).range(1..=4096).prefix(t("out ")));
+            ui.add(DragValue::new(kernel).range(1..=31).prefix("k "));
+            ui.add(DragValue::new(stride).range(1..=8).prefix("s "));
+            ui.add(DragValue::new(padding).range(0..=15).prefix("p "));
+            ui.add(DragValue::new(groups).range(1..=4096).prefix("g "));
+            ui.checkbox(bias, t("bias"));
+        }
+        LayerConfig::Linear { out, bias } => {
+            ui.add(DragValue::new(out).range(1..=65_536).prefix(t("out ")));
+            ui.checkbox(bias, t("bias"));
+        }
+        LayerConfig::Maxpool2d { kernel, stride } | LayerConfig::Avgpool2d { kernel, stride } => {
+            ui.add(DragValue::new(kernel).range(1..=16).prefix("k "));
+            let mut s = stride.unwrap_or(*kernel);
+            if ui
+                .add(DragValue::new(&mut s).range(1..=16).prefix("s "))
+                .changed()
+            {
+                *stride = (s != *kernel).then_some(s);
+            }
+        }
+        LayerConfig::Dropout { p } => {
+            ui.add(DragValue::new(p).range(0.0..=0.95).speed(0.01).prefix("p "));
+        }
+        LayerConfig::Attention { heads, .. } => {
+            ui.add(DragValue::new(heads).range(1..=64).prefix(t("heads ")));
+        }
+        LayerConfig::Add { inputs } | LayerConfig::Concat { inputs } => {
+            let mut text = inputs.join(", ");
             if ui
                 .add(
                     egui::TextEdit::singleline(&mut text)
-                        .desired_width(60.0)
-                        .hint_text("name"),
+                        .desired_width(160.0)
+                        .hint_text("a, b"),
                 )
+                .on_hover_text(t("The layers it merges, by name, separated by commas"))
                 .changed()
             {
-                *name = (!text.trim().is_empty()).then(|| text.trim().to_string());
+                *inputs = text.split(',').map(|n| n.trim().to_string()).collect();
             }
-        };
-        match layer {
-            LayerConfig::Conv2d {
-                name,
-                out,
-                kernel,
-                stride,
-                padding,
-            } => {
-                name_field(ui, name);
-                ui.add(DragValue::new(out).range(1..=4096).prefix(t("out ")));
-                ui.add(DragValue::new(kernel).range(1..=31).prefix("k "));
-                ui.add(DragValue::new(stride).range(1..=8).prefix("s "));
-                ui.add(DragValue::new(padding).range(0..=15).prefix("p "));
-            }
-            LayerConfig::Linear { name, out } => {
-                name_field(ui, name);
-                ui.add(DragValue::new(out).range(1..=65_536).prefix(t("out ")));
-            }
-            LayerConfig::Maxpool2d { kernel, stride }
-            | LayerConfig::Avgpool2d { kernel, stride } => {
-                ui.add(DragValue::new(kernel).range(1..=16).prefix("k "));
-                let mut s = stride.unwrap_or(*kernel);
-                if ui
-                    .add(DragValue::new(&mut s).range(1..=16).prefix("s "))
-                    .changed()
-                {
-                    *stride = (s != *kernel).then_some(s);
-                }
-            }
-            LayerConfig::Batchnorm2d { name } => name_field(ui, name),
-            LayerConfig::Dropout { p } => {
-                ui.add(DragValue::new(p).range(0.0..=0.95).speed(0.01).prefix("p "));
-            }
-            LayerConfig::Relu | LayerConfig::Gelu | LayerConfig::Tanh | LayerConfig::Flatten => {}
         }
-    });
+        LayerConfig::Repeat {
+            times,
+            first,
+            layers,
+        } => {
+            ui.label(t("repeat"));
+            ui.add(DragValue::new(times).range(1..=64).prefix("x "));
+            ui.add(DragValue::new(first).range(0..=1000).prefix("{i} = "))
+                .on_hover_text(t("The number of the first copy: {i} in names and inputs"));
+            let block: Vec<String> = layers
+                .iter()
+                .map(|l| {
+                    l.name
+                        .clone()
+                        .unwrap_or_else(|| l.config.type_name().into())
+                })
+                .collect();
+            ui.label(RichText::new(block.join(" > ")).small());
+        }
+        LayerConfig::GlobalAvgpool
+        | LayerConfig::Batchnorm2d
+        | LayerConfig::Layernorm
+        | LayerConfig::Relu
+        | LayerConfig::Gelu
+        | LayerConfig::Tanh
+        | LayerConfig::Flatten
+        | LayerConfig::Tokens
+        | LayerConfig::Position
+        | LayerConfig::MeanTokens => {}
+    }
 }

@@ -17,6 +17,7 @@ use crate::app::state::RunStatus;
 use crate::i18n::{t, tf};
 use crate::plan::ExperimentPlan;
 use crate::prune::LayerSpec;
+use crate::train::report::group_roles;
 
 /// The left panel.
 pub struct PlanPanel<'a> {
@@ -107,6 +108,8 @@ fn plan_sections(
         .default_open(true)
         .show(ui, |ui| {
             let specs: Vec<LayerSpec> = plan.layer_specs().unwrap_or_default();
+            let groups = plan.channel_groups().unwrap_or_default();
+            let roles = group_roles(&groups, specs.len());
             let sparsity: BTreeMap<String, f64> = layers
                 .iter()
                 .map(|l| (l.info.name.clone(), l.sparsity))
@@ -115,6 +118,7 @@ fn plan_sections(
                 LayerTable {
                     pruning: &mut plan.pruning,
                     specs: &specs,
+                    roles: &roles,
                     sparsity: &sparsity,
                 }
                 .ui(ui);

@@ -20,6 +20,7 @@ fn started() -> Event {
         params: out * inp,
         granularity: "unstructured".into(),
         dense_reason: None,
+        groups: Vec::new(),
     };
     Event::Started {
         backend: BackendInfo {

@@ -133,16 +133,36 @@ pub fn symmetric_padding(conv: &Conv2d) -> Option<(usize, usize)> {
     }
 }
 
+/// The bias of a dense layer for the kernels: its own, or zeros for a layer without one; a
+/// constant, so no gradient flows to it.
+fn bias_or_zeros(
+    bias: Option<&burn::module::Param<Tensor<1>>>,
+    out: usize,
+    like: &Tensor<2>,
+) -> Tensor<1> {
+    match bias {
+        Some(b) => b.val(),
+        None => Tensor::zeros([out], &like.device()),
+    }
+}
+
 /// `conv.forward(x)`, through the host kernels where they apply ([`kernels_run_on`], f32, stride
-/// 1, no dilation, one group, bias, symmetric padding) and burn's module elsewhere.
+/// 1, no dilation, one group, symmetric padding) and burn's module elsewhere.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let plain = conv.stride == [1, 1] && conv.dilation == [1, 1] && conv.groups == 1;
-    match (plain && on_kernels(&x), symmetric_padding(conv), &conv.bias) {
-        (true, Some((pad_h, pad_w)), Some(bias)) => {
+    match (plain && on_kernels(&x), symmetric_padding(conv)) {
+        (true, Some((pad_h, pad_w))) => {
+            let weight = conv.weight.val();
+            let out_channels = weight.dims()[0];
+            // no bias (a convolution before a batch norm): zeros, a constant
+            let bias = match &conv.bias {
+                Some(b) => b.val(),
+                None => Tensor::zeros([out_channels], &weight.device()),
+            };
             let out = <Dispatch as TrainingKernels>::conv2d_unit_stride(
                 x.into_dispatch(),
-                conv.weight.val().into_dispatch(),
-                bias.val().into_dispatch(),
+                weight.into_dispatch(),
+                bias.into_dispatch(),
                 pad_h,
                 pad_w,
             );
@@ -222,15 +242,17 @@ pub fn batch_norm(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     Tensor::from_dispatch(output)
 }
 
-/// `layer.forward(x)` for `[batch, in]` inputs, through the host kernel where it runs (f32, with
-/// a bias) and burn's module elsewhere.
+/// `layer.forward(x)` for `[batch, in]` inputs, through the host kernel where it runs (f32)
+/// and burn's module elsewhere.
 pub fn linear(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
-    match (&layer.bias, on_kernels(&x)) {
-        (Some(bias), true) => Tensor::from_dispatch(<Dispatch as TrainingKernels>::linear_dense(
-            x.into_dispatch(),
-            layer.weight.val().into_dispatch(),
-            bias.val().into_dispatch(),
-        )),
-        _ => layer.forward(x),
+    if !on_kernels(&x) {
+        return layer.forward(x);
     }
+    let weight = layer.weight.val();
+    let bias = bias_or_zeros(layer.bias.as_ref(), weight.dims()[1], &weight);
+    Tensor::from_dispatch(<Dispatch as TrainingKernels>::linear_dense(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+    ))
 }

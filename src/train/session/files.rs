@@ -10,6 +10,7 @@ use burn::tensor::{Bytes, Device};
 use super::{Session, SessionError};
 use crate::data::Dataset;
 use crate::model::read_state_dict;
+use crate::model::stack::weight_key;
 use crate::plan::ExperimentPlan;
 use crate::train::backend::BackendInfo;
 use crate::train::checkpoint::{CheckpointData, CheckpointError};
@@ -74,7 +75,7 @@ impl Session {
                 .map_err(|e| bad(e.to_string()))?;
         }
         for layer in &mut s.layers {
-            let name = format!("{}.weight", layer.rule.name);
+            let name = weight_key(&layer.rule.name);
             layer.mask = decoded
                 .masks
                 .iter()

@@ -28,12 +28,13 @@ use super::backend::BackendInfo;
 use super::checkpoint::CheckpointError;
 use super::heartbeat::Heartbeat;
 pub use super::report::{EvalPhase, Evaluation, PruneReport, StepOutcome};
-use super::report::{LayerInfo, LayerSummary, Summary};
+use super::report::{LayerInfo, LayerSummary, Summary, group_roles};
 use crate::data::{Dataset, EpochOrder};
 use crate::kernels::FusedAdam;
-use crate::model::{HostTensor, Network, ParamError, WeightsError};
+use crate::model::stack::channel_groups;
+use crate::model::{HostTensor, Network, ParamError, StackConfig, WeightsError};
 use crate::plan::{ExperimentPlan, PlanFileError};
-use crate::prune::{LayerRule, StepSchedule};
+use crate::prune::{ChannelGroup, LayerRule, StepSchedule};
 
 /// A remote session reads its training loss every this many steps (the others report the
 /// last one read).
@@ -92,6 +93,8 @@ pub struct Session {
     epoch_order: Vec<usize>,
     /// Each prunable layer's rule, masks and criterion sums, in layer order.
     layers: Vec<PrunableLayer>,
+    /// The network's channel groups (channels tied by its graph), pruned together.
+    groups: Vec<ChannelGroup>,
     schedule: StepSchedule,
     step: u64,
     steps_per_epoch: u64,
@@ -147,6 +150,7 @@ impl Session {
             });
         }
         let model = Network::new(&stack, data.classes, &device).map_err(PlanFileError::from)?;
+        let groups = channel_groups(model.graph());
         let order = EpochOrder::new(plan.training.seed, data.train.len(), plan.training.batch);
         let epoch_order = order.epoch(0);
         let on_device = backend
@@ -165,6 +169,7 @@ impl Session {
             order,
             epoch_order,
             layers: rules.into_iter().map(PrunableLayer::new).collect(),
+            groups,
             schedule,
             step: 0,
             dense_accuracy: None,
@@ -253,16 +258,24 @@ impl Session {
     }
 
     pub fn layer_infos(&self) -> Vec<LayerInfo> {
+        let roles = group_roles(&self.groups, self.layers.len());
         self.layers
             .iter()
-            .map(|PrunableLayer { rule: r, .. }| LayerInfo {
+            .zip(roles)
+            .map(|(PrunableLayer { rule: r, .. }, groups)| LayerInfo {
                 name: r.name.clone(),
                 shape: r.shape,
                 params: r.shape.numel(),
                 granularity: granularity_name(r),
                 dense_reason: r.dense_reason.clone(),
+                groups,
             })
             .collect()
+    }
+
+    /// The network's channel groups.
+    pub fn channel_groups(&self) -> &[ChannelGroup] {
+        &self.groups
     }
 
     /// Training examples seen so far.
@@ -415,6 +428,12 @@ impl Session {
             pruned,
             evaluations,
         })
+    }
+
+    /// A fresh network of `stack` on this session's device, for this session's data: what
+    /// a smaller export of its network is evaluated as.
+    pub fn network_for(&self, stack: &StackConfig) -> Result<Network, SessionError> {
+        Ok(Network::new(stack, self.data.classes, &self.device).map_err(PlanFileError::from)?)
     }
 
     /// The device masks are uploaded to (without autodiff).

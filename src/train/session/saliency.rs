@@ -147,10 +147,12 @@ impl Session {
     /// Every layer's mask from the scores its criterion ranks, at schedule value `value`.
     pub(super) fn masks_for(&self, scores: &[Vec<f32>], value: f64) -> Result<Masks, SessionError> {
         let refs: Vec<&[f32]> = scores.iter().map(|w| w.as_slice()).collect();
-        Ok(self
-            .plan
-            .pruning
-            .masks(&self.rules(), &refs, value, self.plan.training.seed)
-            .map_err(PlanFileError::from)?)
+        let rules = self.rules();
+        let policy = &self.plan.pruning;
+        let mut masks = policy
+            .masks(&rules, &refs, value, self.plan.training.seed)
+            .map_err(PlanFileError::from)?;
+        policy.cut_groups(&rules, &refs, &self.groups, value, &mut masks);
+        Ok(masks)
     }
 }
