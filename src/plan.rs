@@ -8,7 +8,7 @@ use thiserror::Error;
 
 use crate::data::DatasetSource;
 use crate::model::{Layer, ModelKind, StackConfig, StackError};
-use crate::prune::{ChannelGroup, LayerSpec, PolicyError, PruningPolicy, StepSchedule};
+use crate::prune::{LayerSpec, PolicyError, PruningPolicy, StepSchedule, UnitGroup};
 
 /// Where the plan asks to train.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -258,9 +258,10 @@ impl ExperimentPlan {
         Ok(self.stack()?.layer_specs(None)?)
     }
 
-    /// The network's channel groups: channels its graph ties together, pruned together.
-    pub fn channel_groups(&self) -> Result<Vec<ChannelGroup>, PlanFileError> {
-        Ok(self.stack()?.channel_groups()?)
+    /// The network's unit groups: channels its graph ties together and attention layers'
+    /// heads, each pruned together.
+    pub fn unit_groups(&self) -> Result<Vec<UnitGroup>, PlanFileError> {
+        Ok(self.stack()?.unit_groups()?)
     }
 
     /// The plan with its network written out as `input` and `[[layers]]`, for a user to

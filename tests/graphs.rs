@@ -308,7 +308,7 @@ fn a_channel_group_loses_the_same_channels_in_every_member() {
     let masks = s.masks();
     let rules = s.rules();
     let groups: Vec<_> = s
-        .channel_groups()
+        .unit_groups()
         .iter()
         .filter(|g| g.kind == GroupKind::Channels)
         .cloned()
@@ -349,4 +349,45 @@ fn a_channel_group_loses_the_same_channels_in_every_member() {
         assert_eq!(lost[0].len(), g.channels / 2, "{g:?}");
         assert!(lost.iter().all(|l| *l == lost[0]), "{g:?}: {lost:?}");
     }
+}
+
+#[test]
+fn an_export_takes_the_pruned_channel_groups_out_and_the_smaller_network_loads_its_files() {
+    use sparsity_explorer::model::StackConfig;
+    use sparsity_explorer::prune::Criterion;
+    use sparsity_explorer::train::export_session;
+    let mut s = tiny_session("channel", Criterion::Magnitude);
+    for _ in 0..20 {
+        s.train_step().unwrap();
+    }
+    s.prune(0.5).unwrap();
+    let dir = std::env::temp_dir().join(format!("se-graph-export-{}", std::process::id()));
+    let report = export_session(&s, &dir).unwrap();
+    let compact = report.compact.expect("channel groups were removed");
+    assert!(compact.macs_after < compact.macs_before);
+    assert!(compact.params_after < compact.params_before);
+    let narrower: Vec<(&str, usize, usize)> = compact
+        .widths
+        .iter()
+        .map(|w| (w.layer.as_str(), w.before, w.after))
+        .collect();
+    assert_eq!(narrower, [("mlp1", 16, 8), ("mlp2", 8, 4)]);
+    // the same function as the masked network: pruned channels only ever met masked weights
+    assert!(
+        (compact.accuracy - report.accuracy).abs() <= 0.001,
+        "{} against {}",
+        compact.accuracy,
+        report.accuracy
+    );
+    // the description's network and the weights file load on their own
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&compact.description).unwrap()).unwrap();
+    let stack: StackConfig = toml::from_str(json["network"].as_str().unwrap()).unwrap();
+    let params = read_state_dict(&compact.weights, &stack).unwrap();
+    let mut network = Network::new(&stack, CLASSES, &Device::default()).unwrap();
+    network.write_params(&params).unwrap();
+    let mlp2 = params.iter().find(|t| t.name == "mlp2.weight").unwrap();
+    assert_eq!(mlp2.dims, [4, 8]);
+    assert_eq!(json["macs_after"], compact.macs_after);
+    std::fs::remove_dir_all(dir).unwrap();
 }

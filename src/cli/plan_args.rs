@@ -54,9 +54,13 @@ pub struct PlanArgs {
     /// Train at most this many steps per second (0: full speed, whatever the plan says).
     #[arg(long, value_name = "STEPS_PER_S")]
     pub pace: Option<f64>,
-    /// unstructured, N:M (2:4), block:RxC[:max], channel.
+    /// unstructured, N:M (2:4), block:RxC[:max], channel, head.
     #[arg(long)]
     pub granularity: Option<String>,
+    /// Channel groups keep a multiple of this many channels (8 or 16: widths runtimes run
+    /// fast); 1: no rounding.
+    #[arg(long, value_name = "N")]
+    pub round_to: Option<usize>,
     #[arg(long, value_enum, ignore_case = true)]
     pub criterion: Option<Criterion>,
     /// layer: each layer hits its target; global: one threshold across layers.
@@ -246,6 +250,10 @@ impl PlanArgs {
         if let Some(s) = self.scope {
             p.scope = s;
         }
+        if let Some(n) = self.round_to {
+            anyhow::ensure!(n >= 1, "--round-to must be at least 1");
+            p.round_to = n;
+        }
         self.apply_schedule(&mut p.schedule)?;
         for spec in &self.layers {
             let (name, o) = parse_layer_override(spec)?;
@@ -345,10 +353,12 @@ mod tests {
             epochs: Some(3),
             begin: Some("1e".into()),
             end: Some("2e".into()),
+            round_to: Some(8),
             ..Default::default()
         };
         let plan = args.build().unwrap();
         assert_eq!(plan.training.epochs, 3);
+        assert_eq!(plan.pruning.round_to, 8);
         assert_eq!(plan.pruning.schedule.final_target(), 0.8);
         assert!(matches!(
             plan.pruning.schedule,

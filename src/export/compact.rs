@@ -8,9 +8,9 @@ use thiserror::Error;
 
 use crate::model::HostTensor;
 use crate::model::stack::{
-    Layer, LayerConfig, ResolvedLayer, StackConfig, StackError, channel_groups,
+    Layer, LayerConfig, ResolvedLayer, StackConfig, StackError, unit_groups,
 };
-use crate::prune::{ChannelGroup, GroupKind, LayerShape, Member};
+use crate::prune::{GroupKind, LayerShape, Member, UnitGroup};
 
 #[derive(Debug, Error, PartialEq)]
 pub enum CompactError {
@@ -53,12 +53,7 @@ struct Keep {
 }
 
 /// Whether unit `c` of `group` is pruned in every member (all its rows and columns masked).
-fn removed(
-    group: &ChannelGroup,
-    c: usize,
-    shapes: &[LayerShape],
-    masks: &[Option<Vec<u8>>],
-) -> bool {
+fn removed(group: &UnitGroup, c: usize, shapes: &[LayerShape], masks: &[Option<Vec<u8>>]) -> bool {
     let zero_rows = |m: &Member| {
         let row = shapes[m.weight].row_len();
         masks[m.weight].as_ref().is_some_and(|mask| {
@@ -81,7 +76,7 @@ fn removed(
 
 /// Each group's surviving units, and each weight's surviving rows and columns.
 fn keep(
-    groups: &[ChannelGroup],
+    groups: &[UnitGroup],
     shapes: &[LayerShape],
     masks: &[Option<Vec<u8>>],
 ) -> (Vec<Vec<bool>>, Keep) {
@@ -137,7 +132,7 @@ pub fn compact(
     masks: &[Option<Vec<u8>>],
 ) -> Result<Compact, CompactError> {
     let layers = stack.resolve(None)?;
-    let groups = channel_groups(&layers);
+    let groups = unit_groups(&layers);
     let weights: Vec<_> = layers.iter().flat_map(|l| l.prunable()).collect();
     let shapes: Vec<LayerShape> = weights.iter().map(|w| w.shape).collect();
     let (units, keep) = keep(&groups, &shapes, masks);
@@ -193,7 +188,7 @@ pub fn compact(
 /// parameter of theirs as it is.
 fn carriers(
     layers: &[ResolvedLayer],
-    groups: &[ChannelGroup],
+    groups: &[UnitGroup],
     units: &[Vec<bool>],
     params: &[HostTensor],
     out: &mut Vec<HostTensor>,
@@ -351,7 +346,7 @@ mod tests {
             .flat_map(|l| l.prunable())
             .map(|w| w.shape)
             .collect();
-        let groups = channel_groups(&layers);
+        let groups = unit_groups(&layers);
         let mut masks: Vec<Option<Vec<u8>>> = vec![None; shapes.len()];
         for g in &groups {
             // every odd channel of every group goes
@@ -412,7 +407,7 @@ mod tests {
             .flat_map(|l| l.prunable())
             .map(|w| w.shape)
             .collect();
-        let groups = channel_groups(&layers);
+        let groups = unit_groups(&layers);
         let mut masks: Vec<Option<Vec<u8>>> = vec![None; shapes.len()];
         for g in groups.iter().filter(|g| g.kind == GroupKind::Heads) {
             crate::prune::apply_group(g, &[true, false, true, false], &shapes, &mut masks);

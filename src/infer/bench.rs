@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::net::Net;
 use super::{InferError, Mlp};
 use crate::data::Split;
+use crate::export::compact;
 use crate::model::{HostTensor, LayerConfig, StackConfig};
 
 /// Dense against sparse, measured in one run.
@@ -87,8 +88,17 @@ impl Host {
                 Mlp::dense(&names, params, masks)?
             };
             Ok(Host::Mlp(m))
+        } else if sparse {
+            // the channel groups and heads the masks removed whole are taken out for real
+            let small = compact(stack, params, masks)
+                .map_err(|e| InferError::Unsupported(e.to_string()))?;
+            Ok(Host::Net(if small.widths.is_empty() {
+                Net::build(stack, params, masks, true)?
+            } else {
+                Net::build(&small.stack, &small.params, &small.masks, true)?
+            }))
         } else {
-            Ok(Host::Net(Net::build(stack, params, masks, sparse)?))
+            Ok(Host::Net(Net::build(stack, params, masks, false)?))
         }
     }
 

@@ -3,7 +3,7 @@
 //! that reads their sum share channels; removing channel 5 from one and not the others
 //! breaks the sum. A group is ranked by its members' summed scores and every member loses
 //! the same channels: the producers their output rows, the readers their input columns.
-//! Which channels form a group is the network's to say (`model::stack::channel_groups`);
+//! Which channels form a group is the network's to say (`model::stack::unit_groups`);
 //! the rules here are plain functions on host slices.
 
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ pub enum GroupKind {
 /// Units (channels or heads) pruned together, by position among the network's prunable
 /// weights.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChannelGroup {
+pub struct UnitGroup {
     pub kind: GroupKind,
     /// How many units the group has.
     pub channels: usize,
@@ -64,7 +64,7 @@ impl Member {
     }
 }
 
-impl ChannelGroup {
+impl UnitGroup {
     /// Every prunable weight in the group (producers first; a weight may repeat).
     pub fn members(&self) -> impl Iterator<Item = usize> + '_ {
         self.producers.iter().chain(&self.readers).map(|m| m.weight)
@@ -90,7 +90,7 @@ pub fn group_keep(channels: usize, target: f64, round_to: usize) -> usize {
 /// The score of every channel of `group`: over its members, the root mean square of the
 /// scores (weights, or a criterion's saliencies) in the channel's rows and columns,
 /// summed. `scores[w]` and `shapes[w]` are prunable weight `w`'s.
-pub fn group_scores(group: &ChannelGroup, scores: &[&[f32]], shapes: &[LayerShape]) -> Vec<f64> {
+pub fn group_scores(group: &UnitGroup, scores: &[&[f32]], shapes: &[LayerShape]) -> Vec<f64> {
     let mut total = vec![0.0f64; group.channels];
     let mut add = |c: usize, values: &mut dyn Iterator<Item = f32>| {
         let (mut sq, mut n) = (0.0f64, 0usize);
@@ -139,7 +139,7 @@ pub fn group_kept(scores: &[f64], target: f64, round_to: usize) -> Vec<bool> {
 /// made a mask when the group cuts it) what a group with channels `kept` removes: the
 /// producers' rows and the readers' columns of every channel not kept.
 pub fn apply_group(
-    group: &ChannelGroup,
+    group: &UnitGroup,
     kept: &[bool],
     shapes: &[LayerShape],
     masks: &mut [Option<Vec<u8>>],
@@ -177,8 +177,8 @@ mod tests {
     use super::*;
 
     /// conv a (2 -> 3 channels, 1x1) producing the group; conv b (3 -> 2, 3x3) reading it.
-    fn pair() -> (ChannelGroup, Vec<LayerShape>) {
-        let group = ChannelGroup {
+    fn pair() -> (UnitGroup, Vec<LayerShape>) {
+        let group = UnitGroup {
             kind: GroupKind::Channels,
             channels: 3,
             producers: vec![Member::single(0)],
@@ -250,7 +250,7 @@ mod tests {
             assert!(row[18..].iter().all(|&m| m == 1));
         }
         // masks multiply: a second group's cut keeps the first's
-        let second = ChannelGroup {
+        let second = UnitGroup {
             kind: GroupKind::Channels,
             channels: 2,
             producers: vec![Member::single(1)],

@@ -19,9 +19,7 @@ mod step_schedule;
 
 pub use exchange::{Exchange, GrowthScores, exchange};
 pub use granularity::{BlockScore, Granularity, GranularityError, Ineligible};
-pub use group::{
-    ChannelGroup, GroupKind, Member, apply_group, group_keep, group_kept, group_scores,
-};
+pub use group::{GroupKind, Member, UnitGroup, apply_group, group_keep, group_kept, group_scores};
 pub use layer::{LayerKind, LayerShape};
 pub use mask::{
     GlobalLayer, MaskError, cut_threshold, global_masks, keep_count, layer_mask, nm_mask,

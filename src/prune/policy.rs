@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::granularity::Granularity;
-use super::group::{ChannelGroup, GroupKind, apply_group, group_kept, group_scores};
+use super::group::{GroupKind, UnitGroup, apply_group, group_kept, group_scores};
 use super::layer::LayerShape;
 use super::mask::{GlobalLayer, MaskError, global_masks, layer_mask};
 use super::schedule::ScheduleError;
@@ -395,13 +395,13 @@ impl PruningPolicy {
         &self,
         rules: &[LayerRule],
         scores: &[&[f32]],
-        groups: &[ChannelGroup],
+        groups: &[UnitGroup],
         value: f64,
         masks: &mut [Option<Vec<u8>>],
     ) {
         let final_target = self.schedule.final_target();
         let shapes: Vec<LayerShape> = rules.iter().map(|r| r.shape).collect();
-        let cut: Vec<&ChannelGroup> = groups
+        let cut: Vec<&UnitGroup> = groups
             .iter()
             .filter(|g| {
                 let unit = match g.kind {

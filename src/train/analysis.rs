@@ -13,7 +13,7 @@ use super::spread::Spread;
 use super::sweep_point::{PointRecipe, PointSpec, SweepPoint};
 use crate::model::{DeviceMask, Network};
 use crate::prune::{
-    ChannelGroup, Criterion, Granularity, GroupKind, LayerShape, apply_group, group_kept,
+    Criterion, Granularity, GroupKind, LayerShape, UnitGroup, apply_group, group_kept,
     group_scores, layer_mask,
 };
 use burn::tensor::Device;
@@ -52,7 +52,7 @@ impl Default for SensitivityRequest {
 /// The groups a sensitivity analysis measures as rows of their own after the layers: the
 /// channel groups for `channel`, the attention layers' heads for `head`, none otherwise;
 /// indices into `groups`.
-pub(crate) fn analysed_groups(groups: &[ChannelGroup], granularity: Granularity) -> Vec<usize> {
+pub(crate) fn analysed_groups(groups: &[UnitGroup], granularity: Granularity) -> Vec<usize> {
     let kind = match granularity {
         Granularity::Channel => GroupKind::Channels,
         Granularity::Head => GroupKind::Heads,
@@ -89,7 +89,7 @@ pub(crate) fn measure_cell(
             .map_err(|e| SessionError::Plan(crate::prune::PolicyError::from(e).into()))?,
         );
     } else {
-        let groups = session.channel_groups();
+        let groups = session.unit_groups();
         let group = &groups[analysed_groups(groups, request.granularity)[row - weights.len()]];
         let refs: Vec<&[f32]> = weights.iter().map(Vec::as_slice).collect();
         let round_to = match group.kind {
@@ -112,7 +112,7 @@ pub(crate) fn measure_cell(
 
 /// A group's row name: the heads of an attention layer, or a channel group by its
 /// producers.
-fn group_row_name(group: &ChannelGroup, number: usize, names: &[String]) -> String {
+fn group_row_name(group: &UnitGroup, number: usize, names: &[String]) -> String {
     let producer = |m: &crate::prune::Member| names[m.weight].clone();
     match group.kind {
         GroupKind::Heads => {
@@ -221,7 +221,7 @@ impl SensitivityJob {
             })
             .collect();
         let names: Vec<String> = specs.into_iter().map(|s| s.name).collect();
-        let groups = session.channel_groups();
+        let groups = session.unit_groups();
         for g in analysed_groups(groups, request.granularity) {
             let group = &groups[g];
             let first = group.producers[0].weight;

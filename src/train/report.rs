@@ -66,7 +66,7 @@ impl std::fmt::Display for GroupRole {
 }
 
 /// Every layer's places in `groups`, by prunable weight.
-pub fn group_roles(groups: &[crate::prune::ChannelGroup], layers: usize) -> Vec<Vec<GroupRole>> {
+pub fn group_roles(groups: &[crate::prune::UnitGroup], layers: usize) -> Vec<Vec<GroupRole>> {
     let mut roles = vec![Vec::new(); layers];
     for (group, g) in groups.iter().enumerate() {
         for m in &g.producers {

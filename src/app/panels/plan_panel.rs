@@ -108,7 +108,7 @@ fn plan_sections(
         .default_open(true)
         .show(ui, |ui| {
             let specs: Vec<LayerSpec> = plan.layer_specs().unwrap_or_default();
-            let groups = plan.channel_groups().unwrap_or_default();
+            let groups = plan.unit_groups().unwrap_or_default();
             let roles = group_roles(&groups, specs.len());
             let sparsity: BTreeMap<String, f64> = layers
                 .iter()

@@ -5,7 +5,7 @@
 //! A group is the set of spaces an `add` tied (or a single one), with the weights that
 //! write it and the weights that read it.
 
-use crate::prune::{ChannelGroup, GroupKind, Member};
+use crate::prune::{GroupKind, Member, UnitGroup};
 
 use super::{LayerConfig, ResolvedLayer, Shape, Source};
 
@@ -59,7 +59,7 @@ impl Spaces {
 /// The groups of resolved `layers` that pruning may shrink: the channel groups, in the
 /// order of their first producer, then each attention layer's heads. Weights are numbered
 /// as [`super::prunable_specs`] numbers them.
-pub fn channel_groups(layers: &[ResolvedLayer]) -> Vec<ChannelGroup> {
+pub fn unit_groups(layers: &[ResolvedLayer]) -> Vec<UnitGroup> {
     let mut groups = tied_channels(layers);
     groups.extend(head_groups(layers));
     groups
@@ -68,7 +68,7 @@ pub fn channel_groups(layers: &[ResolvedLayer]) -> Vec<ChannelGroup> {
 /// Each attention layer's heads as a group: head `h` is rows `h * hd .. (h + 1) * hd` of
 /// each of Q, K and V in the packed input projection, and the same columns of the output
 /// projection.
-fn head_groups(layers: &[ResolvedLayer]) -> Vec<ChannelGroup> {
+fn head_groups(layers: &[ResolvedLayer]) -> Vec<UnitGroup> {
     let mut weight = 0;
     let mut groups = Vec::new();
     for l in layers {
@@ -80,7 +80,7 @@ fn head_groups(layers: &[ResolvedLayer]) -> Vec<ChannelGroup> {
                 offset,
                 span: hd,
             };
-            groups.push(ChannelGroup {
+            groups.push(UnitGroup {
                 kind: GroupKind::Heads,
                 channels: heads,
                 producers: vec![rows(0), rows(inner), rows(2 * inner)],
@@ -98,7 +98,7 @@ fn head_groups(layers: &[ResolvedLayer]) -> Vec<ChannelGroup> {
 }
 
 /// The channel groups: channel spaces with their producers and readers.
-fn tied_channels(layers: &[ResolvedLayer]) -> Vec<ChannelGroup> {
+fn tied_channels(layers: &[ResolvedLayer]) -> Vec<UnitGroup> {
     let mut spaces = Spaces {
         parent: Vec::new(),
         fixed: Vec::new(),
@@ -232,8 +232,8 @@ fn collect(
     producers: Vec<(usize, usize)>,
     readers: Vec<(usize, Member)>,
     carriers: Vec<(usize, String)>,
-) -> Vec<ChannelGroup> {
-    let mut groups: Vec<(usize, ChannelGroup)> = Vec::new();
+) -> Vec<UnitGroup> {
+    let mut groups: Vec<(usize, UnitGroup)> = Vec::new();
     for (space, w) in producers {
         let root = spaces.root(space);
         if spaces.fixed[root] {
@@ -243,7 +243,7 @@ fn collect(
             Some((_, g)) => g.producers.push(Member::single(w)),
             None => groups.push((
                 root,
-                ChannelGroup {
+                UnitGroup {
                     kind: GroupKind::Channels,
                     channels: spaces.channels[root],
                     producers: vec![Member::single(w)],

@@ -16,7 +16,7 @@ use thiserror::Error;
 
 use crate::prune::{LayerShape, LayerSpec};
 
-pub use groups::channel_groups;
+pub use groups::unit_groups;
 pub use layer::{Layer, LayerConfig};
 pub use repeat::{MAX_LAYERS, expand, layer_name};
 pub use shape::Shape;
@@ -367,9 +367,10 @@ impl StackConfig {
         Ok(Shape::Image { c, h, w })
     }
 
-    /// The channel groups pruning may shrink (see [`channel_groups`]).
-    pub fn channel_groups(&self) -> Result<Vec<crate::prune::ChannelGroup>, StackError> {
-        Ok(channel_groups(&self.resolve(None)?))
+    /// The channel groups and attention heads pruning may take out whole (see
+    /// [`unit_groups`]).
+    pub fn unit_groups(&self) -> Result<Vec<crate::prune::UnitGroup>, StackError> {
+        Ok(unit_groups(&self.resolve(None)?))
     }
 
     /// The prunable weights in order; the last linear layer is the output layer.

@@ -347,7 +347,7 @@ fn grouped_convolutions_divide_their_channels() {
 /// A group's members by name: producers, readers with their spans, carriers.
 fn members(
     stack: &StackConfig,
-    group: &crate::prune::ChannelGroup,
+    group: &crate::prune::UnitGroup,
 ) -> (Vec<String>, Vec<String>, Vec<String>) {
     let specs = stack.layer_specs(None).unwrap();
     let name = |w: usize| specs[w].name.clone();
@@ -365,7 +365,7 @@ fn members(
 #[test]
 fn resnet20s_groups_tie_each_stage_through_its_skips() {
     let stack = crate::model::ModelKind::Resnet20.stack().unwrap();
-    let groups = stack.channel_groups().unwrap();
+    let groups = stack.unit_groups().unwrap();
     assert_eq!(
         groups.len(),
         3 + 9,
@@ -436,7 +436,7 @@ fn resnet20s_groups_tie_each_stage_through_its_skips() {
 
 #[test]
 fn a_chain_flattened_into_a_dense_layer_reads_each_channel_as_a_span_of_positions() {
-    let groups = parse(SMALL).channel_groups().unwrap();
+    let groups = parse(SMALL).unit_groups().unwrap();
     // c1's 8 channels, pooled to 14 x 14, flattened: the linear layer reads 196 columns each
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].producers, [crate::prune::Member::single(0)]);
@@ -455,7 +455,7 @@ fn a_chain_flattened_into_a_dense_layer_reads_each_channel_as_a_span_of_position
 fn vit_tinys_residual_stream_is_fixed_by_its_layer_norms_and_its_mlps_are_groups() {
     use crate::prune::GroupKind;
     let stack = crate::model::ModelKind::VitTiny.stack().unwrap();
-    let groups = stack.channel_groups().unwrap();
+    let groups = stack.unit_groups().unwrap();
     let (channels, heads): (Vec<_>, Vec<_>) =
         groups.iter().partition(|g| g.kind == GroupKind::Channels);
     let found: Vec<_> = channels.iter().map(|g| members(&stack, g)).collect();

@@ -31,10 +31,10 @@ pub use super::report::{EvalPhase, Evaluation, PruneReport, StepOutcome};
 use super::report::{LayerInfo, LayerSummary, Summary, group_roles};
 use crate::data::{Dataset, EpochOrder};
 use crate::kernels::FusedAdam;
-use crate::model::stack::channel_groups;
+use crate::model::stack::unit_groups;
 use crate::model::{HostTensor, Network, ParamError, StackConfig, WeightsError};
 use crate::plan::{ExperimentPlan, PlanFileError};
-use crate::prune::{ChannelGroup, LayerRule, StepSchedule};
+use crate::prune::{LayerRule, StepSchedule, UnitGroup};
 
 /// A remote session reads its training loss every this many steps (the others report the
 /// last one read).
@@ -93,8 +93,9 @@ pub struct Session {
     epoch_order: Vec<usize>,
     /// Each prunable layer's rule, masks and criterion sums, in layer order.
     layers: Vec<PrunableLayer>,
-    /// The network's channel groups (channels tied by its graph), pruned together.
-    groups: Vec<ChannelGroup>,
+    /// The network's unit groups (channels tied by its graph, attention heads), each
+    /// pruned together.
+    groups: Vec<UnitGroup>,
     schedule: StepSchedule,
     step: u64,
     steps_per_epoch: u64,
@@ -150,7 +151,7 @@ impl Session {
             });
         }
         let model = Network::new(&stack, data.classes, &device).map_err(PlanFileError::from)?;
-        let groups = channel_groups(model.graph());
+        let groups = unit_groups(model.graph());
         let order = EpochOrder::new(plan.training.seed, data.train.len(), plan.training.batch);
         let epoch_order = order.epoch(0);
         let on_device = backend
@@ -273,8 +274,8 @@ impl Session {
             .collect()
     }
 
-    /// The network's channel groups.
-    pub fn channel_groups(&self) -> &[ChannelGroup] {
+    /// The network's unit groups: channel groups and attention heads.
+    pub fn unit_groups(&self) -> &[UnitGroup] {
         &self.groups
     }
 
