@@ -48,6 +48,10 @@ const FILES: &[(&str, &str)] = &[
         "10-lottery-rigl",
         include_str!("../assets/lessons/10-lottery-rigl.toml"),
     ),
+    (
+        "11-residual-groups",
+        include_str!("../assets/lessons/11-residual-groups.toml"),
+    ),
 ];
 
 /// Text in both languages.
