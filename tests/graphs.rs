@@ -325,7 +325,7 @@ fn a_channel_group_loses_the_same_channels_in_every_member() {
             lost.push(
                 (0..g.channels)
                     .filter(|&c| {
-                        (p.offset + c * p.span..p.offset + (c + 1) * p.span)
+                        p.range(c)
                             .all(|r| m[r * row..(r + 1) * row].iter().all(|&v| v == 0))
                     })
                     .collect(),
@@ -336,13 +336,7 @@ fn a_channel_group_loses_the_same_channels_in_every_member() {
             let row = rules[r.weight].shape.row_len();
             lost.push(
                 (0..g.channels)
-                    .filter(|&c| {
-                        m.chunks(row).all(|w| {
-                            w[r.offset + c * r.span..r.offset + (c + 1) * r.span]
-                                .iter()
-                                .all(|&v| v == 0)
-                        })
-                    })
+                    .filter(|&c| m.chunks(row).all(|w| w[r.range(c)].iter().all(|&v| v == 0)))
                     .collect(),
             );
         }

@@ -57,18 +57,15 @@ fn removed(group: &UnitGroup, c: usize, shapes: &[LayerShape], masks: &[Option<V
     let zero_rows = |m: &Member| {
         let row = shapes[m.weight].row_len();
         masks[m.weight].as_ref().is_some_and(|mask| {
-            (m.offset + c * m.span..m.offset + (c + 1) * m.span)
+            m.range(c)
                 .all(|r| mask[r * row..(r + 1) * row].iter().all(|&v| v == 0))
         })
     };
     let zero_cols = |m: &Member| {
         let row = shapes[m.weight].row_len();
         masks[m.weight].as_ref().is_some_and(|mask| {
-            mask.chunks(row).all(|w| {
-                w[m.offset + c * m.span..m.offset + (c + 1) * m.span]
-                    .iter()
-                    .all(|&v| v == 0)
-            })
+            mask.chunks(row)
+                .all(|w| w[m.range(c)].iter().all(|&v| v == 0))
         })
     };
     group.producers.iter().all(zero_rows) && group.readers.iter().all(zero_cols)
@@ -99,10 +96,10 @@ fn keep(
     for (g, units) in groups.iter().zip(&kept) {
         for (c, _) in units.iter().enumerate().filter(|(_, k)| !**k) {
             for p in &g.producers {
-                keep.rows[p.weight][p.offset + c * p.span..p.offset + (c + 1) * p.span].fill(false);
+                keep.rows[p.weight][p.range(c)].fill(false);
             }
             for r in &g.readers {
-                keep.cols[r.weight][r.offset + c * r.span..r.offset + (c + 1) * r.span].fill(false);
+                keep.cols[r.weight][r.range(c)].fill(false);
             }
         }
     }

@@ -7,7 +7,7 @@
 
 use super::ops::{self, Act, Features, Maps};
 use super::{InferError, Linear, build_layer, param, transpose};
-use crate::model::stack::{ResolvedLayer, Source};
+use crate::model::stack::{Outputs, Readers, ResolvedLayer, Source};
 use crate::model::{HostTensor, LayerConfig, StackConfig};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -64,9 +64,8 @@ struct Step {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Net {
     steps: Vec<Step>,
-    /// How many steps read each step's output, and the input.
-    readers: Vec<usize>,
-    input_readers: usize,
+    /// How many steps read the input and each step's output.
+    readers: Readers,
     /// One example's input: channels, height, width.
     input: [usize; 3],
 }
@@ -157,14 +156,7 @@ impl Net {
         let layers = stack
             .resolve(None)
             .map_err(|e| InferError::Unsupported(e.to_string()))?;
-        let mut readers = vec![0; layers.len()];
-        let mut input_readers = 0;
-        for s in layers.iter().flat_map(|l| &l.sources) {
-            match s {
-                Source::Input => input_readers += 1,
-                Source::Layer(j) => readers[*j] += 1,
-            }
-        }
+        let readers = Readers::of(&layers);
         let mut weights = Vec::new();
         for (i, pw) in layers.iter().flat_map(|l| l.prunable()).enumerate() {
             let row = pw.shape.row_len();
@@ -192,11 +184,10 @@ impl Net {
                 row,
             });
         }
-        let steps = steps(&layers, weights, &readers, params, sparse)?;
+        let steps = steps(&layers, weights, &readers.layers, params, sparse)?;
         Ok(Self {
             steps,
             readers,
-            input_readers,
             input: stack.input,
         })
     }
@@ -226,33 +217,21 @@ impl Net {
                     .copy_from_slice(&x[(i * c + ch) * hw..(i * c + ch + 1) * hw]);
             }
         }
-        let mut input = Some(Act::Maps(Maps {
-            data,
-            c,
-            n: batch,
-            h,
-            w,
-        }));
-        let mut input_left = self.input_readers;
-        let mut outputs: Vec<Option<Act>> = vec![None; self.steps.len()];
-        let mut left = self.readers.clone();
+        let mut values = Outputs::new(
+            Act::Maps(Maps {
+                data,
+                c,
+                n: batch,
+                h,
+                w,
+            }),
+            &self.readers,
+        );
         for (i, step) in self.steps.iter().enumerate() {
-            let inputs: Vec<Act> = step
-                .sources
-                .iter()
-                .map(|s| {
-                    let (slot, n) = match s {
-                        Source::Input => (&mut input, &mut input_left),
-                        Source::Layer(j) => (&mut outputs[*j], &mut left[*j]),
-                    };
-                    *n -= 1;
-                    let v = if *n == 0 { slot.take() } else { slot.clone() };
-                    v.expect("a step reads outputs computed before it")
-                })
-                .collect();
-            outputs[i] = Some(run(&step.op, inputs));
+            let inputs: Vec<Act> = step.sources.iter().map(|s| values.take(*s)).collect();
+            values.set(i, run(&step.op, inputs));
         }
-        match outputs.pop().flatten() {
+        match values.into_last() {
             Some(Act::Features(f)) => transpose(&f.data, f.f, f.columns()),
             Some(Act::Maps(m)) => m.data,
             None => Vec::new(),

@@ -59,7 +59,7 @@ impl Member {
     }
 
     /// Unit `c`'s rows or columns.
-    fn range(&self, c: usize) -> std::ops::Range<usize> {
+    pub fn range(&self, c: usize) -> std::ops::Range<usize> {
         self.offset + c * self.span..self.offset + (c + 1) * self.span
     }
 }

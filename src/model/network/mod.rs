@@ -18,7 +18,8 @@ pub use modules::{
 };
 
 use super::stack::{
-    LayerConfig, ResolvedLayer, Shape, Source, StackConfig, StackError, prunable_specs,
+    LayerConfig, Outputs, Readers, ResolvedLayer, Shape, Source, StackConfig, StackError,
+    prunable_specs,
 };
 use super::{LayerHandle, LayerHandleMut};
 use crate::kernels::{batch_norm, conv2d, linear, max_pool2d};
@@ -54,12 +55,9 @@ pub struct Network {
     layers: Vec<LayerModule>,
     #[module(skip)]
     graph: Vec<ResolvedLayer>,
-    /// How many layers read each layer's output.
+    /// How many layers read the input and each layer's output.
     #[module(skip)]
-    readers: Vec<usize>,
-    /// How many layers read the network's input.
-    #[module(skip)]
-    input_readers: usize,
+    readers: Readers,
     /// The prunable weights, in order.
     #[module(skip)]
     specs: Vec<LayerSpec>,
@@ -148,20 +146,11 @@ impl Network {
     /// Builds the modules of `stack`, checked against `classes` outputs.
     pub fn new(stack: &StackConfig, classes: usize, device: &Device) -> Result<Self, StackError> {
         let graph = stack.resolve(Some(classes))?;
-        let mut readers = vec![0; graph.len()];
-        let mut input_readers = 0;
-        for source in graph.iter().flat_map(|l| &l.sources) {
-            match source {
-                Source::Input => input_readers += 1,
-                Source::Layer(j) => readers[*j] += 1,
-            }
-        }
         Ok(Self {
             layers: graph.iter().map(|l| module(l, device)).collect(),
             specs: prunable_specs(&graph),
+            readers: Readers::of(&graph),
             graph,
-            readers,
-            input_readers,
         })
     }
 
@@ -176,25 +165,20 @@ impl Network {
         images: Tensor<4>,
         see: &mut dyn FnMut(LayerInput<'_>),
     ) -> Tensor<2> {
-        let mut values = Values {
-            input: Some(Activation::Image(images)),
-            input_left: self.input_readers,
-            outputs: (0..self.layers.len()).map(|_| None).collect(),
-            left: self.readers.clone(),
-        };
+        let mut values = Outputs::new(Activation::Image(images), &self.readers);
         let mut i = 0;
         while i < self.layers.len() {
             // ReLU read only by a max pooling: pooling first gives the same values and
             // gradients on a fraction of the data (max and ReLU commute)
             if let (LayerModule::Relu(relu), Some(LayerModule::MaxPool(pool))) =
                 (&self.layers[i], self.layers.get(i + 1))
-                && self.readers[i] == 1
+                && self.readers.layers[i] == 1
                 && self.graph[i + 1].sources == [Source::Layer(i)]
                 && matches!(self.graph[i].input, Shape::Image { .. })
                 && let Activation::Image(t) = values.take(self.graph[i].sources[0])
             {
                 // the activation moves into the pool: no second handle keeps its buffer
-                values.outputs[i + 1] = Some(Activation::Image(relu.forward(max_pool2d(pool, t))));
+                values.set(i + 1, Activation::Image(relu.forward(max_pool2d(pool, t))));
                 i += 2;
                 continue;
             }
@@ -203,10 +187,10 @@ impl Network {
                 .iter()
                 .map(|s| values.take(*s))
                 .collect();
-            values.outputs[i] = Some(self.step(i, inputs, see));
+            values.set(i, self.step(i, inputs, see));
             i += 1;
         }
-        match values.outputs.pop().flatten() {
+        match values.into_last() {
             Some(Activation::Flat(t)) => t,
             Some(Activation::Image(t)) => t.flatten::<2>(1, 3),
             Some(Activation::Tokens(t)) => t.flatten::<2>(1, 2),
@@ -287,33 +271,35 @@ impl Network {
     /// The prunable weights' layers (convolutions, dense layers, attention's two
     /// projections), in order.
     pub fn prunable(&self) -> Vec<LayerHandle<'_>> {
-        self.layers
-            .iter()
-            .flat_map(|l| match l {
-                LayerModule::Conv2d(c) => vec![LayerHandle::Conv2d(c)],
-                LayerModule::Linear(l) => vec![LayerHandle::Linear(l)],
-                LayerModule::Attention(a) => vec![
-                    LayerHandle::Linear(&a.in_proj),
-                    LayerHandle::Linear(&a.out_proj),
-                ],
-                _ => Vec::new(),
-            })
-            .collect()
+        let mut out = Vec::with_capacity(self.specs.len());
+        for l in &self.layers {
+            match l {
+                LayerModule::Conv2d(c) => out.push(LayerHandle::Conv2d(c)),
+                LayerModule::Linear(l) => out.push(LayerHandle::Linear(l)),
+                LayerModule::Attention(a) => {
+                    out.push(LayerHandle::Linear(&a.in_proj));
+                    out.push(LayerHandle::Linear(&a.out_proj));
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     pub fn prunable_mut(&mut self) -> Vec<LayerHandleMut<'_>> {
-        self.layers
-            .iter_mut()
-            .flat_map(|l| match l {
-                LayerModule::Conv2d(c) => vec![LayerHandleMut::Conv2d(c)],
-                LayerModule::Linear(l) => vec![LayerHandleMut::Linear(l)],
-                LayerModule::Attention(a) => vec![
-                    LayerHandleMut::Linear(&mut a.in_proj),
-                    LayerHandleMut::Linear(&mut a.out_proj),
-                ],
-                _ => Vec::new(),
-            })
-            .collect()
+        let mut out = Vec::with_capacity(self.specs.len());
+        for l in &mut self.layers {
+            match l {
+                LayerModule::Conv2d(c) => out.push(LayerHandleMut::Conv2d(c)),
+                LayerModule::Linear(l) => out.push(LayerHandleMut::Linear(l)),
+                LayerModule::Attention(a) => {
+                    out.push(LayerHandleMut::Linear(&mut a.in_proj));
+                    out.push(LayerHandleMut::Linear(&mut a.out_proj));
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// The layers with their graph entries, in order.
@@ -335,34 +321,6 @@ impl Network {
     /// The prunable weights' names and shapes, as the network gives them.
     pub fn layer_specs(&self) -> Vec<LayerSpec> {
         self.specs.clone()
-    }
-}
-
-/// The outputs a forward pass holds until their last reader takes them.
-struct Values {
-    input: Option<Activation>,
-    input_left: usize,
-    outputs: Vec<Option<Activation>>,
-    left: Vec<usize>,
-}
-
-impl Values {
-    /// The value of `source` for one of its readers: moved out to the last one (so that
-    /// burn may reuse its buffer), a handle to the others.
-    fn take(&mut self, source: Source) -> Activation {
-        let (slot, left) = match source {
-            Source::Input => (&mut self.input, &mut self.input_left),
-            Source::Layer(j) => (&mut self.outputs[j], &mut self.left[j]),
-        };
-        *left -= 1;
-        let value = if *left == 0 {
-            slot.take()
-        } else {
-            slot.clone()
-        };
-        value.expect(
-            "a layer's output is read after it is computed, by as many readers as the graph says",
-        )
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod groups;
 mod layer;
+mod outputs;
 mod repeat;
 mod shape;
 
@@ -18,6 +19,7 @@ use crate::prune::{LayerShape, LayerSpec};
 
 pub use groups::unit_groups;
 pub use layer::{Layer, LayerConfig};
+pub use outputs::{Outputs, Readers};
 pub use repeat::{MAX_LAYERS, expand, layer_name};
 pub use shape::Shape;
 use shape::{check_size, output_shape};
