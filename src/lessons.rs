@@ -52,6 +52,10 @@ const FILES: &[(&str, &str)] = &[
         "11-residual-groups",
         include_str!("../assets/lessons/11-residual-groups.toml"),
     ),
+    (
+        "12-magnitude-wanda",
+        include_str!("../assets/lessons/12-magnitude-wanda.toml"),
+    ),
 ];
 
 /// Text in both languages.

@@ -385,3 +385,80 @@ fn an_export_takes_the_pruned_channel_groups_out_and_the_smaller_network_loads_i
     assert_eq!(json["macs_after"], compact.macs_after);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// ResNet-20 from the recorded state_dict, every channel group halved by magnitude (widths
+/// multiples of 8) and exported without training. PyTorch's `ResNet20`, built at the
+/// widths of the export's JSON by `bench/compact_fixture.py`, loaded the export's weights
+/// file strictly and recorded its logits: the smaller network gives them, and the JSON
+/// still gives those widths. `SPX_COMPACT_EXPORT=DIR` keeps the export in DIR for the
+/// script.
+#[test]
+fn a_pytorch_module_built_at_the_exports_widths_loads_its_file_and_computes_the_same() {
+    use sparsity_explorer::data::Dataset;
+    use sparsity_explorer::model::StackConfig;
+    use sparsity_explorer::plan::ExperimentPlan;
+    use sparsity_explorer::train::{BackendChoice, Session, export_session, select};
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    let mut plan = ExperimentPlan::preset("resnet20").unwrap();
+    plan.pruning.granularity = "channel".parse().unwrap();
+    plan.pruning.round_to = 8;
+    let data = Arc::new(Dataset::builtin().unwrap());
+    let (device, info) = select(BackendChoice::Flex).unwrap();
+    let mut s = Session::new(plan, data, device, info).unwrap();
+    s.load_weights(&fixture("resnet20.safetensors")).unwrap();
+    s.prune(0.5).unwrap();
+    let dir = match std::env::var_os("SPX_COMPACT_EXPORT") {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::temp_dir().join(format!("se-compact-torch-{}", std::process::id())),
+    };
+    let compact = export_session(&s, &dir).unwrap().compact.unwrap();
+
+    let recorded = std::fs::read(fixture("resnet20-compact-logits.safetensors")).unwrap();
+    let (_, metadata) = SafeTensors::read_metadata(&recorded).unwrap();
+    let pytorch_widths: BTreeMap<String, usize> =
+        serde_json::from_str(&metadata.metadata().as_ref().unwrap()["widths"]).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&compact.description).unwrap()).unwrap();
+    let widths: BTreeMap<String, usize> = json["widths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["layer"].as_str().unwrap().into(),
+                w["after"].as_u64().unwrap() as usize,
+            )
+        })
+        .collect();
+    assert_eq!(widths, pytorch_widths);
+    assert_eq!(widths["blocks.8.c2"], 32, "64 channels halved");
+
+    let stack: StackConfig = toml::from_str(json["network"].as_str().unwrap()).unwrap();
+    let params = read_state_dict(&compact.weights, &stack).unwrap();
+    let device = Device::default();
+    let mut network = Network::new(&stack, CLASSES, &device).unwrap();
+    network.write_params(&params).unwrap();
+    let (images, dims) = tensor(&fixture("resnet20-logits.safetensors"), "images");
+    let images = Tensor::<4>::from_data(
+        TensorData::new(images, [dims[0], dims[1], dims[2], dims[3]]),
+        &device,
+    );
+    let ours = network
+        .forward(images)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let (theirs, _) = tensor(&fixture("resnet20-compact-logits.safetensors"), "logits");
+    assert_eq!(ours.len(), theirs.len());
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert!(
+            (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+            "logit {i}: {a} against PyTorch's {b}"
+        );
+    }
+    if std::env::var_os("SPX_COMPACT_EXPORT").is_none() {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

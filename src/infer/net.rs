@@ -7,6 +7,7 @@
 
 use super::ops::{self, Act, Features, Maps};
 use super::{InferError, Linear, build_layer, param, transpose};
+use crate::kernels::activation::gelu;
 use crate::model::stack::{Outputs, Readers, ResolvedLayer, Source};
 use crate::model::{HostTensor, LayerConfig, StackConfig};
 
@@ -364,7 +365,7 @@ fn run(op: &Op, mut inputs: Vec<Act>) -> Act {
             true
         }
         (Op::Gelu, x) => {
-            x.data_mut().iter_mut().for_each(|v| *v = ops::gelu(*v));
+            x.data_mut().iter_mut().for_each(|v| *v = gelu(*v));
             true
         }
         (Op::Tanh, x) => {

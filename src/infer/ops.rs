@@ -93,21 +93,6 @@ pub(super) fn conv(layer: &Linear, m: &Maps, k: usize, stride: usize, pad: usize
     }
 }
 
-/// GELU, exact (PyTorch's default).
-pub(super) fn gelu(v: f32) -> f32 {
-    0.5 * v * (1.0 + erf(v / std::f32::consts::SQRT_2))
-}
-
-/// The error function (Abramowitz and Stegun 7.1.26, absolute error below 1.5e-7).
-fn erf(x: f32) -> f32 {
-    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
-    let poly = t
-        * (0.254_829_6
-            + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
-    let y = 1.0 - poly * (-x * x).exp();
-    if x < 0.0 { -y } else { y }
-}
-
 /// Max or mean over `k x k` windows `stride` apart (no padding, PyTorch's floor).
 pub(super) fn pool(m: &Maps, k: usize, stride: usize, max: bool) -> Maps {
     let (h, w) = ((m.h - k) / stride + 1, (m.w - k) / stride + 1);

@@ -1,9 +1,11 @@
-//! CPU training kernels for the flex backend: convolution, max pooling and batch
-//! normalization with their own backward passes, and a one-pass Adam, written against host slices (tested against their definitions) and
+//! CPU training kernels for the flex backend: convolution, max pooling, batch
+//! normalization, GELU and attention with their own backward passes, and a one-pass Adam, written against host slices (tested against their definitions) and
 //! plugged into burn through its backend extension, so models keep one code path for flex
 //! and wgpu.
 
+pub mod activation;
 pub mod adam;
+pub mod attention;
 pub mod conv;
 mod extension;
 mod fused_adam;
@@ -15,7 +17,8 @@ pub mod pool;
 pub use extension::description::Description;
 pub use extension::remote::{describe, with_kernels};
 pub use extension::{
-    TrainingKernels, batch_norm, conv2d, kernels_run_on, linear, max_pool2d, symmetric_padding,
+    TrainingKernels, attention, batch_norm, conv2d, gelu, kernels_run_on, linear, max_pool2d,
+    symmetric_padding,
 };
 pub use fused_adam::FusedAdam;
 

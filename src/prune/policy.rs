@@ -387,8 +387,9 @@ impl PruningPolicy {
 
     /// Re-cuts, on top of [`PruningPolicy::masks`], the groups whose every producer prunes
     /// their unit (channel groups by `channel`, attention layers by `head`): each group
-    /// keeps its units with the highest summed scores (at its first producer's target,
-    /// channel widths rounded up to [`PruningPolicy::round_to`]) and every member loses the
+    /// keeps its units with the highest summed scores (at the lowest target among its
+    /// producers: a channel leaves only when every layer that writes it lets it go; channel
+    /// widths rounded up to [`PruningPolicy::round_to`]) and every member loses the
     /// others, readers included (a dense layer that reads a group loses the columns of its
     /// pruned channels).
     pub fn cut_groups(
@@ -419,7 +420,11 @@ impl PruningPolicy {
             masks[m.weight] = Some(vec![1; shapes[m.weight].numel()]);
         }
         for group in cut {
-            let target = rules[group.producers[0].weight].target(value, final_target);
+            let target = group
+                .producers
+                .iter()
+                .map(|m| rules[m.weight].target(value, final_target))
+                .fold(f64::INFINITY, f64::min);
             let round_to = match group.kind {
                 GroupKind::Channels => self.round_to,
                 GroupKind::Heads => 1,
@@ -457,6 +462,63 @@ mod tests {
             round_to: 1,
             layers: BTreeMap::new(),
         }
+    }
+
+    /// Two 1x1 convolutions writing one 8-channel sum (a stem and a block's last
+    /// convolution), at 50% and 25%: the group is cut at the lower target, in both.
+    #[test]
+    fn a_group_is_cut_at_the_lowest_target_among_its_writers() {
+        use crate::prune::group::{GroupKind, Member, UnitGroup};
+        let specs = vec![
+            LayerSpec::new("stem", LayerShape::conv2d(8, 4, 1, 1)),
+            LayerSpec::new("block", LayerShape::conv2d(8, 4, 1, 1)),
+        ];
+        let group = UnitGroup {
+            kind: GroupKind::Channels,
+            channels: 8,
+            producers: vec![Member::single(0), Member::single(1)],
+            readers: vec![],
+            carriers: vec![],
+        };
+        let kept_rows = |stem: f64, block: f64| -> [usize; 2] {
+            let mut p = plan("channel");
+            for (name, target) in [("stem", stem), ("block", block)] {
+                p.layers.insert(
+                    name.into(),
+                    LayerOverride {
+                        target: Some(target),
+                        ..Default::default()
+                    },
+                );
+            }
+            let rules = p.rules(&specs).unwrap();
+            let weights: Vec<Vec<f32>> = (0..2)
+                .map(|w| (0..32).map(|i| (i + w) as f32).collect())
+                .collect();
+            let scores: Vec<&[f32]> = weights.iter().map(|w| w.as_slice()).collect();
+            let mut masks = vec![None, None];
+            p.cut_groups(
+                &rules,
+                &scores,
+                std::slice::from_ref(&group),
+                0.5,
+                &mut masks,
+            );
+            [0, 1].map(|w| {
+                let m = masks[w].as_ref().expect("a cut member has a mask");
+                m.chunks(4)
+                    .filter(|row| row.iter().all(|&k| k == 1))
+                    .count()
+            })
+        };
+        assert_eq!(kept_rows(0.5, 0.25), [6, 6]);
+        assert_eq!(kept_rows(0.25, 0.5), [6, 6], "whichever writer comes first");
+        assert_eq!(
+            kept_rows(0.0, 0.5),
+            [8, 8],
+            "a writer at 0 keeps the group whole"
+        );
+        assert_eq!(kept_rows(0.5, 0.5), [4, 4]);
     }
 
     #[test]

@@ -37,8 +37,15 @@ pub(super) fn im2col(
                         line[..lo].fill(0.0);
                         line[hi..].fill(0.0);
                     }
-                    let src = iy * g.in_w + lo + kj - g.pad_w;
-                    line[lo..hi].copy_from_slice(&plane[src..src + (hi - lo)]);
+                    let row = &plane[iy * g.in_w..(iy + 1) * g.in_w];
+                    if hi > lo {
+                        let src = g.input_column(lo, kj);
+                        let taken = row[src..].iter().step_by(g.stride_w.max(1));
+                        line[lo..hi]
+                            .iter_mut()
+                            .zip(taken)
+                            .for_each(|(d, &v)| *d = v);
+                    }
                 }
             }
         }
@@ -60,11 +67,14 @@ pub(super) fn col2im(g: &ConvGeometry, col: &[f32], width: usize, first: usize, 
                     let Some(iy) = g.input_row(oy, ki) else {
                         continue;
                     };
-                    let dst = iy * g.in_w + lo + kj - g.pad_w;
-                    let line = &src[oy * out_w + lo..oy * out_w + hi];
-                    for (d, s) in plane[dst..dst + (hi - lo)].iter_mut().zip(line) {
-                        *d += s;
+                    if hi == lo {
+                        continue;
                     }
+                    let line = &src[oy * out_w + lo..oy * out_w + hi];
+                    let row = &mut plane[iy * g.in_w..(iy + 1) * g.in_w];
+                    let dst = g.input_column(lo, kj);
+                    let given = row[dst..].iter_mut().step_by(g.stride_w.max(1));
+                    given.zip(line).for_each(|(d, s)| *d += s);
                 }
             }
         }

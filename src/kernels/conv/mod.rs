@@ -1,4 +1,4 @@
-//! 2D convolution (stride 1, no dilation, one group, symmetric zero padding) on host
+//! 2D convolution (any stride, no dilation, one group, symmetric zero padding) on host
 //! slices in NCHW layout, forward and backward, as one gemm per group of images over a
 //! receptive-field buffer (im2col) that stays in cache.
 //!
@@ -22,6 +22,13 @@ use rayon::prelude::*;
 
 use super::gemm::matmul;
 
+/// A convolution's zeros on each side and its steps, `[height, width]` each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvSpacing {
+    pub padding: [usize; 2],
+    pub stride: [usize; 2],
+}
+
 /// The shapes of one convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvGeometry {
@@ -34,15 +41,25 @@ pub struct ConvGeometry {
     pub kw: usize,
     pub pad_h: usize,
     pub pad_w: usize,
+    pub stride_h: usize,
+    pub stride_w: usize,
+}
+
+/// The output length of one axis: `(input + 2 pad - kernel) / stride + 1`, none when the
+/// kernel does not fit.
+fn out_len(input: usize, pad: usize, kernel: usize, stride: usize) -> usize {
+    (input + 2 * pad)
+        .checked_sub(kernel)
+        .map_or(0, |room| room / stride.max(1) + 1)
 }
 
 impl ConvGeometry {
     pub fn out_h(&self) -> usize {
-        self.in_h + 2 * self.pad_h + 1 - self.kh
+        out_len(self.in_h, self.pad_h, self.kh, self.stride_h)
     }
 
     pub fn out_w(&self) -> usize {
-        self.in_w + 2 * self.pad_w + 1 - self.kw
+        out_len(self.in_w, self.pad_w, self.kw, self.stride_w)
     }
 
     /// Receptive-field length `K`: one value per (input channel, kernel row, kernel column).
@@ -63,27 +80,38 @@ impl ConvGeometry {
         self.c_out * self.out_pixels()
     }
 
-    /// The output columns `ox` whose input column `ox + kj - pad_w` lies inside the image.
+    /// The output columns `ox` whose input column `ox * stride_w + kj - pad_w` lies inside
+    /// the image.
     fn valid_columns(&self, kj: usize) -> (usize, usize) {
-        let lo = self.pad_w.saturating_sub(kj);
+        let s = self.stride_w.max(1);
+        let lo = self.pad_w.saturating_sub(kj).div_ceil(s);
         let hi = (self.in_w + self.pad_w)
             .saturating_sub(kj)
+            .div_ceil(s)
             .min(self.out_w());
         (lo, hi.max(lo))
     }
 
-    /// The kernel columns `kj` whose input column `ox + kj - pad_w` lies inside the image.
+    /// The kernel columns `kj` whose input column `ox * stride_w + kj - pad_w` lies inside
+    /// the image.
     fn valid_taps(&self, ox: usize) -> (usize, usize) {
-        let lo = self.pad_w.saturating_sub(ox);
-        let hi = (self.in_w + self.pad_w).saturating_sub(ox).min(self.kw);
+        let left = ox * self.stride_w;
+        let lo = self.pad_w.saturating_sub(left);
+        let hi = (self.in_w + self.pad_w).saturating_sub(left).min(self.kw);
         (lo, hi.max(lo))
     }
 
     /// The input row a kernel row reads for output row `oy`, if it is not padding.
     fn input_row(&self, oy: usize, ki: usize) -> Option<usize> {
-        (oy + ki)
+        (oy * self.stride_h + ki)
             .checked_sub(self.pad_h)
             .filter(|&iy| iy < self.in_h)
+    }
+
+    /// The input column output column `ox` reads through kernel column `kj` (which must be
+    /// one of [`ConvGeometry::valid_taps`]).
+    fn input_column(&self, ox: usize, kj: usize) -> usize {
+        ox * self.stride_w + kj - self.pad_w
     }
 }
 

@@ -83,9 +83,11 @@ pub(super) fn im2row(
                     window[..lo * g.c_in].fill(0.0);
                     window[hi * g.c_in..].fill(0.0);
                 }
-                let src = (iy * g.in_w + ox + lo - g.pad_w) * g.c_in;
-                window[lo * g.c_in..hi * g.c_in]
-                    .copy_from_slice(&hwc[src..src + (hi - lo) * g.c_in]);
+                if hi > lo {
+                    let src = (iy * g.in_w + g.input_column(ox, lo)) * g.c_in;
+                    window[lo * g.c_in..hi * g.c_in]
+                        .copy_from_slice(&hwc[src..src + (hi - lo) * g.c_in]);
+                }
             }
         }
     }
@@ -104,7 +106,10 @@ pub(super) fn row2im(g: &ConvGeometry, rows: &[f32], first: usize, hwc: &mut [f3
                 let Some(iy) = g.input_row(oy, ki) else {
                     continue;
                 };
-                let dst = (iy * g.in_w + ox + lo - g.pad_w) * g.c_in;
+                if hi == lo {
+                    continue;
+                }
+                let dst = (iy * g.in_w + g.input_column(ox, lo)) * g.c_in;
                 let taps = &window[lo * g.c_in..hi * g.c_in];
                 for (d, s) in hwc[dst..dst + taps.len()].iter_mut().zip(taps) {
                     *d += s;

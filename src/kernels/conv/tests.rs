@@ -15,8 +15,8 @@ fn naive_forward(g: &ConvGeometry, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> 
                     for ci in 0..g.c_in {
                         for ki in 0..g.kh {
                             for kj in 0..g.kw {
-                                let iy = (oy + ki) as isize - g.pad_h as isize;
-                                let ix = (ox + kj) as isize - g.pad_w as isize;
+                                let iy = (oy * g.stride_h + ki) as isize - g.pad_h as isize;
+                                let ix = (ox * g.stride_w + kj) as isize - g.pad_w as isize;
                                 if iy < 0
                                     || ix < 0
                                     || iy >= g.in_h as isize
@@ -42,16 +42,22 @@ fn naive_forward(g: &ConvGeometry, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> 
 /// Geometries of both layouts.
 fn geometries() -> Vec<ConvGeometry> {
     // batches of 1 to 6 images: single, partial and several groups of IMAGES_PER_GEMM
-    let g = |batch, c_in, in_h, in_w, c_out, kh, kw, pad_h, pad_w| ConvGeometry {
-        batch,
-        c_in,
-        in_h,
-        in_w,
-        c_out,
-        kh,
-        kw,
-        pad_h,
-        pad_w,
+    let strided =
+        |batch, c_in, in_h, in_w, c_out, kh, kw, pad_h, pad_w, stride_h, stride_w| ConvGeometry {
+            batch,
+            c_in,
+            in_h,
+            in_w,
+            c_out,
+            kh,
+            kw,
+            pad_h,
+            pad_w,
+            stride_h,
+            stride_w,
+        };
+    let g = |batch, c_in, in_h, in_w, c_out, kh, kw, pad_h, pad_w| {
+        strided(batch, c_in, in_h, in_w, c_out, kh, kw, pad_h, pad_w, 1, 1)
     };
     vec![
         g(6, 1, 8, 8, 4, 5, 5, 2, 2),
@@ -63,6 +69,13 @@ fn geometries() -> Vec<ConvGeometry> {
         g(5, 8, 6, 7, 5, 3, 5, 1, 2),
         g(1, 16, 5, 5, 4, 3, 3, 0, 0),
         g(2, 32, 4, 4, 3, 1, 1, 0, 0),
+        // strides: a ResNet stage change (3x3 and its 1x1 projection), a ViT's patches, odd
+        // sizes that leave a last column or row unread, unequal strides
+        strided(5, 16, 7, 7, 4, 3, 3, 1, 1, 2, 2),
+        strided(5, 16, 7, 7, 4, 1, 1, 0, 0, 2, 2),
+        strided(3, 1, 8, 8, 5, 4, 4, 0, 0, 4, 4),
+        strided(2, 3, 9, 8, 4, 3, 3, 1, 1, 2, 3),
+        strided(2, 12, 6, 9, 3, 3, 2, 0, 1, 3, 2),
     ]
 }
 
@@ -77,10 +90,17 @@ fn close(a: &[f32], b: &[f32], what: &str) {
 }
 
 #[test]
-fn the_test_geometries_cover_both_layouts() {
-    let layouts: Vec<Layout> = geometries().iter().map(Layout::of).collect();
-    assert!(layouts.contains(&Layout::Columns));
-    assert!(layouts.contains(&Layout::Rows));
+fn the_test_geometries_cover_both_layouts_with_and_without_strides() {
+    let all = geometries();
+    for strided in [false, true] {
+        let layouts: Vec<Layout> = all
+            .iter()
+            .filter(|g| (g.stride_h * g.stride_w > 1) == strided)
+            .map(Layout::of)
+            .collect();
+        assert!(layouts.contains(&Layout::Columns), "strided: {strided}");
+        assert!(layouts.contains(&Layout::Rows), "strided: {strided}");
+    }
 }
 
 #[test]

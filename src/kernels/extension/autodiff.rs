@@ -13,6 +13,7 @@ use burn::backend::{Autodiff, AutodiffBackend};
 
 use super::TrainingKernels;
 use crate::kernels::adam::AdamStep;
+use crate::kernels::conv::ConvSpacing;
 
 /// Hands `gradient` to `node`, when autograd tracks it.
 fn register<B: TrainingKernels>(
@@ -30,8 +31,8 @@ fn register<B: TrainingKernels>(
 struct WeightedState<B: TrainingKernels> {
     x: FloatTensor<B>,
     weight: FloatTensor<B>,
-    /// The convolution's zeros on each side (unused by the dense layer).
-    padding: (usize, usize),
+    /// The convolution's padding and stride (unused by the dense layer).
+    spacing: ConvSpacing,
 }
 
 #[derive(Debug)]
@@ -43,9 +44,8 @@ impl<B: TrainingKernels> Backward<B, 3> for ConvBackward {
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_w, node_b] = ops.parents.map(|p| p.map(|node| node.id));
         let dy = grads.consume::<B>(&ops.node);
-        let WeightedState { x, weight, padding } = ops.state;
-        let (dx, dw, db) =
-            B::conv2d_unit_stride_backward(x, weight, dy, padding.0, padding.1, node_x.is_some());
+        let WeightedState { x, weight, spacing } = ops.state;
+        let (dx, dw, db) = B::conv2d_strided_backward(x, weight, dy, spacing, node_x.is_some());
         register::<B>(grads, node_x, dx);
         register::<B>(grads, node_w, dw);
         register::<B>(grads, node_b, db);
@@ -122,13 +122,57 @@ impl<B: TrainingKernels> Backward<B, 3> for NormBackward {
     }
 }
 
+#[derive(Debug)]
+struct GeluBackward;
+
+impl<B: TrainingKernels> Backward<B, 1> for GeluBackward {
+    /// The input.
+    type State = FloatTensor<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents.map(|p| p.map(|node| node.id));
+        let dy = grads.consume::<B>(&ops.node);
+        if node_x.is_some() {
+            register::<B>(grads, node_x, B::gelu_exact_backward(ops.state, dy));
+        }
+    }
+}
+
+/// What attention's backward pass keeps: its input, its weights and its heads.
+#[derive(Clone, Debug)]
+struct AttentionState<B: TrainingKernels> {
+    qkv: FloatTensor<B>,
+    weights: FloatTensor<B>,
+    heads: usize,
+}
+
+#[derive(Debug)]
+struct AttentionBackward;
+
+impl<B: TrainingKernels> Backward<B, 1> for AttentionBackward {
+    type State = AttentionState<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_qkv] = ops.parents.map(|p| p.map(|node| node.id));
+        let dy = grads.consume::<B>(&ops.node);
+        if node_qkv.is_some() {
+            let AttentionState {
+                qkv,
+                weights,
+                heads,
+            } = ops.state;
+            let dqkv = B::packed_attention_backward(qkv, weights, dy, heads);
+            register::<B>(grads, node_qkv, dqkv);
+        }
+    }
+}
+
 impl<B: TrainingKernels, C: CheckpointStrategy> TrainingKernels for Autodiff<B, C> {
-    fn conv2d_unit_stride(
+    fn conv2d_strided(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
-        pad_h: usize,
-        pad_w: usize,
+        spacing: ConvSpacing,
     ) -> FloatTensor<Self> {
         let (xp, wp, bp) = (
             x.primitive().clone(),
@@ -139,13 +183,13 @@ impl<B: TrainingKernels, C: CheckpointStrategy> TrainingKernels for Autodiff<B, 
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
             .stateful();
-        let output = B::conv2d_unit_stride(xp.clone(), wp.clone(), bp, pad_h, pad_w);
+        let output = B::conv2d_strided(xp.clone(), wp.clone(), bp, spacing);
         match prep {
             OpsKind::Tracked(prep) => prep.finish(
                 WeightedState {
                     x: xp,
                     weight: wp,
-                    padding: (pad_h, pad_w),
+                    spacing,
                 },
                 output,
             ),
@@ -173,7 +217,10 @@ impl<B: TrainingKernels, C: CheckpointStrategy> TrainingKernels for Autodiff<B, 
                 WeightedState {
                     x: xp,
                     weight: wp,
-                    padding: (0, 0),
+                    spacing: ConvSpacing {
+                        padding: [0, 0],
+                        stride: [1, 1],
+                    },
                 },
                 output,
             ),
@@ -237,23 +284,58 @@ impl<B: TrainingKernels, C: CheckpointStrategy> TrainingKernels for Autodiff<B, 
         (output, Self::from_inner(mean), Self::from_inner(variance))
     }
 
+    fn gelu_exact(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let xp = x.primitive().clone();
+        let prep = GeluBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful();
+        let output = B::gelu_exact(xp.clone());
+        match prep {
+            OpsKind::Tracked(prep) => prep.finish(xp, output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        }
+    }
+
+    fn packed_attention(
+        qkv: FloatTensor<Self>,
+        heads: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let qp = qkv.primitive().clone();
+        let prep = AttentionBackward
+            .prepare::<C>([qkv.node()])
+            .compute_bound()
+            .stateful();
+        let (output, weights) = B::packed_attention(qp.clone(), heads);
+        let output = match prep {
+            OpsKind::Tracked(prep) => prep.finish(
+                AttentionState {
+                    qkv: qp,
+                    weights: weights.clone(),
+                    heads,
+                },
+                output,
+            ),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        };
+        (output, Self::from_inner(weights))
+    }
+
     // The backward passes and the rest run on inner tensors: autograd calls `B`'s
     // directly, and a tracked call gets untracked results.
 
-    fn conv2d_unit_stride_backward(
+    fn conv2d_strided_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         dy: FloatTensor<Self>,
-        pad_h: usize,
-        pad_w: usize,
+        spacing: ConvSpacing,
         need_dx: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (dx, dw, db) = B::conv2d_unit_stride_backward(
+        let (dx, dw, db) = B::conv2d_strided_backward(
             Self::inner(x),
             Self::inner(weight),
             Self::inner(dy),
-            pad_h,
-            pad_w,
+            spacing,
             need_dx,
         );
         (
@@ -312,6 +394,24 @@ impl<B: TrainingKernels, C: CheckpointStrategy> TrainingKernels for Autodiff<B, 
             Self::from_inner(dgamma),
             Self::from_inner(dbeta),
         )
+    }
+
+    fn gelu_exact_backward(x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::from_inner(B::gelu_exact_backward(Self::inner(x), Self::inner(dy)))
+    }
+
+    fn packed_attention_backward(
+        qkv: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        heads: usize,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::packed_attention_backward(
+            Self::inner(qkv),
+            Self::inner(weights),
+            Self::inner(dy),
+            heads,
+        ))
     }
 
     fn describe_device(probe: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -7,8 +7,10 @@ use burn::tensor::{Bytes, DType, Shape};
 
 use super::TrainingKernels;
 use super::description::{DESCRIPTION_LEN, Description};
+use crate::kernels::activation::{gelu_backward, gelu_forward};
 use crate::kernels::adam::{AdamStep, adam_update};
-use crate::kernels::conv::{ConvGeometry, conv2d_backward, conv2d_forward};
+use crate::kernels::attention::{AttentionGeometry, attention_backward, attention_forward};
+use crate::kernels::conv::{ConvGeometry, ConvSpacing, conv2d_backward, conv2d_forward};
 use crate::kernels::linear::{LinearGeometry, linear_backward, linear_forward};
 use crate::kernels::norm::{NormGeometry, batch_norm_backward, batch_norm_forward};
 use crate::kernels::pool::{max_pool2x2_backward, max_pool2x2_forward};
@@ -39,7 +41,11 @@ fn nothing() -> FlexTensor {
     host_f32(Vec::new(), &[0])
 }
 
-fn conv_geometry(x: &FlexTensor, weight: &FlexTensor, pad_h: usize, pad_w: usize) -> ConvGeometry {
+fn conv_geometry(x: &FlexTensor, weight: &FlexTensor, spacing: ConvSpacing) -> ConvGeometry {
+    let ConvSpacing {
+        padding: [pad_h, pad_w],
+        stride: [stride_h, stride_w],
+    } = spacing;
     let [batch, c_in, in_h, in_w] = dims4(x);
     let [c_out, _, kh, kw] = dims4(weight);
     ConvGeometry {
@@ -52,6 +58,19 @@ fn conv_geometry(x: &FlexTensor, weight: &FlexTensor, pad_h: usize, pad_w: usize
         kw,
         pad_h,
         pad_w,
+        stride_h,
+        stride_w,
+    }
+}
+
+fn attention_geometry(qkv: &FlexTensor, heads: usize) -> AttentionGeometry {
+    let s = qkv.layout().shape();
+    let heads = heads.max(1);
+    AttentionGeometry {
+        batch: s[0],
+        tokens: s[1],
+        heads,
+        head_dim: s[2] / 3 / heads,
     }
 }
 
@@ -73,29 +92,27 @@ fn norm_geometry([batch, channels, h, w]: [usize; 4]) -> NormGeometry {
 }
 
 impl TrainingKernels for Flex {
-    fn conv2d_unit_stride(
+    fn conv2d_strided(
         x: FlexTensor,
         weight: FlexTensor,
         bias: FlexTensor,
-        pad_h: usize,
-        pad_w: usize,
+        spacing: ConvSpacing,
     ) -> FlexTensor {
         let (x, weight, bias) = (
             x.to_contiguous(),
             weight.to_contiguous(),
             bias.to_contiguous(),
         );
-        let g = conv_geometry(&x, &weight, pad_h, pad_w);
+        let g = conv_geometry(&x, &weight, spacing);
         let y = conv2d_forward(&g, x.storage(), weight.storage(), Some(bias.storage()));
         host_f32(y, &[g.batch, g.c_out, g.out_h(), g.out_w()])
     }
 
-    fn conv2d_unit_stride_backward(
+    fn conv2d_strided_backward(
         x: FlexTensor,
         weight: FlexTensor,
         dy: FlexTensor,
-        pad_h: usize,
-        pad_w: usize,
+        spacing: ConvSpacing,
         need_dx: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let (x, weight, dy) = (
@@ -103,7 +120,7 @@ impl TrainingKernels for Flex {
             weight.to_contiguous(),
             dy.to_contiguous(),
         );
-        let g = conv_geometry(&x, &weight, pad_h, pad_w);
+        let g = conv_geometry(&x, &weight, spacing);
         let r = conv2d_backward(&g, x.storage(), weight.storage(), dy.storage(), need_dx);
         (
             r.dx.map_or_else(nothing, |dx| {
@@ -212,6 +229,42 @@ impl TrainingKernels for Flex {
             host_f32(r.dgamma, &[g.channels]),
             host_f32(r.dbeta, &[g.channels]),
         )
+    }
+
+    fn gelu_exact(x: FlexTensor) -> FlexTensor {
+        let x = x.to_contiguous();
+        host_f32(gelu_forward(x.storage()), x.layout().shape())
+    }
+
+    fn gelu_exact_backward(x: FlexTensor, dy: FlexTensor) -> FlexTensor {
+        let (x, dy) = (x.to_contiguous(), dy.to_contiguous());
+        host_f32(gelu_backward(x.storage(), dy.storage()), x.layout().shape())
+    }
+
+    fn packed_attention(qkv: FlexTensor, heads: usize) -> (FlexTensor, FlexTensor) {
+        let qkv = qkv.to_contiguous();
+        let g = attention_geometry(&qkv, heads);
+        let f = attention_forward(&g, qkv.storage());
+        (
+            host_f32(f.output, &[g.batch, g.tokens, g.inner()]),
+            host_f32(f.weights, &[g.batch, heads, g.tokens, g.tokens]),
+        )
+    }
+
+    fn packed_attention_backward(
+        qkv: FlexTensor,
+        weights: FlexTensor,
+        dy: FlexTensor,
+        heads: usize,
+    ) -> FlexTensor {
+        let (qkv, weights, dy) = (
+            qkv.to_contiguous(),
+            weights.to_contiguous(),
+            dy.to_contiguous(),
+        );
+        let g = attention_geometry(&qkv, heads);
+        let dqkv = attention_backward(&g, qkv.storage(), weights.storage(), dy.storage());
+        host_f32(dqkv, qkv.layout().shape())
     }
 
     fn describe_device(_probe: FlexTensor) -> FlexTensor {

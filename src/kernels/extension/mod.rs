@@ -3,7 +3,8 @@
 //! `Remote` (each call shipped as a custom operation to a `serve` process, which runs the
 //! flex implementation) and for `Autodiff` over either (the forward pass registered with
 //! burn's autograd together with the kernel's backward pass), routed by burn's `Dispatch`.
-//! Models call [`conv2d`], [`linear`], [`max_pool2d`] and [`batch_norm`], which take this
+//! Models call [`conv2d`], [`linear`], [`max_pool2d`], [`batch_norm`], [`gelu`] and
+//! [`attention`], which take this
 //! path where [`kernels_run_on`] the device and burn's own modules everywhere else (wgpu),
 //! so the same model code runs on all of them.
 
@@ -20,29 +21,28 @@ mod flex;
 pub mod remote;
 
 use super::adam::AdamStep;
+use super::conv::ConvSpacing;
 
 /// Training operations with hand-written CPU kernels.
 #[backend_extension(Flex, Remote, Autodiff)]
 pub trait TrainingKernels: Backend {
-    /// Convolution with stride 1, no dilation, one group and `pad` zeros on each side:
-    /// `x[n, c_in, h, w]`, `weight[c_out, c_in, kh, kw]`, `bias[c_out]` to
-    /// `[n, c_out, h + 2 pad_h - kh + 1, w + 2 pad_w - kw + 1]`.
-    fn conv2d_unit_stride(
+    /// Convolution with no dilation, one group, and the same zeros on both sides of an
+    /// axis: `x[n, c_in, h, w]`, `weight[c_out, c_in, kh, kw]`, `bias[c_out]` to `[n, c_out,
+    /// (h + 2 pad_h - kh) / stride_h + 1, (w + 2 pad_w - kw) / stride_w + 1]`.
+    fn conv2d_strided(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
-        pad_h: usize,
-        pad_w: usize,
+        spacing: ConvSpacing,
     ) -> FloatTensor<Self>;
 
     /// The convolution's gradients for `dy`: `dx` (an empty `[0]` tensor unless
     /// `need_dx`), `dweight` and `dbias`.
-    fn conv2d_unit_stride_backward(
+    fn conv2d_strided_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         dy: FloatTensor<Self>,
-        pad_h: usize,
-        pad_w: usize,
+        spacing: ConvSpacing,
         need_dx: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
@@ -95,6 +95,28 @@ pub trait TrainingKernels: Backend {
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
+    /// GELU (exact, with `erf`) of every value, any shape.
+    fn gelu_exact(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// GELU's input gradient for `dy`.
+    fn gelu_exact_backward(x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// Scaled dot-product attention of `heads` heads from the packed projection
+    /// `qkv[batch, n, 3 * inner]` (queries, keys, values): the heads side by side
+    /// `[batch, n, inner]`, and their attention weights `[batch, heads, n, n]`.
+    fn packed_attention(
+        qkv: FloatTensor<Self>,
+        heads: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// The attention's gradient of `qkv` for `dy`, from its forward pass's weights.
+    fn packed_attention_backward(
+        qkv: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        heads: usize,
+    ) -> FloatTensor<Self>;
+
     /// What serves this device, for a client to show and to know whether the kernels run
     /// there: [`description::Description`] as text in a `[256]` tensor, one byte per element.
     /// `probe` only picks the device.
@@ -146,12 +168,49 @@ fn bias_or_zeros(
     }
 }
 
-/// `conv.forward(x)`, through the host kernels where they apply ([`kernels_run_on`], f32, stride
-/// 1, no dilation, one group, symmetric padding) and burn's module elsewhere.
+/// GELU (exact, as burn's and PyTorch's default), through the host kernel where
+/// [`kernels_run_on`] the device and burn's elsewhere.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if on_kernels(&x) {
+        Tensor::from_dispatch(<Dispatch as TrainingKernels>::gelu_exact(x.into_dispatch()))
+    } else {
+        burn::tensor::activation::gelu(x)
+    }
+}
+
+/// Scaled dot-product attention of `heads` heads from the packed projection `qkv[batch, n,
+/// 3 * inner]` (PyTorch's `in_proj` order: queries, keys, values) to the heads side by side
+/// `[batch, n, inner]`: through the host kernel where [`kernels_run_on`] the device, and as
+/// burn's tensor operations elsewhere.
+pub fn attention(qkv: Tensor<3>, heads: usize) -> Tensor<3> {
+    if on_kernels(&qkv) {
+        let (mixed, _) =
+            <Dispatch as TrainingKernels>::packed_attention(qkv.into_dispatch(), heads);
+        return Tensor::from_dispatch(mixed);
+    }
+    let [batch, n, packed] = qkv.dims();
+    let inner = packed / 3;
+    let hd = inner / heads;
+    // [batch, n, inner] -> [batch, heads, n, hd]
+    let split = |t: Tensor<3>| t.reshape([batch, n, heads, hd]).swap_dims(1, 2);
+    let q = split(qkv.clone().narrow(2, 0, inner)).mul_scalar(1.0 / (hd as f64).sqrt());
+    let k = split(qkv.clone().narrow(2, inner, inner));
+    let v = split(qkv.narrow(2, 2 * inner, inner));
+    let weights = burn::tensor::activation::softmax(q.matmul(k.swap_dims(2, 3)), 3); // [batch, heads, n, n]
+    // [batch, heads, n, hd] -> [batch, n, inner]
+    weights.matmul(v).swap_dims(1, 2).reshape([batch, n, inner])
+}
+
+/// `conv.forward(x)`, through the host kernels where they apply ([`kernels_run_on`], f32, no
+/// dilation, one group, symmetric padding, any stride) and burn's module elsewhere.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let plain = conv.stride == [1, 1] && conv.dilation == [1, 1] && conv.groups == 1;
+    let plain = conv.dilation == [1, 1] && conv.groups == 1;
     match (plain && on_kernels(&x), symmetric_padding(conv)) {
         (true, Some((pad_h, pad_w))) => {
+            let spacing = ConvSpacing {
+                padding: [pad_h, pad_w],
+                stride: conv.stride,
+            };
             let weight = conv.weight.val();
             let out_channels = weight.dims()[0];
             // no bias (a convolution before a batch norm): zeros, a constant
@@ -159,12 +218,11 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
                 Some(b) => b.val(),
                 None => Tensor::zeros([out_channels], &weight.device()),
             };
-            let out = <Dispatch as TrainingKernels>::conv2d_unit_stride(
+            let out = <Dispatch as TrainingKernels>::conv2d_strided(
                 x.into_dispatch(),
                 weight.into_dispatch(),
                 bias.into_dispatch(),
-                pad_h,
-                pad_w,
+                spacing,
             );
             Tensor::from_dispatch(out)
         }

@@ -23,6 +23,7 @@ use super::TrainingKernels;
 use super::description::{DESCRIPTION_LEN, Description};
 use super::flex::host_f32;
 use crate::kernels::adam::AdamStep;
+use crate::kernels::conv::ConvSpacing;
 
 /// A custom operation: its id, the same on both sides, and the type of the numbers it
 /// carries besides its tensors ([`Scalars`]), so that the client's call and the server's
@@ -54,9 +55,9 @@ impl<S: Scalars> Op<S> {
 
 /// The operations, one per kernel.
 mod op {
-    use super::{AdamStep, ConvBackward, Epsilon, NeedDx, Op, Padding, PoolInput};
+    use super::{AdamStep, ConvBackward, ConvSpacing, Epsilon, Heads, NeedDx, Op, PoolInput};
 
-    pub const CONV: Op<Padding> = Op::new("sparsity-explorer/conv2d");
+    pub const CONV: Op<ConvSpacing> = Op::new("sparsity-explorer/conv2d");
     pub const CONV_BACKWARD: Op<ConvBackward> = Op::new("sparsity-explorer/conv2d-backward");
     pub const LINEAR: Op<()> = Op::new("sparsity-explorer/linear");
     pub const LINEAR_BACKWARD: Op<NeedDx> = Op::new("sparsity-explorer/linear-backward");
@@ -65,6 +66,10 @@ mod op {
     pub const NORM: Op<Epsilon> = Op::new("sparsity-explorer/batch-norm");
     pub const NORM_BACKWARD: Op<Epsilon> = Op::new("sparsity-explorer/batch-norm-backward");
     pub const ADAM: Op<AdamStep> = Op::new("sparsity-explorer/adam");
+    pub const GELU: Op<()> = Op::new("sparsity-explorer/gelu");
+    pub const GELU_BACKWARD: Op<()> = Op::new("sparsity-explorer/gelu-backward");
+    pub const ATTENTION: Op<Heads> = Op::new("sparsity-explorer/attention");
+    pub const ATTENTION_BACKWARD: Op<Heads> = Op::new("sparsity-explorer/attention-backward");
     pub const DESCRIBE: Op<()> = Op::new("sparsity-explorer/describe");
 }
 
@@ -84,46 +89,47 @@ impl Scalars for () {
     }
 }
 
-/// A convolution's zeros on each side.
-#[derive(Clone, Copy)]
-struct Padding {
-    h: usize,
-    w: usize,
-}
-
-impl Scalars for Padding {
+impl Scalars for ConvSpacing {
     fn encode(&self) -> Vec<ScalarIr> {
-        vec![uint(self.h), uint(self.w)]
+        let [pad_h, pad_w] = self.padding;
+        let [stride_h, stride_w] = self.stride;
+        vec![uint(pad_h), uint(pad_w), uint(stride_h), uint(stride_w)]
     }
     fn decode(scalars: &[ScalarIr]) -> Option<Self> {
         match scalars {
-            [ScalarIr::UInt(h), ScalarIr::UInt(w)] => Some(Padding {
-                h: *h as usize,
-                w: *w as usize,
+            [
+                ScalarIr::UInt(pad_h),
+                ScalarIr::UInt(pad_w),
+                ScalarIr::UInt(stride_h),
+                ScalarIr::UInt(stride_w),
+            ] => Some(ConvSpacing {
+                padding: [*pad_h as usize, *pad_w as usize],
+                stride: [*stride_h as usize, *stride_w as usize],
             }),
             _ => None,
         }
     }
 }
 
-/// A convolution's backward pass: its padding, and whether the input's gradient is needed.
+/// A convolution's backward pass: its padding and stride, and whether the input's
+/// gradient is needed.
 struct ConvBackward {
-    padding: Padding,
+    spacing: ConvSpacing,
     need_dx: bool,
 }
 
 impl Scalars for ConvBackward {
     fn encode(&self) -> Vec<ScalarIr> {
-        let mut scalars = self.padding.encode();
+        let mut scalars = self.spacing.encode();
         scalars.push(ScalarIr::Bool(self.need_dx));
         scalars
     }
     fn decode(scalars: &[ScalarIr]) -> Option<Self> {
-        let (ScalarIr::Bool(need_dx), padding) = scalars.split_last()? else {
+        let (ScalarIr::Bool(need_dx), spacing) = scalars.split_last()? else {
             return None;
         };
         Some(ConvBackward {
-            padding: Padding::decode(padding)?,
+            spacing: ConvSpacing::decode(spacing)?,
             need_dx: *need_dx,
         })
     }
@@ -152,14 +158,31 @@ struct PoolInput {
 
 impl Scalars for PoolInput {
     fn encode(&self) -> Vec<ScalarIr> {
-        Padding {
-            h: self.h,
-            w: self.w,
-        }
-        .encode()
+        vec![uint(self.h), uint(self.w)]
     }
     fn decode(scalars: &[ScalarIr]) -> Option<Self> {
-        Padding::decode(scalars).map(|Padding { h, w }| PoolInput { h, w })
+        match scalars {
+            [ScalarIr::UInt(h), ScalarIr::UInt(w)] => Some(PoolInput {
+                h: *h as usize,
+                w: *w as usize,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// An attention's heads.
+struct Heads(usize);
+
+impl Scalars for Heads {
+    fn encode(&self) -> Vec<ScalarIr> {
+        vec![uint(self.0)]
+    }
+    fn decode(scalars: &[ScalarIr]) -> Option<Self> {
+        match scalars {
+            [ScalarIr::UInt(heads)] => Some(Heads(*heads as usize)),
+            _ => None,
+        }
     }
 }
 
@@ -305,30 +328,29 @@ fn input_gradient_shape(x: &RemoteTensor, need_dx: bool) -> Shape {
 }
 
 impl TrainingKernels for Remote {
-    fn conv2d_unit_stride(
+    fn conv2d_strided(
         x: RemoteTensor,
         weight: RemoteTensor,
         bias: RemoteTensor,
-        pad_h: usize,
-        pad_w: usize,
+        spacing: ConvSpacing,
     ) -> RemoteTensor {
         let (xs, ws) = (x.shape(), weight.shape());
+        let [pad_h, pad_w] = spacing.padding;
+        let [stride_h, stride_w] = spacing.stride;
         let out = shape(&[
             xs[0],
             ws[0],
-            xs[2] + 2 * pad_h + 1 - ws[2],
-            xs[3] + 2 * pad_w + 1 - ws[3],
+            (xs[2] + 2 * pad_h).saturating_sub(ws[2]) / stride_h.max(1) + 1,
+            (xs[3] + 2 * pad_w).saturating_sub(ws[3]) / stride_w.max(1) + 1,
         ]);
-        let padding = Padding { h: pad_h, w: pad_w };
-        one(ship(op::CONV, vec![x, weight, bias], &[out], padding))
+        one(ship(op::CONV, vec![x, weight, bias], &[out], spacing))
     }
 
-    fn conv2d_unit_stride_backward(
+    fn conv2d_strided_backward(
         x: RemoteTensor,
         weight: RemoteTensor,
         dy: RemoteTensor,
-        pad_h: usize,
-        pad_w: usize,
+        spacing: ConvSpacing,
         need_dx: bool,
     ) -> (RemoteTensor, RemoteTensor, RemoteTensor) {
         let ws = weight.shape();
@@ -337,10 +359,7 @@ impl TrainingKernels for Remote {
             ws.clone(),
             shape(&[ws[0]]),
         ];
-        let scalars = ConvBackward {
-            padding: Padding { h: pad_h, w: pad_w },
-            need_dx,
-        };
+        let scalars = ConvBackward { spacing, need_dx };
         three(ship(op::CONV_BACKWARD, vec![x, weight, dy], &outs, scalars))
     }
 
@@ -422,6 +441,40 @@ impl TrainingKernels for Remote {
         three(ship(op::NORM_BACKWARD, inputs, &outs, Epsilon(epsilon)))
     }
 
+    fn gelu_exact(x: RemoteTensor) -> RemoteTensor {
+        let out = x.shape();
+        one(ship(op::GELU, vec![x], &[out], ()))
+    }
+
+    fn gelu_exact_backward(x: RemoteTensor, dy: RemoteTensor) -> RemoteTensor {
+        let out = x.shape();
+        one(ship(op::GELU_BACKWARD, vec![x, dy], &[out], ()))
+    }
+
+    fn packed_attention(qkv: RemoteTensor, heads: usize) -> (RemoteTensor, RemoteTensor) {
+        let s = qkv.shape();
+        let outs = [
+            shape(&[s[0], s[1], s[2] / 3]),
+            shape(&[s[0], heads, s[1], s[1]]),
+        ];
+        let mut results = ship(op::ATTENTION, vec![qkv], &outs, Heads(heads)).into_iter();
+        match (results.next(), results.next()) {
+            (Some(output), Some(weights)) => (output, weights),
+            _ => unreachable!("attention ships two outputs"),
+        }
+    }
+
+    fn packed_attention_backward(
+        qkv: RemoteTensor,
+        weights: RemoteTensor,
+        dy: RemoteTensor,
+        heads: usize,
+    ) -> RemoteTensor {
+        let out = qkv.shape();
+        let inputs = vec![qkv, weights, dy];
+        one(ship(op::ATTENTION_BACKWARD, inputs, &[out], Heads(heads)))
+    }
+
     fn describe_device(probe: RemoteTensor) -> RemoteTensor {
         one(ship(
             op::DESCRIBE,
@@ -495,14 +548,13 @@ pub fn with_kernels(
         })
         .with_custom_op::<Flex, _>(op::CONV.id, |handles, ir, _| {
             let [x, w, b] = inputs(handles, ir);
-            let Padding { h, w: pad_w } = op::CONV.read(ir);
-            outputs(handles, ir, [Flex::conv2d_unit_stride(x, w, b, h, pad_w)]);
+            let spacing = op::CONV.read(ir);
+            outputs(handles, ir, [Flex::conv2d_strided(x, w, b, spacing)]);
         })
         .with_custom_op::<Flex, _>(op::CONV_BACKWARD.id, |handles, ir, _| {
             let [x, w, dy] = inputs(handles, ir);
-            let ConvBackward { padding, need_dx } = op::CONV_BACKWARD.read(ir);
-            let (dx, dw, db) =
-                Flex::conv2d_unit_stride_backward(x, w, dy, padding.h, padding.w, need_dx);
+            let ConvBackward { spacing, need_dx } = op::CONV_BACKWARD.read(ir);
+            let (dx, dw, db) = Flex::conv2d_strided_backward(x, w, dy, spacing, need_dx);
             outputs(handles, ir, [dx, dw, db]);
         })
         .with_custom_op::<Flex, _>(op::LINEAR.id, |handles, ir, _| {
@@ -542,6 +594,31 @@ pub fn with_kernels(
                 Flex::batch_norm_train_backward(x, gamma, mean, variance, dy, epsilon);
             outputs(handles, ir, [dx, dgamma, dbeta]);
         })
+        .with_custom_op::<Flex, _>(op::GELU.id, |handles, ir, _| {
+            op::GELU.read(ir);
+            let [x] = inputs(handles, ir);
+            outputs(handles, ir, [Flex::gelu_exact(x)]);
+        })
+        .with_custom_op::<Flex, _>(op::GELU_BACKWARD.id, |handles, ir, _| {
+            op::GELU_BACKWARD.read(ir);
+            let [x, dy] = inputs(handles, ir);
+            outputs(handles, ir, [Flex::gelu_exact_backward(x, dy)]);
+        })
+        .with_custom_op::<Flex, _>(op::ATTENTION.id, |handles, ir, _| {
+            let Heads(heads) = op::ATTENTION.read(ir);
+            let [qkv] = inputs(handles, ir);
+            let (output, weights) = Flex::packed_attention(qkv, heads);
+            outputs(handles, ir, [output, weights]);
+        })
+        .with_custom_op::<Flex, _>(op::ATTENTION_BACKWARD.id, |handles, ir, _| {
+            let Heads(heads) = op::ATTENTION_BACKWARD.read(ir);
+            let [qkv, weights, dy] = inputs(handles, ir);
+            outputs(
+                handles,
+                ir,
+                [Flex::packed_attention_backward(qkv, weights, dy, heads)],
+            );
+        })
         .with_custom_op::<Flex, _>(op::ADAM.id, |handles, ir, _| {
             let [p, g, m, v] = inputs(handles, ir);
             let (p, m, v) = Flex::adam_update(p, g, m, v, op::ADAM.read(ir));
@@ -565,29 +642,29 @@ mod tests {
             time: 7,
         };
         assert_eq!(AdamStep::decode(&step.encode()), Some(step));
+        let spacing = ConvSpacing {
+            padding: [2, 1],
+            stride: [2, 3],
+        };
+        assert_eq!(ConvSpacing::decode(&spacing.encode()), Some(spacing));
         let conv = ConvBackward {
-            padding: Padding { h: 2, w: 1 },
+            spacing,
             need_dx: true,
         };
         let back = ConvBackward::decode(&conv.encode()).unwrap();
-        assert_eq!((back.padding.h, back.padding.w, back.need_dx), (2, 1, true));
+        assert_eq!((back.spacing, back.need_dx), (spacing, true));
         let pool = PoolInput::decode(&PoolInput { h: 28, w: 14 }.encode()).unwrap();
         assert_eq!((pool.h, pool.w), (28, 14));
         assert_eq!(Epsilon::decode(&Epsilon(1e-5).encode()).unwrap().0, 1e-5);
         assert!(NeedDx::decode(&NeedDx(false).encode()).is_some_and(|n| !n.0));
         assert_eq!(<()>::decode(&().encode()), Some(()));
         // another operation's numbers
-        assert!(AdamStep::decode(&Padding { h: 1, w: 1 }.encode()).is_none());
-        assert!(
-            Padding::decode(
-                &ConvBackward {
-                    padding: Padding { h: 1, w: 1 },
-                    need_dx: false
-                }
-                .encode()
-            )
-            .is_none()
-        );
+        assert!(AdamStep::decode(&spacing.encode()).is_none());
+        assert!(ConvSpacing::decode(&PoolInput { h: 1, w: 1 }.encode()).is_none());
+        assert!(ConvSpacing::decode(&conv.encode()).is_none());
+        assert_eq!(Heads::decode(&Heads(4).encode()).map(|h| h.0), Some(4));
+        assert!(Heads::decode(&NeedDx(true).encode()).is_none());
+        assert!(PoolInput::decode(&Heads(4).encode()).is_none());
         assert!(ConvBackward::decode(&Epsilon(0.1).encode()).is_none());
         assert!(Epsilon::decode(&[]).is_none());
         assert!(<()>::decode(&NeedDx(true).encode()).is_none());

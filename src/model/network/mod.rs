@@ -22,7 +22,7 @@ use super::stack::{
     prunable_specs,
 };
 use super::{LayerHandle, LayerHandleMut};
-use crate::kernels::{batch_norm, conv2d, linear, max_pool2d};
+use crate::kernels::{batch_norm, conv2d, gelu, linear, max_pool2d};
 use crate::prune::LayerSpec;
 
 /// One layer's burn module.
@@ -244,9 +244,7 @@ impl Network {
             (LayerModule::Relu(r), x) => {
                 x.map(|t| r.forward(t), |t| r.forward(t), |t| r.forward(t))
             }
-            (LayerModule::Gelu(g), x) => {
-                x.map(|t| g.forward(t), |t| g.forward(t), |t| g.forward(t))
-            }
+            (LayerModule::Gelu(_), x) => x.map(gelu, gelu, gelu),
             (LayerModule::Tanh(h), x) => {
                 x.map(|t| h.forward(t), |t| h.forward(t), |t| h.forward(t))
             }

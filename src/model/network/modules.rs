@@ -4,10 +4,9 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
-use crate::kernels::linear;
+use crate::kernels::{attention, linear};
 
 /// `[batch, c, h, w]` to `[batch, c * h * w]`.
 #[derive(Module, Debug, Default)]
@@ -89,23 +88,13 @@ impl SelfAttention {
     /// (`[batch * n, d]`): the tokens, then the heads' concatenated outputs.
     pub fn forward(&self, x: Tensor<3>, see: &mut dyn FnMut(&Linear, &Tensor<2>)) -> Tensor<3> {
         let [batch, n, d] = x.dims();
-        // the heads side by side: `inner` features, `hd` per head
+        // the heads side by side: `inner` features
         let inner = self.out_proj.weight.dims()[0];
-        let (h, hd) = (self.heads, inner / self.heads);
         let rows = x.reshape([batch * n, d]);
         see(&self.in_proj, &rows);
-        let qkv = linear(&self.in_proj, rows); // [batch * n, 3 * inner]
-        // [batch * n, inner] -> [batch, heads, n, hd]
-        let split = |t: Tensor<2>| t.reshape([batch, n, h, hd]).swap_dims(1, 2);
-        let q = split(qkv.clone().narrow(1, 0, inner)).mul_scalar(1.0 / (hd as f64).sqrt());
-        let k = split(qkv.clone().narrow(1, inner, inner));
-        let v = split(qkv.narrow(1, 2 * inner, inner));
-        let weights = softmax(q.matmul(k.swap_dims(2, 3)), 3); // [batch, heads, n, n]
-        // [batch, heads, n, hd] -> [batch * n, inner]
-        let mixed = weights
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([batch * n, inner]);
+        let qkv = linear(&self.in_proj, rows).reshape([batch, n, 3 * inner]);
+        // [batch, n, 3 * inner] -> [batch, n, inner] -> [batch * n, inner]
+        let mixed = attention(qkv, self.heads).reshape([batch * n, inner]);
         see(&self.out_proj, &mixed);
         linear(&self.out_proj, mixed).reshape([batch, n, d])
     }
