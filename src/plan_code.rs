@@ -79,7 +79,7 @@ mod tests {
             let plan = ExperimentPlan::preset(name).unwrap();
             let code = encode(&plan);
             assert!(code.starts_with(PREFIX));
-            assert!(code.len() <= 400, "{name}: {} characters", code.len());
+            assert!(code.len() <= 500, "{name}: {} characters", code.len());
             assert!(
                 code[PREFIX.len()..]
                     .chars()

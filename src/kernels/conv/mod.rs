@@ -146,8 +146,8 @@ const ROW_LAYOUT_MIN_RUN: usize = 32;
 /// is packed once per group instead of once per image.
 const IMAGES_PER_GEMM: usize = 4;
 
-/// Groups of images each rayon job takes: one job per thread, so that the weight-gradient
-/// partial sums are one per thread.
+/// Groups of images each job of the backward pass takes: one job per thread, so that the
+/// weight-gradient partial sums are one per thread.
 fn groups_per_thread(batch: usize) -> usize {
     batch
         .div_ceil(IMAGES_PER_GEMM)
@@ -349,25 +349,42 @@ pub fn conv2d_backward(
         ab.iter_mut().zip(&bb).for_each(|(a, b)| *a += b);
         (aw, ab)
     };
-    let x_groups = x.par_chunks(IMAGES_PER_GEMM * g.in_image());
-    let dy_groups = dy.par_chunks(IMAGES_PER_GEMM * g.out_image());
-    let (dw, db) = match dx.as_mut() {
-        Some(dx) => x_groups
-            .zip(dy_groups)
-            .zip(dx.par_chunks_mut(IMAGES_PER_GEMM * g.in_image()))
-            .with_min_len(groups_per_thread(g.batch))
-            .fold(zero, |acc, ((x_group, dy_group), dx_group)| {
-                group(acc, x_group, dy_group, Some(dx_group))
+    // Each job sums the partials of a fixed run of images, and the jobs' sums are added in
+    // order: the same gradients whatever thread ran what (a rayon fold would group the
+    // sums as work-stealing happened to split the batch, and training would differ from
+    // run to run in the last bits, then in the accuracy).
+    let images = groups_per_thread(g.batch) * IMAGES_PER_GEMM;
+    let (in_len, out_len) = (
+        IMAGES_PER_GEMM * g.in_image(),
+        IMAGES_PER_GEMM * g.out_image(),
+    );
+    let x_jobs = x.par_chunks(images * g.in_image());
+    let dy_jobs = dy.par_chunks(images * g.out_image());
+    let partials: Vec<Partial> = match dx.as_mut() {
+        Some(dx) => x_jobs
+            .zip(dy_jobs)
+            .zip(dx.par_chunks_mut(images * g.in_image()))
+            .map(|((x_job, dy_job), dx_job)| {
+                let groups = x_job
+                    .chunks(in_len)
+                    .zip(dy_job.chunks(out_len))
+                    .zip(dx_job.chunks_mut(in_len));
+                groups.fold(zero(), |acc, ((x_group, dy_group), dx_group)| {
+                    group(acc, x_group, dy_group, Some(dx_group))
+                })
             })
-            .reduce(zero, add),
-        None => x_groups
-            .zip(dy_groups)
-            .with_min_len(groups_per_thread(g.batch))
-            .fold(zero, |acc, (x_group, dy_group)| {
-                group(acc, x_group, dy_group, None)
+            .collect(),
+        None => x_jobs
+            .zip(dy_jobs)
+            .map(|(x_job, dy_job)| {
+                let groups = x_job.chunks(in_len).zip(dy_job.chunks(out_len));
+                groups.fold(zero(), |acc, (x_group, dy_group)| {
+                    group(acc, x_group, dy_group, None)
+                })
             })
-            .reduce(zero, add),
+            .collect(),
     };
+    let (dw, db) = partials.into_iter().reduce(add).unwrap_or_else(zero);
     let dw = match layout {
         Layout::Columns => dw,
         Layout::Rows => rows::channels_first_weight(g, &dw),
