@@ -27,20 +27,30 @@ fn tensor(path: &Path, key: &str) -> (Vec<f32>, Vec<usize>) {
     (values, view.shape().to_vec())
 }
 
-/// The model's logits on the recorded images, and PyTorch's.
-fn logits(kind: ModelKind, stem: &str) -> (Vec<f32>, Vec<f32>) {
-    let stack = kind.stack().unwrap();
-    let params = read_state_dict(&fixture(&format!("{stem}.safetensors")), &stack).unwrap();
+/// The logits of `stack` with the parameters in `weights` on the images recorded in
+/// `recorded`.
+fn logits_on_recorded_images(
+    stack: &sparsity_explorer::model::StackConfig,
+    weights: &Path,
+    recorded: &Path,
+) -> Vec<f32> {
+    let params = read_state_dict(weights, stack).unwrap();
     let device = Device::default();
-    let mut network = Network::new(&stack, CLASSES, &device).unwrap();
+    let mut network = Network::new(stack, CLASSES, &device).unwrap();
     network.write_params(&params).unwrap();
-    let recorded = fixture(&format!("{stem}-logits.safetensors"));
-    let (images, dims) = tensor(&recorded, "images");
+    let (images, dims) = tensor(recorded, "images");
     let images = Tensor::<4>::from_data(
         TensorData::new(images, [dims[0], dims[1], dims[2], dims[3]]),
         &device,
     );
-    let ours: Vec<f32> = network.forward(images).into_data().iter::<f32>().collect();
+    network.forward(images).into_data().iter::<f32>().collect()
+}
+
+/// The model's logits on the recorded images, and PyTorch's.
+fn logits(kind: ModelKind, stem: &str) -> (Vec<f32>, Vec<f32>) {
+    let weights = fixture(&format!("{stem}.safetensors"));
+    let recorded = fixture(&format!("{stem}-logits.safetensors"));
+    let ours = logits_on_recorded_images(&kind.stack().unwrap(), &weights, &recorded);
     (ours, tensor(&recorded, "logits").0)
 }
 
@@ -436,28 +446,10 @@ fn a_pytorch_module_built_at_the_exports_widths_loads_its_file_and_computes_the_
     assert_eq!(widths["blocks.8.c2"], 32, "64 channels halved");
 
     let stack: StackConfig = toml::from_str(json["network"].as_str().unwrap()).unwrap();
-    let params = read_state_dict(&compact.weights, &stack).unwrap();
-    let device = Device::default();
-    let mut network = Network::new(&stack, CLASSES, &device).unwrap();
-    network.write_params(&params).unwrap();
-    let (images, dims) = tensor(&fixture("resnet20-logits.safetensors"), "images");
-    let images = Tensor::<4>::from_data(
-        TensorData::new(images, [dims[0], dims[1], dims[2], dims[3]]),
-        &device,
-    );
-    let ours = network
-        .forward(images)
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
+    let recorded = fixture("resnet20-logits.safetensors");
+    let ours = logits_on_recorded_images(&stack, &compact.weights, &recorded);
     let (theirs, _) = tensor(&fixture("resnet20-compact-logits.safetensors"), "logits");
-    assert_eq!(ours.len(), theirs.len());
-    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
-        assert!(
-            (a - b).abs() < 1e-4 * (1.0 + b.abs()),
-            "logit {i}: {a} against PyTorch's {b}"
-        );
-    }
+    assert_close(ModelKind::Resnet20, &ours, &theirs);
     if std::env::var_os("SPX_COMPACT_EXPORT").is_none() {
         std::fs::remove_dir_all(dir).unwrap();
     }

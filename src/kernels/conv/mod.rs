@@ -47,7 +47,7 @@ pub struct ConvGeometry {
 
 /// The output length of one axis: `(input + 2 pad - kernel) / stride + 1`, none when the
 /// kernel does not fit.
-fn out_len(input: usize, pad: usize, kernel: usize, stride: usize) -> usize {
+pub fn out_len(input: usize, pad: usize, kernel: usize, stride: usize) -> usize {
     (input + 2 * pad)
         .checked_sub(kernel)
         .map_or(0, |room| room / stride.max(1) + 1)

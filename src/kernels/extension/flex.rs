@@ -247,7 +247,7 @@ impl TrainingKernels for Flex {
         let f = attention_forward(&g, qkv.storage());
         (
             host_f32(f.output, &[g.batch, g.tokens, g.inner()]),
-            host_f32(f.weights, &[g.batch, heads, g.tokens, g.tokens]),
+            host_f32(f.weights, &[g.batch, g.heads, g.tokens, g.tokens]),
         )
     }
 

@@ -23,7 +23,7 @@ use super::TrainingKernels;
 use super::description::{DESCRIPTION_LEN, Description};
 use super::flex::host_f32;
 use crate::kernels::adam::AdamStep;
-use crate::kernels::conv::ConvSpacing;
+use crate::kernels::conv::{ConvSpacing, out_len};
 
 /// A custom operation: its id, the same on both sides, and the type of the numbers it
 /// carries besides its tensors ([`Scalars`]), so that the client's call and the server's
@@ -310,6 +310,14 @@ fn one(mut outputs: Vec<RemoteTensor>) -> RemoteTensor {
     outputs.remove(0)
 }
 
+fn two(outputs: Vec<RemoteTensor>) -> (RemoteTensor, RemoteTensor) {
+    let mut it = outputs.into_iter();
+    match (it.next(), it.next()) {
+        (Some(a), Some(b)) => (a, b),
+        _ => unreachable!("a custom operation returns the outputs it was given"),
+    }
+}
+
 fn three(outputs: Vec<RemoteTensor>) -> (RemoteTensor, RemoteTensor, RemoteTensor) {
     let mut it = outputs.into_iter();
     match (it.next(), it.next(), it.next()) {
@@ -335,13 +343,12 @@ impl TrainingKernels for Remote {
         spacing: ConvSpacing,
     ) -> RemoteTensor {
         let (xs, ws) = (x.shape(), weight.shape());
-        let [pad_h, pad_w] = spacing.padding;
-        let [stride_h, stride_w] = spacing.stride;
+        let ([pad_h, pad_w], [stride_h, stride_w]) = (spacing.padding, spacing.stride);
         let out = shape(&[
             xs[0],
             ws[0],
-            (xs[2] + 2 * pad_h).saturating_sub(ws[2]) / stride_h.max(1) + 1,
-            (xs[3] + 2 * pad_w).saturating_sub(ws[3]) / stride_w.max(1) + 1,
+            out_len(xs[2], pad_h, ws[2], stride_h),
+            out_len(xs[3], pad_w, ws[3], stride_w),
         ]);
         one(ship(op::CONV, vec![x, weight, bias], &[out], spacing))
     }
@@ -392,11 +399,7 @@ impl TrainingKernels for Remote {
         let s = x.shape();
         let out = shape(&[s[0], s[1], s[2] / 2, s[3] / 2]);
         let outs = [(out.clone(), DType::F32), (out, DType::U8)];
-        let mut outs = ship_typed(op::POOL, vec![x], &outs, ()).into_iter();
-        match (outs.next(), outs.next()) {
-            (Some(pooled), Some(winners)) => (pooled, winners),
-            _ => unreachable!("a custom operation returns the outputs it was given"),
-        }
+        two(ship_typed(op::POOL, vec![x], &outs, ()))
     }
 
     fn max_pool2x2_backward(
@@ -457,11 +460,7 @@ impl TrainingKernels for Remote {
             shape(&[s[0], s[1], s[2] / 3]),
             shape(&[s[0], heads, s[1], s[1]]),
         ];
-        let mut results = ship(op::ATTENTION, vec![qkv], &outs, Heads(heads)).into_iter();
-        match (results.next(), results.next()) {
-            (Some(output), Some(weights)) => (output, weights),
-            _ => unreachable!("attention ships two outputs"),
-        }
+        two(ship(op::ATTENTION, vec![qkv], &outs, Heads(heads)))
     }
 
     fn packed_attention_backward(
