@@ -29,6 +29,7 @@ pub mod kernels;
 pub mod lessons;
 pub mod masks_file;
 pub mod model;
+pub mod onnx;
 pub mod plan;
 pub mod plan_code;
 pub mod prune;

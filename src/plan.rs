@@ -114,6 +114,11 @@ pub struct ExperimentPlan {
     /// The network's input (channels, height, width), for a `custom` stack.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<[usize; 3]>,
+    /// An ONNX model (`model = "custom"`): its graph is the network and its weights the
+    /// starting weights (unless `training.weights` names others). Reading the plan writes
+    /// the graph out as `input` and `[[layers]]`; a plan that gives its own layers keeps them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onnx: Option<PathBuf>,
     /// The network as a stack of layers: required for `custom`; for a built-in model, when
     /// given, it replaces the model's own stack (as `presets NAME` writes it out).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -141,6 +146,8 @@ pub enum PlanFileError {
     Network(#[from] StackError),
     #[error("invalid plan: {0}")]
     Pruning(#[from] PolicyError),
+    #[error(transparent)]
+    Onnx(#[from] crate::onnx::OnnxError),
 }
 
 /// The presets shipped in the binary, by name.
@@ -209,12 +216,54 @@ impl ExperimentPlan {
         toml::to_string_pretty(self).expect("a plan always serializes to TOML")
     }
 
+    /// Reads a plan file; an ONNX model it names (relative to the plan's folder) is read
+    /// into its network.
     pub fn load(path: &Path) -> Result<Self, PlanFileError> {
         let text = std::fs::read_to_string(path).map_err(|cause| PlanFileError::Io {
             path: path.display().to_string(),
             cause,
         })?;
-        Self::from_toml(&text, &path.display().to_string())
+        let plan = Self::from_toml(&text, &path.display().to_string())?;
+        match plan.onnx.clone() {
+            Some(onnx) if plan.layers.is_empty() => {
+                let folder = path.parent().unwrap_or(Path::new(""));
+                plan.with_onnx(&folder.join(onnx))
+            }
+            _ => Ok(plan),
+        }
+    }
+
+    /// The plan with the network of the ONNX model at `path`: its graph written out as
+    /// `input` and `[[layers]]` (the model `custom`), its weights the starting weights unless
+    /// the plan names others, and per-layer overrides that name none of its layers dropped.
+    pub fn with_onnx(mut self, path: &Path) -> Result<Self, PlanFileError> {
+        let model = crate::onnx::import(path)?;
+        let names: std::collections::HashSet<String> = model
+            .stack
+            .resolve(None)?
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        self.pruning.layers.retain(|name, _| names.contains(name));
+        self.model = ModelKind::Custom;
+        self.input = Some(model.stack.input);
+        self.layers = model.stack.layers;
+        if self.training.weights.as_ref() == self.onnx.as_ref() {
+            self.training.weights = None;
+        }
+        self.onnx = Some(path.to_path_buf());
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+        self.name = format!("ONNX {stem}");
+        Ok(self)
+    }
+
+    /// The file the run's starting weights come from: the plan's `training.weights`, else
+    /// its ONNX model.
+    pub fn starting_weights(&self) -> Option<&Path> {
+        self.training
+            .weights
+            .as_deref()
+            .or(self.onnx.as_deref())
     }
 
     /// Writes the plan atomically (temporary file, then rename).
@@ -246,9 +295,12 @@ impl ExperimentPlan {
                 layers: self.layers.clone(),
             });
         }
+        if let (ModelKind::Custom, Some(onnx)) = (self.model, &self.onnx) {
+            return Ok(crate::onnx::import(onnx)?.stack);
+        }
         self.model.stack().ok_or_else(|| {
             PlanFileError::Invalid(
-                "model = \"custom\" needs its layers: add [[layers]] entries to the plan".into(),
+                "model = \"custom\" needs its layers: add [[layers]] entries to the plan, or an ONNX model (onnx = \"FILE\")".into(),
             )
         })
     }
@@ -291,7 +343,7 @@ impl ExperimentPlan {
             || self.training.token != next.training.token
         {
             Some("the backend")
-        } else if self.training.weights != next.training.weights {
+        } else if self.training.weights != next.training.weights || self.onnx != next.onnx {
             Some("the starting weights")
         } else if self.pruning.rewind != next.pruning.rewind {
             Some("the rewind point")

@@ -159,6 +159,7 @@ impl ExplorerApp {
                 ));
                 state.plan.training.weights = Some(path);
             }
+            FilePurpose::OpenOnnx => files::open_onnx(state.plan.clone(), path, tx),
             FilePurpose::ExportModel => self.send(Command::Export { dir: path }),
             FilePurpose::OpenSparseModel => {
                 state.begin_load();

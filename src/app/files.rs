@@ -24,6 +24,8 @@ pub enum FilePurpose {
     ExportSweepJson,
     /// Starting weights: a PyTorch state_dict saved as safetensors.
     OpenWeights,
+    /// An ONNX model: the network and its starting weights.
+    OpenOnnx,
 }
 
 impl FilePurpose {
@@ -42,6 +44,7 @@ impl FilePurpose {
             FilePurpose::OpenSparseModel => "sparse model to open",
             FilePurpose::ExportSweepJson => "sweeps JSON",
             FilePurpose::OpenWeights => "PyTorch weights to open",
+            FilePurpose::OpenOnnx => "ONNX model to open",
         }
     }
 }
@@ -120,7 +123,8 @@ pub fn suggested_path(purpose: FilePurpose) -> &'static str {
         | FilePurpose::LoadCheckpoint
         | FilePurpose::OpenDatasetFolder
         | FilePurpose::OpenSparseModel
-        | FilePurpose::OpenWeights => "",
+        | FilePurpose::OpenWeights
+        | FilePurpose::OpenOnnx => "",
     }
 }
 
@@ -155,6 +159,7 @@ pub fn native_picker() -> FilePicker {
                 .set_file_name("sweeps.json")
                 .save_file(),
             FilePurpose::OpenWeights => d.add_filter("safetensors", &["safetensors"]).pick_file(),
+            FilePurpose::OpenOnnx => d.add_filter("ONNX", &["onnx"]).pick_file(),
             FilePurpose::ExportSweep => d
                 .add_filter("CSV", &["csv"])
                 .set_file_name("sweep.csv")
@@ -215,6 +220,17 @@ pub fn load_plan(path: PathBuf, done: &Sender<IoDone>) {
     let done = done.clone();
     std::thread::spawn(move || {
         let _ = done.send(match ExperimentPlan::load(&path) {
+            Ok(plan) => IoDone::PlanLoaded(path, Box::new(plan)),
+            Err(e) => IoDone::Failed(e.to_string()),
+        });
+    });
+}
+
+/// Reads an ONNX model into `plan` (its network and starting weights) on a helper thread.
+pub fn open_onnx(plan: ExperimentPlan, path: PathBuf, done: &Sender<IoDone>) {
+    let done = done.clone();
+    std::thread::spawn(move || {
+        let _ = done.send(match plan.with_onnx(&path) {
             Ok(plan) => IoDone::PlanLoaded(path, Box::new(plan)),
             Err(e) => IoDone::Failed(e.to_string()),
         });

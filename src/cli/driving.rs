@@ -68,7 +68,7 @@ pub fn obtain_model(
         }
         None => {
             let plan = plan()?;
-            if plan.training.weights.is_some() {
+            if plan.starting_weights().is_some() {
                 worker.send(Command::Prepare(Box::new(plan)));
                 await_event(worker, echo, |_| {}, |e| matches!(e, Event::Paused { .. }))?;
                 return Ok(());

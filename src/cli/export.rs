@@ -68,6 +68,8 @@ pub fn export(args: &ExportArgs) -> Result<()> {
             "accuracy_int8_reloaded": r.accuracy_int8_reloaded,
             "files": [r.stripped, r.sparse_f32, r.sparse_int8],
             "compact": r.compact,
+            "onnx": r.onnx,
+            "onnx_bytes": r.onnx_bytes,
         });
         writeln!(out, "{line}")?;
         return Ok(());
@@ -101,6 +103,16 @@ pub fn export(args: &ExportArgs) -> Result<()> {
         r.stripped.display(),
         r.sparse_f32.display(),
         r.sparse_int8.display()
+    )?;
+    writeln!(
+        out,
+        "ONNX: {} ({} B){}",
+        r.onnx.display(),
+        r.onnx_bytes,
+        match r.compact {
+            Some(_) => ", the smaller network",
+            None => "",
+        }
     )?;
     if let Some(c) = &r.compact {
         writeln!(

@@ -47,6 +47,10 @@ pub struct PlanArgs {
     /// name or nn.Sequential position). Analyses and exports use them as they are.
     #[arg(long, value_name = "FILE.safetensors")]
     pub weights: Option<PathBuf>,
+    /// Use this ONNX model: its graph becomes the network (model custom) and its weights
+    /// the starting weights, as they are for analyses and exports. See docs/onnx.md.
+    #[arg(long, value_name = "FILE.onnx")]
+    pub onnx: Option<PathBuf>,
     /// Evaluate every this many steps (0: the automatic cadence, by time and after every
     /// cut and its recovery).
     #[arg(long)]
@@ -204,6 +208,9 @@ impl PlanArgs {
             // overrides name the old model's layers, and the name described the old model
             plan.pruning.layers.clear();
             plan.name.clear();
+        }
+        if let Some(path) = &self.onnx {
+            plan = plan.with_onnx(path)?;
         }
         if let Some(d) = &self.dataset {
             plan.dataset = d.parse::<DatasetSource>().expect("infallible");

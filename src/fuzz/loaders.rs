@@ -250,6 +250,69 @@ pub fn weights() -> Loader {
     }
 }
 
+/// A small network with every kind of node the import takes, as ONNX, with made-up weights.
+fn onnx_seed() -> Vec<u8> {
+    let stack: crate::model::StackConfig = toml::from_str(
+        r#"
+input = [1, 6, 6]
+[[layers]]
+type = "conv2d"
+name = "a"
+out = 4
+kernel = 3
+padding = 1
+[[layers]]
+type = "batchnorm2d"
+name = "bn"
+[[layers]]
+type = "conv2d"
+name = "b"
+input = "a"
+out = 4
+kernel = 1
+groups = 2
+[[layers]]
+type = "concat"
+inputs = ["bn", "b"]
+[[layers]]
+type = "gelu"
+[[layers]]
+type = "maxpool2d"
+kernel = 2
+[[layers]]
+type = "global_avgpool"
+[[layers]]
+type = "layernorm"
+name = "ln"
+[[layers]]
+type = "linear"
+name = "fc"
+out = 10
+"#,
+    )
+    .expect("a valid network");
+    let layers = stack.resolve(None).expect("a valid network");
+    let params: Vec<crate::model::HostTensor> = layers
+        .iter()
+        .flat_map(|l| l.parameters())
+        .map(|(name, dims)| {
+            let n: usize = dims.iter().product();
+            let values = (0..n).map(|i| (i % 7) as f32 * 0.25 + 0.5).collect();
+            crate::model::HostTensor { name, dims, values }
+        })
+        .collect();
+    crate::onnx::to_onnx(&stack, &params).expect("a valid network")
+}
+
+pub fn onnx_model() -> Loader {
+    Loader {
+        name: "ONNX model",
+        seeds: vec![onnx_seed()],
+        parse: |bytes| crate::onnx::import_bytes(bytes, Path::new(FUZZ_PATH)).is_ok(),
+        allowed: session_allowed,
+    }
+}
+
 pub fn masks() -> Loader {
     Loader {
         name: "masks (safetensors)",

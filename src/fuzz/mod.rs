@@ -126,6 +126,7 @@ fuzz_tests! {
     sparse_model, sparse_model_thorough => loaders::sparse_model;
     masks, masks_thorough => loaders::masks;
     weights, weights_thorough => loaders::weights;
+    onnx_model, onnx_model_thorough => loaders::onnx_model;
     plan_toml, plan_toml_thorough => loaders::plan_toml;
     plan_string, plan_string_thorough => loaders::plan_string;
 }

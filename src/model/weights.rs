@@ -42,6 +42,8 @@ pub enum WeightsError {
     },
     #[error(transparent)]
     Network(#[from] StackError),
+    #[error(transparent)]
+    Onnx(#[from] crate::onnx::OnnxError),
 }
 
 /// One parameter the stack needs: its name by layer, its name by position, its shape.
@@ -71,8 +73,13 @@ fn needed(stack: &StackConfig) -> Result<Vec<Needed>, StackError> {
     Ok(out)
 }
 
-/// Reads a PyTorch `state_dict` for `stack` from the safetensors file at `path`.
+/// Reads the weights of `stack` from the file at `path`: a PyTorch `state_dict` saved as
+/// safetensors, or an ONNX model (`.onnx`) imported as the plan's layers.
 pub fn read_state_dict(path: &Path, stack: &StackConfig) -> Result<Vec<HostTensor>, WeightsError> {
+    if crate::onnx::is_onnx(path) {
+        let model = crate::onnx::import(path)?;
+        return take_needed(model.params, path, stack);
+    }
     let bytes = std::fs::read(path).map_err(|cause| WeightsError::Read {
         path: path.into(),
         cause,
@@ -128,6 +135,34 @@ pub fn parse_state_dict(
         });
     }
     Ok(params)
+}
+
+/// The parameters `stack` needs, in its order, from an ONNX import's.
+fn take_needed(
+    params: Vec<HostTensor>,
+    path: &Path,
+    stack: &StackConfig,
+) -> Result<Vec<HostTensor>, WeightsError> {
+    let mut by_name: std::collections::HashMap<String, HostTensor> =
+        params.into_iter().map(|p| (p.name.clone(), p)).collect();
+    needed(stack)?
+        .into_iter()
+        .map(|n| match by_name.remove(&n.key) {
+            None => Err(WeightsError::Missing {
+                path: path.into(),
+                key: n.key,
+                position: n.position,
+                expected: n.dims,
+            }),
+            Some(p) if p.dims != n.dims => Err(WeightsError::Shape {
+                path: path.into(),
+                key: n.key,
+                expected: n.dims,
+                found: p.dims,
+            }),
+            Some(p) => Ok(p),
+        })
+        .collect()
 }
 
 #[cfg(test)]

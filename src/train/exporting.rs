@@ -26,6 +26,10 @@ pub struct ExportReport {
     pub accuracy_int8_reloaded: f64,
     /// The physically smaller network, when pruning removed channel groups or heads.
     pub compact: Option<CompactReport>,
+    /// `model.onnx`: the network for any runtime, the smaller one when there is one
+    /// (unstructured and N:M zeros stored as they are).
+    pub onnx: PathBuf,
+    pub onnx_bytes: u64,
 }
 
 /// The smaller network an export writes when channel groups or heads were removed whole.
@@ -81,6 +85,8 @@ pub fn export_session(session: &Session, dir: &Path) -> Result<ExportReport, Exp
     write_sparse(&sparse_int8, &inputs.sparse_file(ValueFormat::Int8)?)?;
     let sizes = inputs.size_report()?;
     let compact = export_compact(session, dir, &params, &masks, &plan)?;
+    let onnx = dir.join("model.onnx");
+    let onnx_bytes = write_onnx(session, &onnx, &params, &masks)?;
     Ok(ExportReport {
         accuracy: session.evaluate_network(session.network()).accuracy,
         accuracy_f32_reloaded: reload_accuracy(session, &sparse_f32)?,
@@ -90,7 +96,31 @@ pub fn export_session(session: &Session, dir: &Path) -> Result<ExportReport, Exp
         sparse_int8,
         sizes,
         compact,
+        onnx,
+        onnx_bytes,
     })
+}
+
+/// Writes `model.onnx` from the smaller network when channel groups or heads were removed,
+/// otherwise from the network as it is; returns its size in bytes.
+fn write_onnx(
+    session: &Session,
+    path: &Path,
+    params: &[crate::model::HostTensor],
+    masks: &[Option<Vec<u8>>],
+) -> Result<u64, ExportError> {
+    let stack = session.plan().stack().map_err(|e| mismatch(path, e))?;
+    let c = compact(&stack, params, masks).map_err(|e| mismatch(path, e))?;
+    let bytes = match c.widths.is_empty() {
+        true => crate::onnx::to_onnx(&stack, params),
+        false => crate::onnx::to_onnx(&c.stack, &c.params),
+    }
+    .map_err(|e| mismatch(path, e))?;
+    crate::atomic_write(path, &bytes).map_err(|cause| ExportError::Write {
+        path: path.display().to_string(),
+        cause,
+    })?;
+    Ok(bytes.len() as u64)
 }
 
 fn mismatch(path: &Path, reason: impl ToString) -> ExportError {

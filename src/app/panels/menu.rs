@@ -114,6 +114,11 @@ fn file_menu(ui: &mut Ui, out: &mut Vec<AppCommand>) {
             "A folder with the four MNIST-format files, raw or gzip.",
         ),
         (
+            "Open ONNX model…",
+            FilePurpose::OpenOnnx,
+            "Open a model exported to ONNX (torch.onnx.export, for example): its graph becomes the network and its weights the starting weights.",
+        ),
+        (
             "Open weights…",
             FilePurpose::OpenWeights,
             "Start from a PyTorch state_dict saved as safetensors (keys by layer name or nn.Sequential position).",

@@ -384,7 +384,7 @@ impl WorkerLoop {
         self.set_pace(plan.training.pace);
         let data = self.dataset(&plan)?;
         let (device, backend) = select_for(&plan.training)?;
-        let weights = plan.training.weights.clone();
+        let weights = plan.starting_weights().map(std::path::Path::to_path_buf);
         let mut session = Session::new(plan, data, device, backend)?;
         if let Some(path) = &weights {
             session.load_weights(path)?;

@@ -1,0 +1,737 @@
+//! An ONNX graph, parsed by `onnx-ir`, as the plan's layers and their weights: one layer per
+//! supported node (PyTorch's erf-form GELU as one), each reading the layer that produced its
+//! input, parameters named `LAYER.weight`, `LAYER.bias`, ... in PyTorch's layouts.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use onnx_ir::node::batch_norm::BatchNormConfig;
+use onnx_ir::node::conv2d::Conv2dConfig;
+use onnx_ir::node::gelu::GeluApproximate;
+use onnx_ir::node::padding::{AutoPad, PaddingConfig2d};
+use onnx_ir::node::reduce::ReduceAxes;
+use onnx_ir::node::reshape::ReshapeInput;
+use onnx_ir::{ArgType, Argument, Node, OnnxGraph, OnnxGraphBuilder, TensorDataExt};
+
+use super::gelu::{ErfGelu, Operand, Origin, Step};
+use super::{OnnxError, OnnxModel, check};
+use crate::model::stack::INPUT;
+use crate::model::{HostTensor, Layer, LayerConfig, StackConfig};
+
+/// The operators the import takes, as its errors list them.
+pub const SUPPORTED_OPS: &[&str] = &[
+    "Conv (groups, strides, symmetric pads)",
+    "BatchNormalization",
+    "Relu",
+    "Gelu (also PyTorch's Erf form)",
+    "Tanh",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "ReduceMean over height and width",
+    "Add",
+    "Concat",
+    "Flatten",
+    "Reshape to [batch, features]",
+    "Gemm",
+    "MatMul (+ Add)",
+    "LayerNormalization (last axis)",
+    "Dropout",
+    "Identity",
+];
+
+/// The batch norm's and layer norm's epsilon in the explorer (PyTorch's default).
+const EPSILON: f64 = 1e-5;
+
+/// Reads an ONNX model from its bytes; `path` names it in errors and locates its external
+/// data.
+pub fn import_bytes(bytes: &[u8], path: &Path) -> Result<OnnxModel, OnnxError> {
+    let checked = check::model(bytes, path)?;
+    let graph = parse(bytes, path, checked.external)?;
+    let mut importer = Importer::new(path);
+    importer.modules = checked.modules;
+    importer.run(&graph)
+}
+
+/// Runs `onnx-ir` on the checked bytes (on the file itself when tensors live beside it).
+/// A panic inside the parser is reported as the file's error, not passed on.
+fn parse(bytes: &[u8], path: &Path, external: bool) -> Result<OnnxGraph, OnnxError> {
+    let run = || match external {
+        true => OnnxGraphBuilder::new().parse_file(path),
+        false => OnnxGraphBuilder::new().parse_bytes(bytes),
+    };
+    let format = |message: String| OnnxError::Format {
+        path: path.into(),
+        message,
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(Ok(graph)) => Ok(graph),
+        Ok(Err(e)) => Err(format(e.to_string())),
+        Err(panic) => {
+            let text = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "no message".into());
+            Err(format(format!("the ONNX parser failed: {text}")))
+        }
+    }
+}
+
+/// Whether a value is an image (`[batch, c, h, w]`) or flat features (`[batch, f]`) to the
+/// explorer (a global pool's `[batch, c, 1, 1]` is already flat).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Image,
+    Flat,
+}
+
+/// A value of the ONNX graph as the layer that produces it.
+#[derive(Clone, Debug)]
+struct Value {
+    layer: String,
+    kind: Kind,
+}
+
+/// A constant tensor of the graph: its shape and values.
+struct Constant {
+    dims: Vec<usize>,
+    values: Vec<f32>,
+}
+
+struct Importer {
+    path: PathBuf,
+    layers: Vec<Layer>,
+    params: Vec<HostTensor>,
+    values: HashMap<String, Value>,
+    names: HashSet<String>,
+    gelu: ErfGelu,
+    /// The exporting framework's module of each weight (see [`check::Checked::modules`]).
+    modules: HashMap<u64, String>,
+}
+
+impl Importer {
+    fn new(path: &Path) -> Self {
+        Self {
+            path: path.into(),
+            layers: Vec::new(),
+            params: Vec::new(),
+            values: HashMap::new(),
+            names: HashSet::from([INPUT.to_string()]),
+            gelu: ErfGelu::default(),
+            modules: HashMap::new(),
+        }
+    }
+
+    fn run(mut self, graph: &OnnxGraph) -> Result<OnnxModel, OnnxError> {
+        let input = self.input(graph)?;
+        for node in &graph.nodes {
+            self.node(node)?;
+        }
+        let [output] = graph.outputs.as_slice() else {
+            return Err(self.network_error(format!(
+                "the graph has {} outputs; the explorer takes one, the class scores",
+                graph.outputs.len()
+            )));
+        };
+        let last = self.layers.last().and_then(|l| l.name.clone());
+        let out = self.values.get(&output.name).map(|v| v.layer.clone());
+        if out.is_none() || out != last {
+            return Err(self.network_error(format!(
+                "the graph's output {:?} is not its last node's",
+                output.name
+            )));
+        }
+        let stack = StackConfig {
+            input,
+            layers: self.layers,
+        };
+        check_params(&stack, &self.params, &self.path)?;
+        Ok(OnnxModel {
+            stack,
+            params: self.params,
+        })
+    }
+
+    fn network_error(&self, reason: String) -> OnnxError {
+        OnnxError::Format {
+            path: self.path.clone(),
+            message: reason,
+        }
+    }
+
+    /// The graph's one input: a float image of fixed channels, height and width.
+    fn input(&mut self, graph: &OnnxGraph) -> Result<[usize; 3], OnnxError> {
+        let inputs: Vec<&Argument> = graph.inputs.iter().filter(|a| !a.is_static()).collect();
+        let describe = |a: &Argument| format!("{:?} {:?}", a.name, a.ty);
+        let fail = |found: String| OnnxError::Input {
+            path: self.path.clone(),
+            found,
+        };
+        let [arg] = inputs.as_slice() else {
+            let all: Vec<String> = inputs.iter().map(|a| describe(a)).collect();
+            return Err(fail(format!("{} inputs: {}", inputs.len(), all.join(", "))));
+        };
+        let ArgType::Tensor(t) = &arg.ty else {
+            return Err(fail(describe(arg)));
+        };
+        let dims = t.static_shape.clone().unwrap_or_default();
+        let float = matches!(t.dtype, onnx_ir::DType::F32);
+        match dims.as_slice() {
+            [_, Some(c), Some(h), Some(w)] if float && c * h * w > 0 => {
+                self.values.insert(
+                    arg.name.clone(),
+                    Value {
+                        layer: INPUT.into(),
+                        kind: Kind::Image,
+                    },
+                );
+                Ok([*c, *h, *w])
+            }
+            _ => Err(fail(format!(
+                "{:?} of {:?}, shape {}",
+                arg.name,
+                t.dtype,
+                shape_text(&dims)
+            ))),
+        }
+    }
+
+    fn node(&mut self, node: &Node) -> Result<(), OnnxError> {
+        match node {
+            Node::Conv2d(n) => self.conv(node, &n.config),
+            Node::BatchNormalization(n) => self.batch_norm(node, &n.config),
+            Node::Relu(_) => self.simple(node, LayerConfig::Relu),
+            Node::Tanh(_) => self.simple(node, LayerConfig::Tanh),
+            Node::Gelu(n) => match n.config.approximate {
+                GeluApproximate::Exact => self.simple(node, LayerConfig::Gelu),
+                GeluApproximate::Tanh => {
+                    Err(self.node_error(node, "GELU's tanh approximation is not supported"))
+                }
+            },
+            Node::MaxPool2d(n) => {
+                let c = &n.config;
+                self.pool(node, c.kernel_size, c.strides, &c.padding, c.dilation, c.ceil_mode)
+            }
+            Node::AveragePool2d(n) => {
+                let c = &n.config;
+                self.pool(node, c.kernel_size, c.strides, &c.padding, c.dilation, c.ceil_mode)
+            }
+            Node::GlobalAveragePool(_) => self.global_pool(node),
+            Node::ReduceMean(n) => match &n.config.axes {
+                ReduceAxes::Static(axes) if axes[..] == [2, 3] => self.global_pool(node),
+                _ => Err(self.node_error(node, "only a mean over height and width is supported")),
+            },
+            Node::Flatten(n) if n.config.axis == 1 => self.flatten(node),
+            Node::Reshape(n) => match &n.config.shape {
+                ReshapeInput::Static(shape) if shape.len() == 2 && shape[0] <= 0 => {
+                    self.flatten(node)
+                }
+                _ => Err(self.node_error(node, "only a reshape to [batch, features] is supported")),
+            },
+            Node::Linear(n) => self.linear(node, 1.0, 1.0, n.config.transpose_weight),
+            Node::Gemm(n) => {
+                let c = &n.config;
+                if c.trans_a != 0 {
+                    return Err(self.node_error(node, "a Gemm with transA is not supported"));
+                }
+                self.linear(node, c.alpha, c.beta, c.trans_b != 0)
+            }
+            Node::MatMul(_) => self.linear(node, 1.0, 1.0, false),
+            Node::LayerNormalization(n) => self.layer_norm(node, n.config.axis, n.config.epsilon),
+            Node::Concat(n) if n.config.axis == 1 => self.merge(node, true),
+            Node::Add(_) => self.add(node),
+            Node::Mul(_) | Node::Div(_) | Node::Erf(_) => self.gelu_part(node),
+            Node::Dropout(_) | Node::Identity(_) => self.alias(node),
+            Node::Constant(_) => Ok(()),
+            _ => Err(self.unsupported(node)),
+        }
+    }
+
+    fn op(node: &Node) -> String {
+        format!("{:?}", node.node_type())
+    }
+
+    fn unsupported(&self, node: &Node) -> OnnxError {
+        OnnxError::Unsupported {
+            path: self.path.clone(),
+            node: node.name().into(),
+            op: Self::op(node),
+        }
+    }
+
+    fn node_error(&self, node: &Node, reason: impl Into<String>) -> OnnxError {
+        OnnxError::Node {
+            path: self.path.clone(),
+            node: node.name().into(),
+            op: Self::op(node),
+            reason: reason.into(),
+        }
+    }
+
+    /// The layer value behind a node's input.
+    fn value(&self, node: &Node, arg: &Argument) -> Result<Value, OnnxError> {
+        if let Some(v) = self.values.get(&arg.name) {
+            return Ok(v.clone());
+        }
+        Err(match self.gelu.origin(&arg.name) {
+            Some(o) => self.node_error(
+                node,
+                format!(
+                    "reads {:?}, from node {:?} ({}), which the explorer takes only as part of GELU's erf form",
+                    arg.name, o.node, o.op
+                ),
+            ),
+            None => self.node_error(
+                node,
+                format!("reads {:?}, which is not a supported layer's output", arg.name),
+            ),
+        })
+    }
+
+    /// The node's first input, which must be of `kind`.
+    fn first(&self, node: &Node, kind: Kind) -> Result<Value, OnnxError> {
+        let arg = node
+            .inputs()
+            .first()
+            .ok_or_else(|| self.node_error(node, "has no input"))?;
+        let v = self.value(node, arg)?;
+        if v.kind != kind {
+            let (want, got) = match kind {
+                Kind::Image => ("an image [batch, c, h, w]", "flat features"),
+                Kind::Flat => ("flat features [batch, f]", "an image"),
+            };
+            return Err(self.node_error(node, format!("takes {want} but gets {got}")));
+        }
+        Ok(v)
+    }
+
+    /// A constant input (a weight): its shape and values as f32.
+    fn constant(&self, node: &Node, index: usize) -> Result<Option<Constant>, OnnxError> {
+        let Some(arg) = node.inputs().get(index).filter(|a| !a.is_optional()) else {
+            return Ok(None);
+        };
+        let data = arg.value().ok_or_else(|| {
+            self.node_error(
+                node,
+                format!("input {:?} must be a constant (a weight)", arg.name),
+            )
+        })?;
+        let values = data.to_f32_vec().map_err(|e| {
+            self.node_error(node, format!("input {:?} is not numeric: {e:?}", arg.name))
+        })?;
+        let dims = data.shape().to_vec();
+        Ok(Some(Constant { dims, values }))
+    }
+
+    fn required(&self, node: &Node, index: usize, what: &str) -> Result<Constant, OnnxError> {
+        self.constant(node, index)?
+            .ok_or_else(|| self.node_error(node, format!("has no {what}")))
+    }
+
+    /// A unique layer name: the exporting framework's module of the node's weight (`stem`,
+    /// `blocks.0.c1`), else the parser's name of the node (`relu3`).
+    fn name_for(&mut self, node: &Node) -> String {
+        let weight = node.inputs().get(1).and_then(|a| a.value());
+        let module = weight
+            .and_then(|w| w.to_f32_vec().ok())
+            .and_then(|v| self.modules.get(&check::weight_hash(v.into_iter())))
+            .cloned();
+        let base: String = module
+            .unwrap_or_else(|| match node {
+                // the last node of GELU's erf form
+                Node::Mul(_) => "gelu".into(),
+                _ => node.name().to_string(),
+            })
+            .chars()
+            .map(|c| match c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                true => c,
+                false => '_',
+            })
+            .collect();
+        let base = match base.is_empty() {
+            true => "layer".to_string(),
+            false => base,
+        };
+        let mut name = base.clone();
+        let mut n = 2;
+        while !self.names.insert(name.clone()) {
+            name = format!("{base}_{n}");
+            n += 1;
+        }
+        name
+    }
+
+    /// Appends a layer reading `source`, producing the node's first output as `kind`.
+    fn push(&mut self, node: &Node, config: LayerConfig, source: Option<&Value>, kind: Kind) {
+        let name = self.name_for(node);
+        let previous = self.layers.last().and_then(|l| l.name.clone());
+        let previous = previous.unwrap_or_else(|| INPUT.to_string());
+        let mut layer = Layer::named(name.clone(), config);
+        if let Some(source) = source
+            && source.layer != previous
+        {
+            layer = layer.reading(source.layer.clone());
+        }
+        self.layers.push(layer);
+        if let Some(out) = node.outputs().first() {
+            self.values
+                .insert(out.name.clone(), Value { layer: name, kind });
+        }
+    }
+
+    fn param(&mut self, layer: &str, what: &str, dims: Vec<usize>, values: Vec<f32>) {
+        self.params.push(HostTensor {
+            name: format!("{layer}.{what}"),
+            dims,
+            values,
+        });
+    }
+
+    /// A parameterless layer that keeps its input's kind (an activation).
+    fn simple(&mut self, node: &Node, config: LayerConfig) -> Result<(), OnnxError> {
+        let v = self.value(node, &node.inputs()[0])?;
+        self.push(node, config, Some(&v), v.kind);
+        Ok(())
+    }
+
+    fn conv(&mut self, node: &Node, c: &Conv2dConfig) -> Result<(), OnnxError> {
+        let x = self.first(node, Kind::Image)?;
+        let [kh, kw] = c.kernel_size;
+        let [sh, sw] = c.stride;
+        if kh != kw || sh != sw {
+            return Err(self.node_error(
+                node,
+                format!("kernel {kh}x{kw}, stride {sh}x{sw}: the explorer takes square kernels and strides"),
+            ));
+        }
+        if c.dilation != [1, 1] {
+            return Err(self.node_error(node, format!("dilation {:?} is not supported", c.dilation)));
+        }
+        let padding = self.symmetric(node, &c.padding, &c.auto_pad)?;
+        let weight = self.required(node, 1, "weight")?;
+        let bias = self.constant(node, 2)?;
+        let out = weight.dims.first().copied().unwrap_or(0);
+        let config = LayerConfig::Conv2d {
+            out,
+            kernel: kh,
+            stride: sh,
+            padding,
+            groups: c.groups,
+            bias: bias.is_some(),
+        };
+        self.push(node, config, Some(&x), Kind::Image);
+        let name = self.layers.last().and_then(|l| l.name.clone()).unwrap_or_default();
+        self.param(&name, "weight", weight.dims, weight.values);
+        if let Some(b) = bias {
+            self.param(&name, "bias", b.dims, b.values);
+        }
+        Ok(())
+    }
+
+    /// Equal padding on every side, as the explorer's layers take it.
+    fn symmetric(
+        &self,
+        node: &Node,
+        padding: &PaddingConfig2d,
+        auto: &AutoPad,
+    ) -> Result<usize, OnnxError> {
+        if !matches!(auto, AutoPad::NotSet | AutoPad::Valid) {
+            return Err(self.node_error(node, format!("auto_pad {auto:?} is not supported: export with explicit pads")));
+        }
+        match *padding {
+            PaddingConfig2d::Valid => Ok(0),
+            PaddingConfig2d::Explicit(t, l, b, r) if t == l && l == b && b == r => Ok(t),
+            PaddingConfig2d::Explicit(t, l, b, r) => Err(self.node_error(
+                node,
+                format!("pads top {t}, left {l}, bottom {b}, right {r}: the explorer takes equal pads"),
+            )),
+        }
+    }
+
+    fn pool(
+        &mut self,
+        node: &Node,
+        kernel: [usize; 2],
+        strides: [usize; 2],
+        padding: &PaddingConfig2d,
+        dilation: [usize; 2],
+        ceil_mode: bool,
+    ) -> Result<(), OnnxError> {
+        let x = self.first(node, Kind::Image)?;
+        let pad = self.symmetric(node, padding, &AutoPad::NotSet)?;
+        if kernel[0] != kernel[1] || strides[0] != strides[1] || pad != 0 || ceil_mode || dilation != [1, 1] {
+            return Err(self.node_error(
+                node,
+                format!("kernel {kernel:?}, strides {strides:?}, pads {pad}, ceil_mode {ceil_mode}: the explorer takes square windows without padding"),
+            ));
+        }
+        let stride = (strides[0] != kernel[0]).then_some(strides[0]);
+        let config = match node {
+            Node::MaxPool2d(_) => LayerConfig::Maxpool2d { kernel: kernel[0], stride },
+            _ => LayerConfig::Avgpool2d { kernel: kernel[0], stride },
+        };
+        self.push(node, config, Some(&x), Kind::Image);
+        Ok(())
+    }
+
+    fn global_pool(&mut self, node: &Node) -> Result<(), OnnxError> {
+        let x = self.first(node, Kind::Image)?;
+        self.push(node, LayerConfig::GlobalAvgpool, Some(&x), Kind::Flat);
+        Ok(())
+    }
+
+    /// Flatten of an image; of flat features (after a global pool), nothing.
+    fn flatten(&mut self, node: &Node) -> Result<(), OnnxError> {
+        let x = self.value(node, &node.inputs()[0])?;
+        match x.kind {
+            Kind::Image => self.push(node, LayerConfig::Flatten, Some(&x), Kind::Flat),
+            Kind::Flat => self.set_output(node, x),
+        }
+        Ok(())
+    }
+
+    fn set_output(&mut self, node: &Node, v: Value) {
+        if let Some(out) = node.outputs().first() {
+            self.values.insert(out.name.clone(), v);
+        }
+    }
+
+    fn alias(&mut self, node: &Node) -> Result<(), OnnxError> {
+        let x = self.value(node, &node.inputs()[0])?;
+        self.set_output(node, x);
+        Ok(())
+    }
+
+    /// `y = alpha * x @ W^T + beta * b` as a linear layer with `W` `[out, in]`
+    /// (`transposed`: stored so; otherwise stored `[in, out]`, as MatMul's operand).
+    fn linear(&mut self, node: &Node, alpha: f32, beta: f32, transposed: bool) -> Result<(), OnnxError> {
+        let x = self.first(node, Kind::Flat)?;
+        let w = self.required(node, 1, "weight")?;
+        let [rows, cols] = w.dims[..] else {
+            return Err(self.node_error(node, format!("weight of shape {:?}: the explorer takes a matrix", w.dims)));
+        };
+        let (out, inp) = if transposed { (rows, cols) } else { (cols, rows) };
+        let mut weight = vec![0.0f32; out * inp];
+        for o in 0..out {
+            for i in 0..inp {
+                let v = if transposed { w.values[o * inp + i] } else { w.values[i * out + o] };
+                weight[o * inp + i] = alpha * v;
+            }
+        }
+        let bias = match self.constant(node, 2)? {
+            Some(b) if b.values.len() == out => Some(b.values.iter().map(|v| beta * v).collect::<Vec<_>>()),
+            Some(b) => {
+                return Err(self.node_error(node, format!("bias of shape {:?} for {out} outputs: the explorer takes one bias per output", b.dims)));
+            }
+            None => None,
+        };
+        let config = LayerConfig::Linear { out, bias: bias.is_some() };
+        self.push(node, config, Some(&x), Kind::Flat);
+        let name = self.layers.last().and_then(|l| l.name.clone()).unwrap_or_default();
+        self.param(&name, "weight", vec![out, inp], weight);
+        if let Some(b) = bias {
+            self.param(&name, "bias", vec![out], b);
+        }
+        Ok(())
+    }
+
+    fn batch_norm(&mut self, node: &Node, c: &BatchNormConfig) -> Result<(), OnnxError> {
+        let x = self.first(node, Kind::Image)?;
+        let epsilon = match c {
+            BatchNormConfig::Static(s) => s.epsilon,
+            BatchNormConfig::Runtime(r) => r.epsilon,
+        };
+        let [scale, shift, mean, var] = [1, 2, 3, 4].map(|i| self.constant(node, i));
+        let (Some(scale), Some(shift), Some(mean), Some(var)) = (scale?, shift?, mean?, var?) else {
+            return Err(self.node_error(node, "needs constant scale, bias, mean and variance"));
+        };
+        self.push(node, LayerConfig::Batchnorm2d, Some(&x), Kind::Image);
+        let name = self.layers.last().and_then(|l| l.name.clone()).unwrap_or_default();
+        // the explorer divides by sqrt(var + 1e-5): the file's epsilon moves into the
+        // variance, which gives the same outputs
+        let shift_eps = (epsilon - EPSILON) as f32;
+        let var: Vec<f32> = var.values.iter().map(|v| v + shift_eps).collect();
+        self.param(&name, "weight", scale.dims, scale.values);
+        self.param(&name, "bias", shift.dims, shift.values);
+        self.param(&name, "running_mean", mean.dims, mean.values);
+        self.param(&name, "running_var", vec![var.len()], var);
+        Ok(())
+    }
+
+    fn layer_norm(&mut self, node: &Node, axis: i64, epsilon: f64) -> Result<(), OnnxError> {
+        let x = self.first(node, Kind::Flat)?;
+        if !(axis == -1 || axis == 1) {
+            return Err(self.node_error(node, format!("axis {axis}: the explorer normalizes the last axis")));
+        }
+        if (epsilon - EPSILON).abs() > 1e-9 {
+            return Err(self.node_error(node, format!("epsilon {epsilon}: the explorer's layer norm uses 1e-5")));
+        }
+        let scale = self.required(node, 1, "scale")?;
+        let shift = match self.constant(node, 2)? {
+            Some(b) => b.values,
+            None => vec![0.0; scale.values.len()],
+        };
+        self.push(node, LayerConfig::Layernorm, Some(&x), Kind::Flat);
+        let name = self.layers.last().and_then(|l| l.name.clone()).unwrap_or_default();
+        let d = scale.values.len();
+        self.param(&name, "weight", vec![d], scale.values);
+        self.param(&name, "bias", vec![d], shift);
+        Ok(())
+    }
+
+    /// `add` or `concat` of layer values of one kind.
+    fn merge(&mut self, node: &Node, concat: bool) -> Result<(), OnnxError> {
+        let mut sources = Vec::new();
+        for arg in node.inputs() {
+            sources.push(self.value(node, arg)?);
+        }
+        let kind = sources[0].kind;
+        if sources.iter().any(|s| s.kind != kind) {
+            return Err(self.node_error(node, "joins images with flat features"));
+        }
+        let inputs = sources.iter().map(|s| s.layer.clone()).collect();
+        let config = match concat {
+            true => LayerConfig::Concat { inputs },
+            false => LayerConfig::Add { inputs },
+        };
+        self.push(node, config, None, kind);
+        Ok(())
+    }
+
+    /// A residual `Add` of two layers, a bias after a MatMul, or a step of GELU's erf form.
+    fn add(&mut self, node: &Node) -> Result<(), OnnxError> {
+        let inputs = node.inputs();
+        let constants: Vec<bool> = inputs.iter().map(|a| a.value().is_some()).collect();
+        match constants[..] {
+            [false, false] if inputs.iter().all(|a| self.values.contains_key(&a.name)) => {
+                self.merge(node, false)
+            }
+            [false, true] | [true, false] => {
+                if self.gelu_part(node).is_ok() {
+                    return Ok(());
+                }
+                self.bias_after_matmul(node, usize::from(constants[0]))
+            }
+            _ => self.gelu_part(node),
+        }
+    }
+
+    /// `Add(MatMul(x, W), b)` that the parser left apart: `b` becomes the linear layer's bias.
+    fn bias_after_matmul(&mut self, node: &Node, constant: usize) -> Result<(), OnnxError> {
+        let v = self.value(node, &node.inputs()[1 - constant])?;
+        let b = self.required(node, constant, "bias")?;
+        let not_matmul = || "adds a constant to something other than a MatMul".to_string();
+        let last = self.layers.last_mut();
+        let outcome = match last.filter(|l| l.name.as_deref() == Some(v.layer.as_str())) {
+            Some(Layer {
+                config: LayerConfig::Linear { out, bias },
+                ..
+            }) if !*bias && b.values.len() == *out => {
+                *bias = true;
+                Ok(())
+            }
+            Some(Layer {
+                config: LayerConfig::Linear { out, .. },
+                ..
+            }) => Err(format!("a bias of shape {:?} for {out} outputs", b.dims)),
+            _ => Err(not_matmul()),
+        };
+        outcome.map_err(|reason| self.node_error(node, reason))?;
+        let name = v.layer.clone();
+        self.param(&name, "bias", vec![b.values.len()], b.values);
+        self.set_output(node, v);
+        Ok(())
+    }
+
+    /// One node of PyTorch's erf-form GELU; the last makes the `gelu` layer.
+    fn gelu_part<'n>(&mut self, node: &'n Node) -> Result<(), OnnxError> {
+        let operand = |a: &'n Argument| Operand {
+            name: a.name.as_str(),
+            scalar: a
+                .value()
+                .filter(|d| d.num_elements() == 1)
+                .and_then(|d| d.scalar_f64().ok()),
+        };
+        let inputs = node.inputs();
+        let origin = Origin {
+            node: node.name().into(),
+            op: onnx_op(node).into(),
+        };
+        let Some(out) = node.outputs().first() else {
+            return Err(self.unsupported(node));
+        };
+        let step = self.gelu.feed(
+            origin,
+            operand(&inputs[0]),
+            inputs.get(1).map(operand),
+            &out.name,
+        );
+        match step {
+            Step::Extended => Ok(()),
+            Step::Done(x) => {
+                let v = self.values.get(&x).cloned().ok_or_else(|| {
+                    self.node_error(node, format!("GELU of {x:?}, which is not a supported layer's output"))
+                })?;
+                self.push(node, LayerConfig::Gelu, Some(&v), v.kind);
+                Ok(())
+            }
+            Step::Unrelated => Err(self.node_error(
+                node,
+                "the explorer takes Mul, Div and Erf only as parts of GELU's erf form",
+            )),
+        }
+    }
+}
+
+/// The ONNX operator a node came from, for the GELU pattern.
+fn onnx_op(node: &Node) -> &'static str {
+    match node {
+        Node::Mul(_) => "Mul",
+        Node::Div(_) => "Div",
+        Node::Erf(_) => "Erf",
+        Node::Add(_) => "Add",
+        _ => "other",
+    }
+}
+
+fn shape_text(dims: &[Option<usize>]) -> String {
+    let parts: Vec<String> = dims
+        .iter()
+        .map(|d| d.map_or("?".into(), |d| d.to_string()))
+        .collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// Every parameter the network needs is in the file with its shape (a weight that does not
+/// fit its layer's input is the error here, naming both shapes).
+fn check_params(stack: &StackConfig, params: &[HostTensor], path: &Path) -> Result<(), OnnxError> {
+    let layers = stack.resolve(None).map_err(|source| OnnxError::Network {
+        path: path.into(),
+        source,
+    })?;
+    let found: HashMap<&str, &HostTensor> = params.iter().map(|p| (p.name.as_str(), p)).collect();
+    for layer in &layers {
+        for (key, dims) in layer.parameters() {
+            let fail = |reason: String| OnnxError::Tensor {
+                path: path.into(),
+                tensor: key.clone(),
+                reason,
+            };
+            match found.get(key.as_str()) {
+                None => return Err(fail("is missing".into())),
+                Some(p) if p.dims != dims => {
+                    return Err(fail(format!(
+                        "has shape {:?}, but layer {} ({}) on its input {} needs {dims:?}",
+                        p.dims,
+                        layer.name,
+                        layer.config.type_name(),
+                        layer.input
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
