@@ -147,7 +147,13 @@ pub enum PlanFileError {
     #[error("invalid plan: {0}")]
     Pruning(#[from] PolicyError),
     #[error(transparent)]
-    Onnx(#[from] crate::onnx::OnnxError),
+    Onnx(Box<crate::onnx::OnnxError>),
+}
+
+impl From<crate::onnx::OnnxError> for PlanFileError {
+    fn from(e: crate::onnx::OnnxError) -> Self {
+        Self::Onnx(Box::new(e))
+    }
 }
 
 /// The presets shipped in the binary, by name.
@@ -260,10 +266,7 @@ impl ExperimentPlan {
     /// The file the run's starting weights come from: the plan's `training.weights`, else
     /// its ONNX model.
     pub fn starting_weights(&self) -> Option<&Path> {
-        self.training
-            .weights
-            .as_deref()
-            .or(self.onnx.as_deref())
+        self.training.weights.as_deref().or(self.onnx.as_deref())
     }
 
     /// Writes the plan atomically (temporary file, then rename).

@@ -192,7 +192,13 @@ fn a_bad_file_is_one_clear_error_naming_what_is_wrong() {
     assert!(e.contains("truncated.onnx") && e.contains("ONNX"), "{e}");
 
     let mut m = concat_cnn();
-    let tanh = m.graph.node.iter_mut().find(|n| n.op_type == "Tanh").unwrap();
+    let tanh = m
+        .graph
+        .mut_or_insert_default()
+        .node
+        .iter_mut()
+        .find(|n| n.op_type == "Tanh")
+        .unwrap();
     tanh.op_type = "Softplus".into();
     let e = error_of("unsupported.onnx", &bytes_of(&m));
     assert!(
@@ -204,6 +210,7 @@ fn a_bad_file_is_one_clear_error_naming_what_is_wrong() {
     let mut m = concat_cnn();
     let w = m
         .graph
+        .mut_or_insert_default()
         .initializer
         .iter_mut()
         .find(|t| t.name == "left.weight")
@@ -215,7 +222,13 @@ fn a_bad_file_is_one_clear_error_naming_what_is_wrong() {
 
     // a residual sum of a 28x28 and a 14x14 image
     let mut m = concat_cnn();
-    let add = m.graph.node.iter_mut().find(|n| n.name == "/Add_1").unwrap();
+    let add = m
+        .graph
+        .mut_or_insert_default()
+        .node
+        .iter_mut()
+        .find(|n| n.name == "/Add_1")
+        .unwrap();
     add.input[0] = "/Concat_output_0".into();
     let e = error_of("mismatched-add.onnx", &bytes_of(&m));
     assert!(e.contains("Add") || e.contains("add"), "{e}");
@@ -223,6 +236,7 @@ fn a_bad_file_is_one_clear_error_naming_what_is_wrong() {
     let mut m = concat_cnn();
     let w = m
         .graph
+        .mut_or_insert_default()
         .initializer
         .iter_mut()
         .find(|t| t.name == "fc1.weight")
@@ -235,6 +249,7 @@ fn a_bad_file_is_one_clear_error_naming_what_is_wrong() {
     let mut m = concat_cnn();
     let w = m
         .graph
+        .mut_or_insert_default()
         .initializer
         .iter_mut()
         .find(|t| t.name == "fc1.weight")
@@ -246,8 +261,14 @@ fn a_bad_file_is_one_clear_error_naming_what_is_wrong() {
 
     // an input whose height and width are not fixed
     let mut m = concat_cnn();
-    let input = &mut m.graph.input[0];
-    let dims = &mut input.type_.mut_or_insert_default().mut_tensor_type().shape.mut_or_insert_default().dim;
+    let input = &mut m.graph.mut_or_insert_default().input[0];
+    let dims = &mut input
+        .type_
+        .mut_or_insert_default()
+        .mut_tensor_type()
+        .shape
+        .mut_or_insert_default()
+        .dim;
     dims[2].set_dim_param("height".into());
     let e = error_of("free-size.onnx", &bytes_of(&m));
     assert!(e.contains("image") && e.contains("height"), "{e}");

@@ -39,6 +39,9 @@ fn picker(dir: &Path, dataset: Option<PathBuf>) -> FilePicker {
             FilePurpose::OpenSparseModel => dir.join("export").join("model-int8.spx"),
             FilePurpose::ExportSweepJson => dir.join("sweeps.json"),
             FilePurpose::OpenWeights => dir.join("weights.safetensors"),
+            FilePurpose::OpenOnnx => {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/concat-cnn.onnx")
+            }
         })
     })
 }
@@ -848,6 +851,29 @@ fn the_export_tab_writes_the_files_and_shows_their_sizes() {
             l.sparsity
         );
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_onnx_model_opened_from_the_file_menu_becomes_the_network_and_trains() {
+    let dir = temp_dir("onnx");
+    let mut h = harness(picker(&dir, None), plan());
+    click(&mut h, "File");
+    click(&mut h, "Open ONNX model…");
+    wait(&mut h, 30, "the ONNX model", |app| {
+        app.state.plan.onnx.is_some()
+    });
+    let p = h.state().state.plan.clone();
+    assert_eq!(p.model, sparsity_explorer::model::ModelKind::Custom);
+    let names: Vec<&str> = p.layers.iter().filter_map(|l| l.name.as_deref()).collect();
+    assert!(
+        names.contains(&"stem") && names.contains(&"fc3"),
+        "{names:?}"
+    );
+    click(&mut h, "Start");
+    wait(&mut h, 120, "training the imported network", |app| {
+        app.state.status.step > 5 && app.state.layers.iter().any(|l| l.info.name == "mix")
+    });
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -71,11 +71,13 @@ fn removed(group: &UnitGroup, c: usize, shapes: &[LayerShape], masks: &[Option<V
     group.producers.iter().all(zero_rows) && group.readers.iter().all(zero_cols)
 }
 
-/// Each group's surviving units, and each weight's surviving rows and columns.
+/// Each group's surviving units, and each weight's surviving rows and columns. A group
+/// that a `fixed` weight writes or reads keeps every unit.
 fn keep(
     groups: &[UnitGroup],
     shapes: &[LayerShape],
     masks: &[Option<Vec<u8>>],
+    fixed: &[bool],
 ) -> (Vec<Vec<bool>>, Keep) {
     let mut keep = Keep {
         rows: shapes.iter().map(|s| vec![true; s.out]).collect(),
@@ -84,8 +86,13 @@ fn keep(
     let kept: Vec<Vec<bool>> = groups
         .iter()
         .map(|g| {
+            let pinned = g
+                .producers
+                .iter()
+                .chain(&g.readers)
+                .any(|m| fixed[m.weight]);
             let mut units: Vec<bool> = (0..g.channels)
-                .map(|c| !removed(g, c, shapes, masks))
+                .map(|c| pinned || !removed(g, c, shapes, masks))
                 .collect();
             if units.iter().all(|k| !k) {
                 units[0] = true; // a layer keeps one channel at least
@@ -132,7 +139,16 @@ pub fn compact(
     let groups = unit_groups(&layers);
     let weights: Vec<_> = layers.iter().flat_map(|l| l.prunable()).collect();
     let shapes: Vec<LayerShape> = weights.iter().map(|w| w.shape).collect();
-    let (units, keep) = keep(&groups, &shapes, masks);
+    // a grouped convolution other than a depthwise one splits its channels into groups of
+    // fixed size: the channels it writes or reads keep their width
+    let fixed: Vec<bool> = layers
+        .iter()
+        .flat_map(|l| {
+            let grouped = matches!(l.config, LayerConfig::Conv2d { groups, out, .. } if groups > 1 && groups != out);
+            l.prunable().into_iter().map(move |_| grouped)
+        })
+        .collect();
+    let (units, keep) = keep(&groups, &shapes, masks, &fixed);
     let find = |key: &str| {
         params
             .iter()
@@ -243,14 +259,17 @@ fn narrower(
                 let before = *out;
                 *out = rows(w);
                 if *groups > 1 {
-                    if *groups != before {
+                    if *groups != before && *out != before {
+                        // `keep` pins these widths: reaching here is a bug, said as such
                         return Err(CompactError::Unsupported {
                             layer: l.name.clone(),
                             reason: "grouped convolutions other than depthwise keep their width"
                                 .into(),
                         });
                     }
-                    *groups = *out;
+                    if *groups == before {
+                        *groups = *out;
+                    }
                 }
                 if *out != before {
                     widths.push(Width {
@@ -393,6 +412,53 @@ mod tests {
         );
         // the masks left inside the kept weights are all ones: nothing else was pruned
         assert!(c.masks.iter().flatten().all(|m| m.iter().all(|&v| v == 1)));
+    }
+
+    #[test]
+    fn channels_a_grouped_convolution_writes_or_reads_keep_their_width() {
+        // b (2 groups) reads a's channels and writes its own; zero a channel of each
+        let stack: StackConfig = toml::from_str(
+            r#"
+input = [1, 6, 6]
+[[layers]]
+type = "conv2d"
+name = "a"
+out = 4
+kernel = 3
+[[layers]]
+type = "conv2d"
+name = "b"
+out = 4
+kernel = 1
+groups = 2
+[[layers]]
+type = "flatten"
+[[layers]]
+type = "linear"
+name = "fc"
+out = 10
+"#,
+        )
+        .unwrap();
+        let layers = stack.resolve(None).unwrap();
+        let shapes: Vec<LayerShape> = layers
+            .iter()
+            .flat_map(|l| l.prunable())
+            .map(|w| w.shape)
+            .collect();
+        let mut masks: Vec<Option<Vec<u8>>> =
+            shapes.iter().map(|s| Some(vec![1u8; s.numel()])).collect();
+        let a_row = shapes[0].row_len();
+        masks[0].as_mut().unwrap()[..a_row].fill(0);
+        let b_row = shapes[1].row_len();
+        masks[1].as_mut().unwrap()[..b_row].fill(0);
+        let fc_row = shapes[2].row_len();
+        for row in masks[2].as_mut().unwrap().chunks_mut(fc_row) {
+            row[..16].fill(0);
+        }
+        let c = compact(&stack, &params_of(&stack), &masks).unwrap();
+        assert!(c.widths.is_empty(), "{:?}", c.widths);
+        assert_eq!(c.macs_after, c.macs_before);
     }
 
     #[test]

@@ -304,12 +304,18 @@ out = 10
     crate::onnx::to_onnx(&stack, &params).expect("a valid network")
 }
 
+/// The protobuf decoder reserves room for a packed repeated field from its claimed length
+/// before reading it, up to its own cap of 10 million elements (`READ_RAW_BYTES_MAX_ALLOC`
+/// in rust-protobuf): 80 MB for 64-bit integers, whatever the file's size. A claim beyond
+/// that is not honoured, so the bound is fixed.
+const PROTOBUF_RESERVE: usize = 80_000_000;
+
 pub fn onnx_model() -> Loader {
     Loader {
         name: "ONNX model",
         seeds: vec![onnx_seed()],
         parse: |bytes| crate::onnx::import_bytes(bytes, Path::new(FUZZ_PATH)).is_ok(),
-        allowed: session_allowed,
+        allowed: |len| session_allowed(len) + PROTOBUF_RESERVE,
     }
 }
 

@@ -71,10 +71,11 @@ fn fuzz(loader: &Loader, count: usize, seed: u64) -> Tally {
         let allowed = (loader.allowed)(input.len());
         assert!(
             largest <= allowed,
-            "{}: input {index} (fuzz seed {seed}, {} bytes) allocated {largest} bytes at once, \
-             more than the {allowed} its size justifies",
+            "{}: input {index} (fuzz seed {seed}, {} bytes, saved as {}) allocated {largest} \
+             bytes at once, more than the {allowed} its size justifies",
             loader.name,
-            input.len()
+            input.len(),
+            save_failing(&input)
         );
         if accepted {
             tally.accepted += 1;
@@ -83,6 +84,15 @@ fn fuzz(loader: &Loader, count: usize, seed: u64) -> Tally {
         }
     }
     tally
+}
+
+/// Keeps a failing input for whoever reads the failure: its path, or why it was not kept.
+fn save_failing(input: &[u8]) -> String {
+    let path = std::env::temp_dir().join(format!("fuzz-failing-{}.bin", std::process::id()));
+    match std::fs::write(&path, input) {
+        Ok(()) => path.display().to_string(),
+        Err(e) => format!("nowhere ({e})"),
+    }
 }
 
 /// Fuzzes one loader and checks the run exercised both outcomes: every seed is accepted,

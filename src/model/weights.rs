@@ -43,7 +43,13 @@ pub enum WeightsError {
     #[error(transparent)]
     Network(#[from] StackError),
     #[error(transparent)]
-    Onnx(#[from] crate::onnx::OnnxError),
+    Onnx(Box<crate::onnx::OnnxError>),
+}
+
+impl From<crate::onnx::OnnxError> for WeightsError {
+    fn from(e: crate::onnx::OnnxError) -> Self {
+        Self::Onnx(Box::new(e))
+    }
 }
 
 /// One parameter the stack needs: its name by layer, its name by position, its shape.

@@ -96,7 +96,7 @@ fn modules(graph: &onnx_ir::GraphProto) -> HashMap<u64, String> {
             None => graph
                 .node
                 .iter()
-                .find(|n| n.input.iter().any(|i| *i == t.name))
+                .find(|n| n.input.contains(&t.name))
                 .and_then(|n| module_path(&n.name)),
         };
         if let Some(m) = module {
@@ -165,9 +165,15 @@ fn node_name(name: &str, index: usize) -> String {
 #[cfg(test)]
 #[test]
 fn pytorch_scopes_give_module_paths() {
-    assert_eq!(module_path("/blocks/blocks.0/c1/Conv").as_deref(), Some("blocks.0.c1"));
+    assert_eq!(
+        module_path("/blocks/blocks.0/c1/Conv").as_deref(),
+        Some("blocks.0.c1")
+    );
     assert_eq!(module_path("/stem/Conv").as_deref(), Some("stem"));
-    assert_eq!(module_path("/encoder/layers.0/linear1/Gemm").as_deref(), Some("encoder.layers.0.linear1"));
+    assert_eq!(
+        module_path("/encoder/layers.0/linear1/Gemm").as_deref(),
+        Some("encoder.layers.0.linear1")
+    );
     assert_eq!(module_path("/Relu"), None);
     assert_eq!(module_path("conv_7"), None);
 }

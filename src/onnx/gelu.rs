@@ -66,13 +66,7 @@ impl ErfGelu {
 
     /// Feeds one `Div`, `Mul`, `Erf` or `Add` node (`op`) with operands `a` (and `b`) and
     /// output `out`.
-    pub fn feed(
-        &mut self,
-        origin: Origin,
-        a: Operand,
-        b: Option<Operand>,
-        out: &str,
-    ) -> Step {
+    pub fn feed(&mut self, origin: Origin, a: Operand, b: Option<Operand>, out: &str) -> Step {
         let sqrt2 = std::f64::consts::SQRT_2;
         let next = match (origin.op.as_str(), b) {
             ("Div", Some(b)) if near(b.scalar, sqrt2) => Some((Stage::Scaled, a.name.to_string())),
@@ -164,7 +158,10 @@ mod tests {
         // x / sqrt2 -> erf -> + 1 -> x * _ -> _ * 0.5
         let mut g = ErfGelu::default();
         let sqrt2 = std::f64::consts::SQRT_2;
-        assert_eq!(g.feed(at("Div"), v("x"), Some(c(sqrt2)), "d"), Step::Extended);
+        assert_eq!(
+            g.feed(at("Div"), v("x"), Some(c(sqrt2)), "d"),
+            Step::Extended
+        );
         assert_eq!(g.feed(at("Erf"), v("d"), None, "e"), Step::Extended);
         assert_eq!(g.feed(at("Add"), c(1.0), Some(v("e")), "p"), Step::Extended);
         assert_eq!(g.feed(at("Mul"), v("x"), Some(v("p")), "m"), Step::Extended);
@@ -175,7 +172,10 @@ mod tests {
         // (x * 0.5) * (1 + erf(x * 1/sqrt2))
         let mut g = ErfGelu::default();
         let half = std::f64::consts::FRAC_1_SQRT_2;
-        assert_eq!(g.feed(at("Mul"), v("x"), Some(c(half)), "d"), Step::Extended);
+        assert_eq!(
+            g.feed(at("Mul"), v("x"), Some(c(half)), "d"),
+            Step::Extended
+        );
         assert_eq!(g.feed(at("Erf"), v("d"), None, "e"), Step::Extended);
         assert_eq!(g.feed(at("Add"), v("e"), Some(c(1.0)), "p"), Step::Extended);
         assert_eq!(g.feed(at("Mul"), v("x"), Some(c(0.5)), "h"), Step::Extended);
@@ -188,15 +188,24 @@ mod tests {
     #[test]
     fn other_constants_or_operands_are_not_gelu() {
         let mut g = ErfGelu::default();
-        assert_eq!(g.feed(at("Div"), v("x"), Some(c(2.0)), "d"), Step::Unrelated);
+        assert_eq!(
+            g.feed(at("Div"), v("x"), Some(c(2.0)), "d"),
+            Step::Unrelated
+        );
         assert_eq!(g.feed(at("Erf"), v("x"), None, "e"), Step::Unrelated);
-        assert_eq!(g.feed(at("Add"), v("x"), Some(v("y")), "s"), Step::Unrelated);
+        assert_eq!(
+            g.feed(at("Add"), v("x"), Some(v("y")), "s"),
+            Step::Unrelated
+        );
         let sqrt2 = std::f64::consts::SQRT_2;
         g.feed(at("Div"), v("x"), Some(c(sqrt2)), "d");
         g.feed(at("Erf"), v("d"), None, "e");
         g.feed(at("Add"), v("e"), Some(c(1.0)), "p");
         // multiplied by another value than the chain's input
-        assert_eq!(g.feed(at("Mul"), v("z"), Some(v("p")), "m"), Step::Unrelated);
+        assert_eq!(
+            g.feed(at("Mul"), v("z"), Some(v("p")), "m"),
+            Step::Unrelated
+        );
         // the chain's values name where they began
         assert_eq!(g.origin("p").map(|o| o.op.as_str()), Some("Div"));
     }

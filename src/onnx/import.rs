@@ -211,11 +211,25 @@ impl Importer {
             },
             Node::MaxPool2d(n) => {
                 let c = &n.config;
-                self.pool(node, c.kernel_size, c.strides, &c.padding, c.dilation, c.ceil_mode)
+                self.pool(
+                    node,
+                    c.kernel_size,
+                    c.strides,
+                    &c.padding,
+                    c.dilation,
+                    c.ceil_mode,
+                )
             }
             Node::AveragePool2d(n) => {
                 let c = &n.config;
-                self.pool(node, c.kernel_size, c.strides, &c.padding, c.dilation, c.ceil_mode)
+                self.pool(
+                    node,
+                    c.kernel_size,
+                    c.strides,
+                    &c.padding,
+                    c.dilation,
+                    c.ceil_mode,
+                )
             }
             Node::GlobalAveragePool(_) => self.global_pool(node),
             Node::ReduceMean(n) => match &n.config.axes {
@@ -344,10 +358,12 @@ impl Importer {
                 _ => node.name().to_string(),
             })
             .chars()
-            .map(|c| match c.is_ascii_alphanumeric() || c == '.' || c == '_' {
-                true => c,
-                false => '_',
-            })
+            .map(
+                |c| match c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                    true => c,
+                    false => '_',
+                },
+            )
             .collect();
         let base = match base.is_empty() {
             true => "layer".to_string(),
@@ -406,7 +422,9 @@ impl Importer {
             ));
         }
         if c.dilation != [1, 1] {
-            return Err(self.node_error(node, format!("dilation {:?} is not supported", c.dilation)));
+            return Err(
+                self.node_error(node, format!("dilation {:?} is not supported", c.dilation))
+            );
         }
         let padding = self.symmetric(node, &c.padding, &c.auto_pad)?;
         let weight = self.required(node, 1, "weight")?;
@@ -421,7 +439,11 @@ impl Importer {
             bias: bias.is_some(),
         };
         self.push(node, config, Some(&x), Kind::Image);
-        let name = self.layers.last().and_then(|l| l.name.clone()).unwrap_or_default();
+        let name = self
+            .layers
+            .last()
+            .and_then(|l| l.name.clone())
+            .unwrap_or_default();
         self.param(&name, "weight", weight.dims, weight.values);
         if let Some(b) = bias {
             self.param(&name, "bias", b.dims, b.values);
@@ -437,14 +459,19 @@ impl Importer {
         auto: &AutoPad,
     ) -> Result<usize, OnnxError> {
         if !matches!(auto, AutoPad::NotSet | AutoPad::Valid) {
-            return Err(self.node_error(node, format!("auto_pad {auto:?} is not supported: export with explicit pads")));
+            return Err(self.node_error(
+                node,
+                format!("auto_pad {auto:?} is not supported: export with explicit pads"),
+            ));
         }
         match *padding {
             PaddingConfig2d::Valid => Ok(0),
             PaddingConfig2d::Explicit(t, l, b, r) if t == l && l == b && b == r => Ok(t),
             PaddingConfig2d::Explicit(t, l, b, r) => Err(self.node_error(
                 node,
-                format!("pads top {t}, left {l}, bottom {b}, right {r}: the explorer takes equal pads"),
+                format!(
+                    "pads top {t}, left {l}, bottom {b}, right {r}: the explorer takes equal pads"
+                ),
             )),
         }
     }
@@ -460,7 +487,12 @@ impl Importer {
     ) -> Result<(), OnnxError> {
         let x = self.first(node, Kind::Image)?;
         let pad = self.symmetric(node, padding, &AutoPad::NotSet)?;
-        if kernel[0] != kernel[1] || strides[0] != strides[1] || pad != 0 || ceil_mode || dilation != [1, 1] {
+        if kernel[0] != kernel[1]
+            || strides[0] != strides[1]
+            || pad != 0
+            || ceil_mode
+            || dilation != [1, 1]
+        {
             return Err(self.node_error(
                 node,
                 format!("kernel {kernel:?}, strides {strides:?}, pads {pad}, ceil_mode {ceil_mode}: the explorer takes square windows without padding"),
@@ -468,8 +500,14 @@ impl Importer {
         }
         let stride = (strides[0] != kernel[0]).then_some(strides[0]);
         let config = match node {
-            Node::MaxPool2d(_) => LayerConfig::Maxpool2d { kernel: kernel[0], stride },
-            _ => LayerConfig::Avgpool2d { kernel: kernel[0], stride },
+            Node::MaxPool2d(_) => LayerConfig::Maxpool2d {
+                kernel: kernel[0],
+                stride,
+            },
+            _ => LayerConfig::Avgpool2d {
+                kernel: kernel[0],
+                stride,
+            },
         };
         self.push(node, config, Some(&x), Kind::Image);
         Ok(())
@@ -505,30 +543,56 @@ impl Importer {
 
     /// `y = alpha * x @ W^T + beta * b` as a linear layer with `W` `[out, in]`
     /// (`transposed`: stored so; otherwise stored `[in, out]`, as MatMul's operand).
-    fn linear(&mut self, node: &Node, alpha: f32, beta: f32, transposed: bool) -> Result<(), OnnxError> {
+    fn linear(
+        &mut self,
+        node: &Node,
+        alpha: f32,
+        beta: f32,
+        transposed: bool,
+    ) -> Result<(), OnnxError> {
         let x = self.first(node, Kind::Flat)?;
         let w = self.required(node, 1, "weight")?;
         let [rows, cols] = w.dims[..] else {
-            return Err(self.node_error(node, format!("weight of shape {:?}: the explorer takes a matrix", w.dims)));
+            return Err(self.node_error(
+                node,
+                format!("weight of shape {:?}: the explorer takes a matrix", w.dims),
+            ));
         };
-        let (out, inp) = if transposed { (rows, cols) } else { (cols, rows) };
+        let (out, inp) = if transposed {
+            (rows, cols)
+        } else {
+            (cols, rows)
+        };
         let mut weight = vec![0.0f32; out * inp];
         for o in 0..out {
             for i in 0..inp {
-                let v = if transposed { w.values[o * inp + i] } else { w.values[i * out + o] };
+                let v = if transposed {
+                    w.values[o * inp + i]
+                } else {
+                    w.values[i * out + o]
+                };
                 weight[o * inp + i] = alpha * v;
             }
         }
         let bias = match self.constant(node, 2)? {
-            Some(b) if b.values.len() == out => Some(b.values.iter().map(|v| beta * v).collect::<Vec<_>>()),
+            Some(b) if b.values.len() == out => {
+                Some(b.values.iter().map(|v| beta * v).collect::<Vec<_>>())
+            }
             Some(b) => {
                 return Err(self.node_error(node, format!("bias of shape {:?} for {out} outputs: the explorer takes one bias per output", b.dims)));
             }
             None => None,
         };
-        let config = LayerConfig::Linear { out, bias: bias.is_some() };
+        let config = LayerConfig::Linear {
+            out,
+            bias: bias.is_some(),
+        };
         self.push(node, config, Some(&x), Kind::Flat);
-        let name = self.layers.last().and_then(|l| l.name.clone()).unwrap_or_default();
+        let name = self
+            .layers
+            .last()
+            .and_then(|l| l.name.clone())
+            .unwrap_or_default();
         self.param(&name, "weight", vec![out, inp], weight);
         if let Some(b) = bias {
             self.param(&name, "bias", vec![out], b);
@@ -543,11 +607,16 @@ impl Importer {
             BatchNormConfig::Runtime(r) => r.epsilon,
         };
         let [scale, shift, mean, var] = [1, 2, 3, 4].map(|i| self.constant(node, i));
-        let (Some(scale), Some(shift), Some(mean), Some(var)) = (scale?, shift?, mean?, var?) else {
+        let (Some(scale), Some(shift), Some(mean), Some(var)) = (scale?, shift?, mean?, var?)
+        else {
             return Err(self.node_error(node, "needs constant scale, bias, mean and variance"));
         };
         self.push(node, LayerConfig::Batchnorm2d, Some(&x), Kind::Image);
-        let name = self.layers.last().and_then(|l| l.name.clone()).unwrap_or_default();
+        let name = self
+            .layers
+            .last()
+            .and_then(|l| l.name.clone())
+            .unwrap_or_default();
         // the explorer divides by sqrt(var + 1e-5): the file's epsilon moves into the
         // variance, which gives the same outputs
         let shift_eps = (epsilon - EPSILON) as f32;
@@ -562,10 +631,16 @@ impl Importer {
     fn layer_norm(&mut self, node: &Node, axis: i64, epsilon: f64) -> Result<(), OnnxError> {
         let x = self.first(node, Kind::Flat)?;
         if !(axis == -1 || axis == 1) {
-            return Err(self.node_error(node, format!("axis {axis}: the explorer normalizes the last axis")));
+            return Err(self.node_error(
+                node,
+                format!("axis {axis}: the explorer normalizes the last axis"),
+            ));
         }
         if (epsilon - EPSILON).abs() > 1e-9 {
-            return Err(self.node_error(node, format!("epsilon {epsilon}: the explorer's layer norm uses 1e-5")));
+            return Err(self.node_error(
+                node,
+                format!("epsilon {epsilon}: the explorer's layer norm uses 1e-5"),
+            ));
         }
         let scale = self.required(node, 1, "scale")?;
         let shift = match self.constant(node, 2)? {
@@ -573,7 +648,11 @@ impl Importer {
             None => vec![0.0; scale.values.len()],
         };
         self.push(node, LayerConfig::Layernorm, Some(&x), Kind::Flat);
-        let name = self.layers.last().and_then(|l| l.name.clone()).unwrap_or_default();
+        let name = self
+            .layers
+            .last()
+            .and_then(|l| l.name.clone())
+            .unwrap_or_default();
         let d = scale.values.len();
         self.param(&name, "weight", vec![d], scale.values);
         self.param(&name, "bias", vec![d], shift);
@@ -671,7 +750,10 @@ impl Importer {
             Step::Extended => Ok(()),
             Step::Done(x) => {
                 let v = self.values.get(&x).cloned().ok_or_else(|| {
-                    self.node_error(node, format!("GELU of {x:?}, which is not a supported layer's output"))
+                    self.node_error(
+                        node,
+                        format!("GELU of {x:?}, which is not a supported layer's output"),
+                    )
                 })?;
                 self.push(node, LayerConfig::Gelu, Some(&v), v.kind);
                 Ok(())

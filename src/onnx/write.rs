@@ -59,8 +59,12 @@ pub fn to_onnx(stack: &StackConfig, params: &[HostTensor]) -> Result<Vec<u8>, Ex
         Some(Shape::Flat(n)) => n,
         _ => 0,
     };
-    g.graph.input.push(value_info(IMAGE, &[None, Some(c), Some(h), Some(w)]));
-    g.graph.output.push(value_info(LOGITS, &[None, Some(classes)]));
+    g.graph
+        .input
+        .push(value_info(IMAGE, &[None, Some(c), Some(h), Some(w)]));
+    g.graph
+        .output
+        .push(value_info(LOGITS, &[None, Some(classes)]));
     let mut model = ModelProto::new();
     model.ir_version = 8;
     model.producer_name = "sparsity-explorer".into();
@@ -257,7 +261,8 @@ impl Builder<'_> {
                 self.node("Conv", name, &refs, out, attrs)
             }
             LayerConfig::Linear { bias, .. } => self.linear(name, x, *bias, &layer.input, out)?,
-            LayerConfig::Maxpool2d { kernel, stride } | LayerConfig::Avgpool2d { kernel, stride } => {
+            LayerConfig::Maxpool2d { kernel, stride }
+            | LayerConfig::Avgpool2d { kernel, stride } => {
                 let op = match layer.config {
                     LayerConfig::Maxpool2d { .. } => "MaxPool",
                     _ => "AveragePool",
@@ -272,8 +277,8 @@ impl Builder<'_> {
                 self.node("Flatten", name, &[&pooled], out, vec![int("axis", 1)])
             }
             LayerConfig::Batchnorm2d => {
-                let inputs = ["weight", "bias", "running_mean", "running_var"]
-                    .map(|p| self.param(&key(p)));
+                let inputs =
+                    ["weight", "bias", "running_mean", "running_var"].map(|p| self.param(&key(p)));
                 let [a, b, m, v] = inputs;
                 let (a, b, m, v) = (a?, b?, m?, v?);
                 let attrs = vec![float("epsilon", 1e-5)];
@@ -296,7 +301,13 @@ impl Builder<'_> {
                 let shape = self.int_tensor(name, &[0, c as i64, (h * w) as i64]);
                 let flat = self.fresh(name);
                 self.node("Reshape", name, &[x, &shape], flat.clone(), vec![]);
-                self.node("Transpose", name, &[&flat], out, vec![ints("perm", &[0, 2, 1])])
+                self.node(
+                    "Transpose",
+                    name,
+                    &[&flat],
+                    out,
+                    vec![ints("perm", &[0, 2, 1])],
+                )
             }
             LayerConfig::Position => {
                 let p = self.param(name)?;
@@ -410,7 +421,13 @@ impl Builder<'_> {
         // [batch, n, 3, h, hd] -> [3, batch, h, n, hd]
         let split_shape = self.int_tensor(name, &[0, 0, 3, h, hd64]);
         let split = self.fresh(name);
-        self.node("Reshape", name, &[&qkv, &split_shape], split.clone(), vec![]);
+        self.node(
+            "Reshape",
+            name,
+            &[&qkv, &split_shape],
+            split.clone(),
+            vec![],
+        );
         let per_head = self.fresh(name);
         let perm = ints("perm", &[2, 0, 3, 1, 4]);
         self.node("Transpose", name, &[&split], per_head.clone(), vec![perm]);
@@ -429,22 +446,46 @@ impl Builder<'_> {
         let [q, k, v] = [&qkv_parts[0], &qkv_parts[1], &qkv_parts[2]];
         // [batch, h, n, n] scores
         let kt = self.fresh(name);
-        self.node("Transpose", name, &[k], kt.clone(), vec![ints("perm", &[0, 1, 3, 2])]);
+        self.node(
+            "Transpose",
+            name,
+            &[k],
+            kt.clone(),
+            vec![ints("perm", &[0, 1, 3, 2])],
+        );
         let raw = self.fresh(name);
         self.node("MatMul", name, &[q, &kt], raw.clone(), vec![]);
         let scale = self.scalar(name, 1.0 / (hd as f32).sqrt());
         let scaled = self.fresh(name);
         self.node("Mul", name, &[&raw, &scale], scaled.clone(), vec![]);
         let weights = self.fresh(name);
-        self.node("Softmax", name, &[&scaled], weights.clone(), vec![int("axis", -1)]);
+        self.node(
+            "Softmax",
+            name,
+            &[&scaled],
+            weights.clone(),
+            vec![int("axis", -1)],
+        );
         // [batch, h, n, hd] -> [batch, n, h hd]
         let mixed = self.fresh(name);
         self.node("MatMul", name, &[&weights, v], mixed.clone(), vec![]);
         let back = self.fresh(name);
-        self.node("Transpose", name, &[&mixed], back.clone(), vec![ints("perm", &[0, 2, 1, 3])]);
+        self.node(
+            "Transpose",
+            name,
+            &[&mixed],
+            back.clone(),
+            vec![ints("perm", &[0, 2, 1, 3])],
+        );
         let joined_shape = self.int_tensor(name, &[0, 0, h * hd64]);
         let joined = self.fresh(name);
-        self.node("Reshape", name, &[&back, &joined_shape], joined.clone(), vec![]);
+        self.node(
+            "Reshape",
+            name,
+            &[&back, &joined_shape],
+            joined.clone(),
+            vec![],
+        );
         let out_w = format!("{name}.out_proj.weight");
         let out_b = format!("{name}.out_proj.bias");
         self.matmul_add(name, &joined, &out_w, Some(&out_b), out)
