@@ -302,7 +302,7 @@ mod tests {
                 l.id,
                 l.preset
             );
-            assert!((2..=4).contains(&l.steps.len()), "{}: steps", l.id);
+            assert!((2..=5).contains(&l.steps.len()), "{}: steps", l.id);
             for text in [&l.title, &l.text] {
                 assert!(
                     !text.en.trim().is_empty() && !text.zh.trim().is_empty(),

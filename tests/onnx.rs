@@ -375,3 +375,120 @@ fn onnx_runtime_computes_our_outputs_from_every_export() {
     s.prune(0.5).unwrap();
     check_export_in_onnx_runtime("concat-cnn", &s);
 }
+
+#[test]
+fn a_model_for_other_images_than_the_data_is_an_error_naming_both_shapes() {
+    use sparsity_explorer::plan::ExperimentPlan;
+    use sparsity_explorer::train::{BackendChoice, Session, select};
+    let stack: StackConfig = toml::from_str(
+        r#"
+input = [3, 8, 8]
+[[layers]]
+type = "conv2d"
+name = "c"
+out = 4
+kernel = 3
+[[layers]]
+type = "flatten"
+[[layers]]
+type = "linear"
+name = "fc"
+out = 10
+"#,
+    )
+    .unwrap();
+    let params: Vec<_> = stack
+        .resolve(None)
+        .unwrap()
+        .iter()
+        .flat_map(|l| l.parameters())
+        .map(|(name, dims)| sparsity_explorer::model::HostTensor {
+            values: vec![0.1; dims.iter().product()],
+            name,
+            dims,
+        })
+        .collect();
+    let dir = temp_dir("colour");
+    let path = dir.join("colour.onnx");
+    std::fs::write(&path, to_onnx(&stack, &params).unwrap()).unwrap();
+    let plan = ExperimentPlan::preset("quick-demo")
+        .unwrap()
+        .with_onnx(&path)
+        .unwrap();
+    let data = std::sync::Arc::new(sparsity_explorer::data::Dataset::builtin().unwrap());
+    let (device, info) = select(BackendChoice::Flex).unwrap();
+    let e = Session::new(plan, data, device, info)
+        .err()
+        .expect("a 3x8x8 model on 1x28x28 digits")
+        .to_string();
+    assert!(
+        e.contains("colour.onnx") && e.contains("[3, 8, 8]") && e.contains("[1, 28, 28]"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn a_plan_naming_an_onnx_model_beside_it_reads_its_network_and_weights() {
+    use sparsity_explorer::plan::ExperimentPlan;
+    let dir = temp_dir("plan");
+    std::fs::copy(fixture("concat-cnn.onnx"), dir.join("model.onnx")).unwrap();
+    let plan_path = dir.join("plan.toml");
+    std::fs::write(
+        &plan_path,
+        "model = \"custom\"\nonnx = \"model.onnx\"\n[pruning]\ngranularity = \"2:4\"\n",
+    )
+    .unwrap();
+    let plan = ExperimentPlan::load(&plan_path).unwrap();
+    assert_eq!(plan.input, Some([1, 28, 28]));
+    assert!(plan.layers.iter().any(|l| l.name.as_deref() == Some("mix")));
+    assert_eq!(
+        plan.starting_weights(),
+        Some(dir.join("model.onnx").as_path())
+    );
+    // the specs the pruning sees are the model's layers
+    let names: Vec<String> = plan
+        .layer_specs()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert!(names.contains(&"fc1".to_string()), "{names:?}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn the_command_line_takes_an_onnx_model_as_its_network() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sparsity-explorer"))
+        .args(["run", "--print-plan", "--onnx"])
+        .arg(fixture("resnet20.onnx"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let plan = sparsity_explorer::plan::ExperimentPlan::from_toml(&text, "printed").unwrap();
+    assert_eq!(plan.model, sparsity_explorer::model::ModelKind::Custom);
+    let names: Vec<&str> = plan
+        .layers
+        .iter()
+        .filter_map(|l| l.name.as_deref())
+        .collect();
+    for name in ["stem", "blocks.0.c1", "blocks.8.c2", "fc"] {
+        assert!(names.contains(&name), "no {name} in {names:?}");
+    }
+    // a bad file is the command's error, not a panic
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sparsity-explorer"))
+        .args(["run", "--print-plan", "--onnx", "Cargo.toml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("Cargo.toml") && !err.contains("panicked"),
+        "{err}"
+    );
+}

@@ -65,6 +65,14 @@ pub enum SessionError {
         network: [usize; 3],
         data: [usize; 3],
     },
+    #[error(
+        "{path}: the ONNX model takes images of {network:?} (channels, height, width) but the data's are {data:?}: choose a dataset of its shape, or a model of the data's"
+    )]
+    OnnxInput {
+        path: std::path::PathBuf,
+        network: [usize; 3],
+        data: [usize; 3],
+    },
     #[error(transparent)]
     Params(#[from] ParamError),
     #[error("{0}")]
@@ -145,9 +153,16 @@ impl Session {
         device.seed(plan.training.seed);
         let device = device.autodiff();
         if stack.input != data.shape {
-            return Err(SessionError::DataShape {
-                network: stack.input,
-                data: data.shape,
+            return Err(match &plan.onnx {
+                Some(path) => SessionError::OnnxInput {
+                    path: path.clone(),
+                    network: stack.input,
+                    data: data.shape,
+                },
+                None => SessionError::DataShape {
+                    network: stack.input,
+                    data: data.shape,
+                },
             });
         }
         let model = Network::new(&stack, data.classes, &device).map_err(PlanFileError::from)?;
