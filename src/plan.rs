@@ -233,7 +233,13 @@ impl ExperimentPlan {
         match plan.onnx.clone() {
             Some(onnx) if plan.layers.is_empty() => {
                 let folder = path.parent().unwrap_or(Path::new(""));
-                plan.with_onnx(&folder.join(onnx))
+                let name = plan.name.clone();
+                let mut plan = plan.with_onnx(&folder.join(onnx))?;
+                // the plan's own name, when it has one, over the file's
+                if !name.is_empty() {
+                    plan.name = name;
+                }
+                Ok(plan)
             }
             _ => Ok(plan),
         }

@@ -436,11 +436,12 @@ fn a_plan_naming_an_onnx_model_beside_it_reads_its_network_and_weights() {
     let plan_path = dir.join("plan.toml");
     std::fs::write(
         &plan_path,
-        "model = \"custom\"\nonnx = \"model.onnx\"\n[pruning]\ngranularity = \"2:4\"\n",
+        "name = \"mine\"\nmodel = \"custom\"\nonnx = \"model.onnx\"\n[pruning]\ngranularity = \"2:4\"\n",
     )
     .unwrap();
     let plan = ExperimentPlan::load(&plan_path).unwrap();
     assert_eq!(plan.input, Some([1, 28, 28]));
+    assert_eq!(plan.name, "mine");
     assert!(plan.layers.iter().any(|l| l.name.as_deref() == Some("mix")));
     assert_eq!(
         plan.starting_weights(),
