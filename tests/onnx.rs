@@ -493,3 +493,20 @@ fn the_command_line_takes_an_onnx_model_as_its_network() {
         "{err}"
     );
 }
+
+/// Host inference (`bench-infer`'s) runs an imported network, grouped convolution and all,
+/// dense and sparse, and gives PyTorch's logits.
+#[test]
+fn host_inference_runs_an_imported_network_with_a_grouped_convolution() {
+    use sparsity_explorer::infer::net::Net;
+    let path = fixture("concat-cnn.onnx");
+    let model = import(&path).unwrap();
+    let recorded = fixture("onnx-logits.safetensors");
+    let (images, dims) = tensor(&recorded, "images");
+    let torch = tensor(&recorded, "concat-cnn.torch").0;
+    for sparse in [false, true] {
+        let net = Net::build(&model.stack, &model.params, &[], sparse).unwrap();
+        let ours = net.forward(&images, dims[0]);
+        assert_close(&format!("host, sparse {sparse}"), &ours, &torch, 1e-4);
+    }
+}

@@ -13,8 +13,9 @@ use crate::model::{HostTensor, LayerConfig, StackConfig};
 
 #[derive(Clone, Debug, PartialEq)]
 enum Op {
+    /// One layer per group of channels (one for an ungrouped convolution).
     Conv {
-        layer: Linear,
+        groups: Vec<Linear>,
         k: usize,
         stride: usize,
         pad: usize,
@@ -81,6 +82,7 @@ struct PendingConv {
     k: usize,
     stride: usize,
     pad: usize,
+    groups: usize,
 }
 
 impl PendingConv {
@@ -95,9 +97,25 @@ impl PendingConv {
         }
     }
 
+    /// The operation: each group's filters (consecutive rows of the weight) as a layer.
     fn into_op(self, sparse: bool) -> Op {
+        let out = self.out / self.groups;
+        let part = |g: usize| g * out * self.row..(g + 1) * out * self.row;
+        let groups = (0..self.groups)
+            .map(|g| {
+                let bias = self.b[g * out..(g + 1) * out].to_vec();
+                build_layer(
+                    out,
+                    self.row,
+                    &self.w[part(g)],
+                    &self.mask[part(g)],
+                    bias,
+                    sparse,
+                )
+            })
+            .collect();
         Op::Conv {
-            layer: build_layer(self.out, self.row, &self.w, &self.mask, self.b, sparse),
+            groups,
             k: self.k,
             stride: self.stride,
             pad: self.pad,
@@ -198,7 +216,8 @@ impl Net {
         self.steps
             .iter()
             .map(|s| match &s.op {
-                Op::Conv { layer, .. } | Op::Dense(layer) => layer.stored(),
+                Op::Conv { groups, .. } => groups.iter().map(Linear::stored).sum(),
+                Op::Dense(layer) => layer.stored(),
                 Op::Attention {
                     in_proj, out_proj, ..
                 } => in_proj.stored() + out_proj.stored(),
@@ -254,7 +273,6 @@ fn steps(
     let mut pending: Vec<Option<PendingConv>> = (0..layers.len()).map(|_| None).collect();
     let mut ops: Vec<Op> = Vec::with_capacity(layers.len());
     for (i, l) in layers.iter().enumerate() {
-        let unsupported = |reason: &str| InferError::Unsupported(format!("{}: {reason}", l.name));
         let op = match &l.config {
             LayerConfig::Conv2d {
                 kernel,
@@ -263,9 +281,6 @@ fn steps(
                 groups,
                 ..
             } => {
-                if *groups != 1 {
-                    return Err(unsupported("grouped convolutions do not run on the host"));
-                }
                 let w = next();
                 pending[i] = Some(PendingConv {
                     w: w.w,
@@ -276,6 +291,7 @@ fn steps(
                     k: *kernel,
                     stride: *stride,
                     pad: *padding,
+                    groups: *groups,
                 });
                 Op::Identity // built below, once a batch norm may have folded in
             }
@@ -394,13 +410,13 @@ fn transform(op: &Op, x: Act) -> Act {
     match (op, x) {
         (
             Op::Conv {
-                layer,
+                groups,
                 k,
                 stride,
                 pad,
             },
             Act::Maps(m),
-        ) => Act::Maps(ops::conv(layer, &m, *k, *stride, *pad)),
+        ) => Act::Maps(ops::grouped_conv(groups, &m, *k, *stride, *pad)),
         (Op::Dense(layer), Act::Features(f)) => Act::Features(Features {
             data: layer.forward_transposed(&f.data, f.columns()),
             f: layer.out(),

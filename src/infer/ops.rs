@@ -93,6 +93,43 @@ pub(super) fn conv(layer: &Linear, m: &Maps, k: usize, stride: usize, pad: usize
     }
 }
 
+/// A convolution whose input channels are split into `groups.len()` equal groups, group
+/// `g`'s filters reading only group `g`'s channels (PyTorch's `groups`); the outputs side by
+/// side. Maps keep each channel's images together, so a group's channels are one slice.
+pub(super) fn grouped_conv(
+    groups: &[Linear],
+    m: &Maps,
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> Maps {
+    if let [layer] = groups {
+        return conv(layer, m, k, stride, pad);
+    }
+    let c = m.c / groups.len();
+    let plane = m.n * m.h * m.w;
+    let parts: Vec<Maps> = groups
+        .iter()
+        .enumerate()
+        .map(|(g, layer)| {
+            let part = Maps {
+                data: m.data[g * c * plane..(g + 1) * c * plane].to_vec(),
+                c,
+                ..*m
+            };
+            conv(layer, &part, k, stride, pad)
+        })
+        .collect();
+    let (h, w) = (parts[0].h, parts[0].w);
+    Maps {
+        c: parts.iter().map(|p| p.c).sum(),
+        data: parts.into_iter().flat_map(|p| p.data).collect(),
+        n: m.n,
+        h,
+        w,
+    }
+}
+
 /// Max or mean over `k x k` windows `stride` apart (no padding, PyTorch's floor).
 pub(super) fn pool(m: &Maps, k: usize, stride: usize, max: bool) -> Maps {
     let (h, w) = ((m.h - k) / stride + 1, (m.w - k) / stride + 1);
