@@ -84,9 +84,17 @@ pub fn export_session(session: &Session, dir: &Path) -> Result<ExportReport, Exp
     write_sparse(&sparse_f32, &inputs.sparse_file(ValueFormat::F32)?)?;
     write_sparse(&sparse_int8, &inputs.sparse_file(ValueFormat::Int8)?)?;
     let sizes = inputs.size_report()?;
-    let compact = export_compact(session, dir, &params, &masks, &plan)?;
+    // the network without what the masks removed whole: both the compact files and the
+    // ONNX file are written from it
+    let compact_weights = dir.join("model-compact.safetensors");
+    let stack = session
+        .plan()
+        .stack()
+        .map_err(|e| mismatch(&compact_weights, e))?;
+    let narrower = compact(&stack, &params, &masks).map_err(|e| mismatch(&compact_weights, e))?;
+    let compact = export_compact(session, dir, &params, &narrower, &plan)?;
     let onnx = dir.join("model.onnx");
-    let onnx_bytes = write_onnx(session, &onnx, &params, &masks)?;
+    let onnx_bytes = write_onnx(&onnx, &stack, &params, &narrower)?;
     Ok(ExportReport {
         accuracy: session.evaluate_network(session.network()).accuracy,
         accuracy_f32_reloaded: reload_accuracy(session, &sparse_f32)?,
@@ -101,18 +109,16 @@ pub fn export_session(session: &Session, dir: &Path) -> Result<ExportReport, Exp
     })
 }
 
-/// Writes `model.onnx` from the smaller network when channel groups or heads were removed,
-/// otherwise from the network as it is; returns its size in bytes.
+/// Writes `model.onnx` from the smaller network `c` when channel groups or heads were
+/// removed, otherwise from `stack` with `params` as they are; returns its size in bytes.
 fn write_onnx(
-    session: &Session,
     path: &Path,
+    stack: &crate::model::StackConfig,
     params: &[crate::model::HostTensor],
-    masks: &[Option<Vec<u8>>],
+    c: &Compact,
 ) -> Result<u64, ExportError> {
-    let stack = session.plan().stack().map_err(|e| mismatch(path, e))?;
-    let c = compact(&stack, params, masks).map_err(|e| mismatch(path, e))?;
     let bytes = match c.widths.is_empty() {
-        true => crate::onnx::to_onnx(&stack, params),
+        true => crate::onnx::to_onnx(stack, params),
         false => crate::onnx::to_onnx(&c.stack, &c.params),
     }
     .map_err(|e| mismatch(path, e))?;
@@ -130,19 +136,17 @@ fn mismatch(path: &Path, reason: impl ToString) -> ExportError {
     }
 }
 
-/// Writes the smaller network (`model-compact.safetensors`, `model-compact.json`) when the
-/// masks removed channel groups or heads whole, and evaluates it.
+/// Writes the smaller network `c` (`model-compact.safetensors`, `model-compact.json`) when
+/// the masks removed channel groups or heads whole, and evaluates it.
 fn export_compact(
     session: &Session,
     dir: &Path,
     params: &[crate::model::HostTensor],
-    masks: &[Option<Vec<u8>>],
+    c: &Compact,
     plan_toml: &str,
 ) -> Result<Option<CompactReport>, ExportError> {
     let weights = dir.join("model-compact.safetensors");
     let description = dir.join("model-compact.json");
-    let stack = session.plan().stack().map_err(|e| mismatch(&weights, e))?;
-    let c: Compact = compact(&stack, params, masks).map_err(|e| mismatch(&weights, e))?;
     if c.widths.is_empty() {
         return Ok(None);
     }

@@ -46,12 +46,7 @@ impl Importer {
             groups: c.groups,
             bias: bias.is_some(),
         };
-        self.push(node, config, Some(&x), Kind::Image);
-        let name = self
-            .layers
-            .last()
-            .and_then(|l| l.name.clone())
-            .unwrap_or_default();
+        let name = self.push(node, config, Some(&x), Kind::Image);
         self.param(&name, "weight", weight.dims, weight.values);
         if let Some(b) = bias {
             self.param(&name, "bias", b.dims, b.values);
@@ -131,7 +126,9 @@ impl Importer {
     pub(super) fn flatten(&mut self, node: &Node) -> Result<(), OnnxError> {
         let x = self.value(node, &node.inputs()[0])?;
         match x.kind {
-            Kind::Image => self.push(node, LayerConfig::Flatten, Some(&x), Kind::Flat),
+            Kind::Image => {
+                self.push(node, LayerConfig::Flatten, Some(&x), Kind::Flat);
+            }
             Kind::Flat => self.set_output(node, x),
         }
         Ok(())
@@ -195,12 +192,7 @@ impl Importer {
             out,
             bias: bias.is_some(),
         };
-        self.push(node, config, Some(&x), Kind::Flat);
-        let name = self
-            .layers
-            .last()
-            .and_then(|l| l.name.clone())
-            .unwrap_or_default();
+        let name = self.push(node, config, Some(&x), Kind::Flat);
         self.param(&name, "weight", vec![out, inp], weight);
         if let Some(b) = bias {
             self.param(&name, "bias", vec![out], b);
@@ -219,12 +211,7 @@ impl Importer {
         else {
             return Err(self.node_error(node, "needs constant scale, bias, mean and variance"));
         };
-        self.push(node, LayerConfig::Batchnorm2d, Some(&x), Kind::Image);
-        let name = self
-            .layers
-            .last()
-            .and_then(|l| l.name.clone())
-            .unwrap_or_default();
+        let name = self.push(node, LayerConfig::Batchnorm2d, Some(&x), Kind::Image);
         // the explorer divides by sqrt(var + 1e-5): the file's epsilon moves into the
         // variance, which gives the same outputs
         let shift_eps = (epsilon - EPSILON) as f32;
@@ -260,12 +247,7 @@ impl Importer {
             Some(b) => b.values,
             None => vec![0.0; scale.values.len()],
         };
-        self.push(node, LayerConfig::Layernorm, Some(&x), Kind::Flat);
-        let name = self
-            .layers
-            .last()
-            .and_then(|l| l.name.clone())
-            .unwrap_or_default();
+        let name = self.push(node, LayerConfig::Layernorm, Some(&x), Kind::Flat);
         let d = scale.values.len();
         self.param(&name, "weight", vec![d], scale.values);
         self.param(&name, "bias", vec![d], shift);

@@ -379,8 +379,15 @@ impl Importer {
         name
     }
 
-    /// Appends a layer reading `source`, producing the node's first output as `kind`.
-    fn push(&mut self, node: &Node, config: LayerConfig, source: Option<&Value>, kind: Kind) {
+    /// Appends a layer reading `source`, producing the node's first output as `kind`;
+    /// returns the layer's name (its parameters' prefix).
+    fn push(
+        &mut self,
+        node: &Node,
+        config: LayerConfig,
+        source: Option<&Value>,
+        kind: Kind,
+    ) -> String {
         let name = self.name_for(node);
         let previous = self.layers.last().and_then(|l| l.name.clone());
         let previous = previous.unwrap_or_else(|| INPUT.to_string());
@@ -392,9 +399,13 @@ impl Importer {
         }
         self.layers.push(layer);
         if let Some(out) = node.outputs().first() {
-            self.values
-                .insert(out.name.clone(), Value { layer: name, kind });
+            let value = Value {
+                layer: name.clone(),
+                kind,
+            };
+            self.values.insert(out.name.clone(), value);
         }
+        name
     }
 
     fn param(&mut self, layer: &str, what: &str, dims: Vec<usize>, values: Vec<f32>) {
