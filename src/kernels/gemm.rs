@@ -60,8 +60,34 @@ pub(super) fn matmul(
     rhs: &[f32],
     rhs_strides: (usize, usize),
 ) {
+    matmul_into(
+        m,
+        n,
+        k,
+        (dst, n),
+        accumulate,
+        (lhs, lhs_strides),
+        (rhs, rhs_strides),
+    )
+}
+
+/// [`matmul`] into a row-major `dst` whose rows are `dst.1` apart (a block of columns of a
+/// wider matrix), operands given as `(values, (row stride, column stride))`.
+pub(super) fn matmul_into(
+    m: usize,
+    n: usize,
+    k: usize,
+    (dst, dst_rs): (&mut [f32], usize),
+    accumulate: bool,
+    (lhs, lhs_strides): (&[f32], (usize, usize)),
+    (rhs, rhs_strides): (&[f32], (usize, usize)),
+) {
     let ((lhs_rs, lhs_cs), (rhs_rs, rhs_cs)) = (lhs_strides, rhs_strides);
-    assert!(dst.len() >= m * n, "matmul: destination too small");
+    assert!(dst_rs >= n, "matmul: destination rows overlap");
+    assert!(
+        m == 0 || n == 0 || dst.len() >= (m - 1) * dst_rs + n,
+        "matmul: destination too small"
+    );
     assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
     assert!(n == 0 || k == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
     // SAFETY: the asserts above keep every index gemm touches inside the three slices, and
@@ -72,7 +98,7 @@ pub(super) fn matmul(
             n,
             k,
             dst.as_mut_ptr(),
-            n,
+            dst_rs,
             accumulate,
             lhs.as_ptr(),
             lhs_strides,

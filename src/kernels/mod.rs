@@ -13,6 +13,7 @@ mod gemm;
 pub mod linear;
 pub mod norm;
 pub mod pool;
+mod transpose;
 
 pub use extension::description::Description;
 pub use extension::remote::{describe, with_kernels};

@@ -4,23 +4,28 @@
 //!
 //! The buffer has one of two layouts ([`Layout`]): columns (`col[K, width]`, see
 //! [`columns`]) or rows (`rows[width, K]`, channels-last, see [`rows`]), with `K = c_in * kh
-//! * kw` and `width` the output pixels of the group. Per group, `P` output pixels per image:
+//! * kw` and `width` the output pixels of the group. A stride-1 convolution with wide
+//! windows needs no such buffer: it reads each image's windows in place from a zero-padded
+//! channels-last copy ([`shifted`]). Per group, `P` output pixels per image:
 //! - forward: `y = w @ col` (columns) or `y^T = rows @ w'^T` (rows, `w'` the weight in the
 //!   rows' tap order), then the bias;
 //! - weight gradient: `dw += dy @ col^T` or `dw' += dy @ rows`;
 //! - input gradient: `dcol = w^T @ dy` or `drows = dy^T @ w'`, folded back onto the image.
 //!
-//! A few images share each gemm; groups of images run in parallel on rayon's pool, each
-//! gemm on one thread.
+//! A few images share each gemm (one image per product in the shifted layout); groups of
+//! images run in parallel on rayon's pool, each gemm on one thread.
 
 mod columns;
 mod rows;
+mod shifted;
 
 use std::borrow::Cow;
 
 use rayon::prelude::*;
 
 use super::gemm::matmul;
+use super::transpose::transpose;
+use shifted::{Buffers, Grid};
 
 /// A convolution's zeros on each side and its steps, `[height, width]` each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,21 +128,32 @@ enum Layout {
     /// `rows[width, K]`, built one kernel-row window (`kw * c_in` values) per copy from the
     /// image turned channels-last.
     Rows,
+    /// No field buffer: `kh` products per image over windows read in place from the
+    /// zero-padded channels-last image (stride 1 only).
+    Shifted,
 }
 
 impl Layout {
     /// Rows once a window's contiguous run is long enough that its copies beat copying
     /// whole output rows, and the products then skip repacking the large operand; columns
     /// for narrow windows (a first layer's single channel), where rows would mean many tiny
-    /// copies and a thin output panel.
+    /// copies and a thin output panel. Wide windows at stride 1 are read in place
+    /// (shifted) instead of copied as rows, unless the dropped columns (`kw - 1` per output
+    /// row) cost more than the copies save: measured on ResNet-20's 3x3 layers, in place
+    /// wins at 28 pixels wide (30 computed per 28), loses at 14 (16 per 14).
     fn of(g: &ConvGeometry) -> Self {
-        if g.kw * g.c_in >= ROW_LAYOUT_MIN_RUN {
-            Layout::Rows
-        } else {
+        if g.kw * g.c_in < ROW_LAYOUT_MIN_RUN {
             Layout::Columns
+        } else if g.stride_h == 1 && g.stride_w == 1 && Grid::of(g).waste(g) <= SHIFTED_MAX_WASTE {
+            Layout::Shifted
+        } else {
+            Layout::Rows
         }
     }
 }
+
+/// The most grid columns per output column for which [`Layout::Shifted`] is used.
+const SHIFTED_MAX_WASTE: f64 = 1.1;
 
 /// Shortest window run (`kw * c_in` values) for which [`Layout::Rows`] is used.
 const ROW_LAYOUT_MIN_RUN: usize = 32;
@@ -159,17 +175,64 @@ fn groups_per_thread(batch: usize) -> usize {
 struct Scratch {
     key: (ConvGeometry, usize),
     /// The receptive fields (`K * width`, in the geometry's layout), whose padding positions
-    /// stay zero between calls.
+    /// stay zero between calls; for [`Layout::Shifted`], one zero-padded channels-last image.
     fields: Vec<f32>,
-    /// The receptive fields' gradient, same shape.
+    /// The receptive fields' gradient, same shape; for [`Layout::Shifted`], the product of
+    /// one image (its output, or its input gradient, on the padded grid).
     dfields: Vec<f32>,
     /// `c_out * width`: the output gradient `[c_out, width]`, or the product before it is
-    /// written out as the output.
+    /// written out as the output; for [`Layout::Shifted`], one image's output gradient on
+    /// the padded grid behind its zero frame.
     panel: Vec<f32>,
     /// One image channels-last (row layout only).
     hwc: Vec<f32>,
     /// False the first time the buffers are handed out (padding not yet written).
     padding_zeroed: bool,
+}
+
+impl Scratch {
+    fn new(key: (ConvGeometry, usize), g: &ConvGeometry, width: usize) -> Self {
+        let zeros = |n: usize| vec![0.0f32; n];
+        let (fields, dfields, panel, hwc) = match Layout::of(g) {
+            Layout::Shifted => {
+                let grid = Grid::of(g);
+                let product = grid.output_len(g).max(grid.input_gradient_len(g));
+                (
+                    zeros(grid.image_len(g)),
+                    zeros(product),
+                    zeros(grid.framed_gradient_len(g)),
+                    Vec::new(),
+                )
+            }
+            layout => (
+                zeros(g.col_rows() * width),
+                zeros(g.col_rows() * width),
+                zeros(g.c_out * width),
+                if layout == Layout::Rows {
+                    zeros(g.in_image())
+                } else {
+                    Vec::new()
+                },
+            ),
+        };
+        Self {
+            key,
+            fields,
+            dfields,
+            panel,
+            hwc,
+            padding_zeroed: false,
+        }
+    }
+
+    /// The shifted layout's buffers for one image.
+    fn shifted(&mut self) -> Buffers<'_> {
+        Buffers {
+            image: &mut self.fields,
+            product: &mut self.dfields,
+            gradient: &mut self.panel,
+        }
+    }
 }
 
 /// Buffers kept per thread across calls, a few geometries at a time (one per layer), so a
@@ -191,14 +254,7 @@ fn with_scratch<R>(g: &ConvGeometry, width: usize, f: impl FnOnce(&mut Scratch) 
                 if kept.len() == SCRATCH_KEPT {
                     kept.remove(0);
                 }
-                kept.push(Scratch {
-                    key,
-                    fields: vec![0.0; g.col_rows() * width],
-                    dfields: vec![0.0; g.col_rows() * width],
-                    panel: vec![0.0; g.c_out * width],
-                    hwc: vec![0.0; g.in_image()],
-                    padding_zeroed: false,
-                });
+                kept.push(Scratch::new(key, g, width));
                 kept.len() - 1
             }
         };
@@ -229,6 +285,7 @@ fn fields_of_group(
                 rows::to_channels_last(g, image, &mut s.hwc);
                 rows::im2row(g, &s.hwc, &mut s.fields, j * p, write_padding);
             }
+            Layout::Shifted => unreachable!("the shifted layout builds no fields"),
         }
     }
 }
@@ -237,7 +294,7 @@ fn fields_of_group(
 fn weight_for<'w>(g: &ConvGeometry, layout: Layout, w: &'w [f32]) -> Cow<'w, [f32]> {
     match layout {
         Layout::Columns => Cow::Borrowed(w),
-        Layout::Rows => Cow::Owned(rows::channels_last_weight(g, w)),
+        Layout::Rows | Layout::Shifted => Cow::Owned(rows::channels_last_weight(g, w)),
     }
 }
 
@@ -254,6 +311,16 @@ pub fn conv2d_forward(g: &ConvGeometry, x: &[f32], w: &[f32], b: Option<&[f32]>)
     }
     let layout = Layout::of(g);
     let w = weight_for(g, layout, w);
+    if layout == Layout::Shifted {
+        y.par_chunks_mut(g.out_image())
+            .zip(x.par_chunks(g.in_image()))
+            .for_each(|(y_img, image)| {
+                with_scratch(g, p, |s| {
+                    shifted::forward_image(g, &w, b, image, y_img, s.shifted())
+                })
+            });
+        return y;
+    }
     y.par_chunks_mut(IMAGES_PER_GEMM * g.out_image())
         .zip(x.par_chunks(IMAGES_PER_GEMM * g.in_image()))
         .for_each(|(y_group, x_group)| {
@@ -278,22 +345,26 @@ pub fn conv2d_forward(g: &ConvGeometry, x: &[f32], w: &[f32], b: Option<&[f32]>)
                         );
                         (width, 1)
                     }
-                    Layout::Rows => {
+                    Layout::Rows | Layout::Shifted => {
                         // panel[width, c_out] = rows[width, K] @ w'[c_out, K]^T
                         matmul(width, g.c_out, k, panel, false, fields, (k, 1), &w, (1, k));
                         (1, g.c_out)
                     }
                 };
                 for (j, y_img) in y_group.chunks_mut(g.out_image()).enumerate() {
-                    for (co, plane) in y_img.chunks_mut(p).enumerate() {
-                        let bias = b.map_or(0.0, |b| b[co]);
-                        let first = co * co_stride + j * p * px_stride;
-                        if px_stride == 1 {
-                            let src = &panel[first..first + p];
-                            plane.iter_mut().zip(src).for_each(|(v, s)| *v = s + bias);
-                        } else {
-                            let src = panel[first..].iter().step_by(px_stride);
-                            plane.iter_mut().zip(src).for_each(|(v, s)| *v = s + bias);
+                    if px_stride == 1 {
+                        for (co, plane) in y_img.chunks_mut(p).enumerate() {
+                            let first = co * co_stride + j * p;
+                            plane.copy_from_slice(&panel[first..first + p]);
+                        }
+                    } else {
+                        // [p, c_out] -> [c_out, p]
+                        let rows = (&panel[j * p * px_stride..], px_stride);
+                        transpose(p, g.c_out, rows, (y_img, p));
+                    }
+                    if let Some(b) = b {
+                        for (plane, b) in y_img.chunks_mut(p).zip(b) {
+                            plane.iter_mut().for_each(|v| *v += b);
                         }
                     }
                 }
@@ -311,7 +382,8 @@ pub struct ConvGradients {
     pub db: Vec<f32>,
 }
 
-/// The weight (in the layout's tap order) and bias gradients summed over some images.
+/// The weight (in the layout's tap order; transposed, `[K, c_out]`, in the shifted layout)
+/// and bias gradients summed over some images.
 type Partial = (Vec<f32>, Vec<f32>);
 
 pub fn conv2d_backward(
@@ -340,9 +412,14 @@ pub fn conv2d_backward(
         return ConvGradients { dx, dw, db };
     }
     let layout = Layout::of(g);
+    // the shifted layout's input gradient multiplies by the mirrored taps instead
+    let flipped = (layout == Layout::Shifted).then(|| shifted::flipped_weight(g, w));
     let w = weight_for(g, layout, w);
     let group = |acc: Partial, x_group: &[f32], dy_group: &[f32], dx_group: Option<&mut [f32]>| {
-        backward_group(g, layout, &w, acc, x_group, dy_group, dx_group)
+        match &flipped {
+            Some(flipped) => shifted_group(g, flipped, acc, x_group, dy_group, dx_group),
+            None => backward_group(g, layout, &w, acc, x_group, dy_group, dx_group),
+        }
     };
     let add = |(mut aw, mut ab): Partial, (bw, bb): Partial| {
         aw.iter_mut().zip(&bw).for_each(|(a, b)| *a += b);
@@ -388,8 +465,54 @@ pub fn conv2d_backward(
     let dw = match layout {
         Layout::Columns => dw,
         Layout::Rows => rows::channels_first_weight(g, &dw),
+        Layout::Shifted => {
+            // [K, c_out] -> [c_out, K]
+            let mut rows_order = vec![0.0f32; dw.len()];
+            transpose(k, g.c_out, (&dw, g.c_out), (&mut rows_order, k));
+            rows::channels_first_weight(g, &rows_order)
+        }
     };
     ConvGradients { dx, dw, db }
+}
+
+/// One group of images in the shifted layout, one image at a time.
+fn shifted_group(
+    g: &ConvGeometry,
+    flipped: &[f32],
+    (mut dw, mut db): Partial,
+    x_group: &[f32],
+    dy_group: &[f32],
+    dx_group: Option<&mut [f32]>,
+) -> Partial {
+    with_scratch(g, g.out_pixels(), |s| {
+        let images = x_group
+            .chunks(g.in_image())
+            .zip(dy_group.chunks(g.out_image()));
+        match dx_group {
+            Some(dx_group) => {
+                for ((image, dy), dx) in images.zip(dx_group.chunks_mut(g.in_image())) {
+                    let buffers = s.shifted();
+                    shifted::backward_image(
+                        g,
+                        flipped,
+                        image,
+                        dy,
+                        Some(dx),
+                        &mut dw,
+                        &mut db,
+                        buffers,
+                    );
+                }
+            }
+            None => {
+                for (image, dy) in images {
+                    let buffers = s.shifted();
+                    shifted::backward_image(g, flipped, image, dy, None, &mut dw, &mut db, buffers);
+                }
+            }
+        }
+    });
+    (dw, db)
 }
 
 /// One group of images: dy laid side by side as `panel[c_out, width]`, then the weight
@@ -419,6 +542,7 @@ fn backward_group(
         let field_strides = match layout {
             Layout::Columns => (1, width),
             Layout::Rows => (k, 1),
+            Layout::Shifted => unreachable!("the shifted layout builds no fields"),
         };
         // dw[c_out, K] += dy[c_out, width] @ fields[width, K]
         matmul(
@@ -488,6 +612,7 @@ fn input_gradient(
                 rows::to_channels_first(g, &s.hwc, dx_img);
             }
         }
+        Layout::Shifted => unreachable!("the shifted layout builds no fields"),
     }
 }
 

@@ -6,6 +6,7 @@
 //! channels).
 
 use super::ConvGeometry;
+use crate::kernels::transpose::transpose;
 
 /// The weight `[c_out, c_in, kh, kw]` in im2row order `[c_out, kh, kw, c_in]`.
 pub(super) fn channels_last_weight(g: &ConvGeometry, w: &[f32]) -> Vec<f32> {
@@ -38,21 +39,13 @@ pub(super) fn channels_first_weight(g: &ConvGeometry, w: &[f32]) -> Vec<f32> {
 /// One image `[c_in, in_h, in_w]` as `hwc[in_h, in_w, c_in]`.
 pub(super) fn to_channels_last(g: &ConvGeometry, image: &[f32], hwc: &mut [f32]) {
     let pixels = g.in_h * g.in_w;
-    for (c, plane) in image.chunks(pixels).enumerate() {
-        for (p, &v) in plane.iter().enumerate() {
-            hwc[p * g.c_in + c] = v;
-        }
-    }
+    transpose(g.c_in, pixels, (image, pixels), (hwc, g.c_in));
 }
 
 /// One image `hwc[in_h, in_w, c_in]` written as `[c_in, in_h, in_w]`.
 pub(super) fn to_channels_first(g: &ConvGeometry, hwc: &[f32], image: &mut [f32]) {
     let pixels = g.in_h * g.in_w;
-    for (c, plane) in image.chunks_mut(pixels).enumerate() {
-        for (p, v) in plane.iter_mut().enumerate() {
-            *v = hwc[p * g.c_in + c];
-        }
-    }
+    transpose(pixels, g.c_in, (hwc, g.c_in), (image, pixels));
 }
 
 /// Writes the `P` rows of one channels-last image into `rows[.., K]`, starting at row

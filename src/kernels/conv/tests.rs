@@ -69,6 +69,12 @@ fn geometries() -> Vec<ConvGeometry> {
         g(5, 8, 6, 7, 5, 3, 5, 1, 2),
         g(1, 16, 5, 5, 4, 3, 3, 0, 0),
         g(2, 32, 4, 4, 3, 1, 1, 0, 0),
+        // wide windows on wide images, read in place (shifted): a ResNet block's 3x3, an
+        // unequal kernel and padding, no padding, a 1x1
+        g(5, 16, 8, 12, 6, 3, 3, 1, 1),
+        g(3, 8, 7, 14, 5, 3, 5, 2, 1),
+        g(2, 12, 6, 13, 4, 3, 3, 0, 0),
+        g(3, 40, 5, 9, 7, 1, 1, 0, 0),
         // strides: a ResNet stage change (3x3 and its 1x1 projection), a ViT's patches, odd
         // sizes that leave a last column or row unread, unequal strides
         strided(5, 16, 7, 7, 4, 3, 3, 1, 1, 2, 2),
@@ -100,6 +106,7 @@ fn the_test_geometries_cover_both_layouts_with_and_without_strides() {
             .collect();
         assert!(layouts.contains(&Layout::Columns), "strided: {strided}");
         assert!(layouts.contains(&Layout::Rows), "strided: {strided}");
+        assert_eq!(layouts.contains(&Layout::Shifted), !strided);
     }
 }
 

@@ -299,6 +299,11 @@ impl Session {
         self.trained_samples
     }
 
+    /// Time spent in training steps alone (no evaluations).
+    pub fn train_time(&self) -> Duration {
+        self.train_time
+    }
+
     /// Training examples per second over the training steps alone.
     pub fn samples_per_s(&self) -> f64 {
         let t = self.train_time.as_secs_f64();
