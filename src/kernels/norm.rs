@@ -2,6 +2,8 @@
 //! channel, forward and backward, each in two passes over the activation (burn's composite
 //! version transposes the activation and makes about a dozen passes).
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 /// The shape of a normalized activation: `[batch, channels, pixels]`.
@@ -46,16 +48,71 @@ fn lane_sum(run: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     acc.iter().map(|&a| a as f64).sum::<f64>() + rest as f64
 }
 
-/// Mean and biased variance of channel `c`; each run summed in f32 lanes, runs in f64.
+/// Mean and biased variance of channel `c` in one pass: the sums of `d = x - shift` and of
+/// `d^2`, with `shift` one of the channel's own values so that `d` is of the spread's size
+/// and the difference `mean(d^2) - mean(d)^2` loses no precision to a large mean. Each run
+/// is summed in f32 lanes, runs in f64.
 fn channel_stats(g: &NormGeometry, x: &[f32], c: usize) -> (f32, f32) {
     let n = g.count().max(1) as f64;
-    let sum: f64 = g.runs(x, c).map(|run| lane_sum(run, |v| v)).sum();
-    let mean = (sum / n) as f32;
-    let squares: f64 = g
-        .runs(x, c)
-        .map(|run| lane_sum(run, |v| (v - mean) * (v - mean)))
-        .sum();
-    (mean, (squares / n) as f32)
+    let shift = g.runs(x, c).next().and_then(|run| run.first()).copied();
+    let shift = shift.unwrap_or(0.0);
+    let (mut sum, mut squares) = (0.0f64, 0.0f64);
+    for run in g.runs(x, c) {
+        let (s, q) = lane_sums(run, shift);
+        sum += s;
+        squares += q;
+    }
+    let mean_d = sum / n;
+    let variance = (squares / n - mean_d * mean_d).max(0.0);
+    ((shift as f64 + mean_d) as f32, variance as f32)
+}
+
+/// `sum(x - shift)` and `sum((x - shift)^2)` over a run, in sixteen f32 lanes each.
+#[inline]
+fn lane_sums(run: &[f32], shift: f32) -> (f64, f64) {
+    let (mut acc, mut acc2) = ([0.0f32; 16], [0.0f32; 16]);
+    let chunks = run.chunks_exact(16);
+    let (mut rest, mut rest2) = (0.0f32, 0.0f32);
+    for &v in chunks.remainder() {
+        rest += v - shift;
+        rest2 += (v - shift) * (v - shift);
+    }
+    for chunk in chunks {
+        for k in 0..16 {
+            let d = chunk[k] - shift;
+            acc[k] += d;
+            acc2[k] += d * d;
+        }
+    }
+    let total = |a: [f32; 16], r: f32| a.iter().map(|&v| v as f64).sum::<f64>() + r as f64;
+    (total(acc, rest), total(acc2, rest2))
+}
+
+/// A vector of `len` values computed in parallel, `chunk` at a time: `values(i)` gives the
+/// `i`-th chunk's values (exactly `chunk` of them, fewer for a last short chunk). Each value
+/// is written once into fresh memory, without first zeroing it.
+fn par_collect<I>(len: usize, chunk: usize, values: impl Fn(usize) -> I + Sync) -> Vec<f32>
+where
+    I: Iterator<Item = f32>,
+{
+    let mut out = Vec::with_capacity(len);
+    if len > 0 {
+        out.spare_capacity_mut()[..len]
+            .par_chunks_mut(chunk.max(1))
+            .enumerate()
+            .for_each(|(i, dst): (usize, &mut [MaybeUninit<f32>])| {
+                let mut written = 0;
+                for (d, v) in dst.iter_mut().zip(values(i)) {
+                    d.write(v);
+                    written += 1;
+                }
+                assert_eq!(written, dst.len(), "par_collect: chunk {i} short");
+            });
+    }
+    // SAFETY: every chunk of the first `len` values was written in full (checked above; a
+    // short chunk panics before this point).
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// `y = (x - mean) / sqrt(var + eps) * gamma + beta` with the batch's statistics.
@@ -79,23 +136,16 @@ pub fn batch_norm_forward(
         .into_par_iter()
         .map(|c| channel_stats(g, x, c))
         .collect();
-    let mut output = vec![0.0f32; x.len()];
     let p = g.pixels;
-    if p > 0 {
-        output
-            .par_chunks_mut(p)
-            .zip(x.par_chunks(p))
-            .enumerate()
-            .for_each(|(i, (y, x))| {
-                let c = i % g.channels;
-                let (mean, var) = stats[c];
-                let scale = gamma[c] / (var + epsilon as f32).sqrt();
-                let shift = beta[c] - mean * scale;
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = x * scale + shift;
-                }
-            });
-    }
+    let output = par_collect(x.len(), p, |i| {
+        let c = i % g.channels;
+        let (mean, var) = stats[c];
+        let scale = gamma[c] / (var + epsilon as f32).sqrt();
+        let shift = beta[c] - mean * scale;
+        x[i * p..(i + 1) * p]
+            .iter()
+            .map(move |&x| x * scale + shift)
+    });
     NormForward {
         output,
         mean: stats.iter().map(|s| s.0).collect(),
@@ -154,22 +204,16 @@ pub fn batch_norm_backward(
         })
         .collect();
     let n = g.count().max(1) as f32;
-    let mut dx = vec![0.0f32; x.len()];
     let p = g.pixels;
-    if p > 0 {
-        dx.par_chunks_mut(p)
-            .zip(x.par_chunks(p).zip(dy.par_chunks(p)))
-            .enumerate()
-            .for_each(|(i, (dx, (x, dy)))| {
-                let c = i % g.channels;
-                let (mean_dy, mean_dy_xhat) = (sums[c].0 / n, sums[c].1 / n);
-                let scale = gamma[c] * inv_std[c];
-                for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
-                    let xhat = (x - mean[c]) * inv_std[c];
-                    *dx = scale * (dy - mean_dy - xhat * mean_dy_xhat);
-                }
-            });
-    }
+    let dx = par_collect(x.len(), p, |i| {
+        let c = i % g.channels;
+        let (mean_dy, mean_dy_xhat) = (sums[c].0 / n, sums[c].1 / n);
+        let (scale, m, r) = (gamma[c] * inv_std[c], mean[c], inv_std[c]);
+        let (x, dy) = (&x[i * p..(i + 1) * p], &dy[i * p..(i + 1) * p]);
+        x.iter()
+            .zip(dy)
+            .map(move |(&x, &dy)| scale * (dy - mean_dy - (x - m) * r * mean_dy_xhat))
+    });
     NormGradients {
         dx,
         dgamma: sums.iter().map(|s| s.1).collect(),
@@ -213,6 +257,25 @@ mod tests {
             let xs: Vec<f32> = G.runs(&x, c).flatten().copied().collect();
             let xm = xs.iter().sum::<f32>() / 15.0;
             assert!((f.mean[c] - xm).abs() < 1e-5);
+        }
+    }
+
+    /// A channel far from zero (a mean 10,000 times its spread): the one-pass statistics
+    /// keep the variance to the precision of a two-pass sum in f64.
+    #[test]
+    fn statistics_hold_for_a_large_mean() {
+        let x: Vec<f32> = values(30, 4).iter().map(|v| 1000.0 + 0.1 * v).collect();
+        let f = batch_norm_forward(&G, &x, &[1.0, 1.0], &[0.0, 0.0], 0.0);
+        for c in 0..2 {
+            let xs: Vec<f64> = G.runs(&x, c).flatten().map(|&v| v as f64).collect();
+            let mean = xs.iter().sum::<f64>() / 15.0;
+            let var = xs.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / 15.0;
+            assert!((f.mean[c] as f64 - mean).abs() < 1e-3, "channel {c} mean");
+            assert!(
+                (f.variance[c] as f64 - var).abs() < 1e-3 * var,
+                "channel {c} variance {} vs {var}",
+                f.variance[c]
+            );
         }
     }
 
