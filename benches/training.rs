@@ -3,7 +3,10 @@
 //!
 //!     cargo bench --bench training
 //!
-//! conv2 is 32 -> 64 channels, 5x5, padding 2, on 14x14; fc1 is 3136 -> 1024.
+//! conv2 is 32 -> 64 channels, 5x5, padding 2, on 14x14; fc1 is 3136 -> 1024. Then one 3x3
+//! convolution of each ResNet-20 stage (16 channels on 28x28, 32 on 14x14, 64 on 7x7): the
+//! first is read in place from a padded channels-last copy, the others through
+//! channels-last receptive-field rows.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -73,6 +76,24 @@ fn training(c: &mut Criterion) {
         b.iter(|| black_box(linear(&fc1, f.clone().require_grad()).sum().backward()))
     });
     group.finish();
+
+    for (channels, side) in [(16, 28), (32, 14), (64, 7)] {
+        let conv = Conv2dConfig::new([channels, channels], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .with_bias(false)
+            .init(&train);
+        let x = Tensor::<4>::random([128, channels, side, side], Distribution::Default, &train);
+        let name = format!("resnet20 3x3 {channels} channels {side}x{side} forward and backward");
+        let mut group = c.benchmark_group(name);
+        group.sample_size(10);
+        group.bench_function("burn flex", |b| {
+            b.iter(|| black_box(conv.forward(x.clone().require_grad()).sum().backward()))
+        });
+        group.bench_function("kernels", |b| {
+            b.iter(|| black_box(conv2d(&conv, x.clone().require_grad()).sum().backward()))
+        });
+        group.finish();
+    }
 }
 
 criterion_group!(benches, training);
