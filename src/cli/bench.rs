@@ -19,9 +19,10 @@ pub struct BenchArgs {
     pub model: ModelKind,
     #[arg(long, default_value_t = 128)]
     pub batch: usize,
-    /// Timed training steps (after 20 warm-up steps).
-    #[arg(long, default_value_t = 300)]
-    pub steps: u64,
+    /// Timed training steps (after 20 warm-up steps). Default: 10-20 seconds of training on
+    /// a 2-core CPU, from 3000 steps for the mlp to 60 for ResNet-20.
+    #[arg(long)]
+    pub steps: Option<u64>,
     #[arg(long, value_enum, ignore_case = true, default_value_t = BackendChoice::Flex)]
     pub backend: BackendChoice,
     /// PyTorch's torch_reference.py, run in the same process tree for a ratio.
@@ -83,8 +84,21 @@ pub fn measure(
     ))
 }
 
+/// Timed steps when `--steps` is not given: 10-20 seconds of training for each side on a
+/// 2-core CPU. A run of a fraction of a second (the mlp's 300 steps) measures the
+/// machine's moment more than either side.
+pub fn default_steps(model: ModelKind) -> u64 {
+    match model {
+        ModelKind::Mlp => 3000,
+        ModelKind::SmallCnn => 2000,
+        ModelKind::Lenet5 => 600,
+        ModelKind::SeedCnn | ModelKind::VitTiny | ModelKind::Custom => 100,
+        ModelKind::Resnet20 => 60,
+    }
+}
+
 /// Runs PyTorch's reference script for one model and returns its samples/s.
-fn reference(args: &BenchArgs, model: ModelKind) -> Result<(f64, String)> {
+fn reference(args: &BenchArgs, model: ModelKind, steps: u64) -> Result<(f64, String)> {
     let script = args.reference.as_ref().expect("called with a reference");
     let name = match model {
         ModelKind::Mlp => "mlp",
@@ -104,7 +118,7 @@ fn reference(args: &BenchArgs, model: ModelKind) -> Result<(f64, String)> {
             "--batch".into(),
             args.batch.to_string(),
             "--steps".into(),
-            args.steps.to_string(),
+            steps.to_string(),
             "--threads".into(),
             args.threads.to_string(),
         ],
@@ -120,18 +134,19 @@ fn reference(args: &BenchArgs, model: ModelKind) -> Result<(f64, String)> {
 
 pub fn bench(args: &BenchArgs) -> Result<()> {
     let model = args.model;
-    let (ours, device) = measure(model, args.batch, args.steps, args.backend)?;
+    let steps = args.steps.unwrap_or_else(|| default_steps(model));
+    let (ours, device) = measure(model, args.batch, steps, args.backend)?;
     let torch = args
         .reference
         .as_ref()
-        .map(|_| reference(args, model))
+        .map(|_| reference(args, model, steps))
         .transpose()?;
     if args.json {
         let mut line = json!({
             "event": "bench",
             "model": model.name(),
             "batch": args.batch,
-            "steps": args.steps,
+            "steps": steps,
             "backend": device,
             "samples_per_s": ours,
         });
