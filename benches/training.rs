@@ -3,7 +3,8 @@
 //!
 //!     cargo bench --bench training
 //!
-//! conv2 is 32 -> 64 channels, 5x5, padding 2, on 14x14; fc1 is 3136 -> 1024. Then one 3x3
+//! conv2 is 32 -> 64 channels, 5x5, padding 2, on 14x14; fc1 is 3136 -> 1024; batch norm
+//! with its ReLU apart and folded in on ResNet-20's first stage (16 channels, 28x28). Then one 3x3
 //! convolution of each ResNet-20 stage (16 channels on 28x28, 32 on 14x14, 64 on 7x7): the
 //! first is read in place from a padded channels-last copy, the others through
 //! channels-last receptive-field rows.
@@ -14,8 +15,9 @@ use std::hint::black_box;
 use burn::module::Module;
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::{BatchNormConfig, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor};
-use sparsity_explorer::kernels::{batch_norm, conv2d, linear};
+use sparsity_explorer::kernels::{batch_norm, batch_norm_relu, conv2d, linear};
 
 fn training(c: &mut Criterion) {
     let device = Device::flex();
@@ -62,6 +64,27 @@ fn training(c: &mut Criterion) {
     });
     group.bench_function("kernels", |b| {
         b.iter(|| black_box(batch_norm(&norm, h.clone().require_grad()).sum().backward()))
+    });
+    group.finish();
+
+    let norm = BatchNormConfig::new(16).init(&train);
+    let h = Tensor::<4>::random([128, 16, 28, 28], Distribution::Default, &train);
+    let mut group = c.benchmark_group("batch norm and ReLU forward and backward");
+    group.sample_size(20);
+    group.bench_function("kernels, ReLU apart", |b| {
+        b.iter(|| {
+            let y = relu(batch_norm(&norm, h.clone().require_grad()));
+            black_box(y.sum().backward())
+        })
+    });
+    group.bench_function("kernels, ReLU folded in", |b| {
+        b.iter(|| {
+            black_box(
+                batch_norm_relu(&norm, h.clone().require_grad())
+                    .sum()
+                    .backward(),
+            )
+        })
     });
     group.finish();
 

@@ -18,8 +18,8 @@ mod transpose;
 pub use extension::description::Description;
 pub use extension::remote::{describe, with_kernels};
 pub use extension::{
-    TrainingKernels, attention, batch_norm, conv2d, gelu, kernels_run_on, linear, max_pool2d,
-    symmetric_padding,
+    TrainingKernels, attention, batch_norm, batch_norm_relu, conv2d, gelu, kernels_run_on, linear,
+    max_pool2d, symmetric_padding,
 };
 pub use fused_adam::FusedAdam;
 

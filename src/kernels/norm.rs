@@ -26,26 +26,38 @@ impl NormGeometry {
     }
 }
 
+/// What a batch normalization does besides normalizing: its epsilon, and whether the ReLU
+/// that reads it is folded into the same passes (forward, and its mask in the backward
+/// pass, recomputed from the input instead of kept).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NormOptions {
+    pub epsilon: f64,
+    pub relu: bool,
+}
+
+impl NormOptions {
+    /// A batch normalization alone.
+    pub fn plain(epsilon: f64) -> Self {
+        Self {
+            epsilon,
+            relu: false,
+        }
+    }
+
+    /// `y = x * scale + shift` for channel statistics `(mean, variance)`: the one
+    /// definition the forward pass and the backward pass's ReLU mask both use.
+    fn affine(&self, gamma: f32, beta: f32, mean: f32, variance: f32) -> (f32, f32) {
+        let scale = gamma / (variance + self.epsilon as f32).sqrt();
+        (scale, beta - mean * scale)
+    }
+}
+
 /// The forward pass: normalized output, and the batch mean and (biased) variance per
 /// channel, as burn's `batch_norm_train` defines them.
 pub struct NormForward {
     pub output: Vec<f32>,
     pub mean: Vec<f32>,
     pub variance: Vec<f32>,
-}
-
-/// `sum f(x)` over a run, in sixteen f32 lanes (so it vectorizes), returned as f64.
-#[inline]
-fn lane_sum(run: &[f32], f: impl Fn(f32) -> f32) -> f64 {
-    let mut acc = [0.0f32; 16];
-    let chunks = run.chunks_exact(16);
-    let rest: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
-    for chunk in chunks {
-        for k in 0..16 {
-            acc[k] += f(chunk[k]);
-        }
-    }
-    acc.iter().map(|&a| a as f64).sum::<f64>() + rest as f64
 }
 
 /// Mean and biased variance of channel `c` in one pass: the sums of `d = x - shift` and of
@@ -115,13 +127,14 @@ where
     out
 }
 
-/// `y = (x - mean) / sqrt(var + eps) * gamma + beta` with the batch's statistics.
+/// `y = (x - mean) / sqrt(var + eps) * gamma + beta` with the batch's statistics, then
+/// `max(y, 0)` when the options fold a ReLU in.
 pub fn batch_norm_forward(
     g: &NormGeometry,
     x: &[f32],
     gamma: &[f32],
     beta: &[f32],
-    epsilon: f64,
+    options: NormOptions,
 ) -> NormForward {
     assert_eq!(
         x.len(),
@@ -137,14 +150,14 @@ pub fn batch_norm_forward(
         .map(|c| channel_stats(g, x, c))
         .collect();
     let p = g.pixels;
+    let floor = if options.relu { 0.0 } else { f32::NEG_INFINITY };
     let output = par_collect(x.len(), p, |i| {
         let c = i % g.channels;
         let (mean, var) = stats[c];
-        let scale = gamma[c] / (var + epsilon as f32).sqrt();
-        let shift = beta[c] - mean * scale;
+        let (scale, shift) = options.affine(gamma[c], beta[c], mean, var);
         x[i * p..(i + 1) * p]
             .iter()
-            .map(move |&x| x * scale + shift)
+            .map(move |&x| (x * scale + shift).max(floor))
     });
     NormForward {
         output,
@@ -161,15 +174,17 @@ pub struct NormGradients {
 }
 
 /// With `xhat = (x - mean) / std`: `dbeta = sum(dy)`, `dgamma = sum(dy * xhat)` and
-/// `dx = gamma / std * (dy - mean(dy) - xhat * mean(dy * xhat))`.
+/// `dx = gamma / std * (dy - mean(dy) - xhat * mean(dy * xhat))`, where `dy` is first
+/// zeroed wherever a folded ReLU cut the output (`x * scale + shift <= 0`).
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_backward(
     g: &NormGeometry,
     x: &[f32],
     gamma: &[f32],
+    beta: &[f32],
     mean: &[f32],
     variance: &[f32],
-    epsilon: f64,
+    options: NormOptions,
     dy: &[f32],
 ) -> NormGradients {
     assert_eq!(
@@ -180,25 +195,38 @@ pub fn batch_norm_backward(
     assert_eq!(dy.len(), x.len(), "batch norm backward: gradient size");
     let inv_std: Vec<f32> = variance
         .iter()
-        .map(|&v| 1.0 / (v + epsilon as f32).sqrt())
+        .map(|&v| 1.0 / (v + options.epsilon as f32).sqrt())
         .collect();
+    // the folded ReLU's gradient: dy where the output was positive, zero elsewhere
+    let floor = if options.relu { 0.0 } else { f32::NEG_INFINITY };
+    let affine: Vec<(f32, f32)> = (0..g.channels)
+        .map(|c| options.affine(gamma[c], beta[c], mean[c], variance[c]))
+        .collect();
+    let gate = move |(scale, shift): (f32, f32), x: f32, d: f32| {
+        if x * scale + shift > floor { d } else { 0.0 }
+    };
     let sums: Vec<(f32, f32)> = (0..g.channels)
         .into_par_iter()
         .map(|c| {
             let (mut s, mut sx) = (0.0f64, 0.0f64);
+            let (m, r, a) = (mean[c], inv_std[c], affine[c]);
             for (xs, ds) in g.runs(x, c).zip(g.runs(dy, c)) {
-                s += lane_sum(ds, |d| d);
-                let (mut acc, (m, r)) = ([0.0f32; 16], (mean[c], inv_std[c]));
+                let (mut acc, mut acc_x) = ([0.0f32; 16], [0.0f32; 16]);
                 let (xc, dc) = (xs.chunks_exact(16), ds.chunks_exact(16));
                 for (&x, &d) in xc.remainder().iter().zip(dc.remainder()) {
-                    acc[0] += d * ((x - m) * r);
+                    let d = gate(a, x, d);
+                    acc[0] += d;
+                    acc_x[0] += d * ((x - m) * r);
                 }
                 for (x, d) in xc.zip(dc) {
                     for k in 0..16 {
-                        acc[k] += d[k] * ((x[k] - m) * r);
+                        let d = gate(a, x[k], d[k]);
+                        acc[k] += d;
+                        acc_x[k] += d * ((x[k] - m) * r);
                     }
                 }
-                sx += acc.iter().map(|&a| a as f64).sum::<f64>();
+                s += acc.iter().map(|&a| a as f64).sum::<f64>();
+                sx += acc_x.iter().map(|&a| a as f64).sum::<f64>();
             }
             (s as f32, sx as f32)
         })
@@ -208,11 +236,12 @@ pub fn batch_norm_backward(
     let dx = par_collect(x.len(), p, |i| {
         let c = i % g.channels;
         let (mean_dy, mean_dy_xhat) = (sums[c].0 / n, sums[c].1 / n);
-        let (scale, m, r) = (gamma[c] * inv_std[c], mean[c], inv_std[c]);
+        let (scale, m, r, a) = (gamma[c] * inv_std[c], mean[c], inv_std[c], affine[c]);
         let (x, dy) = (&x[i * p..(i + 1) * p], &dy[i * p..(i + 1) * p]);
-        x.iter()
-            .zip(dy)
-            .map(move |(&x, &dy)| scale * (dy - mean_dy - (x - m) * r * mean_dy_xhat))
+        x.iter().zip(dy).map(move |(&x, &dy)| {
+            let dy = gate(a, x, dy);
+            scale * (dy - mean_dy - (x - m) * r * mean_dy_xhat)
+        })
     });
     NormGradients {
         dx,
@@ -242,7 +271,7 @@ mod tests {
     #[test]
     fn forward_normalizes_each_channel_over_batch_and_pixels() {
         let x = values(30, 1);
-        let f = batch_norm_forward(&G, &x, &[1.0, 2.0], &[0.0, -1.0], 1e-5);
+        let f = batch_norm_forward(&G, &x, &[1.0, 2.0], &[0.0, -1.0], NormOptions::plain(1e-5));
         for c in 0..2 {
             let ys: Vec<f32> = G.runs(&f.output, c).flatten().copied().collect();
             let mean = ys.iter().sum::<f32>() / 15.0;
@@ -265,7 +294,7 @@ mod tests {
     #[test]
     fn statistics_hold_for_a_large_mean() {
         let x: Vec<f32> = values(30, 4).iter().map(|v| 1000.0 + 0.1 * v).collect();
-        let f = batch_norm_forward(&G, &x, &[1.0, 1.0], &[0.0, 0.0], 0.0);
+        let f = batch_norm_forward(&G, &x, &[1.0, 1.0], &[0.0, 0.0], NormOptions::plain(0.0));
         for c in 0..2 {
             let xs: Vec<f64> = G.runs(&x, c).flatten().map(|&v| v as f64).collect();
             let mean = xs.iter().sum::<f64>() / 15.0;
@@ -289,15 +318,24 @@ mod tests {
             values(30, 3),
         );
         let objective = |x: &[f32], gamma: &[f32], beta: &[f32]| -> f64 {
-            let f = batch_norm_forward(&G, x, gamma, beta, 1e-5);
+            let f = batch_norm_forward(&G, x, gamma, beta, NormOptions::plain(1e-5));
             f.output
                 .iter()
                 .zip(&w)
                 .map(|(&y, &w)| y as f64 * w as f64)
                 .sum()
         };
-        let f = batch_norm_forward(&G, &x, &gamma, &beta, 1e-5);
-        let grads = batch_norm_backward(&G, &x, &gamma, &f.mean, &f.variance, 1e-5, &w);
+        let f = batch_norm_forward(&G, &x, &gamma, &beta, NormOptions::plain(1e-5));
+        let grads = batch_norm_backward(
+            &G,
+            &x,
+            &gamma,
+            &beta,
+            &f.mean,
+            &f.variance,
+            NormOptions::plain(1e-5),
+            &w,
+        );
         let h = 1e-2f32;
         for i in 0..x.len() {
             let (mut xp, mut xm) = (x.clone(), x.clone());
@@ -331,5 +369,34 @@ mod tests {
                 "dbeta[{c}]"
             );
         }
+    }
+
+    /// A folded ReLU is the ReLU of the plain output, and its gradient the plain gradient
+    /// of `dy` zeroed where that output was not positive.
+    #[test]
+    fn a_folded_relu_is_the_relu_of_the_output_and_masks_the_gradient() {
+        let (x, gamma, beta, dy) = (values(30, 5), [0.9, -1.1], [0.3, -0.2], values(30, 6));
+        let plain = NormOptions::plain(1e-5);
+        let relu = NormOptions {
+            relu: true,
+            ..plain
+        };
+        let p = batch_norm_forward(&G, &x, &gamma, &beta, plain);
+        let r = batch_norm_forward(&G, &x, &gamma, &beta, relu);
+        assert!(p.output.iter().any(|&y| y < 0.0) && p.output.iter().any(|&y| y > 0.0));
+        for (y, want) in r.output.iter().zip(&p.output) {
+            assert_eq!(*y, want.max(0.0));
+        }
+        let gated: Vec<f32> = dy
+            .iter()
+            .zip(&p.output)
+            .map(|(&d, &y)| if y > 0.0 { d } else { 0.0 })
+            .collect();
+        let (m, v) = (&p.mean, &p.variance);
+        let want = batch_norm_backward(&G, &x, &gamma, &beta, m, v, plain, &gated);
+        let got = batch_norm_backward(&G, &x, &gamma, &beta, m, v, relu, &dy);
+        assert_eq!(got.dx, want.dx);
+        assert_eq!(got.dgamma, want.dgamma);
+        assert_eq!(got.dbeta, want.dbeta);
     }
 }

@@ -14,6 +14,7 @@ use burn::backend::{Autodiff, AutodiffBackend};
 use super::TrainingKernels;
 use crate::kernels::adam::AdamStep;
 use crate::kernels::conv::ConvSpacing;
+use crate::kernels::norm::NormOptions;
 
 /// Hands `gradient` to `node`, when autograd tracks it.
 fn register<B: TrainingKernels>(
@@ -98,9 +99,10 @@ impl<B: TrainingKernels> Backward<B, 1> for PoolBackward {
 struct NormState<B: TrainingKernels> {
     x: FloatTensor<B>,
     gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
     mean: FloatTensor<B>,
     variance: FloatTensor<B>,
-    epsilon: f64,
+    options: NormOptions,
 }
 
 #[derive(Debug)]
@@ -114,7 +116,7 @@ impl<B: TrainingKernels> Backward<B, 3> for NormBackward {
         let dy = grads.consume::<B>(&ops.node);
         let s = ops.state;
         let (dx, dgamma, dbeta) = <B as TrainingKernels>::batch_norm_train_backward(
-            s.x, s.gamma, s.mean, s.variance, dy, s.epsilon,
+            s.x, s.gamma, s.beta, s.mean, s.variance, dy, s.options,
         );
         register::<B>(grads, node_x, dx);
         register::<B>(grads, node_gamma, dgamma);
@@ -255,7 +257,7 @@ impl<B: TrainingKernels, C: CheckpointStrategy> TrainingKernels for Autodiff<B, 
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
-        epsilon: f64,
+        options: NormOptions,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let (xp, gp, bp) = (
             x.primitive().clone(),
@@ -267,15 +269,16 @@ impl<B: TrainingKernels, C: CheckpointStrategy> TrainingKernels for Autodiff<B, 
             .compute_bound()
             .stateful();
         let (output, mean, variance) =
-            <B as TrainingKernels>::batch_norm_train(xp.clone(), gp.clone(), bp, epsilon);
+            <B as TrainingKernels>::batch_norm_train(xp.clone(), gp.clone(), bp.clone(), options);
         let output = match prep {
             OpsKind::Tracked(prep) => prep.finish(
                 NormState {
                     x: xp,
                     gamma: gp,
+                    beta: bp,
                     mean: mean.clone(),
                     variance: variance.clone(),
-                    epsilon,
+                    options,
                 },
                 output,
             ),
@@ -376,18 +379,20 @@ impl<B: TrainingKernels, C: CheckpointStrategy> TrainingKernels for Autodiff<B, 
     fn batch_norm_train_backward(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
         mean: FloatTensor<Self>,
         variance: FloatTensor<Self>,
         dy: FloatTensor<Self>,
-        epsilon: f64,
+        options: NormOptions,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let (dx, dgamma, dbeta) = <B as TrainingKernels>::batch_norm_train_backward(
             Self::inner(x),
             Self::inner(gamma),
+            Self::inner(beta),
             Self::inner(mean),
             Self::inner(variance),
             Self::inner(dy),
-            epsilon,
+            options,
         );
         (
             Self::from_inner(dx),

@@ -12,7 +12,7 @@ use crate::kernels::adam::{AdamStep, adam_update};
 use crate::kernels::attention::{AttentionGeometry, attention_backward, attention_forward};
 use crate::kernels::conv::{ConvGeometry, ConvSpacing, conv2d_backward, conv2d_forward};
 use crate::kernels::linear::{LinearGeometry, linear_backward, linear_forward};
-use crate::kernels::norm::{NormGeometry, batch_norm_backward, batch_norm_forward};
+use crate::kernels::norm::{NormGeometry, NormOptions, batch_norm_backward, batch_norm_forward};
 use crate::kernels::pool::{max_pool2x2_backward, max_pool2x2_forward};
 
 /// A contiguous tensor that owns its buffer whenever `t` was the buffer's only handle, so
@@ -186,7 +186,7 @@ impl TrainingKernels for Flex {
         x: FlexTensor,
         gamma: FlexTensor,
         beta: FlexTensor,
-        epsilon: f64,
+        options: NormOptions,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let (x, gamma, beta) = (
             x.to_contiguous(),
@@ -195,7 +195,7 @@ impl TrainingKernels for Flex {
         );
         let dims = dims4(&x);
         let g = norm_geometry(dims);
-        let f = batch_norm_forward(&g, x.storage(), gamma.storage(), beta.storage(), epsilon);
+        let f = batch_norm_forward(&g, x.storage(), gamma.storage(), beta.storage(), options);
         (
             host_f32(f.output, &dims),
             host_f32(f.mean, &[g.channels]),
@@ -206,22 +206,24 @@ impl TrainingKernels for Flex {
     fn batch_norm_train_backward(
         x: FlexTensor,
         gamma: FlexTensor,
+        beta: FlexTensor,
         mean: FlexTensor,
         variance: FlexTensor,
         dy: FlexTensor,
-        epsilon: f64,
+        options: NormOptions,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let [x, gamma, mean, variance, dy] =
-            [x, gamma, mean, variance, dy].map(|t| t.to_contiguous());
+        let [x, gamma, beta, mean, variance, dy] =
+            [x, gamma, beta, mean, variance, dy].map(|t| t.to_contiguous());
         let dims = dims4(&x);
         let g = norm_geometry(dims);
         let r = batch_norm_backward(
             &g,
             x.storage(),
             gamma.storage(),
+            beta.storage(),
             mean.storage(),
             variance.storage(),
-            epsilon,
+            options,
             dy.storage(),
         );
         (

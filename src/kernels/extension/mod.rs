@@ -22,6 +22,7 @@ pub mod remote;
 
 use super::adam::AdamStep;
 use super::conv::ConvSpacing;
+use super::norm::NormOptions;
 
 /// Training operations with hand-written CPU kernels.
 #[backend_extension(Flex, Remote, Autodiff)]
@@ -75,24 +76,27 @@ pub trait TrainingKernels: Backend {
         w: usize,
     ) -> FloatTensor<Self>;
 
-    /// Batch normalization with the batch's statistics: the output, and the batch mean and
-    /// biased variance per channel (for the running statistics).
+    /// Batch normalization with the batch's statistics (and the ReLU after it, when the
+    /// options fold one in): the output, and the batch mean and biased variance per
+    /// channel (for the running statistics).
     fn batch_norm_train(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
-        epsilon: f64,
+        options: NormOptions,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// The batch normalization's gradients for `dy` (`mean` and `variance` are the batch's,
     /// from the forward pass): `dx`, `dgamma` and `dbeta`.
+    #[allow(clippy::too_many_arguments)]
     fn batch_norm_train_backward(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
         mean: FloatTensor<Self>,
         variance: FloatTensor<Self>,
         dy: FloatTensor<Self>,
-        epsilon: f64,
+        options: NormOptions,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// GELU (exact, with `erf`) of every value, any shape.
@@ -272,14 +276,33 @@ pub(super) fn adam_step<const D: usize>(
 /// a device the kernels run on (autodiff device, layer not frozen), with burn's running-statistics update; burn's
 /// module otherwise (inference, wgpu).
 pub fn batch_norm(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    normalized(norm, x, false)
+}
+
+/// `relu(norm.forward(x))`, as one kernel pass each way where [`batch_norm`] runs on the
+/// kernels: batch norm is bound by memory, and a separate ReLU reads and writes the whole
+/// activation again forward and backward.
+pub fn batch_norm_relu(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    normalized(norm, x, true)
+}
+
+fn normalized(norm: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
     if !(on_kernels(&x) && x.device().is_autodiff() && norm.training.is_enabled()) {
-        return norm.forward(x);
+        let y = norm.forward(x);
+        return if relu {
+            burn::tensor::activation::relu(y)
+        } else {
+            y
+        };
     }
     let (output, mean, variance) = <Dispatch as TrainingKernels>::batch_norm_train(
         x.into_dispatch(),
         norm.gamma.val().into_dispatch(),
         norm.beta.val().into_dispatch(),
-        norm.epsilon,
+        NormOptions {
+            epsilon: norm.epsilon,
+            relu,
+        },
     );
     let (mean, variance) = (
         Tensor::<1>::from_dispatch(mean),

@@ -24,6 +24,7 @@ use super::description::{DESCRIPTION_LEN, Description};
 use super::flex::host_f32;
 use crate::kernels::adam::AdamStep;
 use crate::kernels::conv::{ConvSpacing, out_len};
+use crate::kernels::norm::NormOptions;
 
 /// A custom operation: its id, the same on both sides, and the type of the numbers it
 /// carries besides its tensors ([`Scalars`]), so that the client's call and the server's
@@ -55,7 +56,7 @@ impl<S: Scalars> Op<S> {
 
 /// The operations, one per kernel.
 mod op {
-    use super::{AdamStep, ConvBackward, ConvSpacing, Epsilon, Heads, NeedDx, Op, PoolInput};
+    use super::{AdamStep, ConvBackward, ConvSpacing, Heads, NeedDx, NormOptions, Op, PoolInput};
 
     pub const CONV: Op<ConvSpacing> = Op::new("sparsity-explorer/conv2d");
     pub const CONV_BACKWARD: Op<ConvBackward> = Op::new("sparsity-explorer/conv2d-backward");
@@ -63,8 +64,8 @@ mod op {
     pub const LINEAR_BACKWARD: Op<NeedDx> = Op::new("sparsity-explorer/linear-backward");
     pub const POOL: Op<()> = Op::new("sparsity-explorer/max-pool2x2");
     pub const POOL_BACKWARD: Op<PoolInput> = Op::new("sparsity-explorer/max-pool2x2-backward");
-    pub const NORM: Op<Epsilon> = Op::new("sparsity-explorer/batch-norm");
-    pub const NORM_BACKWARD: Op<Epsilon> = Op::new("sparsity-explorer/batch-norm-backward");
+    pub const NORM: Op<NormOptions> = Op::new("sparsity-explorer/batch-norm");
+    pub const NORM_BACKWARD: Op<NormOptions> = Op::new("sparsity-explorer/batch-norm-backward");
     pub const ADAM: Op<AdamStep> = Op::new("sparsity-explorer/adam");
     pub const GELU: Op<()> = Op::new("sparsity-explorer/gelu");
     pub const GELU_BACKWARD: Op<()> = Op::new("sparsity-explorer/gelu-backward");
@@ -186,16 +187,17 @@ impl Scalars for Heads {
     }
 }
 
-/// A batch normalization's epsilon.
-struct Epsilon(f64);
-
-impl Scalars for Epsilon {
+/// A batch normalization's epsilon, and whether a ReLU is folded in.
+impl Scalars for NormOptions {
     fn encode(&self) -> Vec<ScalarIr> {
-        vec![ScalarIr::Float(self.0)]
+        vec![ScalarIr::Float(self.epsilon), uint(self.relu as usize)]
     }
     fn decode(scalars: &[ScalarIr]) -> Option<Self> {
         match scalars {
-            [ScalarIr::Float(epsilon)] => Some(Epsilon(*epsilon)),
+            [ScalarIr::Float(epsilon), ScalarIr::UInt(relu @ 0..=1)] => Some(NormOptions {
+                epsilon: *epsilon,
+                relu: *relu == 1,
+            }),
             _ => None,
         }
     }
@@ -418,30 +420,26 @@ impl TrainingKernels for Remote {
         x: RemoteTensor,
         gamma: RemoteTensor,
         beta: RemoteTensor,
-        epsilon: f64,
+        options: NormOptions,
     ) -> (RemoteTensor, RemoteTensor, RemoteTensor) {
         let (xs, channels) = (x.shape(), shape(&[x.shape()[1]]));
         let outs = [xs, channels.clone(), channels];
-        three(ship(
-            op::NORM,
-            vec![x, gamma, beta],
-            &outs,
-            Epsilon(epsilon),
-        ))
+        three(ship(op::NORM, vec![x, gamma, beta], &outs, options))
     }
 
     fn batch_norm_train_backward(
         x: RemoteTensor,
         gamma: RemoteTensor,
+        beta: RemoteTensor,
         mean: RemoteTensor,
         variance: RemoteTensor,
         dy: RemoteTensor,
-        epsilon: f64,
+        options: NormOptions,
     ) -> (RemoteTensor, RemoteTensor, RemoteTensor) {
         let (xs, channels) = (x.shape(), gamma.shape());
         let outs = [xs, channels.clone(), channels];
-        let inputs = vec![x, gamma, mean, variance, dy];
-        three(ship(op::NORM_BACKWARD, inputs, &outs, Epsilon(epsilon)))
+        let inputs = vec![x, gamma, beta, mean, variance, dy];
+        three(ship(op::NORM_BACKWARD, inputs, &outs, options))
     }
 
     fn gelu_exact(x: RemoteTensor) -> RemoteTensor {
@@ -582,15 +580,15 @@ pub fn with_kernels(
         })
         .with_custom_op::<Flex, _>(op::NORM.id, |handles, ir, _| {
             let [x, gamma, beta] = inputs(handles, ir);
-            let Epsilon(epsilon) = op::NORM.read(ir);
-            let (y, mean, variance) = Flex::batch_norm_train(x, gamma, beta, epsilon);
+            let options = op::NORM.read(ir);
+            let (y, mean, variance) = Flex::batch_norm_train(x, gamma, beta, options);
             outputs(handles, ir, [y, mean, variance]);
         })
         .with_custom_op::<Flex, _>(op::NORM_BACKWARD.id, |handles, ir, _| {
-            let [x, gamma, mean, variance, dy] = inputs(handles, ir);
-            let Epsilon(epsilon) = op::NORM_BACKWARD.read(ir);
+            let [x, gamma, beta, mean, variance, dy] = inputs(handles, ir);
+            let options = op::NORM_BACKWARD.read(ir);
             let (dx, dgamma, dbeta) =
-                Flex::batch_norm_train_backward(x, gamma, mean, variance, dy, epsilon);
+                Flex::batch_norm_train_backward(x, gamma, beta, mean, variance, dy, options);
             outputs(handles, ir, [dx, dgamma, dbeta]);
         })
         .with_custom_op::<Flex, _>(op::GELU.id, |handles, ir, _| {
@@ -654,7 +652,13 @@ mod tests {
         assert_eq!((back.spacing, back.need_dx), (spacing, true));
         let pool = PoolInput::decode(&PoolInput { h: 28, w: 14 }.encode()).unwrap();
         assert_eq!((pool.h, pool.w), (28, 14));
-        assert_eq!(Epsilon::decode(&Epsilon(1e-5).encode()).unwrap().0, 1e-5);
+        for relu in [false, true] {
+            let norm = NormOptions {
+                epsilon: 1e-5,
+                relu,
+            };
+            assert_eq!(NormOptions::decode(&norm.encode()), Some(norm));
+        }
         assert!(NeedDx::decode(&NeedDx(false).encode()).is_some_and(|n| !n.0));
         assert_eq!(<()>::decode(&().encode()), Some(()));
         // another operation's numbers
@@ -664,8 +668,9 @@ mod tests {
         assert_eq!(Heads::decode(&Heads(4).encode()).map(|h| h.0), Some(4));
         assert!(Heads::decode(&NeedDx(true).encode()).is_none());
         assert!(PoolInput::decode(&Heads(4).encode()).is_none());
-        assert!(ConvBackward::decode(&Epsilon(0.1).encode()).is_none());
-        assert!(Epsilon::decode(&[]).is_none());
+        assert!(ConvBackward::decode(&NormOptions::plain(0.1).encode()).is_none());
+        assert!(NormOptions::decode(&[]).is_none());
+        assert!(NormOptions::decode(&[ScalarIr::Float(0.1), uint(2)]).is_none());
         assert!(<()>::decode(&NeedDx(true).encode()).is_none());
     }
 }

@@ -22,7 +22,7 @@ use super::stack::{
     prunable_specs,
 };
 use super::{LayerHandle, LayerHandleMut};
-use crate::kernels::{batch_norm, conv2d, gelu, linear, max_pool2d};
+use crate::kernels::{batch_norm, batch_norm_relu, conv2d, gelu, linear, max_pool2d};
 use crate::prune::LayerSpec;
 
 /// One layer's burn module.
@@ -179,6 +179,18 @@ impl Network {
             {
                 // the activation moves into the pool: no second handle keeps its buffer
                 values.set(i + 1, Activation::Image(relu.forward(max_pool2d(pool, t))));
+                i += 2;
+                continue;
+            }
+            // a batch norm read only by a ReLU: both in one pass each way
+            if let (LayerModule::BatchNorm(norm), Some(LayerModule::Relu(_))) =
+                (&self.layers[i], self.layers.get(i + 1))
+                && self.readers.layers[i] == 1
+                && self.graph[i + 1].sources == [Source::Layer(i)]
+                && matches!(self.graph[i].input, Shape::Image { .. })
+                && let Activation::Image(t) = values.take(self.graph[i].sources[0])
+            {
+                values.set(i + 1, Activation::Image(batch_norm_relu(norm, t)));
                 i += 2;
                 continue;
             }
