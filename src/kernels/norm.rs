@@ -150,14 +150,16 @@ pub fn batch_norm_forward(
         .map(|c| channel_stats(g, x, c))
         .collect();
     let p = g.pixels;
-    let floor = if options.relu { 0.0 } else { f32::NEG_INFINITY };
+    let relu = options.relu;
     let output = par_collect(x.len(), p, |i| {
         let c = i % g.channels;
         let (mean, var) = stats[c];
         let (scale, shift) = options.affine(gamma[c], beta[c], mean, var);
-        x[i * p..(i + 1) * p]
-            .iter()
-            .map(move |&x| (x * scale + shift).max(floor))
+        x[i * p..(i + 1) * p].iter().map(move |&x| {
+            // a NaN stays NaN, for the run's check of the loss to see
+            let y = x * scale + shift;
+            if relu && y < 0.0 { 0.0 } else { y }
+        })
     });
     NormForward {
         output,
@@ -198,12 +200,16 @@ pub fn batch_norm_backward(
         .map(|&v| 1.0 / (v + options.epsilon as f32).sqrt())
         .collect();
     // the folded ReLU's gradient: dy where the output was positive, zero elsewhere
-    let floor = if options.relu { 0.0 } else { f32::NEG_INFINITY };
+    let relu = options.relu;
     let affine: Vec<(f32, f32)> = (0..g.channels)
         .map(|c| options.affine(gamma[c], beta[c], mean[c], variance[c]))
         .collect();
     let gate = move |(scale, shift): (f32, f32), x: f32, d: f32| {
-        if x * scale + shift > floor { d } else { 0.0 }
+        if !relu || x * scale + shift > 0.0 {
+            d
+        } else {
+            0.0
+        }
     };
     let sums: Vec<(f32, f32)> = (0..g.channels)
         .into_par_iter()

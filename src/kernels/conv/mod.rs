@@ -2,7 +2,7 @@
 //! slices in NCHW layout, forward and backward, as one gemm per group of images over a
 //! receptive-field buffer (im2col) that stays in cache.
 //!
-//! The buffer has one of two layouts ([`Layout`]): columns (`col[K, width]`, see
+//! The buffer has one of two layouts ([`Fields`]): columns (`col[K, width]`, see
 //! [`columns`]) or rows (`rows[width, K]`, channels-last, see [`rows`]), with `K = c_in * kh
 //! * kw` and `width` the output pixels of the group. A stride-1 convolution with wide
 //! windows needs no such buffer: it reads each image's windows in place from a zero-padded
@@ -120,17 +120,24 @@ impl ConvGeometry {
     }
 }
 
-/// How a group's receptive fields are laid out for its gemms.
+/// How a convolution's products read the images.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Layout {
+    /// Through a receptive-field buffer per group of images.
+    Fields(Fields),
+    /// No field buffer: `kh` products per image over windows read in place from the
+    /// zero-padded channels-last image (stride 1 only).
+    Shifted,
+}
+
+/// How a group's receptive fields are laid out for its gemms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fields {
     /// `col[K, width]`, built one output row per copy from the NCHW image.
     Columns,
     /// `rows[width, K]`, built one kernel-row window (`kw * c_in` values) per copy from the
     /// image turned channels-last.
     Rows,
-    /// No field buffer: `kh` products per image over windows read in place from the
-    /// zero-padded channels-last image (stride 1 only).
-    Shifted,
 }
 
 impl Layout {
@@ -143,11 +150,11 @@ impl Layout {
     /// wins at 28 pixels wide (30 computed per 28), loses at 14 (16 per 14).
     fn of(g: &ConvGeometry) -> Self {
         if g.kw * g.c_in < ROW_LAYOUT_MIN_RUN {
-            Layout::Columns
+            Layout::Fields(Fields::Columns)
         } else if g.stride_h == 1 && g.stride_w == 1 && Grid::of(g).waste(g) <= SHIFTED_MAX_WASTE {
             Layout::Shifted
         } else {
-            Layout::Rows
+            Layout::Fields(Fields::Rows)
         }
     }
 }
@@ -155,7 +162,7 @@ impl Layout {
 /// The most grid columns per output column for which [`Layout::Shifted`] is used.
 const SHIFTED_MAX_WASTE: f64 = 1.1;
 
-/// Shortest window run (`kw * c_in` values) for which [`Layout::Rows`] is used.
+/// Shortest window run (`kw * c_in` values) for which [`Fields::Rows`] is used.
 const ROW_LAYOUT_MIN_RUN: usize = 32;
 
 /// Images in one receptive-field buffer: each gemm covers that many images, so the weight
@@ -204,11 +211,11 @@ impl Scratch {
                     Vec::new(),
                 )
             }
-            layout => (
+            Layout::Fields(fields) => (
                 zeros(g.col_rows() * width),
                 zeros(g.col_rows() * width),
                 zeros(g.c_out * width),
-                if layout == Layout::Rows {
+                if fields == Fields::Rows {
                     zeros(g.in_image())
                 } else {
                     Vec::new()
@@ -269,7 +276,7 @@ fn with_scratch<R>(g: &ConvGeometry, width: usize, f: impl FnOnce(&mut Scratch) 
 /// in_w]`), `width` output pixels in all.
 fn fields_of_group(
     g: &ConvGeometry,
-    layout: Layout,
+    layout: Fields,
     x_group: &[f32],
     width: usize,
     s: &mut Scratch,
@@ -278,23 +285,22 @@ fn fields_of_group(
     let write_padding = !s.padding_zeroed;
     for (j, image) in x_group.chunks(g.in_image()).enumerate() {
         match layout {
-            Layout::Columns => {
+            Fields::Columns => {
                 columns::im2col(g, image, &mut s.fields, width, j * p, write_padding)
             }
-            Layout::Rows => {
+            Fields::Rows => {
                 rows::to_channels_last(g, image, &mut s.hwc);
                 rows::im2row(g, &s.hwc, &mut s.fields, j * p, write_padding);
             }
-            Layout::Shifted => unreachable!("the shifted layout builds no fields"),
         }
     }
 }
 
-/// The weight `[c_out, K]` in the layout's tap order.
-fn weight_for<'w>(g: &ConvGeometry, layout: Layout, w: &'w [f32]) -> Cow<'w, [f32]> {
+/// The weight `[c_out, K]` in the fields' tap order.
+fn weight_for<'w>(g: &ConvGeometry, layout: Fields, w: &'w [f32]) -> Cow<'w, [f32]> {
     match layout {
-        Layout::Columns => Cow::Borrowed(w),
-        Layout::Rows | Layout::Shifted => Cow::Owned(rows::channels_last_weight(g, w)),
+        Fields::Columns => Cow::Borrowed(w),
+        Fields::Rows => Cow::Owned(rows::channels_last_weight(g, w)),
     }
 }
 
@@ -309,18 +315,21 @@ pub fn conv2d_forward(g: &ConvGeometry, x: &[f32], w: &[f32], b: Option<&[f32]>)
     if g.out_image() == 0 || g.in_image() == 0 {
         return y;
     }
-    let layout = Layout::of(g);
+    let layout = match Layout::of(g) {
+        Layout::Fields(fields) => fields,
+        Layout::Shifted => {
+            let w = rows::channels_last_weight(g, w);
+            y.par_chunks_mut(g.out_image())
+                .zip(x.par_chunks(g.in_image()))
+                .for_each(|(y_img, image)| {
+                    with_scratch(g, p, |s| {
+                        shifted::forward_image(g, &w, b, image, y_img, s.shifted())
+                    })
+                });
+            return y;
+        }
+    };
     let w = weight_for(g, layout, w);
-    if layout == Layout::Shifted {
-        y.par_chunks_mut(g.out_image())
-            .zip(x.par_chunks(g.in_image()))
-            .for_each(|(y_img, image)| {
-                with_scratch(g, p, |s| {
-                    shifted::forward_image(g, &w, b, image, y_img, s.shifted())
-                })
-            });
-        return y;
-    }
     y.par_chunks_mut(IMAGES_PER_GEMM * g.out_image())
         .zip(x.par_chunks(IMAGES_PER_GEMM * g.in_image()))
         .for_each(|(y_group, x_group)| {
@@ -330,7 +339,7 @@ pub fn conv2d_forward(g: &ConvGeometry, x: &[f32], w: &[f32], b: Option<&[f32]>)
                 let (fields, panel) = (&s.fields, &mut s.panel);
                 // Where output (channel, pixel) of the group lands in the panel.
                 let (co_stride, px_stride) = match layout {
-                    Layout::Columns => {
+                    Fields::Columns => {
                         // panel[c_out, width] = w[c_out, K] @ col[K, width]
                         matmul(
                             g.c_out,
@@ -345,7 +354,7 @@ pub fn conv2d_forward(g: &ConvGeometry, x: &[f32], w: &[f32], b: Option<&[f32]>)
                         );
                         (width, 1)
                     }
-                    Layout::Rows | Layout::Shifted => {
+                    Fields::Rows => {
                         // panel[width, c_out] = rows[width, K] @ w'[c_out, K]^T
                         matmul(width, g.c_out, k, panel, false, fields, (k, 1), &w, (1, k));
                         (1, g.c_out)
@@ -412,13 +421,18 @@ pub fn conv2d_backward(
         return ConvGradients { dx, dw, db };
     }
     let layout = Layout::of(g);
-    // the shifted layout's input gradient multiplies by the mirrored taps instead
-    let flipped = (layout == Layout::Shifted).then(|| shifted::flipped_weight(g, w));
-    let w = weight_for(g, layout, w);
+    // what the input gradient multiplies by: the weight in the fields' tap order, or the
+    // mirrored taps in the shifted layout
+    let w = match layout {
+        Layout::Fields(fields) => weight_for(g, fields, w),
+        Layout::Shifted => Cow::Owned(shifted::flipped_weight(g, w)),
+    };
     let group = |acc: Partial, x_group: &[f32], dy_group: &[f32], dx_group: Option<&mut [f32]>| {
-        match &flipped {
-            Some(flipped) => shifted_group(g, flipped, acc, x_group, dy_group, dx_group),
-            None => backward_group(g, layout, &w, acc, x_group, dy_group, dx_group),
+        match layout {
+            Layout::Fields(fields) => {
+                backward_group(g, fields, &w, acc, x_group, dy_group, dx_group)
+            }
+            Layout::Shifted => shifted_group(g, &w, acc, x_group, dy_group, dx_group),
         }
     };
     let add = |(mut aw, mut ab): Partial, (bw, bb): Partial| {
@@ -463,8 +477,8 @@ pub fn conv2d_backward(
     };
     let (dw, db) = partials.into_iter().reduce(add).unwrap_or_else(zero);
     let dw = match layout {
-        Layout::Columns => dw,
-        Layout::Rows => rows::channels_first_weight(g, &dw),
+        Layout::Fields(Fields::Columns) => dw,
+        Layout::Fields(Fields::Rows) => rows::channels_first_weight(g, &dw),
         Layout::Shifted => {
             // [K, c_out] -> [c_out, K]
             let mut rows_order = vec![0.0f32; dw.len()];
@@ -488,28 +502,11 @@ fn shifted_group(
         let images = x_group
             .chunks(g.in_image())
             .zip(dy_group.chunks(g.out_image()));
-        match dx_group {
-            Some(dx_group) => {
-                for ((image, dy), dx) in images.zip(dx_group.chunks_mut(g.in_image())) {
-                    let buffers = s.shifted();
-                    shifted::backward_image(
-                        g,
-                        flipped,
-                        image,
-                        dy,
-                        Some(dx),
-                        &mut dw,
-                        &mut db,
-                        buffers,
-                    );
-                }
-            }
-            None => {
-                for (image, dy) in images {
-                    let buffers = s.shifted();
-                    shifted::backward_image(g, flipped, image, dy, None, &mut dw, &mut db, buffers);
-                }
-            }
+        let mut dx_images = dx_group.map(|dx| dx.chunks_mut(g.in_image()));
+        for (image, dy) in images {
+            let dx = dx_images.as_mut().and_then(Iterator::next);
+            let buffers = s.shifted();
+            shifted::backward_image(g, flipped, image, dy, dx, &mut dw, &mut db, buffers);
         }
     });
     (dw, db)
@@ -517,10 +514,10 @@ fn shifted_group(
 
 /// One group of images: dy laid side by side as `panel[c_out, width]`, then the weight
 /// gradient, the bias gradient as row sums and (for dx) the fields' gradient folded back.
-/// `w` is the weight in the layout's tap order.
+/// `w` is the weight in the fields' tap order.
 fn backward_group(
     g: &ConvGeometry,
-    layout: Layout,
+    layout: Fields,
     w: &[f32],
     (mut dw, mut db): Partial,
     x_group: &[f32],
@@ -540,9 +537,8 @@ fn backward_group(
         let (fields, panel) = (&s.fields, &s.panel);
         // The fields as a [width, K] matrix: (pixel, tap) strides.
         let field_strides = match layout {
-            Layout::Columns => (1, width),
-            Layout::Rows => (k, 1),
-            Layout::Shifted => unreachable!("the shifted layout builds no fields"),
+            Fields::Columns => (1, width),
+            Fields::Rows => (k, 1),
         };
         // dw[c_out, K] += dy[c_out, width] @ fields[width, K]
         matmul(
@@ -567,7 +563,7 @@ fn backward_group(
 /// fields' gradient, folded back onto each image of `dx_group`.
 fn input_gradient(
     g: &ConvGeometry,
-    layout: Layout,
+    layout: Fields,
     w: &[f32],
     width: usize,
     s: &mut Scratch,
@@ -576,7 +572,7 @@ fn input_gradient(
     let (k, p) = (g.col_rows(), g.out_pixels());
     let (dfields, panel) = (&mut s.dfields, &s.panel);
     match layout {
-        Layout::Columns => {
+        Fields::Columns => {
             // dcol[K, width] = w^T @ dy
             matmul(
                 k,
@@ -593,7 +589,7 @@ fn input_gradient(
                 columns::col2im(g, dfields, width, j * p, dx_img);
             }
         }
-        Layout::Rows => {
+        Fields::Rows => {
             // drows[width, K] = dy^T @ w'
             matmul(
                 width,
@@ -612,7 +608,6 @@ fn input_gradient(
                 rows::to_channels_first(g, &s.hwc, dx_img);
             }
         }
-        Layout::Shifted => unreachable!("the shifted layout builds no fields"),
     }
 }
 

@@ -172,9 +172,7 @@ impl Network {
             // gradients on a fraction of the data (max and ReLU commute)
             if let (LayerModule::Relu(relu), Some(LayerModule::MaxPool(pool))) =
                 (&self.layers[i], self.layers.get(i + 1))
-                && self.readers.layers[i] == 1
-                && self.graph[i + 1].sources == [Source::Layer(i)]
-                && matches!(self.graph[i].input, Shape::Image { .. })
+                && self.feeds_only_the_next(i)
                 && let Activation::Image(t) = values.take(self.graph[i].sources[0])
             {
                 // the activation moves into the pool: no second handle keeps its buffer
@@ -185,9 +183,7 @@ impl Network {
             // a batch norm read only by a ReLU: both in one pass each way
             if let (LayerModule::BatchNorm(norm), Some(LayerModule::Relu(_))) =
                 (&self.layers[i], self.layers.get(i + 1))
-                && self.readers.layers[i] == 1
-                && self.graph[i + 1].sources == [Source::Layer(i)]
-                && matches!(self.graph[i].input, Shape::Image { .. })
+                && self.feeds_only_the_next(i)
                 && let Activation::Image(t) = values.take(self.graph[i].sources[0])
             {
                 values.set(i + 1, Activation::Image(batch_norm_relu(norm, t)));
@@ -208,6 +204,17 @@ impl Network {
             Some(Activation::Tokens(t)) => t.flatten::<2>(1, 2),
             None => unreachable!("a network has layers"),
         }
+    }
+
+    /// Whether layer `i` takes images and its output goes to the next layer alone, which
+    /// reads nothing else: the two can run as one.
+    fn feeds_only_the_next(&self, i: usize) -> bool {
+        self.readers.layers[i] == 1
+            && self
+                .graph
+                .get(i + 1)
+                .is_some_and(|next| next.sources == [Source::Layer(i)])
+            && matches!(self.graph[i].input, Shape::Image { .. })
     }
 
     /// Layer `i` on its inputs.
