@@ -144,7 +144,7 @@ pub fn compact(
     let fixed: Vec<bool> = layers
         .iter()
         .flat_map(|l| {
-            let grouped = matches!(l.config, LayerConfig::Conv2d { groups, out, .. } if groups > 1 && groups != out);
+            let grouped = l.kind.fixed_width();
             l.prunable().into_iter().map(move |_| grouped)
         })
         .collect();
@@ -252,69 +252,26 @@ fn narrower(
         .iter()
         .zip(crate::model::stack::expand(&stack.layers)?)
     {
-        let mut config = l.config.clone();
-        let rows = |w: usize| count(&keep.rows[w]);
-        match &mut config {
-            LayerConfig::Conv2d { out, groups, .. } => {
-                let before = *out;
-                *out = rows(w);
-                if *groups > 1 {
-                    if *groups != before && *out != before {
-                        // `keep` pins these widths: reaching here is a bug, said as such
-                        return Err(CompactError::Unsupported {
-                            layer: l.name.clone(),
-                            reason: "grouped convolutions other than depthwise keep their width"
-                                .into(),
-                        });
-                    }
-                    if *groups == before {
-                        *groups = *out;
-                    }
-                }
-                if *out != before {
-                    widths.push(Width {
-                        layer: l.name.clone(),
-                        before,
-                        after: *out,
-                    });
-                }
-            }
-            LayerConfig::Linear { out, .. } => {
-                let before = *out;
-                *out = rows(w);
-                if *out != before {
-                    widths.push(Width {
-                        layer: l.name.clone(),
-                        before,
-                        after: *out,
-                    });
-                }
-            }
-            LayerConfig::Attention { heads, head_dim } => {
-                let (before, hd) = l.config.heads_of(l.input.channels()).expect("attention");
-                if rows(w + 1) != l.input.channels() {
-                    return Err(CompactError::Unsupported {
-                        layer: l.name.clone(),
-                        reason: "attention's output keeps the width of its input".into(),
-                    });
-                }
-                *heads = rows(w) / (3 * hd);
-                *head_dim = Some(hd);
-                if *heads != before {
-                    widths.push(Width {
-                        layer: l.name.clone(),
-                        before,
-                        after: *heads,
-                    });
-                }
-            }
-            _ => {}
+        let mut kind = l.kind.clone();
+        let rows = |i: usize| count(&keep.rows[w + i]);
+        let changed = kind
+            .narrow(&l.at(), &rows)
+            .map_err(|reason| CompactError::Unsupported {
+                layer: l.name.clone(),
+                reason,
+            })?;
+        if let Some((before, after)) = changed {
+            widths.push(Width {
+                layer: l.name.clone(),
+                before,
+                after,
+            });
         }
         w += l.prunable().len();
         written.push(Layer {
             name: Some(l.name.clone()),
             input: given.input,
-            config,
+            config: LayerConfig::of(kind),
         });
     }
     Ok((
@@ -329,6 +286,7 @@ fn narrower(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layers::{Attention, Resolved};
     use crate::model::ModelKind;
 
     /// Every parameter of `stack` with distinct values, and masks that prune channel
@@ -481,7 +439,13 @@ out = 10
             .iter()
             .find(|l| l.name == "encoder.layers.0.self_attn")
             .unwrap();
-        assert_eq!(attn.config.heads_of(64), Some((2, 16)));
+        assert_eq!(
+            attn.kind,
+            Resolved::Attention(Attention {
+                heads: 2,
+                head_dim: 16
+            })
+        );
         let in_proj = c
             .params
             .iter()

@@ -9,6 +9,7 @@ use super::net::Net;
 use super::{InferError, Mlp};
 use crate::data::Split;
 use crate::export::compact;
+use crate::layers::Linear;
 use crate::model::{HostTensor, LayerConfig, StackConfig};
 
 /// Dense against sparse, measured in one run.
@@ -52,10 +53,10 @@ fn is_dense_stack(stack: &StackConfig) -> bool {
         l.input.is_none()
             && matches!(
                 (i % 2, &l.config),
-                (0, LayerConfig::Linear { bias: true, .. }) | (1, LayerConfig::Relu)
+                (0, LayerConfig::Linear(Linear { bias: true, .. })) | (1, LayerConfig::Relu(_))
             )
     });
-    matches!(first.config, LayerConfig::Flatten)
+    matches!(first.config, LayerConfig::Flatten(_))
         && first.input.is_none()
         && alternating
         && rest.len() % 2 == 1

@@ -4,18 +4,18 @@
 //! those modules loads as it is.
 
 use super::ModelKind;
-use super::stack::{Layer, LayerConfig, StackConfig};
+use super::stack::{Layer, Repeat, StackConfig};
+use crate::layers::{
+    Add, AttentionPlan, Batchnorm2d, Conv2d, Dropout, Flatten, Gelu, GlobalAvgpool, Layernorm,
+    Linear, Maxpool2d, MeanTokens, Position, Relu, Tokens,
+};
 
 fn conv(name: &str, out: usize, kernel: usize, padding: usize) -> Layer {
     Layer::named(
         name,
-        LayerConfig::Conv2d {
-            out,
-            kernel,
-            stride: 1,
+        Conv2d {
             padding,
-            groups: 1,
-            bias: true,
+            ..Conv2d::new(out, kernel)
         },
     )
 }
@@ -24,46 +24,43 @@ fn conv(name: &str, out: usize, kernel: usize, padding: usize) -> Layer {
 fn conv_no_bias(name: &str, out: usize, kernel: usize, stride: usize) -> Layer {
     Layer::named(
         name,
-        LayerConfig::Conv2d {
-            out,
-            kernel,
+        Conv2d {
             stride,
             padding: kernel / 2,
-            groups: 1,
             bias: false,
+            ..Conv2d::new(out, kernel)
         },
     )
 }
 
+fn relu() -> Layer {
+    Layer::new(Relu::default())
+}
+
 fn dense(name: &str, out: usize) -> Layer {
-    Layer::named(name, LayerConfig::Linear { out, bias: true })
+    Layer::named(name, Linear::new(out))
 }
 
 fn norm(name: &str) -> Layer {
-    Layer::named(name, LayerConfig::Batchnorm2d)
+    Layer::named(name, Batchnorm2d::default())
 }
 
 fn pool() -> Layer {
-    LayerConfig::Maxpool2d {
-        kernel: 2,
-        stride: None,
-    }
-    .into()
+    Layer::new(Maxpool2d::new(2))
 }
 
 fn repeat(times: usize, first: usize, layers: Vec<Layer>) -> Layer {
-    LayerConfig::Repeat {
+    Layer::new(Repeat {
         times,
         first,
         layers,
-    }
-    .into()
+    })
 }
 
 fn add(name: &str, inputs: [&str; 2]) -> Layer {
     Layer::named(
         name,
-        LayerConfig::Add {
+        Add {
             inputs: inputs.map(String::from).to_vec(),
         },
     )
@@ -76,7 +73,7 @@ fn basic_block(out: usize, stride: usize, project: bool) -> Vec<Layer> {
     let mut layers = vec![
         conv_no_bias("blocks.{i}.c1", out, 3, stride),
         norm("blocks.{i}.b1"),
-        Layer::named("blocks.{i}.relu", LayerConfig::Relu),
+        Layer::named("blocks.{i}.relu", Relu::default()),
         conv_no_bias("blocks.{i}.c2", out, 3, 1),
         norm("blocks.{i}.b2"),
     ];
@@ -88,7 +85,7 @@ fn basic_block(out: usize, stride: usize, project: bool) -> Vec<Layer> {
         "{input}"
     };
     layers.push(add("blocks.{i}.add", ["blocks.{i}.b2", shortcut]));
-    layers.push(Layer::named("blocks.{i}.out", LayerConfig::Relu));
+    layers.push(Layer::named("blocks.{i}.out", Relu::default()));
     layers
 }
 
@@ -99,13 +96,13 @@ fn resnet20() -> Vec<Layer> {
     vec![
         conv_no_bias("stem", 16, 3, 1),
         norm("bn"),
-        LayerConfig::Relu.into(),
+        relu(),
         repeat(3, 0, basic_block(16, 1, false)),
         repeat(1, 3, basic_block(32, 2, true)),
         repeat(2, 4, basic_block(32, 1, false)),
         repeat(1, 6, basic_block(64, 2, true)),
         repeat(2, 7, basic_block(64, 1, false)),
-        LayerConfig::GlobalAvgpool.into(),
+        Layer::new(GlobalAvgpool::default()),
         dense("fc", 10),
     ]
 }
@@ -117,32 +114,28 @@ fn resnet20() -> Vec<Layer> {
 fn vit_tiny() -> Vec<Layer> {
     let layer = |p: &str| format!("encoder.layers.{{i}}.{p}");
     let encoder_layer = vec![
-        Layer::named(layer("norm1"), LayerConfig::Layernorm),
-        Layer::named(layer("self_attn"), LayerConfig::attention(4)),
+        Layer::named(layer("norm1"), Layernorm::default()),
+        Layer::named(layer("self_attn"), AttentionPlan::new(4)),
         add(&layer("attended"), [&layer("self_attn"), "{input}"]),
-        Layer::named(layer("norm2"), LayerConfig::Layernorm),
+        Layer::named(layer("norm2"), Layernorm::default()),
         dense(&layer("linear1"), 128),
-        Layer::named(layer("gelu"), LayerConfig::Gelu),
+        Layer::named(layer("gelu"), Gelu::default()),
         dense(&layer("linear2"), 64),
         add(&layer("out"), [&layer("linear2"), &layer("attended")]),
     ];
     vec![
         Layer::named(
             "patch",
-            LayerConfig::Conv2d {
-                out: 64,
-                kernel: 4,
+            Conv2d {
                 stride: 4,
-                padding: 0,
-                groups: 1,
-                bias: true,
+                ..Conv2d::new(64, 4)
             },
         ),
-        LayerConfig::Tokens.into(),
-        Layer::named("pos", LayerConfig::Position),
+        Layer::new(Tokens::default()),
+        Layer::named("pos", Position::default()),
         repeat(4, 0, encoder_layer),
-        Layer::named("norm", LayerConfig::Layernorm),
-        LayerConfig::MeanTokens.into(),
+        Layer::named("norm", Layernorm::default()),
+        Layer::new(MeanTokens::default()),
         dense("fc", 10),
     ]
 }
@@ -150,54 +143,54 @@ fn vit_tiny() -> Vec<Layer> {
 /// The network of a built-in model; `None` for [`ModelKind::Custom`], whose network is
 /// the plan's.
 pub fn builtin_stack(kind: ModelKind) -> Option<StackConfig> {
-    use LayerConfig::{Flatten, Relu};
+    let flatten = || Layer::new(Flatten::default());
     let layers: Vec<Layer> = match kind {
         // LeNet-300-100: 784-300-100-10
         ModelKind::Mlp => vec![
-            Flatten.into(),
+            flatten(),
             dense("fc1", 300),
-            Relu.into(),
+            relu(),
             dense("fc2", 100),
-            Relu.into(),
+            relu(),
             dense("fc3", 10),
         ],
         // LeNet-5: conv 6@5x5 pad 2, pool, conv 16@5x5, pool, 120, 84, 10
         ModelKind::Lenet5 => vec![
             conv("conv1", 6, 5, 2),
-            Relu.into(),
+            relu(),
             pool(),
             conv("conv2", 16, 5, 0),
-            Relu.into(),
+            relu(),
             pool(),
-            Flatten.into(),
+            flatten(),
             dense("fc1", 120),
-            Relu.into(),
+            relu(),
             dense("fc2", 84),
-            Relu.into(),
+            relu(),
             dense("fc3", 10),
         ],
         // the seed recipe: Conv2D(32, 5x5, same, relu), MaxPool 2, Conv2D(64, 5x5, same),
         // BatchNorm, ReLU, MaxPool 2, Flatten, Dense(1024, relu), Dropout(0.4), Dense(10)
         ModelKind::SeedCnn => vec![
             conv("conv1", 32, 5, 2),
-            Relu.into(),
+            relu(),
             pool(),
             conv("conv2", 64, 5, 2),
             norm("norm"),
-            Relu.into(),
+            relu(),
             pool(),
-            Flatten.into(),
+            flatten(),
             dense("fc1", 1024),
-            Relu.into(),
-            LayerConfig::Dropout { p: 0.4 }.into(),
+            relu(),
+            Layer::new(Dropout { p: 0.4 }),
             dense("fc2", 10),
         ],
         // tfmot's guide: Conv2D(12, 3x3, relu), MaxPool 2, Flatten, Dense(10)
         ModelKind::SmallCnn => vec![
             conv("conv1", 12, 3, 0),
-            Relu.into(),
+            relu(),
             pool(),
-            Flatten.into(),
+            flatten(),
             dense("fc1", 10),
         ],
         ModelKind::Resnet20 => resnet20(),

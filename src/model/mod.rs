@@ -1,10 +1,7 @@
 //! The networks: stacks of layers ([`stack`]) built into one burn module ([`Network`]),
-//! the four built-in models as such stacks ([`builtin`]), and the host side of their
-//! parameters (read, written, masked).
-//!
-//! Adding a layer type means a [`stack::LayerConfig`] variant with its shape rule, a
-//! [`network::LayerModule`] variant with its forward step, and its host operation in
-//! `infer/`.
+//! the built-in models as such stacks ([`builtin`]), and the host side of their
+//! parameters (read, written, masked). What each kind of layer is and does lives in
+//! `layers/`, one file per kind.
 
 pub mod builtin;
 pub mod network;
@@ -15,13 +12,11 @@ pub mod weights;
 use std::fmt;
 
 use burn::module::Param;
-use burn::module::RunningState;
-use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, Linear};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use network::LayerModule;
+pub use crate::layers::{HostTensor, LayerHandle, LayerHandleMut};
+use crate::layers::{host_vector, set_param};
 pub use network::Network;
 pub use stack::{Layer, LayerConfig, Shape, StackConfig, StackError};
 pub use weights::{WeightsError, read_state_dict};
@@ -30,27 +25,6 @@ use crate::prune::{LayerShape, LayerSpec};
 
 /// Classes of every dataset the explorer reads.
 pub const CLASSES: usize = 10;
-
-/// A prunable layer, borrowed.
-pub enum LayerHandle<'a> {
-    Linear(&'a Linear),
-    Conv2d(&'a Conv2d),
-}
-
-/// A prunable layer, borrowed mutably.
-pub enum LayerHandleMut<'a> {
-    Linear(&'a mut Linear),
-    Conv2d(&'a mut Conv2d),
-}
-
-/// A parameter on the host, named and laid out as PyTorch names and lays it out
-/// (`fc1.weight` `[out, in]`, `conv1.bias`, `norm.running_mean`, ...).
-#[derive(Clone, Debug, PartialEq)]
-pub struct HostTensor {
-    pub name: String,
-    pub dims: Vec<usize>,
-    pub values: Vec<f32>,
-}
 
 /// A parameter file that does not fit the model.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -211,30 +185,7 @@ impl Network {
             }
         }
         for (l, module) in self.layers() {
-            let key = |p: &str| format!("{}.{p}", l.name);
-            match module {
-                LayerModule::BatchNorm(bn) => {
-                    out.push(host_vector(key("weight"), bn.gamma.val()));
-                    out.push(host_vector(key("bias"), bn.beta.val()));
-                    out.push(host_vector(key("running_mean"), bn.running_mean.value()));
-                    out.push(host_vector(key("running_var"), bn.running_var.value()));
-                }
-                LayerModule::LayerNorm(norm) => {
-                    out.push(host_vector(key("weight"), norm.gamma.val()));
-                    if let Some(beta) = &norm.beta {
-                        out.push(host_vector(key("bias"), beta.val()));
-                    }
-                }
-                LayerModule::Position(p) => {
-                    let t = p.embedding.val();
-                    out.push(HostTensor {
-                        name: l.name.clone(),
-                        dims: t.dims().to_vec(),
-                        values: t.into_data().iter::<f32>().collect(),
-                    });
-                }
-                _ => {}
-            }
+            out.extend(module.read_state(&l.name));
         }
         out
     }
@@ -297,24 +248,7 @@ impl Network {
             }
         }
         for (l, module) in self.layers_mut() {
-            let key = |p: &str| format!("{}.{p}", l.name);
-            match module {
-                LayerModule::BatchNorm(bn) => write_batch_norm(bn, |p| take(&key(p))),
-                LayerModule::LayerNorm(norm) => {
-                    set_vector(&mut norm.gamma, take(&key("weight")));
-                    if let Some(beta) = norm.beta.as_mut() {
-                        set_vector(beta, take(&key("bias")));
-                    }
-                }
-                LayerModule::Position(p) => {
-                    let dims: [usize; 3] = p.embedding.dims();
-                    let v = take(&l.name);
-                    set_param(&mut p.embedding, |d| {
-                        Tensor::<3>::from_data(TensorData::new(v, dims), d)
-                    });
-                }
-                _ => {}
-            }
+            module.write_state(&l.name, &mut take);
         }
         Ok(())
     }
@@ -380,54 +314,6 @@ fn read_weight(layer: &LayerHandle<'_>) -> Vec<f32> {
         LayerHandle::Conv2d(c) => c.weight.val().into_data(),
     };
     data.iter::<f32>().collect()
-}
-
-fn host_vector(name: String, t: Tensor<1>) -> HostTensor {
-    let values: Vec<f32> = t.into_data().iter::<f32>().collect();
-    HostTensor {
-        name,
-        dims: vec![values.len()],
-        values,
-    }
-}
-
-/// Writes a batch norm's scale, shift and running statistics, each read by `take` from its
-/// PyTorch name (`weight`, `bias`, `running_mean`, `running_var`).
-fn write_batch_norm(bn: &mut BatchNorm, mut take: impl FnMut(&str) -> Vec<f32>) {
-    set_vector(&mut bn.gamma, take("weight"));
-    set_vector(&mut bn.beta, take("bias"));
-    let n = bn.gamma.dims()[0];
-    let device = bn.gamma.val().device().inner();
-    let running =
-        |v: Vec<f32>| RunningState::new(Tensor::<1>::from_data(TensorData::new(v, [n]), &device));
-    bn.running_mean = running(take("running_mean"));
-    bn.running_var = running(take("running_var"));
-}
-
-/// Replaces a vector parameter's values.
-fn set_vector(param: &mut Param<Tensor<1>>, values: Vec<f32>) {
-    let n = values.len();
-    set_param(param, |d| {
-        Tensor::<1>::from_data(TensorData::new(values, [n]), d)
-    });
-}
-
-/// Replaces a parameter's value, keeping its id, device and whether it requires gradients.
-fn set_param<const D: usize>(
-    param: &mut Param<Tensor<D>>,
-    make: impl FnOnce(&Device) -> Tensor<D>,
-) {
-    *param = param.clone().map(|old| {
-        let requires_grad = old.is_require_grad();
-        let tracked = old.is_autodiff();
-        let fresh = make(&old.device().inner());
-        let fresh = if tracked { fresh.autodiff() } else { fresh };
-        if requires_grad {
-            fresh.require_grad()
-        } else {
-            fresh
-        }
-    });
 }
 
 fn mask_param<const D: usize>(param: &mut Param<Tensor<D>>, mask: &Tensor<D>) {

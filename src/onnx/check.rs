@@ -11,18 +11,18 @@ use std::path::Path;
 use onnx_ir::{Message, ModelProto, TensorProto};
 
 use super::OnnxError;
+use crate::model::LayerConfig;
 
-/// The ONNX operators a graph may use (the default domain). `Constant`, `Div`, `Mul`, `Erf`
+/// The ONNX operators a graph may use (the default domain), besides the one-node kinds of
+/// `layers/` (`LayerConfig::read_ops`: `Relu`, `Tanh`, ...). `Constant`, `Div`, `Mul`, `Erf`
 /// appear in PyTorch's export of GELU; `Dropout` and `Identity` pass their input through.
 const RAW_OPS: &[&str] = &[
     "Conv",
     "BatchNormalization",
-    "Relu",
     "Gelu",
     "Erf",
     "Div",
     "Mul",
-    "Tanh",
     "MaxPool",
     "AveragePool",
     "GlobalAveragePool",
@@ -127,7 +127,9 @@ pub(super) fn model(bytes: &[u8], path: &Path) -> Result<Checked, OnnxError> {
     }
     for (i, node) in graph.node.iter().enumerate() {
         let default_domain = node.domain.is_empty() || node.domain == "ai.onnx";
-        if !default_domain || !RAW_OPS.contains(&node.op_type.as_str()) {
+        let op = node.op_type.as_str();
+        let known = RAW_OPS.contains(&op) || LayerConfig::read_from(op).is_some();
+        if !default_domain || !known {
             let op = match default_domain {
                 true => node.op_type.clone(),
                 false => format!("{}::{}", node.domain, node.op_type),

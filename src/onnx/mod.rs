@@ -14,7 +14,7 @@ use thiserror::Error;
 
 use crate::model::{HostTensor, StackConfig, StackError};
 
-pub use import::{SUPPORTED_OPS, import_bytes};
+pub use import::{import_bytes, supported_ops};
 pub use write::{ExportError, OPSET, to_onnx};
 
 /// An ONNX model as the explorer's network: the layers (with the input they take) and
@@ -37,7 +37,7 @@ pub enum OnnxError {
     Format { path: PathBuf, message: String },
     #[error(
         "{path}: node {node:?} ({op}) is not supported; the explorer takes {}",
-        SUPPORTED_OPS.join(", ")
+        supported_ops()
     )]
     Unsupported {
         path: PathBuf,

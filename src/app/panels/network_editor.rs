@@ -10,53 +10,10 @@ use egui::{Color32, DragValue, RichText, Ui};
 use crate::i18n::t;
 use std::ops::Range;
 
-use crate::model::stack::ResolvedLayer;
+use crate::layers::Setting;
+use crate::model::stack::{Repeat, ResolvedLayer};
 use crate::model::{Layer, LayerConfig, ModelKind, StackConfig, StackError};
 use crate::plan::ExperimentPlan;
-
-/// The layer types, each with the settings it starts from.
-fn templates() -> Vec<LayerConfig> {
-    vec![
-        LayerConfig::Conv2d {
-            out: 8,
-            kernel: 3,
-            stride: 1,
-            padding: 1,
-            groups: 1,
-            bias: true,
-        },
-        LayerConfig::Linear {
-            out: 10,
-            bias: true,
-        },
-        LayerConfig::Maxpool2d {
-            kernel: 2,
-            stride: None,
-        },
-        LayerConfig::Avgpool2d {
-            kernel: 2,
-            stride: None,
-        },
-        LayerConfig::GlobalAvgpool,
-        LayerConfig::Batchnorm2d,
-        LayerConfig::Layernorm,
-        LayerConfig::Relu,
-        LayerConfig::Gelu,
-        LayerConfig::Tanh,
-        LayerConfig::Dropout { p: 0.2 },
-        LayerConfig::Flatten,
-        LayerConfig::Tokens,
-        LayerConfig::Position,
-        LayerConfig::attention(4),
-        LayerConfig::MeanTokens,
-        LayerConfig::Add {
-            inputs: vec![String::new(), String::new()],
-        },
-        LayerConfig::Concat {
-            inputs: vec![String::new(), String::new()],
-        },
-    ]
-}
 
 /// Which of the resolved layers each top-level row became: one for a layer, every copy's
 /// layers for a repeat.
@@ -66,7 +23,7 @@ fn row_spans(layers: &[Layer]) -> Vec<Range<usize>> {
         .iter()
         .map(|l| {
             let n = match &l.config {
-                LayerConfig::Repeat { times, layers, .. } => times.saturating_mul(layers.len()),
+                LayerConfig::Repeat(r) => r.times.saturating_mul(r.layers.len()),
                 _ => 1,
             };
             let span = start..start.saturating_add(n);
@@ -130,7 +87,7 @@ impl NetworkEditor<'_> {
         }
         ui.horizontal_wrapped(|ui| {
             ui.label(RichText::new(t("add")).small());
-            for template in templates() {
+            for template in LayerConfig::templates() {
                 if ui
                     .small_button(format!("+ {}", template.type_name()))
                     .on_hover_text("Add this layer at the end")
@@ -162,21 +119,21 @@ fn built_in(ui: &mut Ui, plan: &mut ExperimentPlan) {
 /// Wraps row `i` in a repeat of two copies (its name numbered by `{i}`), or, when it is a
 /// repeat already, moves the row after it into its block.
 fn repeat_row(layers: &mut Vec<Layer>, i: usize) {
-    if let LayerConfig::Repeat { .. } = layers[i].config {
-        if i + 1 < layers.len() && !matches!(layers[i + 1].config, LayerConfig::Repeat { .. }) {
+    if let LayerConfig::Repeat(_) = layers[i].config {
+        if i + 1 < layers.len() && !matches!(layers[i + 1].config, LayerConfig::Repeat(_)) {
             let next = numbered(layers.remove(i + 1));
-            if let LayerConfig::Repeat { layers: block, .. } = &mut layers[i].config {
-                block.push(next);
+            if let LayerConfig::Repeat(block) = &mut layers[i].config {
+                block.layers.push(next);
             }
         }
         return;
     }
-    let layer = std::mem::replace(&mut layers[i], Layer::new(LayerConfig::Relu));
-    layers[i] = Layer::new(LayerConfig::Repeat {
+    let block = Repeat {
         times: 2,
         first: 0,
-        layers: vec![numbered(layer)],
-    });
+        layers: vec![numbered(layers[i].clone())],
+    };
+    layers[i] = Layer::new(block);
 }
 
 /// A layer as a repeat's block holds it: a given name gets the copy's number.
@@ -289,12 +246,12 @@ fn name_field(ui: &mut Ui, name: &mut Option<String>, hint: &str, hover: &'stati
 /// One layer's type, name, input and settings, edited in place.
 fn layer_row(ui: &mut Ui, index: usize, layer: &mut Layer) {
     ui.horizontal(|ui| {
-        let repeat = matches!(layer.config, LayerConfig::Repeat { .. });
+        let repeat = matches!(layer.config, LayerConfig::Repeat(_));
         if !repeat {
             egui::ComboBox::from_id_salt(("layer type", index))
                 .selected_text(layer.config.type_name())
                 .show_ui(ui, |ui| {
-                    for template in templates() {
+                    for template in LayerConfig::templates() {
                         let same = template.type_name() == layer.config.type_name();
                         if ui.selectable_label(same, template.type_name()).clicked() && !same {
                             layer.config = template;
@@ -320,45 +277,54 @@ fn layer_row(ui: &mut Ui, index: usize, layer: &mut Layer) {
     });
 }
 
-/// The settings of one layer's type.
+/// The settings of one layer's type, as its kind lists them; a repeat's own.
 fn config_fields(ui: &mut Ui, config: &mut LayerConfig) {
-    match config {
-        LayerConfig::Conv2d {
-            out,
-            kernel,
-            stride,
-            padding,
-            groups,
-            bias,
+    if let LayerConfig::Repeat(block) = config {
+        repeat_fields(ui, block);
+        return;
+    }
+    for setting in config.settings() {
+        setting_field(ui, setting);
+    }
+}
+
+/// One setting of a layer's kind.
+fn setting_field(ui: &mut Ui, setting: Setting<'_>) {
+    match setting {
+        Setting::Count {
+            prefix,
+            value,
+            min,
+            max,
         } => {
-            ui.add(DragValue::new(out).range(1..=4096).prefix(t("out ")));
-            ui.add(DragValue::new(kernel).range(1..=31).prefix("k "));
-            ui.add(DragValue::new(stride).range(1..=8).prefix("s "));
-            ui.add(DragValue::new(padding).range(0..=15).prefix("p "));
-            ui.add(DragValue::new(groups).range(1..=4096).prefix("g "));
-            ui.checkbox(bias, t("bias"));
+            ui.add(DragValue::new(value).range(min..=max).prefix(t(prefix)));
         }
-        LayerConfig::Linear { out, bias } => {
-            ui.add(DragValue::new(out).range(1..=65_536).prefix(t("out ")));
-            ui.checkbox(bias, t("bias"));
-        }
-        LayerConfig::Maxpool2d { kernel, stride } | LayerConfig::Avgpool2d { kernel, stride } => {
-            ui.add(DragValue::new(kernel).range(1..=16).prefix("k "));
-            let mut s = stride.unwrap_or(*kernel);
+        Setting::CountOr {
+            prefix,
+            value,
+            default,
+            max,
+        } => {
+            let mut v = value.unwrap_or(default);
             if ui
-                .add(DragValue::new(&mut s).range(1..=16).prefix("s "))
+                .add(DragValue::new(&mut v).range(1..=max).prefix(t(prefix)))
                 .changed()
             {
-                *stride = (s != *kernel).then_some(s);
+                *value = (v != default).then_some(v);
             }
         }
-        LayerConfig::Dropout { p } => {
-            ui.add(DragValue::new(p).range(0.0..=0.95).speed(0.01).prefix("p "));
+        Setting::Fraction { prefix, value, max } => {
+            ui.add(
+                DragValue::new(value)
+                    .range(0.0..=max)
+                    .speed(0.01)
+                    .prefix(t(prefix)),
+            );
         }
-        LayerConfig::Attention { heads, .. } => {
-            ui.add(DragValue::new(heads).range(1..=64).prefix(t("heads ")));
+        Setting::Flag { label, value } => {
+            ui.checkbox(value, t(label));
         }
-        LayerConfig::Add { inputs } | LayerConfig::Concat { inputs } => {
+        Setting::Names(inputs) => {
             let mut text = inputs.join(", ");
             if ui
                 .add(
@@ -372,34 +338,27 @@ fn config_fields(ui: &mut Ui, config: &mut LayerConfig) {
                 *inputs = text.split(',').map(|n| n.trim().to_string()).collect();
             }
         }
-        LayerConfig::Repeat {
-            times,
-            first,
-            layers,
-        } => {
-            ui.label(t("repeat"));
-            ui.add(DragValue::new(times).range(1..=64).prefix("x "));
-            ui.add(DragValue::new(first).range(0..=1000).prefix("{i} = "))
-                .on_hover_text(t("The number of the first copy: {i} in names and inputs"));
-            let block: Vec<String> = layers
-                .iter()
-                .map(|l| {
-                    l.name
-                        .clone()
-                        .unwrap_or_else(|| l.config.type_name().into())
-                })
-                .collect();
-            ui.label(RichText::new(block.join(" > ")).small());
-        }
-        LayerConfig::GlobalAvgpool
-        | LayerConfig::Batchnorm2d
-        | LayerConfig::Layernorm
-        | LayerConfig::Relu
-        | LayerConfig::Gelu
-        | LayerConfig::Tanh
-        | LayerConfig::Flatten
-        | LayerConfig::Tokens
-        | LayerConfig::Position
-        | LayerConfig::MeanTokens => {}
     }
+}
+
+/// A repeat's copies, its first copy's number and its block's layers.
+fn repeat_fields(ui: &mut Ui, block: &mut Repeat) {
+    ui.label(t("repeat"));
+    ui.add(DragValue::new(&mut block.times).range(1..=64).prefix("x "));
+    ui.add(
+        DragValue::new(&mut block.first)
+            .range(0..=1000)
+            .prefix("{i} = "),
+    )
+    .on_hover_text(t("The number of the first copy: {i} in names and inputs"));
+    let names: Vec<String> = block
+        .layers
+        .iter()
+        .map(|l| {
+            l.name
+                .clone()
+                .unwrap_or_else(|| l.config.type_name().into())
+        })
+        .collect();
+    ui.label(RichText::new(names.join(" > ")).small());
 }

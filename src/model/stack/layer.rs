@@ -3,21 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-fn one() -> usize {
-    1
-}
-fn is_one(v: &usize) -> bool {
-    *v == 1
-}
-fn is_zero(v: &usize) -> bool {
-    *v == 0
-}
-fn yes() -> bool {
-    true
-}
-fn is_true(v: &bool) -> bool {
-    *v
-}
+use crate::layers::{Fit, Kind, Plan, Resolved, Setting, Shape};
 
 /// One layer of a network: what it does, the name others and per-layer overrides use, and
 /// the layer it reads.
@@ -37,20 +23,20 @@ pub struct Layer {
 
 impl Layer {
     /// An unnamed layer reading the one before it.
-    pub fn new(config: LayerConfig) -> Self {
+    pub fn new(config: impl Into<LayerConfig>) -> Self {
         Self {
             name: None,
             input: None,
-            config,
+            config: config.into(),
         }
     }
 
     /// A named layer reading the one before it.
-    pub fn named(name: impl Into<String>, config: LayerConfig) -> Self {
+    pub fn named(name: impl Into<String>, config: impl Into<LayerConfig>) -> Self {
         Self {
             name: Some(name.into()),
             input: None,
-            config,
+            config: config.into(),
         }
     }
 
@@ -63,144 +49,132 @@ impl Layer {
     }
 }
 
-impl From<LayerConfig> for Layer {
-    fn from(config: LayerConfig) -> Self {
-        Layer::new(config)
+impl From<Repeat> for LayerConfig {
+    fn from(r: Repeat) -> Self {
+        LayerConfig::Repeat(r)
     }
 }
 
-/// What a layer does.
+fn is_zero(v: &usize) -> bool {
+    *v == 0
+}
+
+/// `layers`, written once, `times` times in a row. In each copy `{i}` in a name or an
+/// input is the copy's number (`first`, `first + 1`, ...) and `{input}` the layer before
+/// the copy. Resolution writes the copies out: a resolved network has no repeat.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum LayerConfig {
-    /// A square `kernel x kernel` convolution to `out` channels; `groups` splits input and
-    /// output channels into that many independent convolutions (depthwise when it equals
-    /// the input channels).
-    Conv2d {
-        out: usize,
-        kernel: usize,
-        #[serde(default = "one", skip_serializing_if = "is_one")]
-        stride: usize,
-        #[serde(default, skip_serializing_if = "is_zero")]
-        padding: usize,
-        #[serde(default = "one", skip_serializing_if = "is_one")]
-        groups: usize,
-        #[serde(default = "yes", skip_serializing_if = "is_true")]
-        bias: bool,
-    },
-    /// A dense layer on flat features, or on every token's features (the last axis).
-    Linear {
-        out: usize,
-        #[serde(default = "yes", skip_serializing_if = "is_true")]
-        bias: bool,
-    },
-    /// Max over `kernel x kernel` windows, `stride` apart (the kernel when not given).
-    Maxpool2d {
-        kernel: usize,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        stride: Option<usize>,
-    },
-    Avgpool2d {
-        kernel: usize,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        stride: Option<usize>,
-    },
-    /// `[c, h, w]` to `[c]`: each channel's mean.
-    GlobalAvgpool,
-    Batchnorm2d,
-    /// Normalizes the last axis (features or each token's features), PyTorch's
-    /// `LayerNorm(d)` with eps 1e-5.
-    Layernorm,
-    Relu,
-    Gelu,
-    Tanh,
-    Dropout {
-        p: f64,
-    },
-    Flatten,
-    /// `[c, h, w]` to `[h * w, c]`: one token per position, its channels as features.
-    Tokens,
-    /// A learned embedding of each token's position, added to the tokens.
-    Position,
-    /// Multi-head self-attention over tokens, with PyTorch's packed projection
-    /// (`in_proj_weight` `[3d, d]`: Q, K and V rows) and `out_proj`.
-    Attention {
-        heads: usize,
-        /// Each head's width; the features over the heads when not given. A pruned export
-        /// that removes heads keeps the width and lowers `heads`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        head_dim: Option<usize>,
-    },
-    /// `[n, d]` tokens to `[d]`: their mean.
-    MeanTokens,
-    /// The element-wise sum of layers of one shape (a residual connection).
-    Add {
-        inputs: Vec<String>,
-    },
-    /// Layers side by side: channels for images, the last axis for features and tokens.
-    Concat {
-        inputs: Vec<String>,
-    },
-    /// `layers`, written once, `times` times in a row. In each copy `{i}` in a name or an
-    /// input is the copy's number (`first`, `first + 1`, ...) and `{input}` the layer before
-    /// the copy.
-    Repeat {
-        times: usize,
-        #[serde(default, skip_serializing_if = "is_zero")]
-        first: usize,
-        layers: Vec<Layer>,
-    },
+pub struct Repeat {
+    pub times: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub first: usize,
+    pub layers: Vec<Layer>,
 }
 
-impl LayerConfig {
-    /// Self-attention of `heads` heads of the default width.
-    pub fn attention(heads: usize) -> Self {
-        LayerConfig::Attention {
-            heads,
-            head_dim: None,
+/// The plan's enum of layers: every kind of the registry (`layers/`), and `repeat`.
+macro_rules! plan_config {
+    ($($name:ident[$file:ident::$config:ident]($plan:ty) as $module:ident($module_ty:ty),)*) => {
+        /// What a layer does, as a plan writes it (`type = "conv2d"` and its settings).
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        pub enum LayerConfig {
+            $($name($plan),)*
+            Repeat(Repeat),
         }
-    }
 
-    /// An attention layer's heads and each head's width, on `d` features.
-    pub fn heads_of(&self, d: usize) -> Option<(usize, usize)> {
-        match *self {
-            LayerConfig::Attention { heads, head_dim } => {
-                Some((heads, head_dim.unwrap_or(d / heads.max(1))))
+        $(
+            impl From<$plan> for LayerConfig {
+                fn from(k: $plan) -> Self {
+                    LayerConfig::$name(k)
+                }
             }
-            _ => None,
-        }
-    }
+        )*
 
-    /// The type as plans write it.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            LayerConfig::Conv2d { .. } => "conv2d",
-            LayerConfig::Linear { .. } => "linear",
-            LayerConfig::Maxpool2d { .. } => "maxpool2d",
-            LayerConfig::Avgpool2d { .. } => "avgpool2d",
-            LayerConfig::GlobalAvgpool => "global_avgpool",
-            LayerConfig::Batchnorm2d => "batchnorm2d",
-            LayerConfig::Layernorm => "layernorm",
-            LayerConfig::Relu => "relu",
-            LayerConfig::Gelu => "gelu",
-            LayerConfig::Tanh => "tanh",
-            LayerConfig::Dropout { .. } => "dropout",
-            LayerConfig::Flatten => "flatten",
-            LayerConfig::Tokens => "tokens",
-            LayerConfig::Position => "position",
-            LayerConfig::Attention { .. } => "attention",
-            LayerConfig::MeanTokens => "mean_tokens",
-            LayerConfig::Add { .. } => "add",
-            LayerConfig::Concat { .. } => "concat",
-            LayerConfig::Repeat { .. } => "repeat",
-        }
-    }
+        impl LayerConfig {
+            /// The type as plans write it.
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $(LayerConfig::$name(_) => <<$plan as Plan>::Kind as Kind>::TYPE,)*
+                    LayerConfig::Repeat(_) => "repeat",
+                }
+            }
 
-    /// The layers a merge layer names; `None` for a layer that reads one.
-    pub fn merged(&self) -> Option<&[String]> {
-        match self {
-            LayerConfig::Add { inputs } | LayerConfig::Concat { inputs } => Some(inputs),
-            _ => None,
+            /// The kind a plan names with `type_name`, with its default settings (no
+            /// repeat: an editor makes one from a layer).
+            pub fn template(type_name: &str) -> Option<LayerConfig> {
+                $(
+                    if type_name == <<$plan as Plan>::Kind as Kind>::TYPE {
+                        return Some(LayerConfig::$name(<$plan as Plan>::template()));
+                    }
+                )*
+                None
+            }
+
+            /// Every kind with its default settings, in the registry's order.
+            pub fn templates() -> Vec<LayerConfig> {
+                vec![$(LayerConfig::$name(<$plan as Plan>::template()),)*]
+            }
+
+            /// The kind read from a node of type `op` that has no attributes.
+            pub fn read_from(op: &str) -> Option<LayerConfig> {
+                $(
+                    if <<$plan as Plan>::Kind as Kind>::read_from() == Some(op) {
+                        return Some(LayerConfig::$name(<$plan as Plan>::template()));
+                    }
+                )*
+                None
+            }
+
+            /// The node types [`LayerConfig::read_from`] takes.
+            pub fn read_ops() -> Vec<&'static str> {
+                [$(<<$plan as Plan>::Kind as Kind>::read_from(),)*]
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            }
+
+            /// The kind checked against the shape it reads; a repeat is an error here (its
+            /// copies are written out before shapes flow).
+            pub fn resolve(self, input: Shape) -> Result<Resolved, Fit> {
+                Ok(match self {
+                    $(LayerConfig::$name(k) => Resolved::$name(k.resolve(input)?),)*
+                    LayerConfig::Repeat(_) => {
+                        return Err(Fit::Invalid("a repeat is written out before shapes flow".into()));
+                    }
+                })
+            }
+
+            /// A resolved layer's kind as a plan writes it.
+            pub fn of(kind: Resolved) -> LayerConfig {
+                match kind {
+                    $(Resolved::$name(k) => LayerConfig::$name(<$plan as Plan>::of(k)),)*
+                }
+            }
+
+            /// The layers a merge layer names; `None` for a layer that reads one.
+            pub fn merged(&self) -> Option<&[String]> {
+                match self {
+                    $(LayerConfig::$name(k) => Plan::merged(k),)*
+                    LayerConfig::Repeat(_) => None,
+                }
+            }
+
+            /// The names a merge layer reads, to rename them (a repeat's copies).
+            pub fn merged_mut(&mut self) -> Option<&mut Vec<String>> {
+                match self {
+                    $(LayerConfig::$name(k) => Plan::merged_mut(k),)*
+                    LayerConfig::Repeat(_) => None,
+                }
+            }
+
+            /// Its settings, for an editor (a repeat's are the editor's own).
+            pub fn settings(&mut self) -> Vec<Setting<'_>> {
+                match self {
+                    $(LayerConfig::$name(k) => Plan::settings(k),)*
+                    LayerConfig::Repeat(_) => Vec::new(),
+                }
+            }
         }
-    }
+    };
 }
+
+crate::layers::registry!(plan_config);

@@ -8,21 +8,20 @@ mod groups;
 mod layer;
 mod outputs;
 mod repeat;
-mod shape;
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::prune::{LayerShape, LayerSpec};
+use crate::layers::{At, Fit, Resolved};
+use crate::prune::LayerSpec;
 
 pub use groups::unit_groups;
-pub use layer::{Layer, LayerConfig};
+pub use crate::layers::{PrunableWeight, Shape};
+pub use layer::{Layer, LayerConfig, Repeat};
 pub use outputs::{Outputs, Readers};
 pub use repeat::{MAX_LAYERS, expand, layer_name};
-pub use shape::Shape;
-use shape::{check_size, output_shape};
 
 /// The name by which layers read the network's input.
 pub const INPUT: &str = "input";
@@ -82,7 +81,8 @@ pub enum Source {
 /// One layer with the name, inputs and shapes the network gives it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResolvedLayer {
-    pub config: LayerConfig,
+    /// What it is, checked against what it reads (no `repeat`: resolution wrote them out).
+    pub kind: Resolved,
     /// The given name, or the type and the position in the network (`conv2d0`, `relu1`).
     pub name: String,
     /// What the layer reads: one source, or a merge layer's several.
@@ -110,72 +110,20 @@ pub fn bias_key(layer: &str) -> String {
     }
 }
 
-/// A weight that pruning masks: a convolution's, a dense layer's, or one of attention's
-/// two projections.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PrunableWeight {
-    /// The name rules and masks use (`blocks.0.c1`, `encoder.layers.0.self_attn.in_proj`).
-    pub name: String,
-    /// The weight's and the bias's names in a `state_dict`.
-    pub weight_key: String,
-    pub bias_key: Option<String>,
-    pub shape: LayerShape,
-    /// Attention's heads, for its projections.
-    pub heads: Option<usize>,
-}
-
 impl ResolvedLayer {
+    /// The layer as its kind sees it.
+    pub fn at(&self) -> At<'_> {
+        At {
+            name: &self.name,
+            input: self.input,
+            output: self.output,
+        }
+    }
+
     /// The weights pruning masks, in order: none, one, or attention's `in_proj` and
     /// `out_proj`.
     pub fn prunable(&self) -> Vec<PrunableWeight> {
-        let plain = |shape: LayerShape, bias: bool| PrunableWeight {
-            name: self.name.clone(),
-            weight_key: weight_key(&self.name),
-            bias_key: bias.then(|| bias_key(&self.name)),
-            shape,
-            heads: None,
-        };
-        match (&self.config, self.input) {
-            (
-                LayerConfig::Conv2d {
-                    out,
-                    kernel,
-                    groups,
-                    bias,
-                    ..
-                },
-                Shape::Image { c, .. },
-            ) => vec![plain(
-                LayerShape::conv2d(*out, c / groups.max(&1), *kernel, *kernel),
-                *bias,
-            )],
-            (LayerConfig::Linear { out, bias }, input) => vec![plain(
-                LayerShape::linear(*out, input.last_axis().unwrap_or(0)),
-                *bias,
-            )],
-            (LayerConfig::Attention { .. }, input) => {
-                let d = input.channels();
-                let (heads, head_dim) = self.config.heads_of(d).expect("an attention layer");
-                let inner = heads * head_dim;
-                vec![
-                    PrunableWeight {
-                        name: format!("{}.in_proj", self.name),
-                        weight_key: weight_key(&format!("{}.in_proj", self.name)),
-                        bias_key: Some(bias_key(&format!("{}.in_proj", self.name))),
-                        shape: LayerShape::linear(3 * inner, d),
-                        heads: Some(heads),
-                    },
-                    PrunableWeight {
-                        name: format!("{}.out_proj", self.name),
-                        weight_key: weight_key(&format!("{}.out_proj", self.name)),
-                        bias_key: Some(bias_key(&format!("{}.out_proj", self.name))),
-                        shape: LayerShape::linear(d, inner),
-                        heads: Some(heads),
-                    },
-                ]
-            }
-            _ => Vec::new(),
-        }
+        self.kind.prunable(&self.at())
     }
 
     /// Every parameter as a PyTorch `state_dict` names and shapes it
@@ -189,45 +137,14 @@ impl ResolvedLayer {
                 out.push((b, vec![w.shape.out]));
             }
         }
-        let key = |p: &str| format!("{}.{p}", self.name);
-        match (&self.config, self.input) {
-            (LayerConfig::Batchnorm2d, Shape::Image { c, .. }) => {
-                for p in ["weight", "bias", "running_mean", "running_var"] {
-                    out.push((key(p), vec![c]));
-                }
-            }
-            (LayerConfig::Layernorm, input) => {
-                for p in ["weight", "bias"] {
-                    out.push((key(p), vec![input.channels()]));
-                }
-            }
-            (LayerConfig::Position, Shape::Tokens { n, d }) => {
-                out.push((self.name.clone(), vec![1, n, d]));
-            }
-            _ => {}
-        }
+        out.extend(self.kind.state(&self.at()));
         out
     }
 
     /// Multiply-adds of one example through the layer: its convolution, dense layer or
     /// attention (projections and the two products of the scores); zero for the rest.
     pub fn macs(&self) -> u64 {
-        let weights = |w: &PrunableWeight| w.shape.numel() as u64;
-        match (&self.config, self.input, self.output) {
-            (LayerConfig::Conv2d { .. }, _, Shape::Image { h, w, .. }) => {
-                self.prunable().iter().map(weights).sum::<u64>() * (h * w) as u64
-            }
-            (LayerConfig::Linear { .. }, Shape::Tokens { n, .. }, _) => {
-                self.prunable().iter().map(weights).sum::<u64>() * n as u64
-            }
-            (LayerConfig::Linear { .. }, _, _) => self.prunable().iter().map(weights).sum(),
-            (LayerConfig::Attention { .. }, Shape::Tokens { n, d }, _) => {
-                let (heads, hd) = self.config.heads_of(d).expect("an attention layer");
-                let projections: u64 = self.prunable().iter().map(weights).sum();
-                n as u64 * projections + 2 * (n * n * heads * hd) as u64
-            }
-            _ => 0,
-        }
+        self.kind.macs(&self.at())
     }
 
     /// How many numbers the layer learns (and a batch norm keeps).
@@ -244,7 +161,7 @@ impl ResolvedLayer {
 pub fn prunable_specs(layers: &[ResolvedLayer]) -> Vec<LayerSpec> {
     let last_linear = layers
         .iter()
-        .rposition(|l| matches!(l.config, LayerConfig::Linear { .. }));
+        .rposition(|l| matches!(l.kind, Resolved::Linear(_)));
     layers
         .iter()
         .enumerate()
@@ -293,7 +210,7 @@ impl StackConfig {
         }
         if !layers
             .iter()
-            .any(|l| matches!(l.config, LayerConfig::Linear { .. }))
+            .any(|l| matches!(l.kind, Resolved::Linear(_)))
         {
             return Err(StackError::NoLinear);
         }
@@ -335,10 +252,24 @@ impl StackConfig {
                     Source::Layer(j) => (out[*j].name.clone(), out[*j].output),
                 })
                 .collect();
-            let next = output_shape(&layer.config, &name, &inputs)?;
-            check_size(&layer.config, &name, inputs[0].1, next)?;
+            let type_name = layer.config.type_name();
+            let fit = |e: Fit| match e {
+                Fit::Mismatch(expected) => StackError::Mismatch {
+                    layer: name.clone(),
+                    kind: type_name,
+                    expected,
+                    found: inputs[0].1,
+                },
+                Fit::Invalid(reason) => StackError::Invalid {
+                    layer: name.clone(),
+                    reason,
+                },
+            };
+            let kind = layer.config.resolve(inputs[0].1).map_err(fit)?;
+            let next = kind.output(&inputs).map_err(fit)?;
+            check_size(&kind, &name, inputs[0].1, next)?;
             out.push(ResolvedLayer {
-                config: layer.config,
+                kind,
                 name,
                 sources,
                 input: inputs[0].1,
@@ -379,6 +310,24 @@ impl StackConfig {
     pub fn layer_specs(&self, classes: Option<usize>) -> Result<Vec<LayerSpec>, StackError> {
         Ok(prunable_specs(&self.resolve(classes)?))
     }
+}
+
+/// Checks that layer `kind` (named `name`), taking `input` and giving `output`, holds no
+/// more than [`MAX_VALUES`] values in its output or its weight.
+fn check_size(kind: &Resolved, name: &str, input: Shape, output: Shape) -> Result<(), StackError> {
+    for (what, found) in [
+        ("its output", output.size()),
+        ("its weight", kind.weight_values(input)),
+    ] {
+        if found > MAX_VALUES {
+            return Err(StackError::TooLarge {
+                layer: name.to_string(),
+                what,
+                found,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What `layer` (named `name`, at position `by_name[name]`) reads among the layers before

@@ -1,7 +1,7 @@
 //! Writing out `repeat` entries: a block written once becomes its copies, numbered.
 
 use super::StackError;
-use super::layer::{Layer, LayerConfig};
+use super::layer::{Layer, LayerConfig, Repeat};
 
 /// Most layers a network may have once its repeats are written out.
 pub const MAX_LAYERS: usize = 2_048;
@@ -19,11 +19,11 @@ pub fn layer_name(layer: &Layer, position: usize) -> String {
 pub fn expand(layers: &[Layer]) -> Result<Vec<Layer>, StackError> {
     let mut out: Vec<Layer> = Vec::with_capacity(layers.len());
     for (position, layer) in layers.iter().enumerate() {
-        let LayerConfig::Repeat {
+        let LayerConfig::Repeat(Repeat {
             times,
             first,
             layers: block,
-        } = &layer.config
+        }) = &layer.config
         else {
             push(&mut out, layer.clone())?;
             continue;
@@ -37,7 +37,7 @@ pub fn expand(layers: &[Layer]) -> Result<Vec<Layer>, StackError> {
         }
         if block
             .iter()
-            .any(|l| matches!(l.config, LayerConfig::Repeat { .. }))
+            .any(|l| matches!(l.config, LayerConfig::Repeat(_)))
         {
             return Err(invalid("a repeat cannot hold another repeat"));
         }
@@ -58,9 +58,7 @@ pub fn expand(layers: &[Layer]) -> Result<Vec<Layer>, StackError> {
                 let mut copy = l.clone();
                 copy.name = copy.name.as_deref().map(fill);
                 copy.input = copy.input.as_deref().map(fill);
-                if let LayerConfig::Add { inputs } | LayerConfig::Concat { inputs } =
-                    &mut copy.config
-                {
+                if let Some(inputs) = copy.config.merged_mut() {
                     inputs.iter_mut().for_each(|n| *n = fill(n));
                 }
                 push(&mut out, copy)?;

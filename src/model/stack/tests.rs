@@ -1,4 +1,5 @@
-use super::shape::window_out;
+use crate::layers::{Conv2d, Linear, window_out};
+use crate::prune::LayerShape;
 use super::*;
 
 fn parse(text: &str) -> StackConfig {
@@ -58,7 +59,7 @@ fn a_layer_that_does_not_fit_is_an_error_naming_it_and_both_shapes() {
         "{e}"
     );
     let mut s = parse(SMALL);
-    s.layers[4] = Layer::new(LayerConfig::Linear { out: 7, bias: true });
+    s.layers[4] = Layer::new(Linear::new(7));
     let e = s.resolve(Some(10)).unwrap_err().to_string();
     assert!(e.contains("[7]") && e.contains("10 classes"), "{e}");
     let mut s = parse(SMALL);
@@ -78,10 +79,7 @@ fn a_layer_that_does_not_fit_is_an_error_naming_it_and_both_shapes() {
     assert_eq!(s.resolve(Some(10)), Err(StackError::Empty));
     // sizes no machine could train are errors, not attempts
     let mut s = parse(SMALL);
-    s.layers[4] = Layer::new(LayerConfig::Linear {
-        out: usize::MAX,
-        bias: true,
-    });
+    s.layers[4] = Layer::new(Linear::new(usize::MAX));
     let e = s.resolve(Some(10)).unwrap_err().to_string();
     assert!(e.contains("linear4") && e.contains("more than"), "{e}");
     let mut s = parse(SMALL);
@@ -97,14 +95,10 @@ fn stacks_round_trip_through_toml() {
     assert!(!text.contains("stride"), "defaults are not written: {text}");
 }
 
-fn conv(out: usize, kernel: usize, padding: usize) -> LayerConfig {
-    LayerConfig::Conv2d {
-        out,
-        kernel,
-        stride: 1,
+fn conv(out: usize, kernel: usize, padding: usize) -> Conv2d {
+    Conv2d {
         padding,
-        groups: 1,
-        bias: true,
+        ..Conv2d::new(out, kernel)
     }
 }
 
@@ -325,20 +319,17 @@ fn grouped_convolutions_divide_their_channels() {
         1,
         Layer::named(
             "depthwise",
-            LayerConfig::Conv2d {
-                out: 8,
-                kernel: 3,
-                stride: 1,
+            Conv2d {
                 padding: 1,
                 groups: 8,
-                bias: true,
+                ..Conv2d::new(8, 3)
             },
         ),
     );
     let specs = s.layer_specs(Some(10)).unwrap();
     assert_eq!(specs[1].shape, LayerShape::conv2d(8, 1, 3, 3));
-    if let LayerConfig::Conv2d { groups, .. } = &mut s.layers[1].config {
-        *groups = 3;
+    if let LayerConfig::Conv2d(c) = &mut s.layers[1].config {
+        c.groups = 3;
     }
     let e = s.resolve(Some(10)).unwrap_err().to_string();
     assert!(e.contains("depthwise") && e.contains("groups = 3"), "{e}");

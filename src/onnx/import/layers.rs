@@ -7,13 +7,21 @@ use onnx_ir::node::padding::{AutoPad, PaddingConfig2d};
 use onnx_ir::{Argument, Node, TensorDataExt};
 
 use super::{EPSILON, Importer, Kind, Value};
+use crate::layers::{
+    Add, Avgpool2d, Batchnorm2d, Concat, Conv2d, Flatten, Gelu, GlobalAvgpool, Layernorm, Linear,
+    Maxpool2d,
+};
 use crate::model::{Layer, LayerConfig};
 use crate::onnx::OnnxError;
 use crate::onnx::gelu::{Operand, Origin, Step};
 
 impl Importer {
     /// A parameterless layer that keeps its input's kind (an activation).
-    pub(super) fn simple(&mut self, node: &Node, config: LayerConfig) -> Result<(), OnnxError> {
+    pub(super) fn simple(
+        &mut self,
+        node: &Node,
+        config: impl Into<LayerConfig>,
+    ) -> Result<(), OnnxError> {
         let v = self.value(node, &node.inputs()[0])?;
         self.push(node, config, Some(&v), v.kind);
         Ok(())
@@ -38,7 +46,7 @@ impl Importer {
         let weight = self.required(node, 1, "weight")?;
         let bias = self.constant(node, 2)?;
         let out = weight.dims.first().copied().unwrap_or(0);
-        let config = LayerConfig::Conv2d {
+        let config = Conv2d {
             out,
             kernel: kh,
             stride: sh,
@@ -103,14 +111,14 @@ impl Importer {
         }
         let stride = (strides[0] != kernel[0]).then_some(strides[0]);
         let config = match node {
-            Node::MaxPool2d(_) => LayerConfig::Maxpool2d {
+            Node::MaxPool2d(_) => LayerConfig::from(Maxpool2d {
                 kernel: kernel[0],
                 stride,
-            },
-            _ => LayerConfig::Avgpool2d {
+            }),
+            _ => LayerConfig::from(Avgpool2d {
                 kernel: kernel[0],
                 stride,
-            },
+            }),
         };
         self.push(node, config, Some(&x), Kind::Image);
         Ok(())
@@ -118,7 +126,7 @@ impl Importer {
 
     pub(super) fn global_pool(&mut self, node: &Node) -> Result<(), OnnxError> {
         let x = self.first(node, Kind::Image)?;
-        self.push(node, LayerConfig::GlobalAvgpool, Some(&x), Kind::Flat);
+        self.push(node, GlobalAvgpool::default(), Some(&x), Kind::Flat);
         Ok(())
     }
 
@@ -127,7 +135,7 @@ impl Importer {
         let x = self.value(node, &node.inputs()[0])?;
         match x.kind {
             Kind::Image => {
-                self.push(node, LayerConfig::Flatten, Some(&x), Kind::Flat);
+                self.push(node, Flatten::default(), Some(&x), Kind::Flat);
             }
             Kind::Flat => self.set_output(node, x),
         }
@@ -188,7 +196,7 @@ impl Importer {
             }
             None => None,
         };
-        let config = LayerConfig::Linear {
+        let config = Linear {
             out,
             bias: bias.is_some(),
         };
@@ -211,7 +219,7 @@ impl Importer {
         else {
             return Err(self.node_error(node, "needs constant scale, bias, mean and variance"));
         };
-        let name = self.push(node, LayerConfig::Batchnorm2d, Some(&x), Kind::Image);
+        let name = self.push(node, Batchnorm2d::default(), Some(&x), Kind::Image);
         // the explorer divides by sqrt(var + 1e-5): the file's epsilon moves into the
         // variance, which gives the same outputs
         let shift_eps = (epsilon - EPSILON) as f32;
@@ -247,7 +255,7 @@ impl Importer {
             Some(b) => b.values,
             None => vec![0.0; scale.values.len()],
         };
-        let name = self.push(node, LayerConfig::Layernorm, Some(&x), Kind::Flat);
+        let name = self.push(node, Layernorm::default(), Some(&x), Kind::Flat);
         let d = scale.values.len();
         self.param(&name, "weight", vec![d], scale.values);
         self.param(&name, "bias", vec![d], shift);
@@ -266,8 +274,8 @@ impl Importer {
         }
         let inputs = sources.iter().map(|s| s.layer.clone()).collect();
         let config = match concat {
-            true => LayerConfig::Concat { inputs },
-            false => LayerConfig::Add { inputs },
+            true => LayerConfig::from(Concat { inputs }),
+            false => LayerConfig::from(Add { inputs }),
         };
         self.push(node, config, None, kind);
         Ok(())
@@ -303,14 +311,14 @@ impl Importer {
         let last = self.layers.last_mut();
         let outcome = match last.filter(|l| l.name.as_deref() == Some(v.layer.as_str())) {
             Some(Layer {
-                config: LayerConfig::Linear { out, bias },
+                config: LayerConfig::Linear(Linear { out, bias }),
                 ..
             }) if !*bias && b.values.len() == *out => {
                 *bias = true;
                 Ok(())
             }
             Some(Layer {
-                config: LayerConfig::Linear { out, .. },
+                config: LayerConfig::Linear(Linear { out, .. }),
                 ..
             }) => Err(format!("a bias of shape {:?} for {out} outputs", b.dims)),
             _ => Err(not_matmul()),
@@ -354,7 +362,7 @@ impl Importer {
                         format!("GELU of {x:?}, which is not a supported layer's output"),
                     )
                 })?;
-                self.push(node, LayerConfig::Gelu, Some(&v), v.kind);
+                self.push(node, Gelu::default(), Some(&v), v.kind);
                 Ok(())
             }
             Step::Unrelated => Err(self.node_error(

@@ -16,16 +16,16 @@ use onnx_ir::{ArgType, Argument, Node, OnnxGraph, OnnxGraphBuilder, TensorDataEx
 
 use super::gelu::ErfGelu;
 use super::{OnnxError, OnnxModel, check};
+use crate::layers::Gelu;
 use crate::model::stack::INPUT;
 use crate::model::{HostTensor, Layer, LayerConfig, StackConfig};
 
-/// The operators the import takes, as its errors list them.
-pub const SUPPORTED_OPS: &[&str] = &[
+/// The operators the import takes, as its errors list them, besides the one-node kinds of
+/// `layers/` ([`supported_ops`] lists both).
+const SUPPORTED_OPS: &[&str] = &[
     "Conv (groups, strides, symmetric pads)",
     "BatchNormalization",
-    "Relu",
     "Gelu (also PyTorch's Erf form)",
-    "Tanh",
     "MaxPool",
     "AveragePool",
     "GlobalAveragePool",
@@ -40,6 +40,13 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Dropout",
     "Identity",
 ];
+
+/// Every operator the import takes, as its errors list them.
+pub fn supported_ops() -> String {
+    let mut ops: Vec<&str> = SUPPORTED_OPS.to_vec();
+    ops.extend(LayerConfig::read_ops());
+    ops.join(", ")
+}
 
 /// The batch norm's and layer norm's epsilon in the explorer (PyTorch's default).
 const EPSILON: f64 = 1e-5;
@@ -202,10 +209,8 @@ impl Importer {
         match node {
             Node::Conv2d(n) => self.conv(node, &n.config),
             Node::BatchNormalization(n) => self.batch_norm(node, &n.config),
-            Node::Relu(_) => self.simple(node, LayerConfig::Relu),
-            Node::Tanh(_) => self.simple(node, LayerConfig::Tanh),
             Node::Gelu(n) => match n.config.approximate {
-                GeluApproximate::Exact => self.simple(node, LayerConfig::Gelu),
+                GeluApproximate::Exact => self.simple(node, Gelu::default()),
                 GeluApproximate::Tanh => {
                     Err(self.node_error(node, "GELU's tanh approximation is not supported"))
                 }
@@ -259,7 +264,10 @@ impl Importer {
             Node::Mul(_) | Node::Div(_) | Node::Erf(_) => self.gelu_part(node),
             Node::Dropout(_) | Node::Identity(_) => self.alias(node),
             Node::Constant(_) => Ok(()),
-            _ => Err(self.unsupported(node)),
+            other => match LayerConfig::read_from(&Self::op(other)) {
+                Some(config) => self.simple(node, config),
+                None => Err(self.unsupported(node)),
+            },
         }
     }
 
@@ -384,7 +392,7 @@ impl Importer {
     fn push(
         &mut self,
         node: &Node,
-        config: LayerConfig,
+        config: impl Into<LayerConfig>,
         source: Option<&Value>,
         kind: Kind,
     ) -> String {
@@ -447,7 +455,7 @@ fn check_params(stack: &StackConfig, params: &[HostTensor], path: &Path) -> Resu
                         "has shape {:?}, but layer {} ({}) on its input {} needs {dims:?}",
                         p.dims,
                         layer.name,
-                        layer.config.type_name(),
+                        layer.kind.type_name(),
                         layer.input
                     )));
                 }

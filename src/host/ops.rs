@@ -7,7 +7,7 @@ use super::Linear;
 
 /// Images, channel-major: `[c][n][h][w]`.
 #[derive(Clone)]
-pub(super) struct Maps {
+pub struct Maps {
     pub data: Vec<f32>,
     pub c: usize,
     pub n: usize,
@@ -17,7 +17,7 @@ pub(super) struct Maps {
 
 /// Features, `[f][n * tokens]`: `tokens` is 1 for flat features.
 #[derive(Clone)]
-pub(super) struct Features {
+pub struct Features {
     pub data: Vec<f32>,
     pub f: usize,
     pub n: usize,
@@ -32,7 +32,7 @@ impl Features {
 
 /// What flows between host operations.
 #[derive(Clone)]
-pub(super) enum Act {
+pub enum Act {
     Maps(Maps),
     Features(Features),
 }
@@ -48,7 +48,7 @@ impl Act {
 
 /// The columns of `[rows, cols]` patches of a `k x k` convolution `stride` apart with `pad`
 /// zeros: `[c * k * k, n * oh * ow]`, and the output side.
-pub(super) fn im2col(m: &Maps, k: usize, stride: usize, pad: usize) -> (Vec<f32>, usize, usize) {
+pub fn im2col(m: &Maps, k: usize, stride: usize, pad: usize) -> (Vec<f32>, usize, usize) {
     let (oh, ow) = (
         (m.h + 2 * pad - k) / stride + 1,
         (m.w + 2 * pad - k) / stride + 1,
@@ -82,7 +82,7 @@ pub(super) fn im2col(m: &Maps, k: usize, stride: usize, pad: usize) -> (Vec<f32>
 }
 
 /// A convolution as its weight matrix over image patches.
-pub(super) fn conv(layer: &Linear, m: &Maps, k: usize, stride: usize, pad: usize) -> Maps {
+pub fn conv(layer: &Linear, m: &Maps, k: usize, stride: usize, pad: usize) -> Maps {
     let (patches, oh, ow) = im2col(m, k, stride, pad);
     Maps {
         data: layer.forward_transposed(&patches, m.n * oh * ow),
@@ -96,7 +96,7 @@ pub(super) fn conv(layer: &Linear, m: &Maps, k: usize, stride: usize, pad: usize
 /// A convolution whose input channels are split into `groups.len()` equal groups, group
 /// `g`'s filters reading only group `g`'s channels (PyTorch's `groups`); the outputs side by
 /// side. Maps keep each channel's images together, so a group's channels are one slice.
-pub(super) fn grouped_conv(
+pub fn grouped_conv(
     groups: &[Linear],
     m: &Maps,
     k: usize,
@@ -131,7 +131,7 @@ pub(super) fn grouped_conv(
 }
 
 /// Max or mean over `k x k` windows `stride` apart (no padding, PyTorch's floor).
-pub(super) fn pool(m: &Maps, k: usize, stride: usize, max: bool) -> Maps {
+pub fn pool(m: &Maps, k: usize, stride: usize, max: bool) -> Maps {
     let (h, w) = ((m.h - k) / stride + 1, (m.w - k) / stride + 1);
     let mut data = vec![0.0f32; m.c * m.n * h * w];
     for plane in 0..m.c * m.n {
@@ -160,7 +160,7 @@ pub(super) fn pool(m: &Maps, k: usize, stride: usize, max: bool) -> Maps {
 }
 
 /// Images to flat features, PyTorch's `flatten(1)` order (channel, then position).
-pub(super) fn flatten_maps(m: &Maps) -> Features {
+pub fn flatten_maps(m: &Maps) -> Features {
     let hw = m.h * m.w;
     let mut f = vec![0.0f32; m.data.len()];
     for c in 0..m.c {
@@ -179,7 +179,7 @@ pub(super) fn flatten_maps(m: &Maps) -> Features {
 }
 
 /// Tokens to flat features, PyTorch's `flatten(1)` of `[n, tokens, d]` (token, then feature).
-pub(super) fn flatten_tokens(x: &Features) -> Features {
+pub fn flatten_tokens(x: &Features) -> Features {
     let (d, t, n) = (x.f, x.tokens, x.n);
     let mut out = vec![0.0f32; x.data.len()];
     for ch in 0..d {
@@ -198,7 +198,7 @@ pub(super) fn flatten_tokens(x: &Features) -> Features {
 }
 
 /// Each channel's mean over its image: `[c][n]` features.
-pub(super) fn global_avgpool(m: &Maps) -> Features {
+pub fn global_avgpool(m: &Maps) -> Features {
     let hw = m.h * m.w;
     Features {
         data: m
@@ -213,7 +213,7 @@ pub(super) fn global_avgpool(m: &Maps) -> Features {
 }
 
 /// Images as tokens: `[c][n][h][w]` is already `[d = c][n * tokens]`.
-pub(super) fn tokens(m: Maps) -> Features {
+pub fn tokens(m: Maps) -> Features {
     Features {
         f: m.c,
         n: m.n,
@@ -223,7 +223,7 @@ pub(super) fn tokens(m: Maps) -> Features {
 }
 
 /// Adds a position embedding `[tokens][d]` (PyTorch's `[1, tokens, d]`) to every example.
-pub(super) fn add_position(x: &mut Features, pos: &[f32]) {
+pub fn add_position(x: &mut Features, pos: &[f32]) {
     let (d, t) = (x.f, x.tokens);
     let cols = x.columns();
     for ch in 0..d {
@@ -234,7 +234,7 @@ pub(super) fn add_position(x: &mut Features, pos: &[f32]) {
 }
 
 /// Layer norm over each column's features (eps 1e-5).
-pub(super) fn layer_norm(x: &mut Features, gamma: &[f32], beta: &[f32]) {
+pub fn layer_norm(x: &mut Features, gamma: &[f32], beta: &[f32]) {
     let (d, cols) = (x.f, x.columns());
     for col in 0..cols {
         let mean = (0..d).map(|ch| x.data[ch * cols + col]).sum::<f32>() / d as f32;
@@ -251,7 +251,7 @@ pub(super) fn layer_norm(x: &mut Features, gamma: &[f32], beta: &[f32]) {
 }
 
 /// A per-channel affine map (an evaluation-mode batch norm not folded into a convolution).
-pub(super) fn affine(x: &mut Act, scale: &[f32], shift: &[f32]) {
+pub fn affine(x: &mut Act, scale: &[f32], shift: &[f32]) {
     let (channels, data) = match x {
         Act::Maps(m) => (m.c, &mut m.data),
         Act::Features(f) => (f.f, &mut f.data),
@@ -263,7 +263,7 @@ pub(super) fn affine(x: &mut Act, scale: &[f32], shift: &[f32]) {
 }
 
 /// The mean of each example's tokens: `[d][n]`.
-pub(super) fn mean_tokens(x: &Features) -> Features {
+pub fn mean_tokens(x: &Features) -> Features {
     let t = x.tokens;
     Features {
         data: x
@@ -280,7 +280,7 @@ pub(super) fn mean_tokens(x: &Features) -> Features {
 /// Multi-head self-attention on `[d][n * tokens]` with PyTorch's packed projection: `in_proj`
 /// gives `[3 * inner][columns]` (Q, K, V rows), each head attends over its example's tokens,
 /// and `out_proj` maps the heads' `[inner][columns]` back to `d`.
-pub(super) fn attention(
+pub fn attention(
     x: &Features,
     in_proj: &Linear,
     out_proj: &Linear,
@@ -340,7 +340,7 @@ pub(super) fn attention(
 }
 
 /// Values of one shape summed, or side by side on their channel axis.
-pub(super) fn merge(inputs: Vec<Act>, add: bool) -> Act {
+pub fn merge(inputs: Vec<Act>, add: bool) -> Act {
     let mut inputs = inputs.into_iter();
     let mut first = inputs.next().expect("a merge reads two inputs or more");
     for other in inputs {
