@@ -128,8 +128,8 @@ fn round_trip(label: &str, stack: &StackConfig, weights: &Path) {
         s.resolve(None)
             .unwrap()
             .into_iter()
-            .filter(|l| l.config.type_name() != "dropout")
-            .map(|l| format!("{:?} -> {:?}", l.config.type_name(), l.output))
+            .filter(|l| l.kind.type_name() != "dropout")
+            .map(|l| format!("{:?} -> {:?}", l.kind.type_name(), l.output))
             .collect()
     };
     assert_eq!(configs(&back.stack), configs(stack), "{label}");

@@ -9,8 +9,9 @@ use super::net::Net;
 use super::{InferError, Mlp};
 use crate::data::Split;
 use crate::export::compact;
-use crate::layers::Linear;
-use crate::model::{HostTensor, LayerConfig, StackConfig};
+use crate::layers::{Flatten, Kind, Linear, Relu};
+use crate::model::stack::Source;
+use crate::model::{HostTensor, StackConfig};
 
 /// Dense against sparse, measured in one run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -43,23 +44,30 @@ fn time_per_call(budget: Duration, mut f: impl FnMut()) -> f64 {
     t0.elapsed().as_secs_f64() / calls as f64
 }
 
-/// Flatten, then linear layers with a ReLU between each two: the shape the dense-layer
-/// path (with its removal of dead neurons) serves.
+/// Flatten, then linear layers with a bias and a ReLU between each two, each layer reading
+/// the one before it: the shape the dense-layer path (with its removal of dead neurons)
+/// serves.
 fn is_dense_stack(stack: &StackConfig) -> bool {
-    let [first, rest @ ..] = stack.layers.as_slice() else {
+    let Ok(layers) = stack.resolve(None) else {
         return false;
     };
-    let alternating = rest.iter().enumerate().all(|(i, l)| {
-        l.input.is_none()
-            && matches!(
-                (i % 2, &l.config),
-                (0, LayerConfig::Linear(Linear { bias: true, .. })) | (1, LayerConfig::Relu(_))
-            )
+    let chain = layers.iter().enumerate().all(|(i, l)| {
+        let before = i.checked_sub(1).map_or(Source::Input, Source::Layer);
+        l.sources == [before]
     });
-    matches!(first.config, LayerConfig::Flatten(_))
-        && first.input.is_none()
-        && alternating
-        && rest.len() % 2 == 1
+    let kinds: Vec<&str> = layers.iter().map(|l| l.kind.type_name()).collect();
+    let dense_relu = |i: usize| match i % 2 {
+        0 => Linear::TYPE,
+        _ => Relu::TYPE,
+    };
+    let expected: Vec<&str> = std::iter::once(Flatten::TYPE)
+        .chain((0..layers.len().saturating_sub(1)).map(dense_relu))
+        .collect();
+    let biased = layers
+        .iter()
+        .flat_map(|l| l.prunable())
+        .all(|w| w.bias_key.is_some());
+    chain && biased && kinds == expected && layers.len() % 2 == 0
 }
 
 /// A model on the host, dense or sparse: the MLP with its shrinking of dead neurons and
