@@ -79,10 +79,9 @@ fn used() -> Graph {
 
 /// The drawing: the lines `module -> used used ...` of the `modules` block.
 fn drawn() -> Graph {
-    let doc = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md"),
-    )
-    .unwrap();
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md"))
+            .unwrap();
     let block = doc
         .split("```modules\n")
         .nth(1)
@@ -112,7 +111,10 @@ fn the_drawing_of_the_modules_is_what_the_code_uses() {
         );
     }
     for module in drawn.keys() {
-        assert!(used.contains_key(module), "{module} is drawn but not in src/");
+        assert!(
+            used.contains_key(module),
+            "{module} is drawn but not in src/"
+        );
     }
 }
 

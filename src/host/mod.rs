@@ -354,4 +354,3 @@ pub fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     }
     t
 }
-

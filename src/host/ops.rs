@@ -96,13 +96,7 @@ pub fn conv(layer: &Linear, m: &Maps, k: usize, stride: usize, pad: usize) -> Ma
 /// A convolution whose input channels are split into `groups.len()` equal groups, group
 /// `g`'s filters reading only group `g`'s channels (PyTorch's `groups`); the outputs side by
 /// side. Maps keep each channel's images together, so a group's channels are one slice.
-pub fn grouped_conv(
-    groups: &[Linear],
-    m: &Maps,
-    k: usize,
-    stride: usize,
-    pad: usize,
-) -> Maps {
+pub fn grouped_conv(groups: &[Linear], m: &Maps, k: usize, stride: usize, pad: usize) -> Maps {
     if let [layer] = groups {
         return conv(layer, m, k, stride, pad);
     }
@@ -280,12 +274,7 @@ pub fn mean_tokens(x: &Features) -> Features {
 /// Multi-head self-attention on `[d][n * tokens]` with PyTorch's packed projection: `in_proj`
 /// gives `[3 * inner][columns]` (Q, K, V rows), each head attends over its example's tokens,
 /// and `out_proj` maps the heads' `[inner][columns]` back to `d`.
-pub fn attention(
-    x: &Features,
-    in_proj: &Linear,
-    out_proj: &Linear,
-    heads: usize,
-) -> Features {
+pub fn attention(x: &Features, in_proj: &Linear, out_proj: &Linear, heads: usize) -> Features {
     let (t, cols) = (x.tokens, x.columns());
     let qkv = in_proj.forward_transposed(&x.data, cols);
     let inner = out_proj.inp();

@@ -6,9 +6,11 @@
 pub mod bench;
 pub mod net;
 
-pub use crate::host::{BATCHED_FROM, InferError, Linear, build_layer, choose, masked_dense, transpose};
-use crate::model::HostTensor;
+pub use crate::host::{
+    BATCHED_FROM, InferError, Linear, build_layer, choose, masked_dense, transpose,
+};
 use crate::layers::param;
+use crate::model::HostTensor;
 
 /// A stack of fully connected layers with ReLU between them.
 #[derive(Clone, Debug, PartialEq)]

@@ -5,8 +5,8 @@
 //! convolution it alone reads is folded into it, which leaves the mask unchanged; dropout
 //! is the identity.
 
-use crate::host::ops::{Act, Maps};
 use super::{InferError, param, transpose};
+use crate::host::ops::{Act, Maps};
 use crate::layers::{HostBuild, HostOp, HostWeight};
 use crate::model::stack::{Outputs, Readers, Source};
 use crate::model::{HostTensor, StackConfig};

@@ -3,14 +3,13 @@
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::host::HostOp;
+use super::host::{HostMerge, HostOp};
 use super::shape::list;
 use super::{
     Activation, At, ChannelFlow, Fit, Forward, HostBuild, Inputs, Kind, NodeWriter, Plan,
     See, Setting, Shape, View, WriteError,
 };
 use crate::host::InferError;
-use crate::host::ops::{Act, merge};
 
 /// Its inputs merged.
 #[derive(burn::module::Module, Debug, Default)]
@@ -105,17 +104,5 @@ impl Kind for Add {
 impl Forward for Module {
     fn forward(&self, inputs: Vec<Activation>, _see: See<'_>) -> Activation {
         Activation::merged(inputs, true)
-    }
-}
-
-/// A merge on the host: a sum, or inputs side by side.
-#[derive(Debug)]
-pub(super) struct HostMerge {
-    pub add: bool,
-}
-
-impl HostOp for HostMerge {
-    fn run(&self, inputs: Vec<Act>) -> Act {
-        merge(inputs, self.add)
     }
 }

@@ -8,6 +8,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::host::{HostOp, first};
+use super::shape::tokens_of;
 use super::writer::matmul_add;
 use super::{
     Activation, At, Attr, ChannelFlow, Fit, Forward, HostBuild, Inputs, Kind, LayerHandle,
@@ -59,11 +60,7 @@ impl Plan for AttentionPlan {
     type Kind = Attention;
 
     fn resolve(self, input: Shape) -> Result<Attention, Fit> {
-        let Shape::Tokens { d, .. } = input else {
-            return Err(Fit::Mismatch(
-                "tokens (add a tokens layer before it)".into(),
-            ));
-        };
+        let (_, d) = tokens_of(input)?;
         let heads = self.heads;
         let head_dim = match self.head_dim {
             _ if heads == 0 => return Err(Fit::Invalid("heads must be at least 1".into())),

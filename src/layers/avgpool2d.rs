@@ -4,7 +4,7 @@ use burn::nn::pool::AvgPool2dConfig;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::conv2d::image_of;
+use super::shape::image_of;
 use super::host::{HostOp, first};
 use super::shape::windowed;
 use super::{

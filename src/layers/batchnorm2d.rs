@@ -6,7 +6,7 @@ use burn::nn::BatchNormConfig;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::conv2d::image_of;
+use super::shape::image_of;
 use super::host::{HostOp, Identity, Norm, first};
 use super::{
     Activation, At, Attr, ChannelFlow, Fit, Forward, HostBuild, HostTensor, Inputs, Kind,

@@ -3,7 +3,7 @@
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::host::HostOp;
+use super::host::{HostMerge, HostOp};
 use super::shape::{concatenated, list};
 use super::{
     Activation, At, Attr, ChannelFlow, Fit, Forward, HostBuild, Inputs, Kind, NodeWriter, Plan,
@@ -78,7 +78,7 @@ impl Kind for Concat {
     }
 
     fn host(&self, _at: &At, _build: &mut HostBuild) -> Result<Box<dyn HostOp>, InferError> {
-        Ok(Box::new(super::add::HostMerge { add: false }))
+        Ok(Box::new(HostMerge { add: false }))
     }
 
     fn write(

@@ -8,7 +8,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::host::{HostOp, HostWeight, Norm};
-use super::shape::windowed;
+use super::shape::{image_of, windowed};
 use super::{
     Activation, At, Attr, ChannelFlow, Fit, Forward, HostBuild, Inputs, Kind, LayerHandle,
     LayerHandleMut, LayerInput, NodeWriter, PrunableWeight, See, Setting, Shape, View,
@@ -107,14 +107,6 @@ impl Conv2d {
     /// Whether its channel `i` is input channel `i` alone (depthwise, one filter each).
     fn depthwise(&self, c: usize) -> bool {
         self.groups == c && self.out == c
-    }
-}
-
-/// Shared by the kinds that read windows: the checks and the output of a window.
-pub(super) fn image_of(shape: Shape) -> Result<(usize, usize, usize), Fit> {
-    match shape {
-        Shape::Image { c, h, w } => Ok((c, h, w)),
-        _ => Err(Fit::Mismatch("an image [channels, height, width]".into())),
     }
 }
 

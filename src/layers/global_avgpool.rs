@@ -3,7 +3,7 @@
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::conv2d::image_of;
+use super::shape::image_of;
 use super::host::{HostOp, first};
 use super::{
     Activation, At, Attr, Fit, Forward, HostBuild, Inputs, Kind, NodeWriter, Plan, See, Shape,

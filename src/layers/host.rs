@@ -3,9 +3,9 @@
 
 use std::fmt::Debug;
 
-use crate::host::ops::Act;
-use crate::host::{InferError, Linear, build_layer};
 use super::HostTensor;
+use crate::host::ops::{Act, merge};
+use crate::host::{InferError, Linear, build_layer};
 
 /// One layer's operation in host inference.
 pub trait HostOp: Debug + Send + Sync {
@@ -165,5 +165,17 @@ impl<F: Fn(f32) -> f32 + Send + Sync> HostOp for Elementwise<F> {
         let mut x = first(inputs);
         x.data_mut().iter_mut().for_each(|v| *v = (self.1)(*v));
         x
+    }
+}
+
+/// A merge on the host: a sum, or inputs side by side.
+#[derive(Debug)]
+pub struct HostMerge {
+    pub add: bool,
+}
+
+impl HostOp for HostMerge {
+    fn run(&self, inputs: Vec<Act>) -> Act {
+        merge(inputs, self.add)
     }
 }

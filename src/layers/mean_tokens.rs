@@ -4,6 +4,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::host::{HostOp, first};
+use super::shape::tokens_of;
 use super::{
     Activation, At, Attr, Fit, Forward, HostBuild, Inputs, Kind, NodeWriter, Plan, See, Shape,
     WriteError,
@@ -32,16 +33,6 @@ impl Plan for MeanTokens {
 
     fn template() -> Self {
         Self {}
-    }
-}
-
-/// The tokens of a layer that takes tokens: their count and width.
-pub(super) fn tokens_of(shape: Shape) -> Result<(usize, usize), Fit> {
-    match shape {
-        Shape::Tokens { n, d } => Ok((n, d)),
-        _ => Err(Fit::Mismatch(
-            "tokens (add a tokens layer before it)".into(),
-        )),
     }
 }
 

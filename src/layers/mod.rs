@@ -199,7 +199,11 @@ pub trait Kind {
     /// Narrows it to the rows its weights keep (`rows(i)`: the kept rows of its `i`-th
     /// prunable weight), for the physically smaller network an export writes. Returns its
     /// width before and after when it changed, or why it cannot narrow.
-    fn narrow(&mut self, _at: &At, _rows: &dyn Fn(usize) -> usize) -> Result<Option<(usize, usize)>, String> {
+    fn narrow(
+        &mut self,
+        _at: &At,
+        _rows: &dyn Fn(usize) -> usize,
+    ) -> Result<Option<(usize, usize)>, String> {
         Ok(None)
     }
 
@@ -222,7 +226,6 @@ pub trait Kind {
     fn read_from() -> Option<&'static str> {
         None
     }
-
 }
 
 /// The resolved kind and the burn module enums, and their dispatch (the plan's enum,
@@ -324,7 +327,6 @@ macro_rules! kind_enums {
 }
 
 registry!(kind_enums);
-
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::host::{HostOp, first};
-use super::mean_tokens::tokens_of;
+use super::shape::tokens_of;
 use super::{
     Activation, At, ChannelFlow, Fit, Forward, HostBuild, HostTensor, Inputs, Kind, NodeWriter,
     Plan, See, Shape, Take, View, WriteError, set_param,

@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-
 /// What flows between layers (per example).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
@@ -94,6 +93,26 @@ pub(super) fn windowed(
     })
 }
 
+/// The image a layer that takes images reads: channels, height, width.
+pub(super) fn image_of(shape: Shape) -> Result<(usize, usize, usize), super::Fit> {
+    match shape {
+        Shape::Image { c, h, w } => Ok((c, h, w)),
+        _ => Err(super::Fit::Mismatch(
+            "an image [channels, height, width]".into(),
+        )),
+    }
+}
+
+/// The tokens a layer that takes tokens reads: their count and width.
+pub(super) fn tokens_of(shape: Shape) -> Result<(usize, usize), super::Fit> {
+    match shape {
+        Shape::Tokens { n, d } => Ok((n, d)),
+        _ => Err(super::Fit::Mismatch(
+            "tokens (add a tokens layer before it)".into(),
+        )),
+    }
+}
+
 /// The inputs of one layer: each source's name and shape.
 pub type Inputs<'a> = &'a [(String, Shape)];
 
@@ -133,4 +152,3 @@ pub(super) fn concatenated(inputs: Inputs<'_>) -> Option<Shape> {
     }
     Some(total)
 }
-

@@ -123,7 +123,9 @@ impl Activation {
     pub fn image(self, kind: &str) -> Tensor<4> {
         match self {
             Activation::Image(t) => t,
-            other => panic!("{kind} reads images, got {other:?}: the network's shapes are checked when it is built"),
+            other => panic!(
+                "{kind} reads images, got {other:?}: the network's shapes are checked when it is built"
+            ),
         }
     }
 
@@ -131,7 +133,9 @@ impl Activation {
     pub fn tokens(self, kind: &str) -> Tensor<3> {
         match self {
             Activation::Tokens(t) => t,
-            other => panic!("{kind} reads tokens, got {other:?}: the network's shapes are checked when it is built"),
+            other => panic!(
+                "{kind} reads tokens, got {other:?}: the network's shapes are checked when it is built"
+            ),
         }
     }
 

@@ -5,10 +5,12 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-pub use crate::layers::{LayerInput, LayerModule};
 use crate::layers::{Activation, LayerHandle, LayerHandleMut, See};
+pub use crate::layers::{LayerInput, LayerModule};
 
-use super::stack::{Outputs, Readers, ResolvedLayer, Shape, Source, StackConfig, StackError, prunable_specs};
+use super::stack::{
+    Outputs, Readers, ResolvedLayer, Shape, Source, StackConfig, StackError, prunable_specs,
+};
 use crate::kernels::{batch_norm_relu, max_pool2d};
 use crate::prune::LayerSpec;
 
@@ -31,7 +33,10 @@ impl Network {
     pub fn new(stack: &StackConfig, classes: usize, device: &Device) -> Result<Self, StackError> {
         let graph = stack.resolve(Some(classes))?;
         Ok(Self {
-            layers: graph.iter().map(|l| l.kind.module(&l.at(), device)).collect(),
+            layers: graph
+                .iter()
+                .map(|l| l.kind.module(&l.at(), device))
+                .collect(),
             specs: prunable_specs(&graph),
             readers: Readers::of(&graph),
             graph,
@@ -44,11 +49,7 @@ impl Network {
     }
 
     /// The forward pass, showing `see` what every prunable weight multiplies, in order.
-    pub fn forward_seeing(
-        &self,
-        images: Tensor<4>,
-        see: See<'_>,
-    ) -> Tensor<2> {
+    pub fn forward_seeing(&self, images: Tensor<4>, see: See<'_>) -> Tensor<2> {
         let mut values = Outputs::new(Activation::Image(images), &self.readers);
         let mut i = 0;
         while i < self.layers.len() {

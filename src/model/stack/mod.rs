@@ -17,8 +17,8 @@ use thiserror::Error;
 use crate::layers::{At, Fit, Resolved};
 use crate::prune::LayerSpec;
 
-pub use groups::unit_groups;
 pub use crate::layers::{PrunableWeight, Shape};
+pub use groups::unit_groups;
 pub use layer::{Layer, LayerConfig, Repeat};
 pub use outputs::{Outputs, Readers};
 pub use repeat::{MAX_LAYERS, expand, layer_name};
@@ -208,10 +208,7 @@ impl StackConfig {
             }
             _ => {}
         }
-        if !layers
-            .iter()
-            .any(|l| matches!(l.kind, Resolved::Linear(_)))
-        {
+        if !layers.iter().any(|l| matches!(l.kind, Resolved::Linear(_))) {
             return Err(StackError::NoLinear);
         }
         let mut read = vec![false; layers.len()];

@@ -1,6 +1,6 @@
+use super::*;
 use crate::layers::{Conv2d, Linear, window_out};
 use crate::prune::LayerShape;
-use super::*;
 
 fn parse(text: &str) -> StackConfig {
     toml::from_str(text).unwrap()
