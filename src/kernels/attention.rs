@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 
 use super::activation::exp_nonpositive;
-use super::gemm::matmul;
+use super::gemm::{GemmShape, Operand, matmul};
 
 /// The shapes of one attention.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +22,26 @@ pub struct AttentionGeometry {
 }
 
 impl AttentionGeometry {
+    /// The product of a head's `[n, hd]` operands into its `[n, n]` scores: `q @ k^T`,
+    /// `dy @ v^T`.
+    fn scores_product(&self) -> GemmShape {
+        GemmShape {
+            m: self.tokens,
+            n: self.tokens,
+            k: self.head_dim,
+        }
+    }
+
+    /// The product of `[n, n]` weights (or their gradient) and a head's `[n, hd]`
+    /// operand: `p @ v`, `p^T @ dy`, `ds @ k`, `ds^T @ q`.
+    fn mixing_product(&self) -> GemmShape {
+        GemmShape {
+            m: self.tokens,
+            n: self.head_dim,
+            k: self.tokens,
+        }
+    }
+
     /// The heads' features side by side.
     pub fn inner(&self) -> usize {
         self.heads * self.head_dim
@@ -86,10 +106,18 @@ pub fn attention_forward(g: &AttentionGeometry, qkv: &[f32]) -> AttentionForward
                     &qkv[2 * inner + h * hd..],
                 );
                 // p[n, n] = q[n, hd] @ k^T[hd, n], then softmax of each row (scaled)
-                matmul(n, n, hd, p, false, q, (row, 1), k, (1, row));
+                let (q, kt) = (Operand::row_major(q, row), Operand::transposed(k, row));
+                matmul(g.scores_product(), p, false, q, kt);
                 softmax_rows(p, n, g.scale());
                 // mixed[n, hd] = p[n, n] @ v[n, hd]
-                matmul(n, hd, n, &mut mixed, false, p, (n, 1), v, (row, 1));
+                let v = Operand::row_major(v, row);
+                matmul(
+                    g.mixing_product(),
+                    &mut mixed,
+                    false,
+                    Operand::row_major(p, n),
+                    v,
+                );
                 place(&mixed, hd, out, inner, h * hd);
             }
         });
@@ -137,12 +165,19 @@ pub fn attention_backward(
                     &qkv[inner + h * hd..],
                     &qkv[2 * inner + h * hd..],
                 );
-                let dy = &dy[h * hd..];
+                let dy = Operand::row_major(&dy[h * hd..], inner);
                 // dV[n, hd] = p^T[n, n] @ dy[n, hd]
-                matmul(n, hd, n, &mut block, false, p, (1, n), dy, (inner, 1));
+                matmul(
+                    g.mixing_product(),
+                    &mut block,
+                    false,
+                    Operand::transposed(p, n),
+                    dy,
+                );
                 place(&block, hd, dqkv, row, 2 * inner + h * hd);
                 // dP[n, n] = dy[n, hd] @ v^T[hd, n]
-                matmul(n, n, hd, &mut ds, false, dy, (inner, 1), v, (1, row));
+                let vt = Operand::transposed(v, row);
+                matmul(g.scores_product(), &mut ds, false, dy, vt);
                 for (d, p) in ds.chunks_mut(n).zip(p.chunks(n)) {
                     let dot: f32 = d.iter().zip(p).map(|(d, p)| d * p).sum();
                     d.iter_mut()
@@ -150,10 +185,24 @@ pub fn attention_backward(
                         .for_each(|(d, &p)| *d = p * (*d - dot) * g.scale());
                 }
                 // dQ[n, hd] = dS[n, n] @ k[n, hd]
-                matmul(n, hd, n, &mut block, false, &ds, (n, 1), k, (row, 1));
+                let k = Operand::row_major(k, row);
+                matmul(
+                    g.mixing_product(),
+                    &mut block,
+                    false,
+                    Operand::row_major(&ds, n),
+                    k,
+                );
                 place(&block, hd, dqkv, row, h * hd);
                 // dK[n, hd] = dS^T[n, n] @ q[n, hd]
-                matmul(n, hd, n, &mut block, false, &ds, (1, n), q, (row, 1));
+                let q = Operand::row_major(q, row);
+                matmul(
+                    g.mixing_product(),
+                    &mut block,
+                    false,
+                    Operand::transposed(&ds, n),
+                    q,
+                );
                 place(&block, hd, dqkv, row, inner + h * hd);
             }
         });

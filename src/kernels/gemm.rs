@@ -1,25 +1,85 @@
 //! The one place the kernels call the gemm crate: single-threaded f32 products with
 //! arbitrary row and column strides (callers split work across threads themselves).
 
-/// `dst[m, n] (+)= lhs[m, k] @ rhs[k, n]` on raw pointers; `dst` is row-major with row
-/// stride `dst_rs`, the operands have the given `(row, column)` strides.
+/// The sizes of one product `dst[m, n] (+)= lhs[m, k] @ rhs[k, n]`: gemm's three
+/// dimensions named once, so a call cannot swap them with the strides beside them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct GemmShape {
+    /// Rows of `dst` and `lhs`.
+    pub m: usize,
+    /// Columns of `dst` and `rhs`.
+    pub n: usize,
+    /// The summed dimension: columns of `lhs`, rows of `rhs`.
+    pub k: usize,
+}
+
+/// Where a matrix's elements lie in its buffer: `(i, j)` at `i * row + j * col`. A
+/// transpose, or windows that overlap in a channels-last image, are read in place through
+/// their strides instead of copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Strides {
+    row: usize,
+    col: usize,
+}
+
+/// An operand of a product: its values, read in place through its strides.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Operand<'a> {
+    values: &'a [f32],
+    strides: Strides,
+}
+
+impl<'a> Operand<'a> {
+    /// A row-major matrix whose rows start `row_stride` values apart (they may overlap,
+    /// as the windows of neighbouring pixels do).
+    pub const fn row_major(values: &'a [f32], row_stride: usize) -> Self {
+        let strides = Strides {
+            row: row_stride,
+            col: 1,
+        };
+        Self { values, strides }
+    }
+
+    /// The transpose of a row-major matrix whose rows start `row_stride` values apart,
+    /// read in place.
+    pub const fn transposed(values: &'a [f32], row_stride: usize) -> Self {
+        let strides = Strides {
+            row: 1,
+            col: row_stride,
+        };
+        Self { values, strides }
+    }
+
+    /// Whether every element of a `[rows, cols]` matrix lies inside the values.
+    fn covers(&self, rows: usize, cols: usize) -> bool {
+        let Strides { row, col } = self.strides;
+        rows == 0 || cols == 0 || self.values.len() > (rows - 1) * row + (cols - 1) * col
+    }
+
+    /// The columns from `first` on, for a product over a block of them: no values when
+    /// none lie there (a product with no summed dimension reads none).
+    pub fn columns_from(self, first: usize) -> Self {
+        let values = self.values.get(first * self.strides.col..).unwrap_or(&[]);
+        Self { values, ..self }
+    }
+}
+
+/// `dst[m, n] (+)= lhs[m, k] @ rhs[k, n]` with `dst` a raw pointer, row-major with row
+/// stride `dst_rs`.
 ///
 /// # Safety
-/// Every element the product reads or writes must lie inside its allocation, and `dst`
-/// must not overlap `lhs` or `rhs` nor be written by anyone else meanwhile.
-#[allow(clippy::too_many_arguments)]
+/// Every element of `dst` the product writes must lie inside its allocation, the operands
+/// must cover `[m, k]` and `[k, n]` (see [`Operand::covers`]), and `dst` must not overlap
+/// `lhs` or `rhs` nor be written by anyone else meanwhile.
 pub(super) unsafe fn matmul_raw(
-    m: usize,
-    n: usize,
-    k: usize,
+    shape: GemmShape,
     dst: *mut f32,
     dst_rs: usize,
     accumulate: bool,
-    lhs: *const f32,
-    (lhs_rs, lhs_cs): (usize, usize),
-    rhs: *const f32,
-    (rhs_rs, rhs_cs): (usize, usize),
+    lhs: Operand<'_>,
+    rhs: Operand<'_>,
 ) {
+    let GemmShape { m, n, k } = shape;
     // SAFETY: forwarded from the caller.
     unsafe {
         ::gemm::gemm(
@@ -30,12 +90,12 @@ pub(super) unsafe fn matmul_raw(
             1,
             dst_rs as isize,
             accumulate,
-            lhs,
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs,
-            rhs_cs as isize,
-            rhs_rs as isize,
+            lhs.values.as_ptr(),
+            lhs.strides.col as isize,
+            lhs.strides.row as isize,
+            rhs.values.as_ptr(),
+            rhs.strides.col as isize,
+            rhs.strides.row as isize,
             1.0,
             1.0,
             false,
@@ -46,64 +106,48 @@ pub(super) unsafe fn matmul_raw(
     }
 }
 
-/// `dst[m, n] (+)= lhs[m, k] @ rhs[k, n]` on slices, `dst` row-major and dense, each
-/// operand given by its row and column strides.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    accumulate: bool,
-    lhs: &[f32],
-    lhs_strides: (usize, usize),
-    rhs: &[f32],
-    rhs_strides: (usize, usize),
-) {
-    matmul_into(
-        m,
-        n,
-        k,
-        (dst, n),
-        accumulate,
-        (lhs, lhs_strides),
-        (rhs, rhs_strides),
-    )
+/// Panics unless `lhs` covers `[m, k]` and `rhs` covers `[k, n]`: what keeps every read
+/// of a product inside its operands.
+pub(super) fn assert_operands(shape: GemmShape, lhs: &Operand<'_>, rhs: &Operand<'_>) {
+    assert!(
+        lhs.covers(shape.m, shape.k),
+        "matmul: left operand too small"
+    );
+    assert!(
+        rhs.covers(shape.k, shape.n),
+        "matmul: right operand too small"
+    );
 }
 
-/// [`matmul`] into a row-major `dst` whose rows are `dst.1` apart (a block of columns of a
-/// wider matrix), operands given as `(values, (row stride, column stride))`.
-pub(super) fn matmul_into(
-    m: usize,
-    n: usize,
-    k: usize,
-    (dst, dst_rs): (&mut [f32], usize),
+/// `dst[m, n] (+)= lhs[m, k] @ rhs[k, n]` on slices, `dst` row-major and dense.
+pub(super) fn matmul(
+    shape: GemmShape,
+    dst: &mut [f32],
     accumulate: bool,
-    (lhs, lhs_strides): (&[f32], (usize, usize)),
-    (rhs, rhs_strides): (&[f32], (usize, usize)),
+    lhs: Operand<'_>,
+    rhs: Operand<'_>,
 ) {
-    let ((lhs_rs, lhs_cs), (rhs_rs, rhs_cs)) = (lhs_strides, rhs_strides);
+    matmul_into(shape, dst, shape.n, accumulate, lhs, rhs)
+}
+
+/// [`matmul`] into a row-major `dst` whose rows are `dst_rs` apart (a block of columns of
+/// a wider matrix).
+pub(super) fn matmul_into(
+    shape: GemmShape,
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: Operand<'_>,
+    rhs: Operand<'_>,
+) {
+    let GemmShape { m, n, .. } = shape;
     assert!(dst_rs >= n, "matmul: destination rows overlap");
     assert!(
         m == 0 || n == 0 || dst.len() >= (m - 1) * dst_rs + n,
         "matmul: destination too small"
     );
-    assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
-    assert!(n == 0 || k == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
+    assert_operands(shape, &lhs, &rhs);
     // SAFETY: the asserts above keep every index gemm touches inside the three slices, and
     // `dst` does not alias the inputs (it is borrowed mutably).
-    unsafe {
-        matmul_raw(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            dst_rs,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_strides,
-            rhs.as_ptr(),
-            rhs_strides,
-        )
-    }
+    unsafe { matmul_raw(shape, dst.as_mut_ptr(), dst_rs, accumulate, lhs, rhs) }
 }

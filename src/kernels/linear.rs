@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::gemm::matmul_raw;
+use super::gemm::{GemmShape, Operand, assert_operands, matmul_raw};
 
 /// `[rows, cols]` row-major matrix shapes of one dense layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,40 +42,19 @@ struct SendPtr(*mut f32);
 // SAFETY: used only to hand disjoint blocks of one buffer to rayon's threads.
 unsafe impl Sync for SendPtr {}
 
-/// `dst[m, n] = lhs[m, k] @ rhs[k, n]`, `dst` row-major, the operands with the given row
-/// and column strides, computed in column shares.
-#[allow(clippy::too_many_arguments)]
-fn parallel_matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    lhs: &[f32],
-    lhs_strides: (usize, usize),
-    rhs: &[f32],
-    rhs_strides: (usize, usize),
-) {
-    let ((lhs_rs, lhs_cs), (rhs_rs, rhs_cs)) = (lhs_strides, rhs_strides);
-    assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
-    assert!(n == 0 || k == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
+/// `dst[m, n] = lhs[m, k] @ rhs[k, n]`, `dst` row-major, computed in column shares.
+fn parallel_matmul(shape: GemmShape, dst: &mut [f32], lhs: Operand<'_>, rhs: Operand<'_>) {
+    let (m, n) = (shape.m, shape.n);
+    assert_operands(shape, &lhs, &rhs);
     by_columns(dst, m, n, |lo, hi, block| {
+        let share = GemmShape {
+            n: hi - lo,
+            ..shape
+        };
         // SAFETY: `block` points at column `lo` of row 0 of `dst`, so the product writes
         // rows 0..m of columns lo..hi with row stride n, inside `dst` and apart from the
-        // other shares; the reads of columns lo..hi of `rhs` lie inside it (asserted).
-        unsafe {
-            matmul_raw(
-                m,
-                hi - lo,
-                k,
-                block,
-                n,
-                false,
-                lhs.as_ptr(),
-                lhs_strides,
-                rhs.as_ptr().add(lo * rhs_cs),
-                rhs_strides,
-            );
-        }
+        // other shares; columns lo..hi of `rhs` lie inside it (asserted).
+        unsafe { matmul_raw(share, block, n, false, lhs, rhs.columns_from(lo)) }
     });
 }
 
@@ -84,7 +63,14 @@ pub fn linear_forward(g: &LinearGeometry, x: &[f32], w: &[f32], b: Option<&[f32]
     assert_eq!(x.len(), g.batch * g.inp, "linear: input size");
     assert_eq!(w.len(), g.inp * g.out, "linear: weight size");
     let mut y = vec![0.0f32; g.batch * g.out];
-    parallel_matmul(g.batch, g.out, g.inp, &mut y, x, (g.inp, 1), w, (g.out, 1));
+    // y[batch, out] = x[batch, inp] @ w[inp, out]
+    let shape = GemmShape {
+        m: g.batch,
+        n: g.out,
+        k: g.inp,
+    };
+    let (x, w) = (Operand::row_major(x, g.inp), Operand::row_major(w, g.out));
+    parallel_matmul(shape, &mut y, x, w);
     if let Some(b) = b {
         for row in y.chunks_mut(g.out) {
             row.iter_mut().zip(b).for_each(|(y, b)| *y += b);
@@ -113,29 +99,25 @@ pub fn linear_backward(
     assert_eq!(dy.len(), g.batch * g.out, "linear backward: gradient size");
     let dx = want_dx.then(|| {
         let mut dx = vec![0.0f32; g.batch * g.inp];
-        parallel_matmul(
-            g.batch,
-            g.inp,
-            g.out,
-            &mut dx,
-            dy,
-            (g.out, 1),
-            w,
-            (1, g.out),
-        );
+        // dx[batch, inp] = dy[batch, out] @ w^T[out, inp]
+        let shape = GemmShape {
+            m: g.batch,
+            n: g.inp,
+            k: g.out,
+        };
+        let (dy, w) = (Operand::row_major(dy, g.out), Operand::transposed(w, g.out));
+        parallel_matmul(shape, &mut dx, dy, w);
         dx
     });
     let mut dw = vec![0.0f32; g.inp * g.out];
-    parallel_matmul(
-        g.inp,
-        g.out,
-        g.batch,
-        &mut dw,
-        x,
-        (1, g.inp),
-        dy,
-        (g.out, 1),
-    );
+    // dw[inp, out] = x^T[inp, batch] @ dy[batch, out]
+    let shape = GemmShape {
+        m: g.inp,
+        n: g.out,
+        k: g.batch,
+    };
+    let (xt, dy_op) = (Operand::transposed(x, g.inp), Operand::row_major(dy, g.out));
+    parallel_matmul(shape, &mut dw, xt, dy_op);
     let mut db = vec![0.0f32; g.out];
     for row in dy.chunks(g.out) {
         db.iter_mut().zip(row).for_each(|(d, r)| *d += r);

@@ -168,6 +168,24 @@ pub fn batch_norm_forward(
     }
 }
 
+impl NormForward {
+    /// The batch statistics the backward pass reads.
+    pub fn statistics(&self) -> BatchStatistics<'_> {
+        BatchStatistics {
+            mean: &self.mean,
+            variance: &self.variance,
+        }
+    }
+}
+
+/// The batch mean and biased variance per channel that the forward pass normalized with,
+/// kept for the backward pass: one pair, so that a call cannot swap them.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchStatistics<'a> {
+    pub mean: &'a [f32],
+    pub variance: &'a [f32],
+}
+
 /// Gradients of [`batch_norm_forward`] for input, `gamma` and `beta`.
 pub struct NormGradients {
     pub dx: Vec<f32>,
@@ -178,17 +196,16 @@ pub struct NormGradients {
 /// With `xhat = (x - mean) / std`: `dbeta = sum(dy)`, `dgamma = sum(dy * xhat)` and
 /// `dx = gamma / std * (dy - mean(dy) - xhat * mean(dy * xhat))`, where `dy` is first
 /// zeroed wherever a folded ReLU cut the output (`x * scale + shift <= 0`).
-#[allow(clippy::too_many_arguments)]
 pub fn batch_norm_backward(
     g: &NormGeometry,
     x: &[f32],
     gamma: &[f32],
     beta: &[f32],
-    mean: &[f32],
-    variance: &[f32],
+    statistics: BatchStatistics<'_>,
     options: NormOptions,
     dy: &[f32],
 ) -> NormGradients {
+    let BatchStatistics { mean, variance } = statistics;
     assert_eq!(
         x.len(),
         g.batch * g.channels * g.pixels,
@@ -332,16 +349,8 @@ mod tests {
                 .sum()
         };
         let f = batch_norm_forward(&G, &x, &gamma, &beta, NormOptions::plain(1e-5));
-        let grads = batch_norm_backward(
-            &G,
-            &x,
-            &gamma,
-            &beta,
-            &f.mean,
-            &f.variance,
-            NormOptions::plain(1e-5),
-            &w,
-        );
+        let stats = f.statistics();
+        let grads = batch_norm_backward(&G, &x, &gamma, &beta, stats, NormOptions::plain(1e-5), &w);
         let h = 1e-2f32;
         for i in 0..x.len() {
             let (mut xp, mut xm) = (x.clone(), x.clone());
@@ -398,9 +407,9 @@ mod tests {
             .zip(&p.output)
             .map(|(&d, &y)| if y > 0.0 { d } else { 0.0 })
             .collect();
-        let (m, v) = (&p.mean, &p.variance);
-        let want = batch_norm_backward(&G, &x, &gamma, &beta, m, v, plain, &gated);
-        let got = batch_norm_backward(&G, &x, &gamma, &beta, m, v, relu, &dy);
+        let stats = p.statistics();
+        let want = batch_norm_backward(&G, &x, &gamma, &beta, stats, plain, &gated);
+        let got = batch_norm_backward(&G, &x, &gamma, &beta, stats, relu, &dy);
         assert_eq!(got.dx, want.dx);
         assert_eq!(got.dgamma, want.dgamma);
         assert_eq!(got.dbeta, want.dbeta);

@@ -3,7 +3,7 @@
 //! the NCHW image. Best when windows are narrow (a first layer's single input channel):
 //! each copy is a whole output row.
 
-use super::ConvGeometry;
+use super::geometry::ConvGeometry;
 
 /// Lays one image `[c_in, in_h, in_w]` out as its `P` columns of `col[K, width]`, starting
 /// at column `first`. Where the kernel reads padding the buffer must hold zeros: written

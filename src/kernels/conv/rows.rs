@@ -5,7 +5,7 @@
 //! `rows` operand (gemm reads it in place). Best when windows are wide (many input
 //! channels).
 
-use super::ConvGeometry;
+use super::geometry::ConvGeometry;
 use crate::kernels::transpose::transpose;
 
 /// The weight `[c_out, c_in, kh, kw]` in im2row order `[c_out, kh, kw, c_in]`.

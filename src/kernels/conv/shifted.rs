@@ -24,8 +24,9 @@
 //!   weight's taps mirrored. A run that leaves a row lands in the dropped columns, which
 //!   hold zeros.
 
-use super::ConvGeometry;
-use crate::kernels::gemm::matmul_into;
+use super::geometry::ConvGeometry;
+use super::sums::GradientSums;
+use crate::kernels::gemm::{GemmShape, Operand, matmul_into};
 use crate::kernels::transpose::transpose;
 
 /// The padded grid of a stride-1 convolution.
@@ -139,17 +140,16 @@ pub(super) fn forward_image(
     let (k, run) = (g.col_rows(), g.kw * g.c_in);
     pad_channels_last(g, &grid, image, buffers.image);
     let out = &mut *buffers.product;
+    let shape = GemmShape {
+        m: grid.virtual_pixels,
+        n: g.c_out,
+        k: run,
+    };
     for ki in 0..g.kh {
         // out[M, c_out] (+)= windows_ki[M, kw * c_in] @ w'_ki[kw * c_in, c_out]
-        matmul_into(
-            grid.virtual_pixels,
-            g.c_out,
-            run,
-            (out, g.c_out),
-            ki > 0,
-            (&buffers.image[ki * grid.wp * g.c_in..], (g.c_in, 1)),
-            (&w[ki * run..], (1, k)),
-        );
+        let windows = Operand::row_major(&buffers.image[ki * grid.wp * g.c_in..], g.c_in);
+        let w = Operand::transposed(&w[ki * run..], k);
+        matmul_into(shape, out, g.c_out, ki > 0, windows, w);
     }
     let p = g.out_pixels();
     for oy in 0..g.out_h() {
@@ -168,25 +168,23 @@ pub(super) fn forward_image(
     }
 }
 
-/// One image's backward pass: adds its weight gradient to `dw_t` (`[K, c_out]`, taps in
-/// `(ki, kj, c_in)` order) and its bias gradient to `db`, and writes its input gradient
-/// when `dx` is given.
-#[allow(clippy::too_many_arguments)]
+/// One image's backward pass: adds its weight gradient to `sums.dw` (`[K, c_out]`, taps in
+/// `(ki, kj, c_in)` order) and its bias gradient to `sums.db`, and writes its input
+/// gradient when `dx` is given.
 pub(super) fn backward_image(
     g: &ConvGeometry,
     flipped: &[f32],
     image: &[f32],
     dy: &[f32],
     dx: Option<&mut [f32]>,
-    dw_t: &mut [f32],
-    db: &mut [f32],
+    sums: &mut GradientSums,
     buffers: Buffers<'_>,
 ) {
     let grid = Grid::of(g);
     let (run, p) = (g.kw * g.c_in, g.out_pixels());
     pad_channels_last(g, &grid, image, buffers.image);
     let framed = &mut *buffers.gradient;
-    for (plane, db) in dy.chunks(p).zip(db.iter_mut()) {
+    for (plane, db) in dy.chunks(p).zip(sums.db.iter_mut()) {
         *db += plane.iter().sum::<f32>();
     }
     for oy in 0..g.out_h() {
@@ -201,35 +199,33 @@ pub(super) fn backward_image(
             ),
         );
     }
-    let gradient = &framed[grid.frame * g.c_out..];
+    let gradient = Operand::row_major(&framed[grid.frame * g.c_out..], g.c_out);
+    let weight_shape = GemmShape {
+        m: run,
+        n: g.c_out,
+        k: grid.virtual_pixels,
+    };
     for ki in 0..g.kh {
         // dw^T_ki[kw * c_in, c_out] += windows_ki^T[kw * c_in, M] @ dy[M, c_out]
-        matmul_into(
-            run,
-            g.c_out,
-            grid.virtual_pixels,
-            (&mut dw_t[ki * run * g.c_out..], g.c_out),
-            true,
-            (&buffers.image[ki * grid.wp * g.c_in..], (1, g.c_in)),
-            (gradient, (g.c_out, 1)),
-        );
+        let windows = Operand::transposed(&buffers.image[ki * grid.wp * g.c_in..], g.c_in);
+        let dw_t = &mut sums.dw[ki * run * g.c_out..];
+        matmul_into(weight_shape, dw_t, g.c_out, true, windows, gradient);
     }
     let Some(dx) = dx else { return };
     let (rows, taps) = (g.in_h * grid.wp, g.kw * g.c_out);
     let first_row = g.pad_h * grid.wp;
     let dxpad = &mut *buffers.product;
+    let shape = GemmShape {
+        m: rows,
+        n: g.c_in,
+        k: taps,
+    };
     for ki in 0..g.kh {
         // dxpad[rows, c_in] (+)= runs_ki[rows, kw * c_out] @ wflip_ki[kw * c_out, c_in]
         let start = (first_row + (g.kh - 1 - ki) * grid.wp) * g.c_out;
-        matmul_into(
-            rows,
-            g.c_in,
-            taps,
-            (dxpad, g.c_in),
-            ki > 0,
-            (&framed[start..], (g.c_out, 1)),
-            (&flipped[ki * taps * g.c_in..], (g.c_in, 1)),
-        );
+        let runs = Operand::row_major(&framed[start..], g.c_out);
+        let wflip = Operand::row_major(&flipped[ki * taps * g.c_in..], g.c_in);
+        matmul_into(shape, dxpad, g.c_in, ki > 0, runs, wflip);
     }
     let plane = g.in_h * g.in_w;
     for iy in 0..g.in_h {

@@ -1,5 +1,6 @@
 //! The convolution checked against its definition, forward and backward, in both layouts.
 
+use super::layout::{Fields, Layout};
 use super::*;
 use crate::kernels::test_values as values;
 

@@ -12,7 +12,9 @@ use crate::kernels::adam::{AdamStep, adam_update};
 use crate::kernels::attention::{AttentionGeometry, attention_backward, attention_forward};
 use crate::kernels::conv::{ConvGeometry, ConvSpacing, conv2d_backward, conv2d_forward};
 use crate::kernels::linear::{LinearGeometry, linear_backward, linear_forward};
-use crate::kernels::norm::{NormGeometry, NormOptions, batch_norm_backward, batch_norm_forward};
+use crate::kernels::norm::{
+    BatchStatistics, NormGeometry, NormOptions, batch_norm_backward, batch_norm_forward,
+};
 use crate::kernels::pool::{max_pool2x2_backward, max_pool2x2_forward};
 
 /// A contiguous tensor that owns its buffer whenever `t` was the buffer's only handle, so
@@ -221,8 +223,10 @@ impl TrainingKernels for Flex {
             x.storage(),
             gamma.storage(),
             beta.storage(),
-            mean.storage(),
-            variance.storage(),
+            BatchStatistics {
+                mean: mean.storage(),
+                variance: variance.storage(),
+            },
             options,
             dy.storage(),
         );

@@ -88,7 +88,6 @@ pub trait TrainingKernels: Backend {
 
     /// The batch normalization's gradients for `dy` (`mean` and `variance` are the batch's,
     /// from the forward pass): `dx`, `dgamma` and `dbeta`.
-    #[allow(clippy::too_many_arguments)]
     fn batch_norm_train_backward(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
@@ -137,7 +136,7 @@ pub trait TrainingKernels: Backend {
 }
 
 /// Whether the kernels run on `device` (with or without autodiff): flex, or a server that
-/// serves them ([`remote::connect_kernels`]).
+/// serves them ([`remote::describe`]).
 pub fn kernels_run_on(device: &Device) -> bool {
     let device = device.clone().inner();
     device == Device::flex() || remote::serves_kernels(&device)
