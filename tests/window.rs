@@ -10,7 +10,7 @@ use eframe::egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use sparsity_explorer::app::files::{FilePicker, FilePurpose};
-use sparsity_explorer::app::{AppOptions, ExplorerApp};
+use sparsity_explorer::app::{AppCommand, AppOptions, ExplorerApp, PlanEdit};
 use sparsity_explorer::masks_file::parse_masks;
 use sparsity_explorer::plan::ExperimentPlan;
 use sparsity_explorer::prune::{At, Granularity, Schedule};
@@ -65,7 +65,7 @@ fn harness(picker: FilePicker, plan: ExperimentPlan) -> Harness<'static, Explore
         .with_size([1500.0, 950.0])
         .build_eframe(move |cc| {
             let mut app = ExplorerApp::with_picker(cc, AppOptions::default(), picker);
-            app.state.plan = plan;
+            app.execute(AppCommand::EditPlan(PlanEdit::Replace(Box::new(plan))));
             app
         });
     h.step();
@@ -150,12 +150,21 @@ fn the_target_slider_reaches_the_next_pruning_step() {
         app.state.status.prune_events > 0
     });
     set_target(&mut h, 0.7);
-    assert_eq!(h.state().state.plan.pruning.schedule.final_target(), 0.7);
     assert_eq!(
         h.state()
             .state
-            .sent_plan
-            .as_ref()
+            .plan
+            .edited()
+            .pruning
+            .schedule
+            .final_target(),
+        0.7
+    );
+    assert_eq!(
+        h.state()
+            .state
+            .plan
+            .sent()
             .unwrap()
             .pruning
             .schedule
@@ -177,6 +186,49 @@ fn the_target_slider_reaches_the_next_pruning_step() {
 }
 
 #[test]
+fn the_plan_is_checked_once_per_edit_and_never_by_drawing() {
+    let dir = temp_dir("checks");
+    let mut h = harness(picker(&dir, None), plan());
+    let first = h.state().state.plan.check().number;
+    h.run_steps(20);
+    assert_eq!(
+        h.state().state.plan.check().number,
+        first,
+        "frames without edits check nothing"
+    );
+    set_target(&mut h, 0.7);
+    h.run_steps(20);
+    assert_eq!(
+        h.state()
+            .state
+            .plan
+            .edited()
+            .pruning
+            .schedule
+            .final_target(),
+        0.7
+    );
+    assert_eq!(
+        h.state().state.plan.check().number,
+        first + 1,
+        "one edit, one check"
+    );
+    // an invalid plan shows its error under the controls, from that one check
+    click(&mut h, "Network");
+    click(&mut h, "Edit as layers");
+    click(&mut h, "+ conv2d");
+    let checks = h.state().state.plan.check().number;
+    h.run_steps(20);
+    assert_eq!(h.state().state.plan.check().number, checks);
+    assert_eq!(
+        h.query_all_by_label_contains("takes an image").count(),
+        2,
+        "the error is shown at the layer, and under the controls"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn switching_to_two_of_four_mid_run_shows_in_the_saved_masks() {
     let dir = temp_dir("nm");
     let mut h = harness(picker(&dir, None), plan());
@@ -186,7 +238,7 @@ fn switching_to_two_of_four_mid_run_shows_in_the_saved_masks() {
     });
     click(&mut h, "N:M");
     assert_eq!(
-        h.state().state.plan.pruning.granularity,
+        h.state().state.plan.edited().pruning.granularity,
         Granularity::NOfM { n: 2, m: 4 }
     );
     let before = h.state().state.status.prune_events;
@@ -265,7 +317,7 @@ fn a_corrupt_dataset_gives_a_banner_and_the_window_still_works() {
     let mut h = harness(picker(&dir, Some(data.clone())), plan());
     click(&mut h, "Open folder…");
     wait(&mut h, 30, "the folder to be chosen", |app| {
-        app.state.plan.dataset.to_string() == data.display().to_string()
+        app.state.plan.edited().dataset.to_string() == data.display().to_string()
     });
     click(&mut h, "Start");
     wait(&mut h, 60, "an error banner", |app| {
@@ -303,7 +355,7 @@ fn plans_save_and_load_through_the_file_menu() {
     });
     set_target(&mut h, 0.3);
     click(&mut h, "global");
-    assert_ne!(h.state().state.plan, original);
+    assert_ne!(h.state().state.plan.edited(), &original);
     click(&mut h, "File");
     click(&mut h, "Open plan…");
     wait(&mut h, 30, "the plan to load", |app| {
@@ -312,7 +364,7 @@ fn plans_save_and_load_through_the_file_menu() {
             .iter()
             .any(|n| n.starts_with("plan loaded"))
     });
-    assert_eq!(h.state().state.plan, original);
+    assert_eq!(h.state().state.plan.edited(), &original);
     let on_disk = ExperimentPlan::load(&dir.join("plan.toml")).unwrap();
     assert_eq!(on_disk, original);
     std::fs::remove_dir_all(dir).unwrap();
@@ -379,7 +431,7 @@ fn copy_plan_and_paste_plan_carry_a_plan_as_one_line() {
         .expect("a line was copied");
     assert!(line.starts_with("spx1."));
     set_target(&mut h, 0.3);
-    assert_ne!(h.state().state.plan, original);
+    assert_ne!(h.state().state.plan.edited(), &original);
     click(&mut h, "File");
     click(&mut h, "Paste plan…");
     let field = h.get_by_role(Role::TextInput);
@@ -387,7 +439,7 @@ fn copy_plan_and_paste_plan_carry_a_plan_as_one_line() {
     field.type_text(&line);
     h.run_steps(2);
     click(&mut h, "Open plan");
-    assert_eq!(h.state().state.plan, original);
+    assert_eq!(h.state().state.plan.edited(), &original);
     assert!(h.state().state.banner.plan_string_prompt.is_none());
     // a damaged line says so and keeps the plan
     click(&mut h, "File");
@@ -399,7 +451,7 @@ fn copy_plan_and_paste_plan_carry_a_plan_as_one_line() {
     click(&mut h, "Open plan");
     let banner = h.state().state.banner.error.clone().unwrap_or_default();
     assert!(banner.contains("damaged plan string"), "{banner}");
-    assert_eq!(h.state().state.plan, original);
+    assert_eq!(h.state().state.plan.edited(), &original);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -538,19 +590,21 @@ fn a_lesson_ticks_its_steps_as_the_run_shows_them() {
             };
             let mut app =
                 ExplorerApp::with_picker(cc, options, picker(&std::env::temp_dir(), None));
-            app.state.plan.training.backend = BackendChoice::Flex;
+            let mut training = app.state.plan.edited().training.clone();
+            training.backend = BackendChoice::Flex;
+            app.execute(AppCommand::EditPlan(PlanEdit::Training(Box::new(training))));
             app
         });
     h.step();
     let app = h.state();
     let progress = app.state.lesson.as_ref().expect("opened on the lesson");
-    assert_eq!(app.state.plan, {
+    assert_eq!(app.state.plan.edited(), &{
         let mut p = progress.lesson.plan().unwrap();
         p.training.backend = BackendChoice::Flex;
         p
     });
     assert!(
-        app.state.plan.training.pace.is_some(),
+        app.state.plan.edited().training.pace.is_some(),
         "a lesson's run is paced"
     );
     assert!(
@@ -595,7 +649,7 @@ fn a_run_on_a_served_device_that_goes_away_continues_locally_from_the_window() {
     field.type_text(&url);
     h.run_steps(2);
     assert_eq!(
-        h.state().state.plan.training.remote.as_deref(),
+        h.state().state.plan.edited().training.remote.as_deref(),
         Some(url.as_str())
     );
     click(&mut h, "Start");
@@ -645,7 +699,8 @@ fn without_a_dialog_backend_the_window_says_so_and_asks_for_paths() {
         .with_size([1500.0, 950.0])
         .build_eframe(|cc| {
             let mut app = ExplorerApp::without_dialogs(cc, AppOptions::default());
-            app.state.plan = ExperimentPlan::preset("lenet300-agp90").unwrap();
+            let preset = ExperimentPlan::preset("lenet300-agp90").unwrap();
+            app.execute(AppCommand::EditPlan(PlanEdit::Replace(Box::new(preset))));
             app
         });
     h.step();
@@ -669,7 +724,7 @@ fn without_a_dialog_backend_the_window_says_so_and_asks_for_paths() {
             .iter()
             .any(|n| n.starts_with("plan loaded"))
     });
-    assert_eq!(h.state().state.plan, original);
+    assert_eq!(h.state().state.plan.edited(), &original);
     assert!(
         h.state().state.banner.path_prompt.is_none(),
         "the field closes"
@@ -764,7 +819,15 @@ fn sensitivity_from_the_window_fills_the_table_and_sets_per_layer_targets() {
     let tolerated = result.tolerated(0.01);
     click(&mut h, "Use as per-layer targets");
     for (name, level) in tolerated {
-        let o = h.state().state.plan.pruning.layers.get(&name).cloned();
+        let o = h
+            .state()
+            .state
+            .plan
+            .edited()
+            .pruning
+            .layers
+            .get(&name)
+            .cloned();
         assert_eq!(o.and_then(|o| o.target), level, "{name}");
     }
     click(&mut h, "Sweeps");
@@ -861,9 +924,9 @@ fn an_onnx_model_opened_from_the_file_menu_becomes_the_network_and_trains() {
     click(&mut h, "File");
     click(&mut h, "Open ONNX model…");
     wait(&mut h, 30, "the ONNX model", |app| {
-        app.state.plan.onnx.is_some()
+        app.state.plan.edited().onnx.is_some()
     });
-    let p = h.state().state.plan.clone();
+    let p = h.state().state.plan.edited().clone();
     assert_eq!(p.model, sparsity_explorer::model::ModelKind::Custom);
     let names: Vec<&str> = p.layers.iter().filter_map(|l| l.name.as_deref()).collect();
     assert!(
@@ -898,7 +961,7 @@ fn a_worker_that_dies_is_replaced_and_the_plan_and_plots_stay() {
     assert!(app.worker().is_alive(), "a new worker runs");
     assert!(!app.state.status.active);
     assert!(!app.state.history.loss.is_empty(), "the plots stay");
-    assert_eq!(app.state.plan, plan(), "the plan stays");
+    assert_eq!(app.state.plan.edited(), &plan(), "the plan stays");
     assert!(h.query_by_label_contains("stopped unexpectedly").is_some());
     // and the new worker trains
     click(&mut h, "Start");
@@ -956,7 +1019,7 @@ fn the_network_editor_shows_shapes_and_the_error_at_the_layer() {
     click(&mut h, "Network");
     click(&mut h, "Edit as layers");
     {
-        let plan = &h.state().state.plan;
+        let plan = h.state().state.plan.edited();
         assert_eq!(plan.model, sparsity_explorer::model::ModelKind::Custom);
         assert_eq!(plan.layers.len(), 6, "the mlp written out");
     }
@@ -967,7 +1030,7 @@ fn the_network_editor_shows_shapes_and_the_error_at_the_layer() {
     assert!(h.query_by_label("266610 parameters").is_some());
     // a convolution after the flat output: the error shows at that layer
     click(&mut h, "+ conv2d");
-    assert_eq!(h.state().state.plan.layers.len(), 7);
+    assert_eq!(h.state().state.plan.edited().layers.len(), 7);
     assert_eq!(
         h.query_all_by_label_contains("layer conv2d6 (conv2d) takes an image")
             .count(),

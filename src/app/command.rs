@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use super::files::FilePurpose;
+use super::plan_edit::PlanEdit;
 use crate::train::{SensitivityRequest, SweepRequest};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -18,6 +19,9 @@ pub enum AppCommand {
     Step,
     /// End the run now and evaluate it.
     Stop,
+    /// Change the edited plan (checked once; a running session takes it when it can apply
+    /// live).
+    EditPlan(PlanEdit),
     /// Ask for a file (the picker runs on a helper thread).
     ChooseFile(FilePurpose),
     /// Opens the lesson at this place in the course, with its preset.

@@ -1,12 +1,14 @@
 //! How the window acts on what it is asked: every [`AppCommand`] ends here, in
 //! [`ExplorerApp::execute`], as a state change, a command to the worker or file I/O on a
-//! helper thread; finished file I/O comes back through `io_done`.
+//! helper thread; finished file I/O comes back through `io_done`. Every change to the plan,
+//! from a panel, a menu, a lesson or a file, goes through [`ExplorerApp::edit_plan`].
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use super::command::AppCommand;
 use super::files::{self, FilePurpose, IoDone};
+use super::plan_edit::PlanEdit;
 use super::tables;
 use super::{ExplorerApp, SNAPSHOT_INTERVAL, spawn_worker};
 use crate::train::{Command, SensitivityRequest, SweepRequest};
@@ -33,6 +35,7 @@ impl ExplorerApp {
                 Command::Pause
             }),
             AppCommand::TogglePause => {}
+            AppCommand::EditPlan(edit) => self.edit_plan(edit),
             AppCommand::Step => self.send(Command::Step),
             AppCommand::Stop => self.send(Command::Stop),
             AppCommand::ChooseFile(purpose) => self.choose_file(purpose),
@@ -60,6 +63,16 @@ impl ExplorerApp {
         }
     }
 
+    /// Applies one edit to the plan (checked once, in the state) and hands the plan to the
+    /// running session when it can apply live: its pruning at the next step.
+    pub(super) fn edit_plan(&mut self, edit: PlanEdit) {
+        if let Some(plan) = self.state.edit_plan(edit) {
+            self.send(Command::UpdatePlan(Box::new(plan)));
+        }
+        // the panels drew this frame from the plan before the edit
+        self.ctx.request_repaint();
+    }
+
     /// Asks for a file: a dialog on a helper thread, or the path field where there is none.
     fn choose_file(&mut self, purpose: FilePurpose) {
         match &self.picker {
@@ -74,17 +87,13 @@ impl ExplorerApp {
     /// Goes on with a run whose remote server was lost, on this machine.
     fn continue_locally(&mut self) {
         // the run goes on with the local backend: the plan says so too
-        self.state.banner.remote_lost = None;
-        self.state.plan.training.backend = crate::train::BackendChoice::Flex;
-        self.state.plan.training.remote = None;
-        self.state.sent_plan = Some(self.state.plan.clone());
-        self.state.banner.error = None;
+        self.state.continue_locally();
         self.send(Command::ContinueLocally);
     }
 
     /// Puts the plan on the clipboard as one line.
     fn copy_plan(&mut self) {
-        let line = crate::plan_code::encode(&self.state.plan);
+        let line = crate::plan_code::encode(self.state.plan.edited());
         self.ctx.copy_text(line.clone());
         self.state.notice(format!(
             "plan copied as one line of {} characters",
@@ -97,7 +106,7 @@ impl ExplorerApp {
     fn open_plan_string(&mut self, line: &str) {
         match crate::plan_code::decode(line) {
             Ok(plan) => {
-                self.state.plan = plan;
+                self.edit_plan(PlanEdit::Replace(Box::new(plan)));
                 self.state.banner.plan_string_prompt = None;
                 self.state
                     .notice(crate::i18n::t("plan opened from its line").into());
@@ -139,7 +148,7 @@ impl ExplorerApp {
         let (tx, state) = (&self.io_tx, &mut self.state);
         match purpose {
             FilePurpose::OpenPlan => files::load_plan(path, tx),
-            FilePurpose::SavePlan => files::save_plan(state.plan.clone(), path, tx),
+            FilePurpose::SavePlan => files::save_plan(state.plan.edited().clone(), path, tx),
             FilePurpose::SaveMasks => self.send(Command::SaveMasks { path }),
             FilePurpose::SaveCheckpoint => {
                 let history_json = serde_json::to_string(&state.history).unwrap_or_default();
@@ -150,16 +159,16 @@ impl ExplorerApp {
                 self.send(Command::LoadCheckpoint { path });
             }
             FilePurpose::OpenDatasetFolder => {
-                state.plan.dataset = crate::data::DatasetSource::Folder(path)
+                self.edit_plan(PlanEdit::Dataset(crate::data::DatasetSource::Folder(path)))
             }
             FilePurpose::OpenWeights => {
                 state.notice(format!(
                     "the next run starts from the weights in {}",
                     path.display()
                 ));
-                state.plan.training.weights = Some(path);
+                self.edit_plan(PlanEdit::Weights(path));
             }
-            FilePurpose::OpenOnnx => files::open_onnx(state.plan.clone(), path, tx),
+            FilePurpose::OpenOnnx => files::open_onnx(state.plan.edited().clone(), path, tx),
             FilePurpose::ExportModel => self.send(Command::Export { dir: path }),
             FilePurpose::OpenSparseModel => {
                 state.begin_load();
@@ -185,7 +194,7 @@ impl ExplorerApp {
             IoDone::Picked(purpose, path) => self.execute(AppCommand::FileChosen(purpose, path)),
             IoDone::Written(path) => self.state.notice(format!("written to {}", path.display())),
             IoDone::PlanLoaded(path, plan) => {
-                self.state.plan = *plan;
+                self.edit_plan(PlanEdit::Replace(plan));
                 self.state
                     .notice(format!("plan loaded from {}", path.display()));
             }

@@ -1,6 +1,8 @@
 //! Where each panel goes in the window, and which part of the state it is given: the menu
 //! at the top, the status bar at the bottom, the plan on the left, the lesson (while one
 //! is followed) on the right, and in the centre the tabs, the banner and the selected tab.
+//! The plan is handed out to read: panels change it by pushing
+//! [`AppCommand::EditPlan`].
 
 use eframe::egui;
 use egui::Ui;
@@ -23,7 +25,7 @@ pub(super) fn show_panels(
 ) {
     egui::Panel::top("menu").show(ui, |ui| {
         MenuBar {
-            plan: &mut state.plan,
+            plan: state.plan.edited(),
             lessons: &state.lessons,
             language: state.language,
             language_note: state.language_note.as_deref(),
@@ -35,9 +37,9 @@ pub(super) fn show_panels(
         StatusBar {
             status: &state.status,
             until_stopped: state
-                .sent_plan
-                .as_ref()
-                .unwrap_or(&state.plan)
+                .plan
+                .sent()
+                .unwrap_or(state.plan.edited())
                 .training
                 .until_stopped,
         }
@@ -49,8 +51,8 @@ pub(super) fn show_panels(
         .min_size(300.0)
         .show(ui, |ui| {
             PlanPanel {
-                plan: &mut state.plan,
-                sent_plan: state.sent_plan.as_ref(),
+                plan: state.plan.edited(),
+                check: state.plan.check(),
                 pace_drag: &mut state.pace_drag,
                 status: &state.status,
                 layers: &state.layers,
@@ -104,7 +106,7 @@ fn central(ui: &mut Ui, state: &mut AppState, planned: &[[f64; 2]], out: &mut Ve
         .ui(ui),
         Tab::Sensitivity => SensitivityPanel {
             state: &mut state.analysis,
-            pruning: &mut state.plan.pruning,
+            pruning: &state.plan.edited().pruning,
             have_model,
         }
         .ui(ui, out),

@@ -3,7 +3,8 @@
 //! The parts, after egui's demo app and rerun's viewer:
 //! - [`state::AppState`]: what is shown, with the pure reducer that takes worker events;
 //! - [`panels`]: one struct per panel, drawing its part of the state and pushing
-//!   [`AppCommand`]s; `layout.rs` places them and hands each its part;
+//!   [`AppCommand`]s; `layout.rs` places them and hands each its part. Panels only read
+//!   the plan: an edit leaves them as an [`AppCommand::EditPlan`];
 //! - [`ExplorerApp`]: owns the worker and the file I/O, and is the one place that acts on
 //!   commands ([`ExplorerApp::execute`], in `execute.rs`). Training runs in the
 //!   [`Worker`]; each frame drains its events within a time budget and checks that it is
@@ -18,6 +19,7 @@ pub mod layers;
 mod layout;
 pub mod legend;
 pub mod panels;
+pub mod plan_edit;
 mod planned;
 pub mod plot_style;
 pub mod plots;
@@ -34,7 +36,8 @@ use eframe::egui;
 use egui::{Key, Ui};
 
 pub use command::AppCommand;
-pub use state::{AppState, RunStatus, Tab};
+pub use plan_edit::PlanEdit;
+pub use state::{AppState, PlanCheck, PlanState, RunStatus, Tab};
 
 use crate::plan::ExperimentPlan;
 use crate::train::{Command, Worker};
@@ -103,8 +106,9 @@ pub struct ExplorerApp {
     /// with repaints requested back to back, with `--frame-stats`.
     pub frame_intervals_ms: Vec<f32>,
     last_frame_start: Option<Instant>,
-    /// The planned schedule cache: `(plan it was computed for, steps per epoch, curve)`.
-    planned: Option<(ExperimentPlan, u64, Vec<[f64; 2]>)>,
+    /// The planned schedule cache: `(number of the plan's check it was computed for, steps
+    /// per epoch, curve)`.
+    planned: Option<(u64, u64, Vec<[f64; 2]>)>,
     /// A CJK font was added to egui's fonts.
     cjk_font: bool,
     /// Where to look for one ([`fonts::CJK_FONTS`]; tests look elsewhere).
@@ -302,9 +306,6 @@ impl eframe::App for ExplorerApp {
         for command in commands {
             self.execute(command);
         }
-        if let Some(plan) = self.state.plan_to_push() {
-            self.send(Command::UpdatePlan(Box::new(plan)));
-        }
         if self.options.frame_stats && self.frame_times_ms.len() < MAX_FRAME_SAMPLES {
             self.frame_times_ms
                 .push(t0.elapsed().as_secs_f32() * 1000.0);
@@ -312,7 +313,7 @@ impl eframe::App for ExplorerApp {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, "plan", &self.state.plan.to_toml());
+        eframe::set_value(storage, "plan", &self.state.plan.edited().to_toml());
         // presenter zoom (Ctrl + and Ctrl -), back at the next start
         eframe::set_value(storage, "zoom", &self.ctx.zoom_factor());
         eframe::set_value(storage, "language", &self.state.language);

@@ -1,7 +1,7 @@
 //! What the window does for a class: opening a lesson with its preset, and switching the
 //! language (with the CJK font Chinese needs).
 
-use super::{ExplorerApp, fonts};
+use super::{ExplorerApp, PlanEdit, fonts};
 
 impl ExplorerApp {
     /// Opens the lesson at `place` in the course with its preset (the run, if any, goes on
@@ -11,7 +11,7 @@ impl ExplorerApp {
             return;
         };
         match lesson.plan() {
-            Ok(plan) => self.state.plan = plan,
+            Ok(plan) => self.edit_plan(PlanEdit::Replace(Box::new(plan))),
             Err(e) => self.state.banner.error = Some(e.to_string()),
         }
         self.state.lesson = Some(crate::lessons::Progress::new(lesson));

@@ -5,13 +5,15 @@ use egui::{RichText, Ui};
 
 use crate::app::command::AppCommand;
 use crate::app::files::FilePurpose;
+use crate::app::plan_edit::PlanEdit;
 use crate::i18n::{Language, t};
 use crate::lessons::Lesson;
 use crate::plan::{ExperimentPlan, PRESETS};
 
 /// The menu bar.
 pub struct MenuBar<'a> {
-    pub plan: &'a mut ExperimentPlan,
+    /// The plan being edited (its name is shown; a preset replaces it).
+    pub plan: &'a ExperimentPlan,
     pub lessons: &'a [Lesson],
     pub language: Language,
     /// Why Chinese cannot be shown, when it was asked for and could not.
@@ -25,7 +27,7 @@ impl MenuBar<'_> {
     pub fn ui(self, ui: &mut Ui, out: &mut Vec<AppCommand>) {
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button(t("File"), |ui| file_menu(ui, out));
-            ui.menu_button(t("Presets"), |ui| presets_menu(ui, &mut *self.plan));
+            ui.menu_button(t("Presets"), |ui| presets_menu(ui, out));
             ui.menu_button(t("Lessons"), |ui| {
                 for (place, lesson) in self.lessons.iter().enumerate() {
                     let title = format!("{}. {}", place + 1, lesson.title.get(self.language));
@@ -151,13 +153,13 @@ fn file_menu(ui: &mut Ui, out: &mut Vec<AppCommand>) {
 }
 
 /// The presets, each replacing the edited plan.
-fn presets_menu(ui: &mut Ui, plan: &mut ExperimentPlan) {
+fn presets_menu(ui: &mut Ui, out: &mut Vec<AppCommand>) {
     for (name, _) in PRESETS {
         let preset = ExperimentPlan::preset(name);
         let tip = preset.as_ref().map(|p| p.name.clone()).unwrap_or_default();
         if ui.button(*name).on_hover_text(tip).clicked() {
             if let Ok(p) = preset {
-                *plan = p;
+                out.push(AppCommand::EditPlan(PlanEdit::Replace(Box::new(p))));
             }
             ui.close();
         }

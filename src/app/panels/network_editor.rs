@@ -2,11 +2,14 @@
 //! parameter count as it is edited, and the error at the layer that does not fit. Layers
 //! are added, removed, moved, repeated as blocks and edited in place (after TensorFlow
 //! Playground's + and - buttons); changing the network needs a new run, like changing the
-//! model.
+//! model. The editor works on a copy of the plan's input and layers, and sends it as one
+//! [`PlanEdit`] when it changed.
 
 use eframe::egui;
 use egui::{Color32, DragValue, RichText, Ui};
 
+use crate::app::command::AppCommand;
+use crate::app::plan_edit::PlanEdit;
 use crate::i18n::t;
 use std::ops::Range;
 
@@ -44,16 +47,26 @@ enum RowAction {
 
 /// The Network section of the plan panel.
 pub struct NetworkEditor<'a> {
-    pub plan: &'a mut ExperimentPlan,
+    /// The plan being edited.
+    pub plan: &'a ExperimentPlan,
+}
+
+/// The part of the plan the editor changes, copied to be edited in place.
+struct NetworkDraft {
+    input: Option<[usize; 3]>,
+    layers: Vec<Layer>,
 }
 
 impl NetworkEditor<'_> {
-    pub fn ui(self, ui: &mut Ui) {
-        let plan = self.plan;
-        if plan.layers.is_empty() {
-            built_in(ui, plan);
+    pub fn ui(self, ui: &mut Ui, out: &mut Vec<AppCommand>) {
+        if self.plan.layers.is_empty() {
+            built_in(ui, self.plan, out);
             return;
         }
+        let plan = &mut NetworkDraft {
+            input: self.plan.input,
+            layers: self.plan.layers.clone(),
+        };
         let mut input = plan.input.unwrap_or([1, 28, 28]);
         ui.horizontal(|ui| {
             ui.label(t("input"))
@@ -99,20 +112,26 @@ impl NetworkEditor<'_> {
         });
         let total: usize = resolved.iter().map(ResolvedLayer::parameter_count).sum();
         ui.small(format!("{total} parameters"));
+        if plan.input != self.plan.input || plan.layers != self.plan.layers {
+            out.push(AppCommand::EditPlan(PlanEdit::Network {
+                input: plan.input,
+                layers: std::mem::take(&mut plan.layers),
+            }));
+        }
     }
 }
 
 /// A built-in model: what it is, and the button that writes it out as layers to edit.
-fn built_in(ui: &mut Ui, plan: &mut ExperimentPlan) {
+fn built_in(ui: &mut Ui, plan: &ExperimentPlan, out: &mut Vec<AppCommand>) {
     ui.label(format!("{}: {}", plan.model.name(), plan.model.describe()));
     if ui
         .button(t("Edit as layers"))
         .on_hover_text(t("Write this model out as its layers and edit it: add, remove, move, repeat and change layers."))
         .clicked()
-        && let Ok(written) = plan.with_layers_written_out()
+        && let Ok(mut written) = plan.with_layers_written_out()
     {
-        *plan = written;
-        plan.model = ModelKind::Custom;
+        written.model = ModelKind::Custom;
+        out.push(AppCommand::EditPlan(PlanEdit::Replace(Box::new(written))));
     }
 }
 

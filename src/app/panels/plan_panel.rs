@@ -1,5 +1,6 @@
 //! The left panel: run controls, then the plan (training, network, pruning, layers), then
-//! the log. Each section is a panel of its own, given its part of the plan.
+//! the log. Each section is a panel of its own, given its part of the plan to read; what
+//! the user changes leaves it as an [`AppCommand::EditPlan`].
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -13,7 +14,8 @@ use super::run_controls::RunControls;
 use super::training_settings::TrainingSettings;
 use crate::app::command::AppCommand;
 use crate::app::layers::LayerView;
-use crate::app::state::RunStatus;
+use crate::app::plan_edit::PlanEdit;
+use crate::app::state::{PlanCheck, RunStatus};
 use crate::i18n::{t, tf};
 use crate::plan::ExperimentPlan;
 use crate::prune::LayerSpec;
@@ -22,9 +24,9 @@ use crate::train::report::group_roles;
 /// The left panel.
 pub struct PlanPanel<'a> {
     /// The plan being edited.
-    pub plan: &'a mut ExperimentPlan,
-    /// The plan the worker runs, if a run exists.
-    pub sent_plan: Option<&'a ExperimentPlan>,
+    pub plan: &'a ExperimentPlan,
+    /// What checking it found: its error, or its schedule, and whether it needs a reset.
+    pub check: &'a PlanCheck,
     /// The pace being dragged on the speed control, before it goes into the plan.
     pub pace_drag: &'a mut Option<f64>,
     pub status: &'a RunStatus,
@@ -38,7 +40,7 @@ impl PlanPanel<'_> {
     pub fn ui(self, ui: &mut Ui, out: &mut Vec<AppCommand>) {
         let Self {
             plan,
-            sent_plan,
+            check,
             pace_drag,
             status,
             layers,
@@ -47,9 +49,9 @@ impl PlanPanel<'_> {
         egui::ScrollArea::vertical().show(ui, |ui| {
             RunControls {
                 status,
-                plan: &mut *plan,
-                sent_plan,
-                pace_drag: &mut *pace_drag,
+                plan,
+                check,
+                pace_drag,
             }
             .ui(ui, out);
             ui.separator();
@@ -67,10 +69,11 @@ impl PlanPanel<'_> {
     }
 }
 
-/// The plan's sections, each under its own header: training, network, pruning, layers.
+/// The plan's sections, each under its own header: training, network, pruning, layers. The
+/// Pruning and Layers sections edit one copy of the plan's pruning, sent as one edit.
 fn plan_sections(
     ui: &mut Ui,
-    plan: &mut ExperimentPlan,
+    plan: &ExperimentPlan,
     status: &RunStatus,
     layers: &[LayerView],
     out: &mut Vec<AppCommand>,
@@ -86,7 +89,7 @@ fn plan_sections(
                 )
             });
             TrainingSettings {
-                plan: &mut *plan,
+                plan,
                 detected: detected.as_deref(),
             }
             .ui(ui, out);
@@ -94,12 +97,13 @@ fn plan_sections(
     // open from the start when the plan has a network of its own
     egui::CollapsingHeader::new(t("Network"))
         .default_open(!plan.layers.is_empty())
-        .show(ui, |ui| NetworkEditor { plan: &mut *plan }.ui(ui));
+        .show(ui, |ui| NetworkEditor { plan }.ui(ui, out));
+    let mut pruning = plan.pruning.clone();
     egui::CollapsingHeader::new(t("Pruning"))
         .default_open(true)
         .show(ui, |ui| {
             PruningSettings {
-                pruning: &mut plan.pruning,
+                pruning: &mut pruning,
                 steps_per_epoch: status.steps_per_epoch.max(1),
             }
             .ui(ui);
@@ -116,7 +120,7 @@ fn plan_sections(
                 .collect();
             egui::ScrollArea::horizontal().show(ui, |ui| {
                 LayerTable {
-                    pruning: &mut plan.pruning,
+                    pruning: &mut pruning,
                     specs: &specs,
                     roles: &roles,
                     sparsity: &sparsity,
@@ -124,4 +128,7 @@ fn plan_sections(
                 .ui(ui);
             });
         });
+    if pruning != plan.pruning {
+        out.push(AppCommand::EditPlan(PlanEdit::Pruning(Box::new(pruning))));
+    }
 }

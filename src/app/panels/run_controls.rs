@@ -1,11 +1,12 @@
 //! The run's controls at the top of the plan panel: Start, Pause/Resume, Step, Stop,
-//! Reset, the speed cap, and why the edited plan cannot apply now.
+//! Reset, the speed cap, and why the edited plan cannot apply now (from its last check).
 
 use eframe::egui;
 use egui::{Color32, Ui};
 
 use crate::app::command::AppCommand;
-use crate::app::state::RunStatus;
+use crate::app::plan_edit::PlanEdit;
+use crate::app::state::{PlanCheck, RunStatus};
 use crate::i18n::{t, tf};
 use crate::plan::ExperimentPlan;
 
@@ -18,9 +19,10 @@ const DEFAULT_PACE: f64 = 10.0;
 pub struct RunControls<'a> {
     pub status: &'a RunStatus,
     /// The plan being edited (the speed control sets its pace).
-    pub plan: &'a mut ExperimentPlan,
-    /// The plan the worker runs, if a run exists.
-    pub sent_plan: Option<&'a ExperimentPlan>,
+    pub plan: &'a ExperimentPlan,
+    /// What checking the plan found: its error, or its schedule, and whether it needs a
+    /// reset.
+    pub check: &'a PlanCheck,
     /// The pace being dragged on the speed control, before it goes into the plan.
     pub pace_drag: &'a mut Option<f64>,
 }
@@ -30,15 +32,16 @@ impl RunControls<'_> {
         let Self {
             status,
             plan,
-            sent_plan,
+            check,
             pace_drag,
         } = self;
-        let active = status.active;
         buttons(ui, status, out);
-        pace_control(ui, plan, pace_drag);
-        if let Some(sent) = sent_plan
-            && active
-            && let Some(what) = sent.reset_reason(plan)
+        let pace = pace_control(ui, plan.training.pace, pace_drag);
+        if pace != plan.training.pace {
+            out.push(AppCommand::EditPlan(PlanEdit::Pace(pace)));
+        }
+        if status.active
+            && let Some(what) = check.needs_reset
         {
             ui.colored_label(
                 Color32::from_rgb(230, 170, 60),
@@ -48,14 +51,13 @@ impl RunControls<'_> {
                 ),
             );
         }
-        let examples = status.train_examples.max(crate::data::BUILTIN_TRAIN);
-        match plan.validate(examples) {
+        match &check.schedule {
             Err(e) => {
-                ui.colored_label(Color32::from_rgb(230, 110, 100), e.to_string());
+                ui.colored_label(Color32::from_rgb(230, 110, 100), e);
             }
             Ok(schedule) => {
                 if let Some(pace) = plan.training.pace {
-                    ui.small(pacing_note(pace, &schedule));
+                    ui.small(pacing_note(pace, schedule));
                 }
             }
         }
@@ -108,11 +110,12 @@ fn buttons(ui: &mut Ui, status: &RunStatus, out: &mut Vec<AppCommand>) {
     });
 }
 
-/// The speed control: it edits the plan's pace, which a running session takes live. While
-/// the slider is dragged the value waits in `pace_drag`, so the run gets the value let go.
-fn pace_control(ui: &mut Ui, plan: &mut ExperimentPlan, pace_drag: &mut Option<f64>) {
+/// The speed control: it returns the plan's pace (`pace` until the user changes it), which
+/// a running session takes live. While the slider is dragged the value waits in
+/// `pace_drag`, so the run gets the value let go.
+fn pace_control(ui: &mut Ui, pace: Option<f64>, pace_drag: &mut Option<f64>) -> Option<f64> {
     ui.horizontal(|ui| {
-        let shown = pace_drag.or(plan.training.pace);
+        let shown = pace_drag.or(pace);
         let mut capped = shown.is_some();
         ui.checkbox(&mut capped, t("slow down to"))
             .on_hover_text(t("Cap the steps per second so a class can watch the masks change; training is otherwise as fast as it goes."));
@@ -126,11 +129,13 @@ fn pace_control(ui: &mut Ui, plan: &mut ExperimentPlan, pace_drag: &mut Option<f
         );
         if capped && slider.dragged() && !slider.drag_stopped() {
             *pace_drag = Some(speed);
+            pace
         } else {
             *pace_drag = None;
-            plan.training.pace = capped.then_some(speed);
+            capped.then_some(speed)
         }
-    });
+    })
+    .inner
 }
 
 /// Why the run is paced, how long its pruning lasts at that pace, and how to go full speed.

@@ -8,6 +8,7 @@ use egui_plot::{Corner, HLine, Legend, Line, Plot, Points};
 
 use crate::app::command::AppCommand;
 use crate::app::files::FilePurpose;
+use crate::app::plan_edit::PlanEdit;
 use crate::app::plot_style::{PALETTE, format_mark, readable_marks};
 use crate::app::state::AnalysisState;
 use crate::app::widgets::servers_field;
@@ -23,8 +24,8 @@ const ALREADY_PRUNED: &str = "already pruned (no change)";
 pub struct SensitivityPanel<'a> {
     pub state: &'a mut AnalysisState,
     /// The plan's pruning: its granularity and criterion are analysed, and the tolerated
-    /// levels can become its per-layer targets.
-    pub pruning: &'a mut PruningPolicy,
+    /// levels can become its per-layer targets (as an edit of the plan).
+    pub pruning: &'a PruningPolicy,
     /// A model is trained or loaded (analyses start from its weights).
     pub have_model: bool,
 }
@@ -61,7 +62,13 @@ impl SensitivityPanel<'_> {
         };
         ui.columns(2, |cols| {
             accuracy_plot(&mut cols[0], &result);
-            tolerance_table(&mut cols[1], &mut state.tolerance_points, &result, pruning);
+            tolerance_table(
+                &mut cols[1],
+                &mut state.tolerance_points,
+                &result,
+                pruning,
+                out,
+            );
         });
     }
 }
@@ -169,7 +176,8 @@ fn tolerance_table(
     ui: &mut Ui,
     tolerance_points: &mut f64,
     result: &SensitivityResult,
-    pruning: &mut PruningPolicy,
+    pruning: &PruningPolicy,
+    out: &mut Vec<AppCommand>,
 ) {
     ui.horizontal(|ui| {
         ui.label(t("tolerance"));
@@ -209,11 +217,13 @@ fn tolerance_table(
         .on_hover_text("Write these levels into the plan's per-layer overrides (own target); layers with none are left as they are.")
         .clicked()
     {
+        let mut pruning = pruning.clone();
         for (name, level) in &tolerated {
             if let Some(level) = level {
                 let o = pruning.layers.entry(name.clone()).or_default();
                 o.target = Some(*level);
             }
         }
+        out.push(AppCommand::EditPlan(PlanEdit::Pruning(Box::new(pruning))));
     }
 }

@@ -1,11 +1,14 @@
 //! The Training section of the plan panel: the data, the model, the backend (and the
-//! remote server's address), the starting weights and the optimizer's settings.
+//! remote server's address), the starting weights and the optimizer's settings. It edits
+//! copies of the plan's data and training settings, and sends each that changed as one
+//! [`PlanEdit`].
 
 use eframe::egui;
 use egui::{DragValue, Ui};
 
 use crate::app::command::AppCommand;
 use crate::app::files::FilePurpose;
+use crate::app::plan_edit::PlanEdit;
 use crate::app::tips;
 use crate::data::{DatasetSource, FASHION_MNIST_DIR};
 use crate::i18n::t;
@@ -15,7 +18,7 @@ use crate::train::BackendChoice;
 
 /// The Training section.
 pub struct TrainingSettings<'a> {
-    pub plan: &'a mut ExperimentPlan,
+    pub plan: &'a ExperimentPlan,
     /// The backend and device the worker reported, once a run started.
     pub detected: Option<&'a str>,
 }
@@ -23,8 +26,15 @@ pub struct TrainingSettings<'a> {
 impl TrainingSettings<'_> {
     pub fn ui(self, ui: &mut Ui, out: &mut Vec<AppCommand>) {
         let plan = self.plan;
-        dataset_ui(ui, &mut plan.dataset, out);
-        model_ui(ui, plan);
+        let mut dataset = plan.dataset.clone();
+        dataset_ui(ui, &mut dataset, out);
+        if dataset != plan.dataset {
+            out.push(AppCommand::EditPlan(PlanEdit::Dataset(dataset)));
+        }
+        if let Some(model) = model_ui(ui, plan) {
+            out.push(AppCommand::EditPlan(PlanEdit::Model(model)));
+        }
+        let mut training = plan.training.clone();
         if let Some(path) = plan.training.weights.clone() {
             ui.horizontal_wrapped(|ui| {
                 ui.small(format!("starting weights: {}", path.display()));
@@ -33,13 +43,16 @@ impl TrainingSettings<'_> {
                     .on_hover_text("Start from a random initialisation again.")
                     .clicked()
                 {
-                    plan.training.weights = None;
+                    training.weights = None;
                 }
             });
         }
-        backend_ui(ui, &mut plan.training);
+        backend_ui(ui, &mut training);
         ui.small(self.detected.unwrap_or(t("detected when training starts")));
-        optimizer_ui(ui, &mut plan.training);
+        optimizer_ui(ui, &mut training);
+        if training != plan.training {
+            out.push(AppCommand::EditPlan(PlanEdit::Training(Box::new(training))));
+        }
     }
 }
 
@@ -64,8 +77,10 @@ fn dataset_ui(ui: &mut Ui, dataset: &mut DatasetSource, out: &mut Vec<AppCommand
     }
 }
 
-/// The built-in models; choosing one replaces the plan's own stack of layers.
-fn model_ui(ui: &mut Ui, plan: &mut ExperimentPlan) {
+/// The built-in models; returns the one chosen, which replaces the plan's own stack of
+/// layers.
+fn model_ui(ui: &mut Ui, plan: &ExperimentPlan) -> Option<ModelKind> {
+    let mut chosen = None;
     ui.horizontal(|ui| {
         ui.label(t("Model")).on_hover_text(t(tips::MODEL));
         let shown = if plan.layers.is_empty() {
@@ -82,16 +97,14 @@ fn model_ui(ui: &mut Ui, plan: &mut ExperimentPlan) {
                         .on_hover_text(m.describe())
                         .clicked()
                     {
-                        // a built-in model replaces the plan's own stack
-                        plan.model = m;
-                        plan.layers.clear();
-                        plan.input = None;
+                        chosen = Some(m);
                     }
                 }
             })
             .response
             .on_hover_text(t(tips::MODEL));
     });
+    chosen
 }
 
 /// Where training runs; the remote backend also needs its server.

@@ -2,17 +2,21 @@
 //! status, its history and layers, the analyses, notices and the banner. Worker events
 //! come in through one pure reducer, [`AppState::apply`] (in `reducer.rs`), which says
 //! what should follow (more snapshots) as [`AppCommand`](crate::app::AppCommand)s
-//! instead of doing it; the analyses' part of the state is in `analysis.rs`.
+//! instead of doing it. The plan changes only through [`AppState::edit_plan`] (in
+//! `edits.rs`), which checks it once per edit; the analyses' part of the state is in
+//! `analysis.rs`.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 mod analysis;
+mod edits;
 mod reducer;
 #[cfg(test)]
 mod tests;
 
 pub use analysis::{AnalysisState, NamedSweep};
+pub use edits::{PlanCheck, PlanState};
 
 use crate::app::files::FilePurpose;
 use crate::app::history::{Overlays, RunHistory};
@@ -79,10 +83,9 @@ pub struct AppState {
     pub analysis: AnalysisState,
     pub export_report: Option<ExportReport>,
     pub infer_bench: Option<InferBench>,
-    /// The plan being edited (persisted between launches).
-    pub plan: ExperimentPlan,
-    /// The plan the worker runs, if a run exists.
-    pub sent_plan: Option<ExperimentPlan>,
+    /// The plan being edited (persisted between launches), the plan the worker runs, and
+    /// what checking the edited one found; changed by [`Self::edit_plan`].
+    pub plan: PlanState,
     pub status: RunStatus,
     pub history: RunHistory,
     pub overlays: Overlays,
@@ -114,8 +117,7 @@ impl AppState {
             analysis: AnalysisState::default(),
             export_report: None,
             infer_bench: None,
-            plan,
-            sent_plan: None,
+            plan: PlanState::new(plan),
             status: RunStatus::default(),
             history: RunHistory::default(),
             overlays: Overlays::default(),
@@ -145,18 +147,19 @@ impl AppState {
     }
 
     /// Prepares a run of the edited plan and returns the plan to send, or says why it
-    /// cannot run (in the banner).
+    /// cannot run (in the banner, from the plan's last check).
     pub fn begin_run(&mut self) -> Option<ExperimentPlan> {
-        if let Err(e) = self.plan.validate(crate::data::BUILTIN_TRAIN) {
-            self.banner.error = Some(e.to_string());
+        if let Err(e) = &self.plan.check.schedule {
+            self.banner.error = Some(e.clone());
             return None;
         }
+        let plan = self.plan.edited.clone();
         self.archive_run();
         self.runs_started += 1;
-        let mut label = if self.plan.name.is_empty() {
-            self.plan.model.name().to_string()
+        let mut label = if plan.name.is_empty() {
+            plan.model.name().to_string()
         } else {
-            self.plan.name.clone()
+            plan.name.clone()
         };
         if label.chars().count() > 28 {
             label = label.chars().take(27).collect::<String>() + "…";
@@ -167,8 +170,9 @@ impl AppState {
             active: true,
             ..Default::default()
         };
-        self.sent_plan = Some(self.plan.clone());
-        Some(self.plan.clone())
+        self.recheck_for_data();
+        self.plan.set_sent(Some(plan.clone()));
+        Some(plan)
     }
 
     /// Before a model is loaded from a file: the current run becomes an overlay.
@@ -178,6 +182,7 @@ impl AppState {
             active: true,
             ..Default::default()
         };
+        self.recheck_for_data();
     }
 
     fn archive_run(&mut self) {
@@ -190,27 +195,8 @@ impl AppState {
         self.archive_run();
         self.status = RunStatus::default();
         self.layers.clear();
-        self.sent_plan = None;
-    }
-
-    /// The edited plan, when it differs from the running one and can be applied live.
-    pub fn plan_to_push(&mut self) -> Option<ExperimentPlan> {
-        let sent = self.sent_plan.as_ref()?;
-        if !self.status.active || *sent == self.plan {
-            return None;
-        }
-        if sent.reset_reason(&self.plan).is_some() {
-            return None; // shown as a hint next to the controls
-        }
-        if self
-            .plan
-            .validate(self.status.train_examples.max(1))
-            .is_err()
-        {
-            return None; // shown in the plan panel; the run keeps its last valid plan
-        }
-        self.sent_plan = Some(self.plan.clone());
-        Some(self.plan.clone())
+        self.plan.set_sent(None);
+        self.recheck_for_data();
     }
 
     /// The worker thread is gone (`what` happened to it): the run with it, but not the
@@ -218,7 +204,8 @@ impl AppState {
     pub fn worker_lost(&mut self, what: &str) {
         self.status.active = false;
         self.status.paused = false;
-        self.sent_plan = None;
+        self.plan.set_sent(None);
+        self.recheck_for_data();
         self.banner.worker_silent = None;
         self.analysis.sensitivity_progress = None;
         self.analysis.sweep_progress = None;

@@ -18,7 +18,7 @@ impl AppState {
     pub fn apply(&mut self, event: Event) -> Vec<AppCommand> {
         self.history.record(&event);
         if let Some(progress) = self.lesson.as_mut() {
-            let plan = self.sent_plan.as_ref().unwrap_or(&self.plan);
+            let plan = self.plan.sent().unwrap_or(self.plan.edited());
             progress.observe(&event, plan);
         }
         // every kind of event named here, so that a new one must be given its place
@@ -45,6 +45,8 @@ impl AppState {
             | Event::SweepProgress { .. }
             | Event::SweepFinished { .. } => self.apply_analysis(event),
         };
+        // a run that starts, reports its data or ends changes what the plan is checked against
+        self.recheck_for_data();
         match refresh {
             Some(force) => vec![AppCommand::RefreshSnapshots { force }],
             None => Vec::new(),

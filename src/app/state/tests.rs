@@ -6,11 +6,31 @@ use std::sync::Arc;
 use super::*;
 use crate::app::command::AppCommand;
 use crate::app::layers::CutLine;
+use crate::app::plan_edit::PlanEdit;
 use crate::prune::LayerShape;
 use crate::train::{EvalPhase, Event, LayerInfo, LayerSparsity, WorkerError};
 
 fn state() -> AppState {
     AppState::new(ExperimentPlan::preset("quick-demo").unwrap(), None)
+}
+
+/// The edit the target slider makes: the plan's pruning with final target `target`.
+fn target(s: &AppState, target: f64) -> PlanEdit {
+    let mut pruning = s.plan.edited().pruning.clone();
+    pruning.schedule.set_final_target(target);
+    PlanEdit::Pruning(Box::new(pruning))
+}
+
+fn progress(step: u64) -> Event {
+    Event::Progress {
+        step,
+        total_steps: 252,
+        epoch: step as f64 / 63.0,
+        loss: 0.5,
+        samples_per_s: 1000.0,
+        sparsity: 0.0,
+        elapsed_s: 1.0,
+    }
 }
 
 fn started() -> Event {
@@ -53,7 +73,7 @@ fn error(run_ended: bool) -> Event {
 fn a_start_sets_the_run_up_and_asks_for_snapshots() {
     let mut s = state();
     let plan = s.begin_run().expect("the preset is valid");
-    assert_eq!(plan, s.plan);
+    assert_eq!(&plan, s.plan.edited());
     assert!(s.status.active && s.history.name.starts_with("run 1: "));
     let follow = s.apply(started());
     assert_eq!(follow, vec![AppCommand::RefreshSnapshots { force: true }]);
@@ -181,11 +201,11 @@ fn a_second_run_keeps_the_first_as_an_overlay_and_a_lost_worker_keeps_the_plots(
         sparsity: 0.0,
         elapsed_s: 0.1,
     });
-    let plan = s.plan.clone();
+    let plan = s.plan.edited().clone();
     s.worker_lost("stopped unexpectedly");
-    assert!(!s.status.active && s.sent_plan.is_none());
+    assert!(!s.status.active && s.plan.sent().is_none());
     assert_eq!(s.history.loss.points(), &[[3.0, 2.0]]);
-    assert_eq!(s.plan, plan);
+    assert_eq!(s.plan.edited(), &plan);
     assert!(
         s.banner
             .error
@@ -198,22 +218,91 @@ fn a_second_run_keeps_the_first_as_an_overlay_and_a_lost_worker_keeps_the_plots(
 #[test]
 fn plan_changes_are_pushed_once_and_only_when_they_can_apply_live() {
     let mut s = state();
-    assert_eq!(s.plan_to_push(), None, "no run");
+    assert_eq!(s.edit_plan(target(&s, 0.6)), None, "no run");
     s.begin_run();
     s.apply(started());
-    assert_eq!(s.plan_to_push(), None, "unchanged");
-    s.plan.pruning.schedule.set_final_target(0.7);
-    let pushed = s.plan_to_push().expect("a target change applies live");
+    assert_eq!(s.edit_plan(target(&s, 0.6)), None, "unchanged");
+    let pushed = s
+        .edit_plan(target(&s, 0.7))
+        .expect("a target change applies live");
     assert_eq!(pushed.pruning.schedule.final_target(), 0.7);
-    assert_eq!(s.plan_to_push(), None, "already sent");
-    s.plan.training.batch *= 2;
-    assert_eq!(s.plan_to_push(), None, "a batch change needs a new run");
+    assert_eq!(s.plan.sent(), Some(&pushed));
+    assert_eq!(s.edit_plan(target(&s, 0.7)), None, "already sent");
+    let mut training = s.plan.edited().training.clone();
+    training.batch *= 2;
+    assert_eq!(
+        s.edit_plan(PlanEdit::Training(Box::new(training))),
+        None,
+        "a batch change needs a new run"
+    );
+    assert_eq!(s.plan.check().needs_reset, Some("the batch size"));
+    assert_eq!(
+        s.edit_plan(target(&s, 0.8)),
+        None,
+        "nor does anything else while the batch size waits for a reset"
+    );
+    assert_eq!(s.plan.sent().unwrap().pruning.schedule.final_target(), 0.7);
+}
+
+#[test]
+fn each_edit_is_checked_once_and_nothing_else_checks_the_plan() {
+    let mut s = state();
+    s.begin_run();
+    s.apply(started());
+    let first = s.plan.check().number;
+    for step in 1..=50 {
+        s.apply(progress(step));
+    }
+    assert_eq!(s.plan.check().number, first, "events check nothing");
+    assert!(s.edit_plan(target(&s, 0.7)).is_some());
+    assert_eq!(s.plan.check().number, first + 1, "one edit, one check");
+    assert_eq!(
+        s.plan.check().schedule.as_ref().unwrap().final_target(),
+        0.7
+    );
+    // an invalid edit is checked once too: its error is kept for the controls to show, and
+    // the run keeps its last valid plan
+    assert_eq!(s.edit_plan(target(&s, 1.5)), None);
+    assert_eq!(s.plan.check().number, first + 2);
+    assert!(s.plan.check().schedule.is_err());
+    assert_eq!(s.plan.sent().unwrap().pruning.schedule.final_target(), 0.7);
+    // reading the check, as every frame does, checks nothing
+    for _ in 0..10 {
+        let _ = s.plan.check();
+    }
+    assert_eq!(s.plan.check().number, first + 2);
+    let pushed = s.edit_plan(target(&s, 0.6)).expect("valid again");
+    assert_eq!(pushed.pruning.schedule.final_target(), 0.6);
+    assert_eq!(s.plan.check().number, first + 3);
+}
+
+#[test]
+fn the_plan_is_checked_again_only_when_the_data_it_is_checked_against_changes() {
+    let mut s = state();
+    let first = s.plan.check().clone();
+    assert_eq!(first.train_len, crate::data::BUILTIN_TRAIN);
+    s.begin_run();
+    s.apply(started()); // the built-in set: nothing to check again
+    assert_eq!(s.plan.check(), &first);
+    s.reset();
+    assert_eq!(s.plan.check(), &first);
+    s.begin_run();
+    let mut smaller = started();
+    if let Event::Started { train_examples, .. } = &mut smaller {
+        *train_examples = 640;
+    }
+    s.apply(smaller);
+    assert_eq!(s.plan.check().train_len, 640);
+    assert_eq!(s.plan.check().number, first.number + 1);
+    s.reset();
+    assert_eq!(s.plan.check().train_len, crate::data::BUILTIN_TRAIN);
+    assert_eq!(s.plan.check().number, first.number + 2);
 }
 
 #[test]
 fn an_invalid_plan_does_not_start_and_says_why() {
     let mut s = state();
-    s.plan.pruning.schedule.set_final_target(1.5);
+    assert_eq!(s.edit_plan(target(&s, 1.5)), None);
     assert_eq!(s.begin_run(), None);
     assert!(!s.status.active);
     assert!(s.banner.error.is_some());
