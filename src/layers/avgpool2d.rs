@@ -4,15 +4,13 @@ use burn::nn::pool::AvgPool2dConfig;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::shape::image_of;
-use super::host::{HostOp, first};
-use super::shape::windowed;
+use super::host::{HostOp, HostPool};
+use super::shape::{pool_attrs, pool_settings, pooled};
 use super::{
-    Activation, At, Attr, Fit, Forward, HostBuild, Inputs, Kind, NodeWriter, Plan, See,
-    Setting, Shape, WriteError,
+    Activation, At, Fit, Forward, HostBuild, Inputs, Kind, NodeWriter, Plan, See, Setting,
+    Shape, WriteError,
 };
 use crate::host::InferError;
-use crate::host::ops::{Act, pool};
 
 
 pub type Module = burn::nn::pool::AvgPool2d;
@@ -55,16 +53,7 @@ impl Plan for Avgpool2d {
     }
 
     fn settings(&mut self) -> Vec<Setting<'_>> {
-        let kernel = self.kernel;
-        vec![
-            Setting::count("k ", &mut self.kernel, 1, 16),
-            Setting::CountOr {
-                prefix: "s ",
-                default: kernel,
-                value: &mut self.stride,
-                max: 16,
-            },
-        ]
+        pool_settings(&mut self.kernel, &mut self.stride)
     }
 }
 
@@ -73,14 +62,7 @@ impl Kind for Avgpool2d {
     type Module = Module;
 
     fn output(&self, inputs: Inputs<'_>) -> Result<Shape, Fit> {
-        let (c, h, w) = image_of(inputs[0].1)?;
-        let (kernel, stride) = (self.kernel, self.stride());
-        if kernel == 0 || stride == 0 {
-            return Err(Fit::Invalid("kernel and stride must be at least 1".into()));
-        }
-        windowed(c, (h, w), kernel, stride, 0).ok_or_else(|| {
-            Fit::Mismatch(format!("an image of at least {kernel} x {kernel}"))
-        })
+        pooled(inputs[0].1, self.kernel, self.stride())
     }
 
     fn module(&self, _at: &At, _device: &Device) -> Module {
@@ -93,6 +75,7 @@ impl Kind for Avgpool2d {
         Ok(Box::new(HostPool {
             k: self.kernel,
             stride: self.stride(),
+            max: false,
         }))
     }
 
@@ -103,12 +86,7 @@ impl Kind for Avgpool2d {
         xs: &[String],
         out: String,
     ) -> Result<String, WriteError> {
-        let (k, s) = (self.kernel as i64, self.stride() as i64);
-        let attrs = vec![
-            Attr::Ints("kernel_shape", vec![k, k]),
-            Attr::Ints("strides", vec![s, s]),
-        ];
-        Ok(g.node("AveragePool", at.name, &[&xs[0]], out, attrs))
+        Ok(g.node("AveragePool", at.name, &[&xs[0]], out, pool_attrs(self.kernel, self.stride())))
     }
 }
 
@@ -117,20 +95,5 @@ impl Forward for Module {
         // [batch, c, h, w] -> [batch, c, h', w']
         let x = Activation::single(inputs).image(Avgpool2d::TYPE);
         Activation::Image(self.forward(x))
-    }
-}
-
-#[derive(Debug)]
-struct HostPool {
-    k: usize,
-    stride: usize,
-}
-
-impl HostOp for HostPool {
-    fn run(&self, inputs: Vec<Act>) -> Act {
-        match first(inputs) {
-            Act::Maps(m) => Act::Maps(pool(&m, self.k, self.stride, false)),
-            x => x,
-        }
     }
 }

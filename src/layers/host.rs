@@ -4,7 +4,7 @@
 use std::fmt::Debug;
 
 use super::HostTensor;
-use crate::host::ops::{Act, merge};
+use crate::host::ops::{Act, merge, pool};
 use crate::host::{InferError, Linear, build_layer};
 
 /// One layer's operation in host inference.
@@ -177,5 +177,22 @@ pub struct HostMerge {
 impl HostOp for HostMerge {
     fn run(&self, inputs: Vec<Act>) -> Act {
         merge(inputs, self.add)
+    }
+}
+
+/// Max or average pooling on the host.
+#[derive(Debug)]
+pub struct HostPool {
+    pub k: usize,
+    pub stride: usize,
+    pub max: bool,
+}
+
+impl HostOp for HostPool {
+    fn run(&self, inputs: Vec<Act>) -> Act {
+        match first(inputs) {
+            Act::Maps(m) => Act::Maps(pool(&m, self.k, self.stride, self.max)),
+            x => x,
+        }
     }
 }

@@ -113,6 +113,44 @@ pub(super) fn tokens_of(shape: Shape) -> Result<(usize, usize), super::Fit> {
     }
 }
 
+/// What a pool of square `kernel` windows `stride` apart gives from `input`.
+pub(super) fn pooled(input: Shape, kernel: usize, stride: usize) -> Result<Shape, super::Fit> {
+    let (c, h, w) = image_of(input)?;
+    if kernel == 0 || stride == 0 {
+        return Err(super::Fit::Invalid(
+            "kernel and stride must be at least 1".into(),
+        ));
+    }
+    windowed(c, (h, w), kernel, stride, 0)
+        .ok_or_else(|| super::Fit::Mismatch(format!("an image of at least {kernel} x {kernel}")))
+}
+
+/// A pool's settings: its kernel, and its stride (the kernel when not given).
+pub(super) fn pool_settings<'a>(
+    kernel: &'a mut usize,
+    stride: &'a mut Option<usize>,
+) -> Vec<super::Setting<'a>> {
+    let default = *kernel;
+    vec![
+        super::Setting::count("k ", kernel, 1, 16),
+        super::Setting::CountOr {
+            prefix: "s ",
+            default,
+            value: stride,
+            max: 16,
+        },
+    ]
+}
+
+/// A pool's node attributes.
+pub(super) fn pool_attrs(kernel: usize, stride: usize) -> Vec<super::Attr> {
+    let (k, s) = (kernel as i64, stride as i64);
+    vec![
+        super::Attr::Ints("kernel_shape", vec![k, k]),
+        super::Attr::Ints("strides", vec![s, s]),
+    ]
+}
+
 /// The inputs of one layer: each source's name and shape.
 pub type Inputs<'a> = &'a [(String, Shape)];
 
