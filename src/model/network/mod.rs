@@ -63,6 +63,19 @@ pub struct Network {
     specs: Vec<LayerSpec>,
 }
 
+impl Network {
+    /// A network without layers or parameters, made without a device: what holds a
+    /// network's place while something that takes it by value (an optimizer step) has it.
+    pub fn empty() -> Self {
+        Self {
+            layers: Vec::new(),
+            graph: Vec::new(),
+            readers: Readers::of(&[]),
+            specs: Vec::new(),
+        }
+    }
+}
+
 /// What a prunable weight multiplies: `[batch, c, h, w]` images for a convolution (with the
 /// convolution, for its geometry), `[rows, features]` for a dense layer or a projection
 /// (every token a row).
