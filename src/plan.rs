@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::data::DatasetSource;
-use crate::model::{Layer, ModelKind, StackConfig, StackError};
+use crate::model::weights::take_needed;
+use crate::model::{
+    HostTensor, Layer, ModelKind, StackConfig, StackError, WeightsError, read_state_dict,
+};
 use crate::prune::{LayerSpec, PolicyError, PruningPolicy, StepSchedule, UnitGroup};
 
 /// Where the plan asks to train.
@@ -154,6 +157,34 @@ impl From<crate::onnx::OnnxError> for PlanFileError {
     fn from(e: crate::onnx::OnnxError) -> Self {
         Self::Onnx(Box::new(e))
     }
+}
+
+/// A weights file that cannot be read, by the reader its kind calls.
+#[derive(Debug, Error)]
+pub enum WeightsFileError {
+    #[error(transparent)]
+    StateDict(#[from] WeightsError),
+    #[error(transparent)]
+    Onnx(Box<crate::onnx::OnnxError>),
+}
+
+impl From<crate::onnx::OnnxError> for WeightsFileError {
+    fn from(e: crate::onnx::OnnxError) -> Self {
+        Self::Onnx(Box::new(e))
+    }
+}
+
+/// Reads the weights of `stack` from the file at `path`: an ONNX model (`.onnx`) imported
+/// as the plan's layers, any other file a PyTorch `state_dict` saved as safetensors.
+pub fn read_weights_file(
+    path: &Path,
+    stack: &StackConfig,
+) -> Result<Vec<HostTensor>, WeightsFileError> {
+    if crate::onnx::is_onnx(path) {
+        let model = crate::onnx::import(path)?;
+        return Ok(take_needed(model.params, path, stack)?);
+    }
+    Ok(read_state_dict(path, stack)?)
 }
 
 /// The presets shipped in the binary, by name.

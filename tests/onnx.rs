@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 use onnx_ir::{Message, ModelProto, TensorProto};
 use safetensors::SafeTensors;
-use sparsity_explorer::model::{CLASSES, Network, StackConfig, read_state_dict};
+use sparsity_explorer::model::{CLASSES, Network, StackConfig};
 use sparsity_explorer::onnx::{OnnxError, import, to_onnx};
+use sparsity_explorer::plan::read_weights_file;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -39,7 +40,7 @@ fn tensor(path: &Path, key: &str) -> (Vec<f32>, Vec<usize>) {
 /// The logits of `stack` with the weights in `weights` (safetensors or ONNX) on `images`
 /// (`[n, c, h, w]`).
 fn logits(stack: &StackConfig, weights: &Path, images: &[f32], n: usize) -> Vec<f32> {
-    let params = read_state_dict(weights, stack).unwrap();
+    let params = read_weights_file(weights, stack).unwrap();
     let device = Device::default();
     let mut network = Network::new(stack, CLASSES, &device).unwrap();
     network.write_params(&params).unwrap();
@@ -118,7 +119,7 @@ fn a_cnn_with_concat_batch_norm_pools_gelu_and_layer_norm_imports_and_gives_its_
 /// Writes `stack` with `weights` to ONNX, imports it back, and checks the network and its
 /// logits on the recorded images.
 fn round_trip(label: &str, stack: &StackConfig, weights: &Path) {
-    let params = read_state_dict(weights, stack).unwrap();
+    let params = read_weights_file(weights, stack).unwrap();
     let dir = temp_dir(label);
     let path = dir.join("model.onnx");
     std::fs::write(&path, to_onnx(stack, &params).unwrap()).unwrap();

@@ -42,14 +42,6 @@ pub enum WeightsError {
     },
     #[error(transparent)]
     Network(#[from] StackError),
-    #[error(transparent)]
-    Onnx(Box<crate::onnx::OnnxError>),
-}
-
-impl From<crate::onnx::OnnxError> for WeightsError {
-    fn from(e: crate::onnx::OnnxError) -> Self {
-        Self::Onnx(Box::new(e))
-    }
 }
 
 /// One parameter the stack needs: its name by layer, its name by position, its shape.
@@ -79,13 +71,9 @@ fn needed(stack: &StackConfig) -> Result<Vec<Needed>, StackError> {
     Ok(out)
 }
 
-/// Reads the weights of `stack` from the file at `path`: a PyTorch `state_dict` saved as
-/// safetensors, or an ONNX model (`.onnx`) imported as the plan's layers.
+/// Reads the weights of `stack` from the PyTorch `state_dict` saved as safetensors at
+/// `path`.
 pub fn read_state_dict(path: &Path, stack: &StackConfig) -> Result<Vec<HostTensor>, WeightsError> {
-    if crate::onnx::is_onnx(path) {
-        let model = crate::onnx::import(path)?;
-        return take_needed(model.params, path, stack);
-    }
     let bytes = std::fs::read(path).map_err(|cause| WeightsError::Read {
         path: path.into(),
         cause,
@@ -143,8 +131,9 @@ pub fn parse_state_dict(
     Ok(params)
 }
 
-/// The parameters `stack` needs, in its order, from an ONNX import's.
-fn take_needed(
+/// The parameters `stack` needs, in its order, from the named parameters another reader
+/// produced (a model file imported as the plan's layers); `path` names that file in errors.
+pub fn take_needed(
     params: Vec<HostTensor>,
     path: &Path,
     stack: &StackConfig,

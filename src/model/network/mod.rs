@@ -29,6 +29,17 @@ pub struct Network {
 }
 
 impl Network {
+    /// A network without layers or parameters, made without a device: what holds a
+    /// network's place while something that takes it by value (an optimizer step) has it.
+    pub fn empty() -> Self {
+        Self {
+            layers: Vec::new(),
+            graph: Vec::new(),
+            readers: Readers::of(&[]),
+            specs: Vec::new(),
+        }
+    }
+
     /// Builds the modules of `stack`, checked against `classes` outputs.
     pub fn new(stack: &StackConfig, classes: usize, device: &Device) -> Result<Self, StackError> {
         let graph = stack.resolve(Some(classes))?;

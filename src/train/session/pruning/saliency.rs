@@ -5,15 +5,15 @@
 use burn::module::Module;
 use burn::optim::GradientsParams;
 
-use super::{Session, SessionError};
-use crate::plan::PlanFileError;
+use super::{Masks, Pruning};
+use crate::model::Network;
+use crate::plan::{ExperimentPlan, PlanFileError};
 use crate::prune::Criterion;
 use crate::prune::score::{SYNFLOW_ITERATIONS, synflow_round_target, wanda_scores};
+use crate::train::session::SessionError;
+use crate::train::session::training::Training;
 
-/// Masks per prunable layer (`None`: dense).
-type Masks = Vec<Option<Vec<u8>>>;
-
-impl Session {
+impl Pruning {
     /// Whether some layer ranks by `criterion`'s saliency.
     pub(super) fn layer_uses(&self, criterion: Criterion) -> bool {
         self.layers
@@ -21,8 +21,13 @@ impl Session {
             .any(|l| l.rule.granularity.is_some() && l.rule.criterion == criterion)
     }
 
-    /// Adds this step's `w * dL/dw` to the saliencies the plan's criteria need.
-    pub(super) fn accumulate_saliency(&mut self, grads: &GradientsParams) {
+    /// Adds this step's `w * dL/dw` (`grads` of `network`) to the saliencies the plan's
+    /// criteria need.
+    pub(in crate::train::session) fn accumulate_saliency(
+        &mut self,
+        network: &Network,
+        grads: &GradientsParams,
+    ) {
         let (taylor, movement) = (
             self.layer_uses(Criterion::Taylor),
             self.layer_uses(Criterion::Movement),
@@ -30,7 +35,7 @@ impl Session {
         if !taylor && !movement {
             return;
         }
-        let products = self.network().weight_gradient_products(grads);
+        let products = network.weight_gradient_products(grads);
         let grow = |acc: &mut Vec<f32>, len: usize| {
             if acc.len() != len {
                 *acc = vec![0.0; len];
@@ -55,36 +60,20 @@ impl Session {
         }
     }
 
-    /// `|w * dL/dw|` of every prunable weight on this step's batch, without training.
-    fn batch_saliency(&self) -> Vec<Vec<f32>> {
-        let indices = self.current_batch();
-        let (images, labels) = self.train_batch(&indices);
-        let loss = self.loss_fn.forward(self.network().forward(images), labels);
-        let grads = GradientsParams::from_grads(loss.backward(), self.network());
-        let mut products = self.network().weight_gradient_products(&grads);
-        products
-            .iter_mut()
-            .for_each(|p| p.iter_mut().for_each(|v| *v = v.abs()));
-        products
-    }
-
-    /// Wanda's input norms of every prunable layer on this step's batch, with the network
-    /// in evaluation mode (the calibration batch).
-    fn input_norms(&self) -> Vec<Vec<f32>> {
-        let (images, _) = self.train_batch_untracked(&self.current_batch());
-        self.network().valid().input_norms(images)
-    }
-
     /// What each layer's criterion ranks (the mask code keeps the largest): the weights
-    /// for magnitude, random and synflow (whose rounds [`Session::synflow_masks`] scores),
-    /// saliencies for the others.
-    pub(super) fn criterion_scores(&self, weights: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
+    /// for magnitude, random and synflow (whose rounds [`Pruning::synflow_masks`] scores),
+    /// saliencies for the others, measured on `training`'s current batch.
+    pub(super) fn criterion_scores(
+        &self,
+        training: &Training,
+        weights: Vec<Vec<f32>>,
+    ) -> Vec<Vec<f32>> {
         let needs_batch = self.layer_uses(Criterion::Snip)
             || (self.layer_uses(Criterion::Taylor) && self.taylor_steps == 0);
-        let batch = needs_batch.then(|| self.batch_saliency());
+        let batch = needs_batch.then(|| batch_saliency(training));
         let norms = self
             .layer_uses(Criterion::Wanda)
-            .then(|| self.input_norms());
+            .then(|| input_norms(training));
         weights
             .into_iter()
             .enumerate()
@@ -117,26 +106,28 @@ impl Session {
 
     /// The masks at schedule value `value` when some layer ranks by SynFlow: the other
     /// layers' `scores` stay as given; the SynFlow layers are scored on a positive copy of
-    /// the network and pruned in [`SYNFLOW_ITERATIONS`] rounds, each pruning a little more
-    /// of what the last kept and scoring again with its masks applied.
+    /// `training`'s network and pruned in [`SYNFLOW_ITERATIONS`] rounds, each pruning a
+    /// little more of what the last kept and scoring again with its masks applied.
     pub(super) fn synflow_masks(
         &self,
+        training: &Training,
+        plan: &ExperimentPlan,
         mut scores: Vec<Vec<f32>>,
         value: f64,
     ) -> Result<Masks, SessionError> {
-        let mut flow_network = self.network().linearized()?;
+        let mut flow_network = training.network().linearized()?;
         let rounds = if value > 0.0 { SYNFLOW_ITERATIONS } else { 1 };
         let mut masks = Vec::new();
         for round in 1..=rounds {
-            let flow = flow_network.synaptic_flow(self.data.shape);
+            let flow = flow_network.synaptic_flow(training.data().shape);
             for (i, f) in flow.into_iter().enumerate() {
                 if self.layers[i].rule.criterion == Criterion::Synflow {
                     scores[i] = f;
                 }
             }
-            masks = self.masks_for(&scores, synflow_round_target(value, round, rounds))?;
+            masks = self.masks_for(plan, &scores, synflow_round_target(value, round, rounds))?;
             flow_network.apply_masks(
-                self.to_device(masks.iter().map(Option::as_ref))
+                self.to_device(training, masks.iter().map(Option::as_ref))
                     .iter()
                     .map(Option::as_ref),
             );
@@ -145,14 +136,36 @@ impl Session {
     }
 
     /// Every layer's mask from the scores its criterion ranks, at schedule value `value`.
-    pub(super) fn masks_for(&self, scores: &[Vec<f32>], value: f64) -> Result<Masks, SessionError> {
+    pub(super) fn masks_for(
+        &self,
+        plan: &ExperimentPlan,
+        scores: &[Vec<f32>],
+        value: f64,
+    ) -> Result<Masks, SessionError> {
         let refs: Vec<&[f32]> = scores.iter().map(|w| w.as_slice()).collect();
         let rules = self.rules();
-        let policy = &self.plan.pruning;
+        let policy = &plan.pruning;
         let mut masks = policy
-            .masks(&rules, &refs, value, self.plan.training.seed)
+            .masks(&rules, &refs, value, plan.training.seed)
             .map_err(PlanFileError::from)?;
         policy.cut_groups(&rules, &refs, &self.groups, value, &mut masks);
         Ok(masks)
     }
+}
+
+/// `|w * dL/dw|` of every prunable weight on `training`'s current batch, without training.
+fn batch_saliency(training: &Training) -> Vec<Vec<f32>> {
+    let grads = training.batch_gradients();
+    let mut products = training.network().weight_gradient_products(&grads);
+    products
+        .iter_mut()
+        .for_each(|p| p.iter_mut().for_each(|v| *v = v.abs()));
+    products
+}
+
+/// Wanda's input norms of every prunable layer on `training`'s current batch, with the
+/// network in evaluation mode (the calibration batch).
+fn input_norms(training: &Training) -> Vec<Vec<f32>> {
+    let images = training.batch_images();
+    training.network().valid().input_norms(images)
 }

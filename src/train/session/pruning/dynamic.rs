@@ -1,26 +1,34 @@
 //! Dynamic sparse training (RigL, SET): between pruning steps, the schedule exchanges
-//! weights between kept and pruned, and the session remembers which ones grew.
+//! weights between kept and pruned, and the pruning part remembers which ones grew.
 
 use burn::optim::GradientsParams;
 
-use super::{PruneReport, Session, SessionError};
-use crate::plan::PlanFileError;
+use super::Pruning;
+use crate::model::Network;
+use crate::plan::{ExperimentPlan, PlanFileError};
 use crate::prune::{Growth, GrowthScores, exchange};
+use crate::train::session::training::Training;
+use crate::train::session::{PruneReport, SessionError};
 
 /// An exchange due at this step: the share of kept weights to move, and the dense
 /// gradients RigL grows by (`None` for SET).
-pub(super) struct ExchangeDue {
+pub(in crate::train::session) struct ExchangeDue {
     fraction: f64,
     gradients: Option<Vec<Vec<f32>>>,
 }
 
-impl Session {
+impl Pruning {
     /// The exchange the schedule asks for before training on `step`, with this step's
-    /// gradients read when growth follows them.
-    pub(super) fn exchange_due(&self, step: u64, grads: &GradientsParams) -> Option<ExchangeDue> {
+    /// gradients (`grads` of `network`) read when growth follows them.
+    pub(in crate::train::session) fn exchange_due(
+        &self,
+        step: u64,
+        network: &Network,
+        grads: &GradientsParams,
+    ) -> Option<ExchangeDue> {
         let fraction = self.schedule.exchange_fraction(step)?;
         let gradients = (self.schedule.growth() == Some(Growth::Gradient))
-            .then(|| self.network().weight_gradients(grads));
+            .then(|| network.weight_gradients(grads));
         Some(ExchangeDue {
             fraction,
             gradients,
@@ -28,11 +36,16 @@ impl Session {
     }
 
     /// Drops the weakest kept weights of every pruned layer and grows as many, then uploads
-    /// the masks; the grown weights are zero until training moves them.
-    pub(super) fn exchange(&mut self, due: ExchangeDue) -> Result<PruneReport, SessionError> {
-        let weights = self.network().read_weights();
-        let seed = self.plan.training.seed;
-        let step = self.step;
+    /// the masks to `training`; the grown weights are zero until training moves them.
+    pub(super) fn exchange(
+        &mut self,
+        training: &mut Training,
+        plan: &ExperimentPlan,
+        due: ExchangeDue,
+    ) -> Result<PruneReport, SessionError> {
+        let weights = training.network().read_weights();
+        let seed = plan.training.seed;
+        let step = training.step();
         for (i, layer) in self.layers.iter_mut().enumerate() {
             layer.grown.clear();
             let rule = &layer.rule;
@@ -60,7 +73,7 @@ impl Session {
             layer.mask = Some(e.mask);
             layer.grown = e.grown;
         }
-        self.upload_masks();
-        Ok(self.prune_report(self.schedule.value(self.step), &weights))
+        self.upload_masks(training);
+        Ok(self.prune_report(step, plan, self.schedule.value(step), &weights))
     }
 }
