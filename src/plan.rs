@@ -399,6 +399,17 @@ impl ExperimentPlan {
             .batches_per_epoch() as u64
     }
 
+    /// The plan checked against `train_len` training examples ([`ExperimentPlan::validate`]),
+    /// with what the check found, so that whoever takes it does not check it again.
+    pub fn check(self, train_len: usize) -> Result<CheckedPlan, PlanFileError> {
+        let schedule = self.validate(train_len)?;
+        Ok(CheckedPlan {
+            plan: self,
+            schedule,
+            train_len,
+        })
+    }
+
     /// Checks everything that does not need the data: numbers in range, the schedule, and
     /// the pruning rules against the model's layers. Returns the resolved schedule.
     pub fn validate(&self, train_len: usize) -> Result<StepSchedule, PlanFileError> {
@@ -443,6 +454,45 @@ impl ExperimentPlan {
             }
         }
         Ok(schedule)
+    }
+}
+
+/// A plan checked against a number of training examples, and the schedule it resolved
+/// to. Only [`ExperimentPlan::check`] makes one: the window checks each edit once and hands
+/// the result to the run, which takes it as it is when its own data has that many
+/// examples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckedPlan {
+    plan: ExperimentPlan,
+    schedule: StepSchedule,
+    train_len: usize,
+}
+
+impl CheckedPlan {
+    pub fn plan(&self) -> &ExperimentPlan {
+        &self.plan
+    }
+
+    pub fn schedule(&self) -> &StepSchedule {
+        &self.schedule
+    }
+
+    /// The training examples it was checked against.
+    pub fn train_len(&self) -> usize {
+        self.train_len
+    }
+
+    /// The plan and its schedule, for a run of `train_len` examples: as checked when it was
+    /// checked against that many, checked again otherwise.
+    pub fn for_examples(
+        self,
+        train_len: usize,
+    ) -> Result<(ExperimentPlan, StepSchedule), PlanFileError> {
+        if train_len == self.train_len {
+            return Ok((self.plan, self.schedule));
+        }
+        let checked = self.plan.check(train_len)?;
+        Ok((checked.plan, checked.schedule))
     }
 }
 
@@ -513,6 +563,31 @@ mod tests {
             let again = ExperimentPlan::from_toml(&plan.to_toml(), "round trip").unwrap();
             assert_eq!(plan, again, "{name}");
         }
+    }
+
+    #[test]
+    fn a_checked_plan_is_checked_again_only_for_another_number_of_examples() {
+        let plan = ExperimentPlan::preset("lenet300-agp90").unwrap();
+        let checked = plan.clone().check(8_000).unwrap();
+        assert_eq!(checked.train_len(), 8_000);
+        let (same, schedule) = checked.clone().for_examples(8_000).unwrap();
+        assert_eq!((&same, &schedule), (&plan, checked.schedule()));
+        // a tenth of the examples: a tenth of the steps per epoch, so an end given in
+        // epochs comes sooner
+        let (_, fewer) = checked.for_examples(800).unwrap();
+        assert_eq!(fewer, plan.validate(800).unwrap());
+        assert!(fewer.last_prune_step() < schedule.last_prune_step());
+        assert!(
+            ExperimentPlan {
+                training: Training {
+                    epochs: 0,
+                    ..plan.training.clone()
+                },
+                ..plan
+            }
+            .check(8_000)
+            .is_err()
+        );
     }
 
     #[test]

@@ -165,7 +165,7 @@ fn a_live_target_change_reaches_the_next_pruning_step() {
     let next_prune = (paused_at / 10 + 1) * 10;
     let mut raised = plan.clone();
     raised.pruning.schedule.set_final_target(0.7);
-    worker.send(Command::UpdatePlan(Box::new(raised)));
+    worker.send(Command::UpdatePlan(Box::new(checked(raised))));
     worker.send(Command::Resume);
     let seen = until(&worker, 120, |e| matches!(e, Event::Pruned { .. }));
     assert!(
@@ -191,7 +191,7 @@ fn a_live_target_change_reaches_the_next_pruning_step() {
     // lowering the target re-admits weights at the next pruning step
     let mut lowered = plan.clone();
     lowered.pruning.schedule.set_final_target(0.3);
-    worker.send(Command::UpdatePlan(Box::new(lowered)));
+    worker.send(Command::UpdatePlan(Box::new(checked(lowered))));
     let seen = until(&worker, 120, |e| matches!(e, Event::Pruned { .. }));
     let Some(Event::Pruned { sparsity, .. }) = seen.last() else {
         unreachable!()
@@ -201,7 +201,7 @@ fn a_live_target_change_reaches_the_next_pruning_step() {
     // switching to 2:4 mid-run: the next masks hold the pattern
     let mut nm = plan;
     nm.pruning.granularity = Granularity::NOfM { n: 2, m: 4 };
-    worker.send(Command::UpdatePlan(Box::new(nm)));
+    worker.send(Command::UpdatePlan(Box::new(checked(nm))));
     until(&worker, 120, |e| matches!(e, Event::Pruned { .. }));
     worker.send(Command::Pause);
     worker.send(Command::Snapshot {
@@ -230,7 +230,7 @@ fn a_plan_change_that_needs_a_reset_is_refused_and_the_run_goes_on() {
     let mut other = plan;
     other.model = sparsity_explorer::model::ModelKind::Lenet5;
     other.pruning.layers.clear();
-    worker.send(Command::UpdatePlan(Box::new(other)));
+    worker.send(Command::UpdatePlan(Box::new(checked(other))));
     let seen = until(&worker, 60, |e| matches!(e, Event::Notice { .. }));
     let Some(Event::Notice { message }) = seen.last() else {
         unreachable!()
@@ -735,4 +735,9 @@ fn host_inference_agrees_with_burn_on_every_model() {
             );
         }
     }
+}
+
+/// A plan checked as the window checks it, against the built-in digits' training split.
+fn checked(plan: ExperimentPlan) -> sparsity_explorer::plan::CheckedPlan {
+    plan.check(sparsity_explorer::data::BUILTIN_TRAIN).unwrap()
 }

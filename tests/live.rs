@@ -43,7 +43,8 @@ fn a_run_until_stopped_goes_past_its_epochs_and_follows_changes_after_the_schedu
     // after the schedule's end a new target applies at the next step, not never
     let mut higher = plan.clone();
     higher.pruning.schedule.set_final_target(0.8);
-    s.update_plan(higher.clone()).unwrap();
+    s.update_plan(higher.clone().check(s.train_len()).unwrap())
+        .unwrap();
     let outcome = s.train_step().unwrap();
     let pruned = outcome.pruned.expect("the change applies at once");
     assert!((pruned.sparsity - 0.8).abs() < 0.01, "{pruned:?}");
@@ -51,7 +52,7 @@ fn a_run_until_stopped_goes_past_its_epochs_and_follows_changes_after_the_schedu
     assert!(s.train_step().unwrap().pruned.is_none());
     let mut nm = higher;
     nm.pruning.granularity = Granularity::NOfM { n: 2, m: 4 };
-    s.update_plan(nm).unwrap();
+    s.update_plan(nm.check(s.train_len()).unwrap()).unwrap();
     let pruned = s
         .train_step()
         .unwrap()
@@ -61,7 +62,7 @@ fn a_run_until_stopped_goes_past_its_epochs_and_follows_changes_after_the_schedu
     // a plan with an end finishes at its epochs
     let mut ending = plan;
     ending.training.until_stopped = false;
-    s.update_plan(ending).unwrap();
+    s.update_plan(ending.check(s.train_len()).unwrap()).unwrap();
     assert!(s.is_done());
 }
 

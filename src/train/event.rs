@@ -14,7 +14,7 @@ use super::report::{EvalPhase, Evaluation, LayerInfo, LayerSnapshot, LayerSparsi
 use super::session::Session;
 use super::sweep_point::SweepPoint;
 use crate::infer::bench::InferBench;
-use crate::plan::ExperimentPlan;
+use crate::plan::{CheckedPlan, ExperimentPlan};
 
 /// Code for [`Command::WithSession`]; it gets `None` when there is no session.
 #[cfg(any(test, feature = "test-support"))]
@@ -54,8 +54,10 @@ pub enum Command {
     SetSpeed {
         steps_per_s: Option<f64>,
     },
-    /// Replace the pruning plan (and learning rate, evaluation interval, epochs) live.
-    UpdatePlan(Box<ExperimentPlan>),
+    /// Replace the pruning plan (and learning rate, evaluation interval, epochs) live: a
+    /// plan already checked, which the session does not check again when it was checked
+    /// against its own data's size.
+    UpdatePlan(Box<CheckedPlan>),
     /// Send a [`LayerSnapshot`] of one layer (by name) or of every prunable layer.
     Snapshot {
         layer: Option<String>,

@@ -51,7 +51,7 @@ impl RunControls<'_> {
                 ),
             );
         }
-        match &check.schedule {
+        match check.schedule() {
             Err(e) => {
                 ui.colored_label(Color32::from_rgb(230, 110, 100), e);
             }

@@ -4,7 +4,7 @@
 
 use super::AppState;
 use crate::app::plan_edit::PlanEdit;
-use crate::plan::ExperimentPlan;
+use crate::plan::{CheckedPlan, ExperimentPlan};
 use crate::prune::StepSchedule;
 
 /// The plan being edited, the plan the worker runs, and what checking the edited one found.
@@ -69,14 +69,22 @@ pub struct PlanCheck {
     /// The training examples the plan was checked against: the running session's, once it
     /// reported them, else the built-in set's.
     pub train_len: usize,
-    /// The schedule the plan resolves to, or why it cannot run.
-    pub schedule: Result<StepSchedule, String>,
+    /// The plan checked, with the schedule it resolves to, or why it cannot run.
+    pub checked: Result<CheckedPlan, String>,
     /// Why the edited plan cannot go to the run live (a new network, data, batch size,
     /// seed, backend...), or `None` when it can or there is no run.
     pub needs_reset: Option<&'static str>,
 }
 
 impl PlanCheck {
+    /// The schedule the plan resolves to, or why it cannot run.
+    pub fn schedule(&self) -> Result<&StepSchedule, &str> {
+        match &self.checked {
+            Ok(c) => Ok(c.schedule()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Check number `number` of `plan` against `train_len` examples, beside the run's
     /// `sent` plan.
     fn of(
@@ -88,7 +96,7 @@ impl PlanCheck {
         Self {
             number,
             train_len,
-            schedule: plan.validate(train_len).map_err(|e| e.to_string()),
+            checked: plan.clone().check(train_len).map_err(|e| e.to_string()),
             needs_reset: sent.and_then(|s| s.reset_reason(plan)),
         }
     }
@@ -98,20 +106,17 @@ impl AppState {
     /// Applies one edit and checks the plan once. Returns the plan to hand the running
     /// session: when it changed, can apply live and is valid (otherwise the run controls
     /// say why, and the run keeps its last valid plan).
-    pub fn edit_plan(&mut self, edit: PlanEdit) -> Option<ExperimentPlan> {
+    pub fn edit_plan(&mut self, edit: PlanEdit) -> Option<CheckedPlan> {
         self.apply_edit(edit);
         let p = &self.plan;
         let sent = p.sent.as_ref()?;
-        if !self.status.active
-            || *sent == p.edited
-            || p.check.needs_reset.is_some()
-            || p.check.schedule.is_err()
-        {
+        let checked = p.check.checked.as_ref().ok()?;
+        if !self.status.active || *sent == p.edited || p.check.needs_reset.is_some() {
             return None;
         }
-        let plan = p.edited.clone();
-        self.plan.set_sent(Some(plan.clone()));
-        Some(plan)
+        let checked = checked.clone();
+        self.plan.set_sent(Some(checked.plan().clone()));
+        Some(checked)
     }
 
     /// The run goes on on this machine: the plan says so too, and is the run's plan.

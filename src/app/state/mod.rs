@@ -149,8 +149,8 @@ impl AppState {
     /// Prepares a run of the edited plan and returns the plan to send, or says why it
     /// cannot run (in the banner, from the plan's last check).
     pub fn begin_run(&mut self) -> Option<ExperimentPlan> {
-        if let Err(e) = &self.plan.check.schedule {
-            self.banner.error = Some(e.clone());
+        if let Err(e) = self.plan.check.schedule() {
+            self.banner.error = Some(e.to_string());
             return None;
         }
         let plan = self.plan.edited.clone();

@@ -225,8 +225,9 @@ fn plan_changes_are_pushed_once_and_only_when_they_can_apply_live() {
     let pushed = s
         .edit_plan(target(&s, 0.7))
         .expect("a target change applies live");
-    assert_eq!(pushed.pruning.schedule.final_target(), 0.7);
-    assert_eq!(s.plan.sent(), Some(&pushed));
+    assert_eq!(pushed.plan().pruning.schedule.final_target(), 0.7);
+    assert_eq!(pushed.schedule().final_target(), 0.7);
+    assert_eq!(s.plan.sent(), Some(pushed.plan()));
     assert_eq!(s.edit_plan(target(&s, 0.7)), None, "already sent");
     let mut training = s.plan.edited().training.clone();
     training.batch *= 2;
@@ -256,15 +257,12 @@ fn each_edit_is_checked_once_and_nothing_else_checks_the_plan() {
     assert_eq!(s.plan.check().number, first, "events check nothing");
     assert!(s.edit_plan(target(&s, 0.7)).is_some());
     assert_eq!(s.plan.check().number, first + 1, "one edit, one check");
-    assert_eq!(
-        s.plan.check().schedule.as_ref().unwrap().final_target(),
-        0.7
-    );
+    assert_eq!(s.plan.check().schedule().unwrap().final_target(), 0.7);
     // an invalid edit is checked once too: its error is kept for the controls to show, and
     // the run keeps its last valid plan
     assert_eq!(s.edit_plan(target(&s, 1.5)), None);
     assert_eq!(s.plan.check().number, first + 2);
-    assert!(s.plan.check().schedule.is_err());
+    assert!(s.plan.check().schedule().is_err());
     assert_eq!(s.plan.sent().unwrap().pruning.schedule.final_target(), 0.7);
     // reading the check, as every frame does, checks nothing
     for _ in 0..10 {
@@ -272,7 +270,7 @@ fn each_edit_is_checked_once_and_nothing_else_checks_the_plan() {
     }
     assert_eq!(s.plan.check().number, first + 2);
     let pushed = s.edit_plan(target(&s, 0.6)).expect("valid again");
-    assert_eq!(pushed.pruning.schedule.final_target(), 0.6);
+    assert_eq!(pushed.plan().pruning.schedule.final_target(), 0.6);
     assert_eq!(s.plan.check().number, first + 3);
 }
 

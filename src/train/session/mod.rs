@@ -34,7 +34,7 @@ use crate::data::Dataset;
 use crate::masks_file::NamedMask;
 use crate::model::stack::unit_groups;
 use crate::model::{Network, ParamError, StackConfig};
-use crate::plan::{ExperimentPlan, PlanFileError, WeightsFileError};
+use crate::plan::{CheckedPlan, ExperimentPlan, PlanFileError, WeightsFileError};
 use crate::prune::{LayerRule, UnitGroup};
 
 /// Why a session cannot go on.
@@ -145,6 +145,11 @@ impl Session {
         &self.backend
     }
 
+    /// The training examples, which a plan's schedule is checked against.
+    pub fn train_len(&self) -> usize {
+        self.training.data().train.len()
+    }
+
     pub fn dataset(&self) -> &Dataset {
         self.training.data()
     }
@@ -228,11 +233,11 @@ impl Session {
 
     /// Takes a new plan mid-run. Pruning settings, learning rate, evaluation interval and
     /// epochs may change; model, dataset, batch size, seed and backend need a reset.
-    pub fn update_plan(&mut self, plan: ExperimentPlan) -> Result<(), SessionError> {
-        if let Some(what) = self.plan.reset_reason(&plan) {
+    pub fn update_plan(&mut self, checked: CheckedPlan) -> Result<(), SessionError> {
+        if let Some(what) = self.plan.reset_reason(checked.plan()) {
             return Err(SessionError::NeedsReset(what));
         }
-        let schedule = plan.validate(self.training.data().train.len())?;
+        let (plan, schedule) = checked.for_examples(self.train_len())?;
         let rules = plan
             .pruning
             .rules(&plan.layer_specs()?)

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::Waker;
 use crate::data::Dataset;
-use crate::plan::ExperimentPlan;
+use crate::plan::{CheckedPlan, ExperimentPlan};
 use crate::train::analysis::{SensitivityJob, SweepJob};
 use crate::train::backend::{select_for, spread_servers};
 use crate::train::checkpoint::CheckpointData;
@@ -396,11 +396,11 @@ impl WorkerLoop {
         Ok(())
     }
 
-    fn update_plan(&mut self, plan: ExperimentPlan) -> Result<(), WorkerError> {
+    fn update_plan(&mut self, plan: CheckedPlan) -> Result<(), WorkerError> {
         let Some(s) = self.session.as_mut() else {
             return Ok(());
         };
-        let pace = plan.training.pace;
+        let pace = plan.plan().training.pace;
         if s.plan().training.pace != pace {
             self.set_pace(pace);
         }
