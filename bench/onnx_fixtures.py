@@ -12,8 +12,12 @@ give on recorded images, so that the tests need neither.
   residual Add, GELU in PyTorch's Erf form, Tanh, Flatten, Gemm, a MatMul followed by Add,
   and LayerNormalization.
 
-`onnx-logits.safetensors` holds, for each model, the images (`images`, 16 of them, shared),
-PyTorch's logits (`NAME.torch`) and ONNX Runtime's (`NAME.ort`).
+- `gate-mlp.onnx` (`--models gate-mlp --record gate-mlp-logits.safetensors`): a dense
+  layer gated by a `Sigmoid`, the first of the operators torchvision's families need.
+
+`onnx-logits.safetensors` (or the `--record` file) holds, for each model, the images
+(`images`, 16 of them, shared), PyTorch's logits (`NAME.torch`) and ONNX Runtime's
+(`NAME.ort`).
 """
 import argparse, os, sys
 import numpy as np
@@ -51,6 +55,19 @@ class ConcatCnn(nn.Module):
         return self.fc3(x)
 
 
+class GateMlp(nn.Module):
+    """Input [batch, 1, 28, 28] to 10 logits, through a sigmoid."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(28 * 28, 32)
+        self.fc2 = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = torch.sigmoid(self.fc1(torch.flatten(x, 1)))            # [b, 32]
+        return self.fc2(x)                                          # [b, 10]
+
+
 def randomized(model, seed):
     """Every parameter and statistic drawn at random, so that a wrong layout or a tensor
     read in the wrong place changes the logits."""
@@ -80,12 +97,22 @@ def export(model, path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="tests/fixtures")
+    ap.add_argument("--models", default="resnet20,concat-cnn")
+    ap.add_argument("--record", default="onnx-logits.safetensors")
     a = ap.parse_args()
     import onnxruntime as ort
 
-    resnet = ResNet20()
-    resnet.load_state_dict(load_file(os.path.join(a.out, "resnet20.safetensors")))
-    models = {"resnet20": resnet.eval(), "concat-cnn": randomized(ConcatCnn(), 3)}
+    def resnet():
+        m = ResNet20()
+        m.load_state_dict(load_file(os.path.join(a.out, "resnet20.safetensors")))
+        return m.eval()
+
+    makers = {
+        "resnet20": resnet,
+        "concat-cnn": lambda: randomized(ConcatCnn(), 3),
+        "gate-mlp": lambda: randomized(GateMlp(), 7),
+    }
+    models = {name: makers[name]() for name in a.models.split(",")}
     images = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(5))
     record = {"images": images}
     for name, model in models.items():
@@ -98,7 +125,7 @@ def main():
         record[f"{name}.ort"] = torch.from_numpy(np.ascontiguousarray(ort_logits))
         gap = (record[f"{name}.torch"] - record[f"{name}.ort"]).abs().max().item()
         print(f"{path}: {os.path.getsize(path)} bytes, PyTorch and ONNX Runtime differ by {gap:.2e}")
-    save_file(record, os.path.join(a.out, "onnx-logits.safetensors"))
+    save_file(record, os.path.join(a.out, a.record))
 
 
 if __name__ == "__main__":

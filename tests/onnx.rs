@@ -61,9 +61,14 @@ fn assert_close(what: &str, ours: &[f32], theirs: &[f32], tolerance: f32) {
 
 /// The imported fixture's logits against PyTorch's and ONNX Runtime's.
 fn check_fixture(name: &str) -> StackConfig {
+    check_fixture_in(name, "onnx-logits.safetensors")
+}
+
+/// The same, its logits recorded in `record`.
+fn check_fixture_in(name: &str, record: &str) -> StackConfig {
     let path = fixture(&format!("{name}.onnx"));
     let model = import(&path).unwrap_or_else(|e| panic!("{e}"));
-    let recorded = fixture("onnx-logits.safetensors");
+    let recorded = fixture(record);
     let (images, dims) = tensor(&recorded, "images");
     let ours = logits(&model.stack, &path, &images, dims[0]);
     let torch = tensor(&recorded, &format!("{name}.torch")).0;
@@ -114,6 +119,12 @@ fn a_cnn_with_concat_batch_norm_pools_gelu_and_layer_norm_imports_and_gives_its_
     for name in ["stem", "left", "right", "norm", "mix", "fc1", "ln", "fc3"] {
         assert!(names.contains(&name), "no layer {name} in {names:?}");
     }
+}
+
+#[test]
+fn pytorch_s_sigmoid_imports_as_the_sigmoid_layer_and_gives_its_logits() {
+    let stack = check_fixture_in("gate-mlp", "gate-mlp-logits.safetensors");
+    assert_eq!(types(&stack), ["flatten", "linear", "sigmoid", "linear"]);
 }
 
 /// Writes `stack` with `weights` to ONNX, imports it back, and checks the network and its
