@@ -107,26 +107,12 @@ impl Kind for Attention {
 
     fn prunable(&self, at: &At) -> Vec<PrunableWeight> {
         let d = at.input.channels();
-        let projection = |part: &str, weight: &str, bias: &str, shape| PrunableWeight {
-            name: at.key(part),
-            weight_key: at.key(weight),
-            bias_key: Some(at.key(bias)),
-            shape,
-            heads: Some(self.heads),
+        let projection = |part: &str, shape| {
+            PrunableWeight::new(at.key(part), shape, true, Some(self.heads))
         };
         vec![
-            projection(
-                "in_proj",
-                "in_proj_weight",
-                "in_proj_bias",
-                LayerShape::linear(3 * self.inner(), d),
-            ),
-            projection(
-                "out_proj",
-                "out_proj.weight",
-                "out_proj.bias",
-                LayerShape::linear(d, self.inner()),
-            ),
+            projection("in_proj", LayerShape::linear(3 * self.inner(), d)),
+            projection("out_proj", LayerShape::linear(d, self.inner())),
         ]
     }
 

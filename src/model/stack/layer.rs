@@ -98,17 +98,6 @@ macro_rules! plan_config {
                 }
             }
 
-            /// The kind a plan names with `type_name`, with its default settings (no
-            /// repeat: an editor makes one from a layer).
-            pub fn template(type_name: &str) -> Option<LayerConfig> {
-                $(
-                    if type_name == <<$plan as Plan>::Kind as Kind>::TYPE {
-                        return Some(LayerConfig::$name(<$plan as Plan>::template()));
-                    }
-                )*
-                None
-            }
-
             /// Every kind with its default settings, in the registry's order.
             pub fn templates() -> Vec<LayerConfig> {
                 vec![$(LayerConfig::$name(<$plan as Plan>::template()),)*]

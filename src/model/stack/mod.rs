@@ -17,7 +17,7 @@ use thiserror::Error;
 use crate::layers::{At, Fit, Resolved};
 use crate::prune::LayerSpec;
 
-pub use crate::layers::{PrunableWeight, Shape};
+pub use crate::layers::{PrunableWeight, Shape, bias_key, weight_key};
 pub use groups::unit_groups;
 pub use layer::{Layer, LayerConfig, Repeat};
 pub use outputs::{Outputs, Readers};
@@ -90,24 +90,6 @@ pub struct ResolvedLayer {
     /// The shape of its (first) input.
     pub input: Shape,
     pub output: Shape,
-}
-
-/// The `state_dict` name of a prunable weight's tensor: `{layer}.weight`, except for
-/// attention's packed input projection, which PyTorch's `nn.MultiheadAttention` names
-/// `in_proj_weight` (its output projection is a plain `out_proj.weight`).
-pub fn weight_key(layer: &str) -> String {
-    match layer.strip_suffix(".in_proj") {
-        Some(attention) => format!("{attention}.in_proj_weight"),
-        None => format!("{layer}.weight"),
-    }
-}
-
-/// The `state_dict` name of a prunable weight's bias (see [`weight_key`]).
-pub fn bias_key(layer: &str) -> String {
-    match layer.strip_suffix(".in_proj") {
-        Some(attention) => format!("{attention}.in_proj_bias"),
-        None => format!("{layer}.bias"),
-    }
 }
 
 impl ResolvedLayer {
